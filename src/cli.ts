@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from "./config.js";
+import { errorMessage } from "./core/errors.js";
+import { createLogger } from "./log.js";
+import { StartupError, startService } from "./service.js";
+
+const USAGE = `usage: nomad-gha-dispatcher [serve|doctor|help]
+
+  serve    run the service (default)
+  doctor   check every dependency and print a checklist with fixes
+
+Configuration comes from the environment; see the README for every variable.`;
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0] ?? "serve";
+  if (command === "help" || command === "--help" || command === "-h") {
+    console.log(USAGE);
+    return 0;
+  }
+  if (command !== "serve" && command !== "doctor") {
+    console.error(`unknown command "${command}"\n${USAGE}`);
+    return 2;
+  }
+
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const problem of err.problems) console.error(`config error: ${problem}`);
+      return 2;
+    }
+    throw err;
+  }
+
+  if (command === "doctor") {
+    const { runDoctor } = await import("./doctor.js");
+    return runDoctor(config);
+  }
+
+  const log = createLogger({ level: config.logLevel });
+  let service;
+  try {
+    service = await startService(config, log);
+  } catch (err) {
+    if (err instanceof StartupError) {
+      log.fatal(err.message);
+      console.error(`startup error: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+  const running = service;
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, "shutting down: finishing webhooks in flight");
+      running.close().then(resolve, (err: unknown) => {
+        log.error({ err: errorMessage(err) }, "shutdown failed");
+        resolve();
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,265 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+
+/** Where the bundled runner job lives, relative to this file in both src/ and dist/. */
+export const BUNDLED_RUNNER_JOB_FILE = fileURLToPath(new URL("../jobs/github-runner.nomad.hcl", import.meta.url));
+
+export type RunnerRegistration = "jit" | "token";
+export type RunnerScope = "repo" | "org";
+
+export type GitHubAuthConfig =
+  | { kind: "token"; token: string }
+  | { kind: "app"; appId: number; privateKey: string };
+
+export interface Config {
+  host: string;
+  port: number;
+  /** 0 disables the metrics listener. */
+  metricsPort: number;
+  logLevel: string;
+  /** Maximum accepted webhook body size in bytes. */
+  webhookBodyLimit: number;
+  github: {
+    webhookSecrets: string[];
+    auth: GitHubAuthConfig;
+    apiUrl: string;
+    webUrl: string;
+  };
+  runner: {
+    /** Labels a job must request (all of them, lower-cased) for us to serve it. */
+    labels: string[];
+    registration: RunnerRegistration;
+    scope: RunnerScope;
+    groupId: number;
+    namePrefix: string;
+  };
+  allowedOwners: string[];
+  allowedRepos: string[];
+  nomad: {
+    addr: string;
+    token?: string;
+    namespace: string;
+    region?: string;
+    runnerJob: string;
+    runnerJobFile: string;
+    runnerJobVarsFile?: string;
+    registerRunnerJob: boolean;
+  };
+  vault: {
+    addr: string;
+    token: string;
+    namespace?: string;
+    kvMount: string;
+    kvPrefix: string;
+    /** VAULT_ADDR as the runner allocations reach it. */
+    runnerAddr: string;
+    wrapTtl: string;
+    requireAudit: boolean;
+  };
+  reconcileIntervalSeconds: number;
+  dispatcherId: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const list = (v: string | undefined) =>
+  (v ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+const url = (name: string) =>
+  z
+    .string()
+    .url(`${name} must be a URL like http://127.0.0.1:4646`)
+    .transform((s) => s.replace(/\/+$/, ""));
+
+const bool = (name: string, dflt: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"], { message: `${name} must be true or false` })
+    .optional()
+    .transform((v) => (v === undefined ? dflt : ["true", "1", "yes"].includes(v)));
+
+const int = (name: string, dflt: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === "") return dflt;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: "custom", message: `${name} must be an integer from ${min} to ${max}, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const durationPattern = /^\d+[smh]?$/;
+
+const envSchema = z.object({
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: int("PORT", 8080, 0, 65535),
+  METRICS_PORT: int("METRICS_PORT", 9102, 0, 65535),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  WEBHOOK_BODY_LIMIT: int("WEBHOOK_BODY_LIMIT", 1024 * 1024, 1024, 25 * 1024 * 1024),
+  GITHUB_WEBHOOK_SECRET: z.string({ message: "GITHUB_WEBHOOK_SECRET is required (the secret set on the GitHub webhook)" }),
+  GITHUB_TOKEN: z.string().optional(),
+  GITHUB_APP_ID: z.string().regex(/^\d+$/, "GITHUB_APP_ID must be the numeric App ID").optional(),
+  GITHUB_APP_PRIVATE_KEY: z.string().optional(),
+  GITHUB_APP_PRIVATE_KEY_FILE: z.string().optional(),
+  GITHUB_API_URL: url("GITHUB_API_URL").default("https://api.github.com"),
+  GITHUB_URL: url("GITHUB_URL").default("https://github.com"),
+  RUNNER_LABELS: z.string().default("self-hosted,nomad"),
+  RUNNER_REGISTRATION: z.enum(["jit", "token"], { message: "RUNNER_REGISTRATION must be jit or token" }).default("jit"),
+  RUNNER_SCOPE: z.enum(["repo", "org"], { message: "RUNNER_SCOPE must be repo or org" }).default("repo"),
+  RUNNER_GROUP_ID: int("RUNNER_GROUP_ID", 1, 1, Number.MAX_SAFE_INTEGER),
+  RUNNER_NAME_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "RUNNER_NAME_PREFIX must be 1-31 lower-case letters, digits or dashes")
+    .default("nomad-gha"),
+  ALLOWED_OWNERS: z.string().optional(),
+  ALLOWED_REPOS: z.string().optional(),
+  NOMAD_ADDR: url("NOMAD_ADDR").default("http://127.0.0.1:4646"),
+  NOMAD_TOKEN: z.string().optional(),
+  NOMAD_NAMESPACE: z.string().min(1).default("default"),
+  NOMAD_REGION: z.string().optional(),
+  NOMAD_RUNNER_JOB: z
+    .string()
+    .regex(/^[a-zA-Z0-9_-]+$/, "NOMAD_RUNNER_JOB must be a plain job ID (letters, digits, - and _)")
+    .default("github-runner"),
+  NOMAD_RUNNER_JOB_FILE: z.string().default(BUNDLED_RUNNER_JOB_FILE),
+  NOMAD_RUNNER_JOB_VARS_FILE: z.string().optional(),
+  NOMAD_REGISTER_RUNNER_JOB: bool("NOMAD_REGISTER_RUNNER_JOB", true),
+  VAULT_ADDR: url("VAULT_ADDR").default("http://127.0.0.1:8200"),
+  VAULT_TOKEN: z.string({ message: "VAULT_TOKEN is required" }).min(1, "VAULT_TOKEN is required"),
+  VAULT_NAMESPACE: z.string().optional(),
+  VAULT_KV_MOUNT: z.string().regex(/^[a-zA-Z0-9_-]+$/, "VAULT_KV_MOUNT must be a mount name like secret").default("secret"),
+  VAULT_KV_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9_-]+(\/[a-zA-Z0-9_-]+)*$/, "VAULT_KV_PREFIX must be a path like nomad-gha-dispatcher")
+    .default("nomad-gha-dispatcher"),
+  RUNNER_VAULT_ADDR: url("RUNNER_VAULT_ADDR").optional(),
+  VAULT_WRAP_TTL: z.string().regex(durationPattern, "VAULT_WRAP_TTL must be a duration like 10m").default("10m"),
+  VAULT_REQUIRE_AUDIT: bool("VAULT_REQUIRE_AUDIT", true),
+  RECONCILE_INTERVAL: int("RECONCILE_INTERVAL", 60, 1, 86400),
+  DISPATCHER_ID: z.string().regex(/^[a-z0-9-]{1,40}$/, "DISPATCHER_ID must be lower-case letters, digits, dashes").default("nomad-gha-dispatcher"),
+});
+
+type Env = Record<string, string | undefined>;
+
+/** Parses the environment; throws ConfigError listing every problem, one line each. */
+export function loadConfig(env: Env = process.env): Config {
+  const cleaned: Env = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = envSchema.safeParse(cleaned);
+  // Cross-field checks run on the raw values too, so one start lists every problem at once.
+  const problems = parsed.success ? [] : parsed.error.issues.map(describeIssue);
+  const auth = githubAuth(cleaned, problems);
+  const labels = list(cleaned.RUNNER_LABELS ?? "self-hosted,nomad").map((l) => l.toLowerCase());
+  if (labels.length === 0) problems.push("RUNNER_LABELS must name at least one label");
+  const allowedRepos = list(cleaned.ALLOWED_REPOS).map((r) => r.toLowerCase());
+  for (const repo of allowedRepos) {
+    if (!/^[^/\s]+\/[^/\s]+$/.test(repo)) problems.push(`ALLOWED_REPOS entry "${repo}" must look like owner/repo`);
+  }
+  const webhookSecrets = list(cleaned.GITHUB_WEBHOOK_SECRET);
+  if (cleaned.GITHUB_WEBHOOK_SECRET !== undefined && webhookSecrets.length === 0) {
+    problems.push("GITHUB_WEBHOOK_SECRET must contain at least one secret");
+  }
+  if (!parsed.success || problems.length > 0 || !auth) throw new ConfigError(problems);
+  const e = parsed.data;
+
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    metricsPort: e.METRICS_PORT,
+    logLevel: e.LOG_LEVEL,
+    webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
+    github: { webhookSecrets, auth, apiUrl: e.GITHUB_API_URL, webUrl: e.GITHUB_URL },
+    runner: {
+      labels,
+      registration: e.RUNNER_REGISTRATION,
+      scope: e.RUNNER_SCOPE,
+      groupId: e.RUNNER_GROUP_ID,
+      namePrefix: e.RUNNER_NAME_PREFIX,
+    },
+    allowedOwners: list(e.ALLOWED_OWNERS).map((o) => o.toLowerCase()),
+    allowedRepos,
+    nomad: {
+      addr: e.NOMAD_ADDR,
+      token: e.NOMAD_TOKEN,
+      namespace: e.NOMAD_NAMESPACE,
+      region: e.NOMAD_REGION,
+      runnerJob: e.NOMAD_RUNNER_JOB,
+      runnerJobFile: e.NOMAD_RUNNER_JOB_FILE,
+      runnerJobVarsFile: e.NOMAD_RUNNER_JOB_VARS_FILE,
+      registerRunnerJob: e.NOMAD_REGISTER_RUNNER_JOB,
+    },
+    vault: {
+      addr: e.VAULT_ADDR,
+      token: e.VAULT_TOKEN,
+      namespace: e.VAULT_NAMESPACE,
+      kvMount: e.VAULT_KV_MOUNT,
+      kvPrefix: e.VAULT_KV_PREFIX,
+      runnerAddr: e.RUNNER_VAULT_ADDR ?? e.VAULT_ADDR,
+      wrapTtl: e.VAULT_WRAP_TTL,
+      requireAudit: e.VAULT_REQUIRE_AUDIT,
+    },
+    reconcileIntervalSeconds: e.RECONCILE_INTERVAL,
+    dispatcherId: e.DISPATCHER_ID,
+  };
+}
+
+function githubAuth(e: Env, problems: string[]): GitHubAuthConfig | undefined {
+  const hasApp = e.GITHUB_APP_ID !== undefined;
+  const hasKey = e.GITHUB_APP_PRIVATE_KEY !== undefined || e.GITHUB_APP_PRIVATE_KEY_FILE !== undefined;
+  if (e.GITHUB_TOKEN && (hasApp || hasKey)) {
+    problems.push("set either GITHUB_TOKEN or GITHUB_APP_ID with GITHUB_APP_PRIVATE_KEY(_FILE), not both");
+    return undefined;
+  }
+  if (e.GITHUB_TOKEN) return { kind: "token", token: e.GITHUB_TOKEN };
+  if (!hasApp && !hasKey) {
+    problems.push("GitHub credentials missing: set GITHUB_TOKEN, or GITHUB_APP_ID with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE");
+    return undefined;
+  }
+  if (!hasApp) {
+    problems.push("GITHUB_APP_ID is required with GITHUB_APP_PRIVATE_KEY(_FILE)");
+    return undefined;
+  }
+  if (!/^\d+$/.test(e.GITHUB_APP_ID ?? "")) return undefined; // reported by the schema
+  const privateKey = readPrivateKey(e, problems);
+  return privateKey ? { kind: "app", appId: Number(e.GITHUB_APP_ID), privateKey } : undefined;
+}
+
+function readPrivateKey(e: Env, problems: string[]): string | undefined {
+  let key = e.GITHUB_APP_PRIVATE_KEY;
+  if (!key && e.GITHUB_APP_PRIVATE_KEY_FILE) {
+    try {
+      key = readFileSync(e.GITHUB_APP_PRIVATE_KEY_FILE, "utf8");
+    } catch (err) {
+      problems.push(`GITHUB_APP_PRIVATE_KEY_FILE cannot be read: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+  if (!key) {
+    problems.push("GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE is required with GITHUB_APP_ID");
+    return undefined;
+  }
+  // Env files often carry the PEM with literal "\n"; accept both forms.
+  key = key.replace(/\\n/g, "\n");
+  if (!key.includes("PRIVATE KEY-----")) {
+    problems.push("GITHUB_APP_PRIVATE_KEY is not a PEM private key (expected -----BEGIN ... PRIVATE KEY-----)");
+    return undefined;
+  }
+  return key;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const name = issue.path.join(".");
+  if (issue.message.startsWith(name)) return issue.message;
+  return `${name}: ${issue.message}`;
+}

@@ -1,0 +1,27 @@
+/**
+ * The part of a `workflow_job` webhook the decisions need, as plain data. Keeping the decisions
+ * off the full payload type lets the reconciler feed them jobs it listed from the REST API too.
+ */
+export interface WorkflowJob {
+  id: number;
+  runId: number;
+  owner: string;
+  repo: string;
+  labels: string[];
+  status: "queued" | "waiting" | "in_progress" | "completed" | "pending" | "requested";
+  conclusion: string | null;
+  runnerName: string | null;
+  createdAt: string;
+  installationId?: number;
+}
+
+export type JobAction = "queued" | "waiting" | "in_progress" | "completed";
+
+export interface JobEvent {
+  action: JobAction;
+  job: WorkflowJob;
+}
+
+export function repoFullName(job: Pick<WorkflowJob, "owner" | "repo">): string {
+  return `${job.owner}/${job.repo}`;
+}

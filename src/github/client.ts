@@ -1,0 +1,254 @@
+import { createAppAuth } from "@octokit/auth-app";
+import { Octokit } from "@octokit/rest";
+import { RequestError } from "@octokit/request-error";
+import type { GitHubAuthConfig, RunnerScope } from "../config.js";
+import { DependencyError, isNetworkError } from "../core/errors.js";
+import type { WorkflowJob } from "../core/job-event.js";
+
+/** Where a runner is registered: a repository, or its owner organisation for org-scoped runners. */
+export interface RunnerTarget {
+  owner: string;
+  repo: string;
+  installationId?: number;
+}
+
+export interface GitHubRunner {
+  id: number;
+  name: string;
+  status: string;
+  busy: boolean;
+  labels: string[];
+}
+
+export interface GitHubClientOptions {
+  auth: GitHubAuthConfig;
+  apiUrl: string;
+  webUrl: string;
+  scope: RunnerScope;
+  runnerGroupId: number;
+  userAgent?: string;
+}
+
+/** Refresh cached registration/remove tokens this long before GitHub expires them (1 h). */
+const TOKEN_REFRESH_MARGIN_MS = 10 * 60_000;
+
+/** The GitHub calls the dispatcher makes, for a PAT or a GitHub App installation. */
+export class GitHubClient {
+  private readonly octokits = new Map<string, Octokit>();
+  private readonly tokenCache = new Map<string, Promise<{ token: string; expiresAt: number }>>();
+
+  constructor(private readonly opts: GitHubClientOptions) {}
+
+  /** The URL `config.sh --url` takes for this target's scope. */
+  scopeUrl(target: RunnerTarget): string {
+    return this.opts.scope === "org" ? `${this.opts.webUrl}/${target.owner}` : `${this.opts.webUrl}/${target.owner}/${target.repo}`;
+  }
+
+  scopeKey(target: RunnerTarget): string {
+    return this.opts.scope === "org" ? target.owner.toLowerCase() : `${target.owner}/${target.repo}`.toLowerCase();
+  }
+
+  /** Creates the runner and its single-use JIT config. Throws RunnerExistsError on a name clash. */
+  async createJitRunner(target: RunnerTarget, name: string, labels: string[]): Promise<{ runnerId: number; jitconfig: string }> {
+    const body = { name, runner_group_id: this.opts.runnerGroupId, labels, work_folder: "_work" };
+    try {
+      const res = await this.call(target, "generate JIT runner config", (o) =>
+        this.opts.scope === "org"
+          ? o.rest.actions.generateRunnerJitconfigForOrg({ org: target.owner, ...body })
+          : o.rest.actions.generateRunnerJitconfigForRepo({ owner: target.owner, repo: target.repo, ...body }),
+      );
+      return { runnerId: res.data.runner.id, jitconfig: res.data.encoded_jit_config };
+    } catch (err) {
+      if (err instanceof DependencyError && err.status === 409) throw new RunnerExistsError(name);
+      throw err;
+    }
+  }
+
+  /** A registration token for the target's scope, reused until shortly before it expires. */
+  registrationToken(target: RunnerTarget): Promise<string> {
+    return this.cachedToken("registration", target, (o) =>
+      this.opts.scope === "org"
+        ? o.rest.actions.createRegistrationTokenForOrg({ org: target.owner })
+        : o.rest.actions.createRegistrationTokenForRepo({ owner: target.owner, repo: target.repo }),
+    );
+  }
+
+  /** A remove token (for the runner's own poststop clean-up), reused like registration tokens. */
+  removeToken(target: RunnerTarget): Promise<string> {
+    return this.cachedToken("remove", target, (o) =>
+      this.opts.scope === "org"
+        ? o.rest.actions.createRemoveTokenForOrg({ org: target.owner })
+        : o.rest.actions.createRemoveTokenForRepo({ owner: target.owner, repo: target.repo }),
+    );
+  }
+
+  async findRunner(target: RunnerTarget, name: string): Promise<GitHubRunner | undefined> {
+    const res = await this.call(target, "find runner", (o) =>
+      this.opts.scope === "org"
+        ? o.rest.actions.listSelfHostedRunnersForOrg({ org: target.owner, name, per_page: 100 })
+        : o.rest.actions.listSelfHostedRunnersForRepo({ owner: target.owner, repo: target.repo, name, per_page: 100 }),
+    );
+    const runner = res.data.runners.find((r) => r.name === name);
+    return runner && toRunner(runner);
+  }
+
+  /** Deregisters a runner; a busy runner is left alone ("busy"), a missing one is "gone". */
+  async deleteRunner(target: RunnerTarget, runnerId: number): Promise<"deleted" | "busy" | "gone"> {
+    try {
+      await this.call(target, "delete runner", (o) =>
+        this.opts.scope === "org"
+          ? o.rest.actions.deleteSelfHostedRunnerFromOrg({ org: target.owner, runner_id: runnerId })
+          : o.rest.actions.deleteSelfHostedRunnerFromRepo({ owner: target.owner, repo: target.repo, runner_id: runnerId }),
+      );
+      return "deleted";
+    } catch (err) {
+      if (err instanceof DependencyError && err.status === 404) return "gone";
+      // GitHub refuses to delete a runner that is running a job (422).
+      if (err instanceof DependencyError && err.status === 422) return "busy";
+      throw err;
+    }
+  }
+
+  async getJob(target: RunnerTarget, jobId: number): Promise<WorkflowJob | undefined> {
+    try {
+      const res = await this.call(target, "read job", (o) =>
+        o.rest.actions.getJobForWorkflowRun({ owner: target.owner, repo: target.repo, job_id: jobId }),
+      );
+      return jobFromRest(target, res.data);
+    } catch (err) {
+      if (err instanceof DependencyError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private cachedToken(
+    kind: "registration" | "remove",
+    target: RunnerTarget,
+    create: (o: Octokit) => Promise<{ data: { token: string; expires_at: string } }>,
+  ): Promise<string> {
+    const key = `${kind}:${this.scopeKey(target)}`;
+    const cached = this.tokenCache.get(key);
+    const fresh = async () => {
+      const res = await this.call(target, `create ${kind} token`, create);
+      return { token: res.data.token, expiresAt: Date.parse(res.data.expires_at) };
+    };
+    const pending = (async () => {
+      if (cached) {
+        try {
+          const value = await cached;
+          if (value.expiresAt - Date.now() > TOKEN_REFRESH_MARGIN_MS) return value;
+        } catch {
+          // a failed earlier attempt is simply retried below
+        }
+      }
+      return fresh();
+    })();
+    // One in-flight request per scope: a burst for one repository shares it.
+    this.tokenCache.set(key, pending);
+    pending.catch(() => this.tokenCache.get(key) === pending && this.tokenCache.delete(key));
+    return pending.then((v) => v.token);
+  }
+
+  private async call<T>(target: RunnerTarget, what: string, fn: (o: Octokit) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.octokitFor(target));
+    } catch (err) {
+      throw toDependencyError(what, err);
+    }
+  }
+
+  private octokitFor(target: RunnerTarget): Octokit {
+    const key = this.opts.auth.kind === "app" ? `installation:${target.installationId ?? "?"}` : "pat";
+    let octokit = this.octokits.get(key);
+    if (!octokit) {
+      octokit = this.createOctokit(target.installationId);
+      this.octokits.set(key, octokit);
+    }
+    return octokit;
+  }
+
+  private createOctokit(installationId: number | undefined): Octokit {
+    const base = { baseUrl: this.opts.apiUrl, userAgent: this.opts.userAgent ?? "nomad-gha-dispatcher", log: silentLog };
+    if (this.opts.auth.kind === "token") return new Octokit({ ...base, auth: this.opts.auth.token });
+    if (installationId === undefined) {
+      throw new DependencyError("github", "GitHub App auth needs an installation id (webhook payload has none)", undefined, false);
+    }
+    return new Octokit({
+      ...base,
+      authStrategy: createAppAuth,
+      auth: { appId: this.opts.auth.appId, privateKey: this.opts.auth.privateKey, installationId },
+    });
+  }
+}
+
+export class RunnerExistsError extends Error {
+  constructor(readonly runnerName: string) {
+    super(`a runner named ${runnerName} already exists`);
+    this.name = "RunnerExistsError";
+  }
+}
+
+const silentLog = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+
+interface RestRunner {
+  id: number;
+  name: string;
+  status: string;
+  busy: boolean;
+  labels: Array<{ name: string }>;
+}
+
+function toRunner(r: RestRunner): GitHubRunner {
+  return { id: r.id, name: r.name, status: r.status, busy: r.busy, labels: r.labels.map((l) => l.name) };
+}
+
+interface RestJob {
+  id: number;
+  run_id: number;
+  status: string;
+  conclusion: string | null;
+  labels: string[];
+  runner_name: string | null;
+  created_at: string;
+}
+
+export function jobFromRest(target: RunnerTarget, j: RestJob): WorkflowJob {
+  return {
+    id: j.id,
+    runId: j.run_id,
+    owner: target.owner,
+    repo: target.repo,
+    labels: j.labels,
+    status: j.status as WorkflowJob["status"],
+    conclusion: j.conclusion,
+    runnerName: j.runner_name,
+    createdAt: j.created_at,
+    installationId: target.installationId,
+  };
+}
+
+/** GitHub signals both primary and secondary rate limits with 403 or 429. */
+function toDependencyError(what: string, err: unknown): DependencyError {
+  if (err instanceof DependencyError) return err;
+  if (err instanceof RequestError) {
+    const headers = err.response?.headers ?? {};
+    const retryAfter = Number(headers["retry-after"] ?? NaN);
+    const remaining = headers["x-ratelimit-remaining"];
+    const reset = Number(headers["x-ratelimit-reset"] ?? NaN);
+    const rateLimited =
+      err.status === 429 || (err.status === 403 && (remaining === "0" || /rate limit/i.test(err.message)));
+    const waitSeconds = Number.isFinite(retryAfter)
+      ? retryAfter
+      : rateLimited && Number.isFinite(reset)
+        ? Math.max(1, reset - Math.floor(Date.now() / 1000))
+        : undefined;
+    const transient = rateLimited || err.status >= 500;
+    return new DependencyError("github", `GitHub ${what}: ${err.status} ${err.message}`, err.status, transient, waitSeconds);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new DependencyError("github", `GitHub ${what}: ${message}`, undefined, isNetworkError(err) || isFetchFailure(err));
+}
+
+function isFetchFailure(err: unknown): boolean {
+  return err instanceof Error && /fetch failed|ECONNREFUSED|socket|network/i.test(`${err.message} ${String(err.cause ?? "")}`);
+}

@@ -1,0 +1,97 @@
+import { Webhooks } from "@octokit/webhooks";
+import { z } from "zod";
+import type { JobEvent } from "../core/job-event.js";
+
+/**
+ * Step one of receiving a webhook: is the body signed with one of our secrets? More than one
+ * secret is accepted so that a secret can be rotated without dropping deliveries.
+ */
+export class WebhookVerifier {
+  private readonly verifiers: Webhooks[];
+
+  constructor(secrets: string[]) {
+    if (secrets.length === 0) throw new Error("at least one webhook secret is required");
+    this.verifiers = secrets.map((secret) => new Webhooks({ secret }));
+  }
+
+  async verify(rawBody: string, signature: string | undefined): Promise<boolean> {
+    if (!signature || !/^sha256=[0-9a-f]{64}$/i.test(signature)) return false;
+    for (const verifier of this.verifiers) {
+      if (await verifier.verify(rawBody, signature)) return true;
+    }
+    return false;
+  }
+}
+
+/** The headers every GitHub delivery carries. */
+export interface DeliveryHeaders {
+  id: string;
+  event: string;
+  signature: string | undefined;
+  hookId?: string;
+}
+
+export function readDeliveryHeaders(get: (name: string) => string | undefined): DeliveryHeaders | string {
+  const id = get("x-github-delivery");
+  const event = get("x-github-event");
+  if (!id) return "missing X-GitHub-Delivery header";
+  if (!event) return "missing X-GitHub-Event header";
+  return { id, event, signature: get("x-hub-signature-256"), hookId: get("x-github-hook-id") };
+}
+
+const KNOWN_ACTIONS = new Set(["queued", "waiting", "in_progress", "completed"]);
+
+const workflowJobPayload = z.object({
+  action: z.enum(["queued", "waiting", "in_progress", "completed"]),
+  workflow_job: z.object({
+    id: z.number().int().positive(),
+    run_id: z.number().int().positive(),
+    status: z.string(),
+    conclusion: z.string().nullable().optional(),
+    labels: z.array(z.string()),
+    runner_name: z.string().nullable().optional(),
+    created_at: z.string(),
+  }),
+  repository: z.object({
+    name: z.string().min(1),
+    owner: z.object({ login: z.string().min(1) }),
+  }),
+  installation: z.object({ id: z.number().int().positive() }).optional(),
+});
+
+/**
+ * Step two, after verification: the `workflow_job` payload as plain data. Unknown actions are
+ * reported as such rather than as malformed, so a future GitHub action is ignored, not rejected.
+ */
+export function parseWorkflowJob(
+  payload: unknown,
+): { ok: true; event: JobEvent } | { ok: false; error: string } | { ok: "ignore"; reason: string } {
+  const action = (payload as { action?: unknown } | null)?.action;
+  if (typeof action === "string" && !KNOWN_ACTIONS.has(action)) {
+    return { ok: "ignore", reason: `workflow_job action ${action} is not one we act on` };
+  }
+  const parsed = workflowJobPayload.safeParse(payload);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    return { ok: false, error: `invalid workflow_job payload: ${first?.path.join(".") || "body"}: ${first?.message ?? "malformed"}` };
+  }
+  const p = parsed.data;
+  return {
+    ok: true,
+    event: {
+      action: p.action,
+      job: {
+        id: p.workflow_job.id,
+        runId: p.workflow_job.run_id,
+        owner: p.repository.owner.login,
+        repo: p.repository.name,
+        labels: p.workflow_job.labels,
+        status: p.workflow_job.status as JobEvent["job"]["status"],
+        conclusion: p.workflow_job.conclusion ?? null,
+        runnerName: p.workflow_job.runner_name ?? null,
+        createdAt: p.workflow_job.created_at,
+        installationId: p.installation?.id,
+      },
+    },
+  };
+}

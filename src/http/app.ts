@@ -1,0 +1,109 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { errorMessage, isTransient } from "../core/errors.js";
+import type { JobEvent } from "../core/job-event.js";
+import { parseWorkflowJob, readDeliveryHeaders, type WebhookVerifier } from "../github/webhook.js";
+import type { Logger } from "../log.js";
+import type { EventOutcome } from "../runners/handle-event.js";
+
+export interface ReadinessReport {
+  ready: boolean;
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+export interface WebhookObserver {
+  delivery(event: string, outcome: string): void;
+}
+
+export interface AppOptions {
+  verifier: WebhookVerifier;
+  handle: (event: JobEvent) => Promise<EventOutcome>;
+  readiness: () => Promise<ReadinessReport>;
+  bodyLimitBytes: number;
+  log: Logger;
+  observer?: WebhookObserver;
+}
+
+/**
+ * The public surface: what the tunnel routes to. The webhook route verifies the signature over
+ * the raw body before it looks at anything else, so an unsigned request costs one HMAC.
+ */
+export function createApp(opts: AppOptions): Hono {
+  const app = new Hono();
+  const { log } = opts;
+  const observe = (event: string, outcome: string) => opts.observer?.delivery(event, outcome);
+
+  app.post(
+    "/webhook",
+    bodyLimit({
+      maxSize: opts.bodyLimitBytes,
+      onError: (c) => {
+        observe("unknown", "too_large");
+        return c.json({ error: `body exceeds ${opts.bodyLimitBytes} bytes` }, 413);
+      },
+    }),
+    async (c) => {
+      const raw = await c.req.text();
+      if (!(await opts.verifier.verify(raw, c.req.header("x-hub-signature-256")))) {
+        observe("unknown", "bad_signature");
+        log.warn({ delivery: c.req.header("x-github-delivery") }, "webhook rejected: bad or missing signature");
+        return c.json({ error: "invalid or missing X-Hub-Signature-256" }, 401);
+      }
+      const headers = readDeliveryHeaders((name) => c.req.header(name));
+      if (typeof headers === "string") {
+        observe("unknown", "bad_request");
+        return c.json({ error: headers }, 400);
+      }
+      let payload: unknown;
+      try {
+        payload = JSON.parse(raw);
+      } catch {
+        observe(headers.event, "bad_request");
+        return c.json({ error: "body is not valid JSON" }, 400);
+      }
+      if (headers.event === "ping") {
+        observe("ping", "pong");
+        return c.json({ outcome: "pong" });
+      }
+      if (headers.event !== "workflow_job") {
+        observe(headers.event, "ignored");
+        return c.json({ outcome: "ignored", reason: `event ${headers.event} is not handled` });
+      }
+      const parsed = parseWorkflowJob(payload);
+      if (parsed.ok === "ignore") {
+        observe(headers.event, "ignored");
+        return c.json({ outcome: "ignored", reason: parsed.reason });
+      }
+      if (!parsed.ok) {
+        observe(headers.event, "bad_request");
+        return c.json({ error: parsed.error }, 400);
+      }
+      try {
+        const result = await opts.handle(parsed.event);
+        observe(headers.event, result.outcome);
+        return c.json(result, result.outcome === "in-flight" ? 202 : 200);
+      } catch (err) {
+        // GitHub marks the delivery failed; the job is still queued at GitHub, so the reconciler
+        // (or a redelivery) picks it up once the dependency is back.
+        const transient = isTransient(err);
+        observe(headers.event, transient ? "retry_later" : "error");
+        log.error({ delivery: headers.id, job: parsed.event.job.id, err: errorMessage(err) }, "webhook handling failed");
+        return c.json({ error: errorMessage(err), retry: transient }, transient ? 503 : 500);
+      }
+    },
+  );
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.get("/readyz", async (c) => {
+    const report = await opts.readiness();
+    return c.json(report, report.ready ? 200 : 503);
+  });
+
+  app.notFound((c) => c.json({ error: "not found" }, 404));
+  app.onError((err, c) => {
+    log.error({ err: errorMessage(err) }, "unhandled error");
+    return c.json({ error: "internal error" }, 500);
+  });
+  return app;
+}

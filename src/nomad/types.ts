@@ -1,0 +1,48 @@
+// The subset of Nomad's API shapes the dispatcher reads; field names as Nomad sends them.
+
+export interface NomadJob {
+  ID: string;
+  Name?: string;
+  Namespace?: string;
+  Type?: string;
+  Status?: string;
+  Stop?: boolean;
+  ParentID?: string;
+  Dispatched?: boolean;
+  Meta?: Record<string, string> | null;
+  ParameterizedJob?: { Payload?: string; MetaRequired?: string[] | null; MetaOptional?: string[] | null } | null;
+  TaskGroups?: Array<{
+    Name: string;
+    Tasks?: Array<{ Name: string; Lifecycle?: { Hook: string; Sidecar?: boolean } | null }>;
+  }>;
+  JobModifyIndex?: number;
+  [field: string]: unknown;
+}
+
+export interface NomadJobStub {
+  ID: string;
+  ParentID: string;
+  Name: string;
+  Type: string;
+  Status: "pending" | "running" | "dead";
+  Stop: boolean;
+  Meta?: Record<string, string> | null;
+  SubmitTime: number;
+  ModifyIndex?: number;
+}
+
+export interface AllocationStub {
+  ID: string;
+  JobID: string;
+  ClientStatus: "pending" | "running" | "complete" | "failed" | "lost" | "unknown";
+  DesiredStatus: string;
+  TaskStates?: Record<string, { State: string; Failed: boolean }> | null;
+  CreateTime: number;
+  ModifyTime: number;
+}
+
+export interface DispatchResult {
+  dispatchedJobId: string;
+  /** false when Nomad returned an existing child for the idempotency token. */
+  created: boolean;
+}

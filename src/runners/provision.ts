@@ -1,0 +1,105 @@
+import { errorMessage } from "../core/errors.js";
+import type { WorkflowJob } from "../core/job-event.js";
+import { repoFullName } from "../core/job-event.js";
+import { dispatchedJobPrefix, idempotencyTokenFor } from "../core/naming.js";
+import { RunnerExistsError, type RunnerTarget } from "../github/client.js";
+import type { RunnerSecret } from "../vault/client.js";
+import type { RunnerDeps } from "./deps.js";
+import { withRetry } from "./retry.js";
+
+export type ProvisionOutcome =
+  | { status: "dispatched"; nomadJobId: string }
+  /** A runner job for this GitHub job exists already (redelivery, duplicate, other replica). */
+  | { status: "duplicate"; nomadJobId: string }
+  /**
+   * The runner is registered at GitHub but its credential is not in Vault yet: another replica
+   * or delivery is provisioning it right now, or one crashed half-way (the reconciler replaces
+   * such a runner once it is stale).
+   */
+  | { status: "in-flight" };
+
+export function targetOf(job: WorkflowJob): RunnerTarget {
+  return { owner: job.owner, repo: job.repo, installationId: job.installationId };
+}
+
+/** Labels the runner registers with: ours plus whatever the job asked for, so it can take it. */
+export function runnerLabelsFor(job: WorkflowJob, ours: string[]): string[] {
+  return [...new Set([...ours, ...job.labels.map((l) => l.toLowerCase())])];
+}
+
+/**
+ * Makes sure one runner exists for `job`: credential from GitHub -> Vault -> Nomad dispatch.
+ * Every step is idempotent, keyed by the runner name derived from the job id, so the whole
+ * workflow can be repeated after any failure, by any replica, without creating a second runner.
+ */
+export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runnerName: string): Promise<ProvisionOutcome> {
+  const { nomad, settings } = deps;
+  const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
+
+  // Cheap check first: a runner job already exists, so this is a repeat and costs GitHub nothing.
+  const existing = await retry(() => nomad.listJobs(dispatchedJobPrefix(settings.runnerJob, runnerName)));
+  const current = existing[0];
+  if (current) return { status: "duplicate", nomadJobId: current.ID };
+
+  const target = targetOf(job);
+  const stored = await storeCredential(deps, job, target, runnerName);
+  if (stored === "in-flight") return { status: "in-flight" };
+
+  const wrapToken = await retry(() => deps.vault.wrapRunnerSecret(runnerName, settings.wrapTtl));
+  const result = await retry(() =>
+    nomad.dispatch(settings.runnerJob, {
+      meta: {
+        github_repo: repoFullName(job),
+        github_job_id: String(job.id),
+        github_run_id: String(job.runId),
+        runner_name: runnerName,
+        runner_labels: runnerLabelsFor(job, settings.runnerLabels).join(","),
+        runner_scope_url: deps.github.scopeUrl(target),
+        credential_wrap_token: wrapToken,
+        dispatcher_id: settings.dispatcherId,
+      },
+      idempotencyToken: idempotencyTokenFor(settings.dispatcherId, job.id),
+      idPrefixTemplate: runnerName,
+    }),
+  );
+  return result.created
+    ? { status: "dispatched", nomadJobId: result.dispatchedJobId }
+    : { status: "duplicate", nomadJobId: result.dispatchedJobId };
+}
+
+/** Gets a credential from GitHub and writes it to Vault; "resumed" when an earlier attempt did. */
+async function storeCredential(
+  deps: RunnerDeps,
+  job: WorkflowJob,
+  target: RunnerTarget,
+  runnerName: string,
+): Promise<"stored" | "resumed" | "in-flight"> {
+  const { github, vault, settings, log } = deps;
+  const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
+
+  // The remove token only lets the runner's poststop task deregister itself; without it the
+  // reconciler does that, so its failure must not hold up the runner.
+  const removeToken = retry(() => github.removeToken(target)).catch((err: unknown) => {
+    log.warn({ runner: runnerName, err: errorMessage(err) }, "no remove token; the reconciler will deregister this runner");
+    return undefined;
+  });
+
+  let secret: RunnerSecret;
+  if (settings.registration === "jit") {
+    const labels = runnerLabelsFor(job, settings.runnerLabels);
+    try {
+      const created = await retry(() => github.createJitRunner(target, runnerName, labels));
+      secret = { kind: "jit", jitconfig: created.jitconfig };
+    } catch (err) {
+      if (!(err instanceof RunnerExistsError)) throw err;
+      // Registered by an earlier attempt: carry on from Vault if that attempt got so far.
+      return (await retry(() => vault.hasRunnerSecret(runnerName))) ? "resumed" : "in-flight";
+    }
+  } else {
+    secret = { kind: "token", registration_token: await retry(() => github.registrationToken(target)) };
+  }
+  const remove = await removeToken;
+  if (remove) secret.remove_token = remove;
+  await retry(() => vault.putRunnerSecret(runnerName, secret));
+  return "stored";
+}

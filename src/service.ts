@@ -1,0 +1,169 @@
+import type { AddressInfo } from "node:net";
+import { serve, type ServerType } from "@hono/node-server";
+import type { Config } from "./config.js";
+import type { ServePolicy } from "./core/decide.js";
+import { errorMessage } from "./core/errors.js";
+import { GitHubClient } from "./github/client.js";
+import { WebhookVerifier } from "./github/webhook.js";
+import { createApp, type ReadinessReport } from "./http/app.js";
+import type { Logger } from "./log.js";
+import { NomadClient } from "./nomad/client.js";
+import { ensureRunnerJob } from "./nomad/runner-job.js";
+import type { RunnerDeps } from "./runners/deps.js";
+import { JobEventHandler } from "./runners/handle-event.js";
+import { VaultStore } from "./vault/client.js";
+
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+export interface RunningService {
+  /** Base URL the HTTP server listens on. */
+  url: string;
+  deps: RunnerDeps;
+  /** Stops accepting webhooks, finishes those in flight, then stops background work. */
+  close(): Promise<void>;
+}
+
+export function servePolicy(config: Config): ServePolicy {
+  return {
+    labels: config.runner.labels,
+    allowedOwners: config.allowedOwners,
+    allowedRepos: config.allowedRepos,
+    runnerNamePrefix: config.runner.namePrefix,
+  };
+}
+
+export function createDeps(config: Config, log: Logger): RunnerDeps {
+  return {
+    log,
+    github: new GitHubClient({
+      auth: config.github.auth,
+      apiUrl: config.github.apiUrl,
+      webUrl: config.github.webUrl,
+      scope: config.runner.scope,
+      runnerGroupId: config.runner.groupId,
+    }),
+    vault: new VaultStore({
+      addr: config.vault.addr,
+      token: config.vault.token,
+      namespace: config.vault.namespace,
+      kvMount: config.vault.kvMount,
+      kvPrefix: config.vault.kvPrefix,
+    }),
+    nomad: new NomadClient({
+      addr: config.nomad.addr,
+      token: config.nomad.token,
+      namespace: config.nomad.namespace,
+      region: config.nomad.region,
+    }),
+    settings: {
+      runnerJob: config.nomad.runnerJob,
+      registration: config.runner.registration,
+      dispatcherId: config.dispatcherId,
+      runnerNamePrefix: config.runner.namePrefix,
+      runnerLabels: config.runner.labels,
+      wrapTtl: config.vault.wrapTtl,
+      retry: { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 2_000 },
+    },
+  };
+}
+
+/**
+ * Checks that must pass before we accept a single webhook. Users are promised an audited
+ * credential flow, so a Vault without an audit device is refused unless explicitly allowed.
+ */
+export async function startupChecks(config: Config, deps: RunnerDeps): Promise<void> {
+  if (config.vault.requireAudit) {
+    let devices: string[];
+    try {
+      devices = await deps.vault.auditDevices();
+    } catch (err) {
+      throw new StartupError(`cannot list Vault audit devices at ${config.vault.addr} (needs sudo on sys/audit): ${errorMessage(err)}`);
+    }
+    if (devices.length === 0) {
+      throw new StartupError(
+        `Vault at ${config.vault.addr} has no audit device enabled, so runner credential access would not be audited. ` +
+          "Enable one (vault audit enable file file_path=/var/log/vault_audit.log) or set VAULT_REQUIRE_AUDIT=false.",
+      );
+    }
+  }
+  if (config.nomad.registerRunnerJob) {
+    try {
+      const result = await ensureRunnerJob(deps.nomad, {
+        jobId: config.nomad.runnerJob,
+        file: config.nomad.runnerJobFile,
+        varsFile: config.nomad.runnerJobVarsFile,
+        vaultAddr: config.vault.runnerAddr,
+      });
+      deps.log.info({ job: config.nomad.runnerJob, result }, "runner job checked");
+    } catch (err) {
+      throw new StartupError(`cannot register Nomad job ${config.nomad.runnerJob}: ${errorMessage(err)}`);
+    }
+  } else {
+    const job = await deps.nomad.readJob(config.nomad.runnerJob).catch((err: unknown) => {
+      throw new StartupError(`cannot read Nomad job ${config.nomad.runnerJob}: ${errorMessage(err)}`);
+    });
+    if (!job) throw new StartupError(`Nomad job ${config.nomad.runnerJob} does not exist and NOMAD_REGISTER_RUNNER_JOB=false`);
+  }
+}
+
+/** Nomad and Vault reachable and able to serve; cached briefly so probes do not hammer them. */
+export function readinessProbe(deps: RunnerDeps, cacheMs = 2_000): () => Promise<ReadinessReport> {
+  let cached: { at: number; report: Promise<ReadinessReport> } | undefined;
+  const check = async (): Promise<ReadinessReport> => {
+    const [nomad, vault] = await Promise.all([
+      deps.nomad.leader().then(
+        (leader) => ({ ok: leader !== "", detail: leader ? `leader ${leader}` : "no leader" }),
+        (err: unknown) => ({ ok: false, detail: errorMessage(err) }),
+      ),
+      deps.vault.health().then(
+        (h) => ({ ok: h.initialized && !h.sealed && !h.standby, detail: h.sealed ? "sealed" : h.standby ? "standby" : "active" }),
+        (err: unknown) => ({ ok: false, detail: errorMessage(err) }),
+      ),
+    ]);
+    return { ready: nomad.ok && vault.ok, checks: { nomad, vault } };
+  };
+  return () => {
+    if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), report: check() };
+    return cached.report;
+  };
+}
+
+export async function startService(config: Config, log: Logger, deps: RunnerDeps = createDeps(config, log)): Promise<RunningService> {
+  await startupChecks(config, deps);
+
+  const handler = new JobEventHandler(deps, servePolicy(config));
+  const app = createApp({
+    verifier: new WebhookVerifier(config.github.webhookSecrets),
+    handle: (event) => handler.handle(event),
+    readiness: readinessProbe(deps),
+    bodyLimitBytes: config.webhookBodyLimit,
+    log,
+  });
+  const server = await listen(app.fetch, config.host, config.port);
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url }, "listening for GitHub webhooks");
+
+  return {
+    url,
+    deps,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Idle keep-alive connections would hold close() open; busy ones finish their request.
+        (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      });
+      await handler.drain();
+      log.info("stopped");
+    },
+  };
+}
+
+function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname, port }, () => resolve(server));
+    server.once("error", reject);
+  });
+}

@@ -1,0 +1,63 @@
+// Shared shapes between the twins. The twins are test infrastructure (and the engine of
+// `npm run demo`); nothing under src/ may import from test/.
+
+/** One HTTP request as a twin received it, kept so tests can assert what crossed the wire. */
+export interface RecordedRequest {
+  method: string;
+  /** Path and query exactly as received, e.g. `/v1/job/github-runner/dispatch?idempotency_token=x`. */
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  status: number;
+  /** Response body as sent (text). */
+  response: string;
+  at: number;
+}
+
+/** Fault injection knobs every twin understands (used by the chaos suite). */
+export interface FaultPlan {
+  /**
+   * Called for every request before it is handled; return a response to inject a fault
+   * (e.g. `{ status: 503, body: ... }`), or undefined to handle it normally.
+   */
+  intercept?: (req: { method: string; path: string }) =>
+    | { status: number; headers?: Record<string, string>; body: string; delayMs?: number }
+    | { delayMs: number }
+    | undefined;
+}
+
+/**
+ * What a runner process submits when it starts. A JIT runner brings the encoded JIT config it was
+ * given; a classic runner brings a registration token plus the settings `config.sh` takes.
+ */
+export type RunnerStart =
+  | { kind: "jit"; jitconfig: string }
+  | { kind: "token"; registrationToken: string; url: string; name: string; labels: string[]; ephemeral: boolean };
+
+/** Outcome of the runner's main task, as the Nomad twin turns it into a task state. */
+export interface RunnerExit {
+  ok: boolean;
+  /** GitHub job the runner ran, if it got one. */
+  jobId?: number;
+  message: string;
+}
+
+/**
+ * The Actions service as a runner sees it (not REST: the real runner speaks a private protocol).
+ * The GitHub twin implements it; the Nomad twin's runner player calls it from the main and
+ * poststop tasks of a runner allocation.
+ */
+export interface ActionsService {
+  /**
+   * The runner comes online (`run.sh`): registers (token) or activates (JIT), then waits for a
+   * matching queued job, runs it to completion (sending in_progress and completed webhooks),
+   * and, being ephemeral, is deregistered by GitHub afterwards. Resolves when the runner process
+   * exits. `signal` aborts when Nomad stops the task: the runner exits without a job.
+   */
+  runRunner(start: RunnerStart, signal: AbortSignal): Promise<RunnerExit>;
+  /**
+   * `config.sh remove --token <removeToken>` for the runner configured by `start` (poststop).
+   * Resolves `removed: false` when the registration was already gone (not an error).
+   */
+  removeRunner(start: RunnerStart, removeToken: string): Promise<{ removed: boolean }>;
+}

@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { decide, matchesPolicy, type ServePolicy } from "../../src/core/decide.js";
+import type { JobAction, WorkflowJob } from "../../src/core/job-event.js";
+
+const policy: ServePolicy = { labels: ["self-hosted", "nomad"], allowedOwners: [], allowedRepos: [], runnerNamePrefix: "nomad-gha" };
+
+function job(overrides: Partial<WorkflowJob> = {}): WorkflowJob {
+  return {
+    id: 42,
+    runId: 7,
+    owner: "acme",
+    repo: "app",
+    labels: ["self-hosted", "nomad"],
+    status: "queued",
+    conclusion: null,
+    runnerName: null,
+    createdAt: "2026-11-23T08:00:00Z",
+    ...overrides,
+  };
+}
+
+const at = (action: JobAction, overrides: Partial<WorkflowJob> = {}) => decide({ action, job: job(overrides) }, policy);
+
+describe("matchesPolicy", () => {
+  it("requires every served label, case-insensitively, and allows extra labels", () => {
+    expect(matchesPolicy(job({ labels: ["Self-Hosted", "NOMAD", "gpu"] }), policy).ok).toBe(true);
+    const missing = matchesPolicy(job({ labels: ["self-hosted"] }), policy);
+    expect(missing).toEqual({ ok: false, reason: "job does not request label(s) nomad" });
+    expect(matchesPolicy(job({ labels: ["ubuntu-latest"] }), policy).ok).toBe(false);
+    expect(matchesPolicy(job({ labels: [] }), policy).ok).toBe(false);
+  });
+
+  it("applies owner and repository allow-lists case-insensitively", () => {
+    const owners = { ...policy, allowedOwners: ["acme"] };
+    expect(matchesPolicy(job({ owner: "ACME" }), owners).ok).toBe(true);
+    expect(matchesPolicy(job({ owner: "evil" }), owners)).toEqual({ ok: false, reason: "owner evil is not in ALLOWED_OWNERS" });
+    const repos = { ...policy, allowedRepos: ["acme/app"] };
+    expect(matchesPolicy(job({ repo: "App" }), repos).ok).toBe(true);
+    expect(matchesPolicy(job({ repo: "other" }), repos).ok).toBe(false);
+    const both = { ...policy, allowedOwners: ["acme"], allowedRepos: ["acme/app"] };
+    expect(matchesPolicy(job({ repo: "other" }), both).ok).toBe(false);
+  });
+});
+
+describe("decide", () => {
+  it("provisions a runner named after the job for a matching queued job", () => {
+    expect(at("queued")).toEqual({ kind: "provision", job: job(), runnerName: "nomad-gha-42" });
+  });
+
+  it("never provisions for waiting, in_progress or completed jobs", () => {
+    for (const action of ["waiting", "in_progress", "completed"] as const) {
+      expect(at(action).kind).not.toBe("provision");
+    }
+    expect(at("waiting")).toEqual({ kind: "ignore", reason: "job is waiting for approval" });
+  });
+
+  it("ignores jobs that do not match, whatever the action", () => {
+    for (const action of ["queued", "waiting", "in_progress", "completed"] as const) {
+      expect(at(action, { labels: ["ubuntu-latest"] }).kind).toBe("ignore");
+    }
+  });
+
+  it("observes our runner picking up a job, ignores foreign runners", () => {
+    expect(at("in_progress", { runnerName: "nomad-gha-42" })).toMatchObject({ kind: "observe", runnerName: "nomad-gha-42" });
+    expect(at("in_progress", { runnerName: "nomad-gha-99" })).toMatchObject({ kind: "observe", runnerName: "nomad-gha-99" });
+    expect(at("in_progress", { runnerName: "some-other-runner" }).kind).toBe("ignore");
+  });
+
+  it("on completion by its own runner: that runner is spent", () => {
+    expect(at("completed", { runnerName: "nomad-gha-42", conclusion: "success" })).toMatchObject({
+      kind: "release",
+      spent: ["nomad-gha-42"],
+      unneeded: [],
+    });
+  });
+
+  it("on completion by another of our runners: that one is spent, ours stays for the other job", () => {
+    expect(at("completed", { runnerName: "nomad-gha-77", conclusion: "success" })).toMatchObject({
+      kind: "release",
+      spent: ["nomad-gha-77"],
+      unneeded: [],
+    });
+  });
+
+  it("on cancellation before pickup, or a run elsewhere: the dispatched runner is unneeded", () => {
+    expect(at("completed", { runnerName: null, conclusion: "cancelled" })).toMatchObject({ spent: [], unneeded: ["nomad-gha-42"] });
+    expect(at("completed", { runnerName: "GitHub Actions 3", conclusion: "success" })).toMatchObject({
+      spent: [],
+      unneeded: ["nomad-gha-42"],
+    });
+  });
+});
