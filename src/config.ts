@@ -57,8 +57,26 @@ export interface Config {
     wrapTtl: string;
     requireAudit: boolean;
   };
-  reconcileIntervalSeconds: number;
+  reconcile: {
+    intervalSeconds: number;
+    /** Dead runner jobs stay visible in Nomad this long before they are purged. */
+    retentionSeconds: number;
+    /** How long something may look half-done (another replica mid-way) before it is repaired. */
+    graceSeconds: number;
+  };
+  limits: { maxRunners: number; maxRunnersPerRepo: number };
+  tunnel: TunnelConfig;
   dispatcherId: string;
+}
+
+export type TunnelMode = "off" | "quick" | "named";
+
+export interface TunnelConfig {
+  mode: TunnelMode;
+  /** Named tunnel token (preferred); without it a named tunnel runs from `configFile`. */
+  token?: string;
+  configFile: string;
+  cloudflaredBin: string;
 }
 
 export class ConfigError extends Error {
@@ -148,6 +166,14 @@ const envSchema = z.object({
   VAULT_WRAP_TTL: z.string().regex(durationPattern, "VAULT_WRAP_TTL must be a duration like 10m").default("10m"),
   VAULT_REQUIRE_AUDIT: bool("VAULT_REQUIRE_AUDIT", true),
   RECONCILE_INTERVAL: int("RECONCILE_INTERVAL", 60, 1, 86400),
+  RECONCILE_GRACE: int("RECONCILE_GRACE", 120, 0, 86400),
+  RUNNER_RETENTION: int("RUNNER_RETENTION", 600, 0, 7 * 86400),
+  MAX_RUNNERS: int("MAX_RUNNERS", 0, 0, 100_000),
+  MAX_RUNNERS_PER_REPO: int("MAX_RUNNERS_PER_REPO", 0, 0, 100_000),
+  TUNNEL: z.enum(["off", "quick", "named"], { message: "TUNNEL must be off, quick or named" }).optional(),
+  TUNNEL_TOKEN: z.string().optional(),
+  TUNNEL_CONFIG: z.string().default("wrangler-free-tunnel.yml"),
+  CLOUDFLARED_BIN: z.string().default("/usr/local/bin/cloudflared"),
   DISPATCHER_ID: z.string().regex(/^[a-z0-9-]{1,40}$/, "DISPATCHER_ID must be lower-case letters, digits, dashes").default("nomad-gha-dispatcher"),
 });
 
@@ -209,7 +235,23 @@ export function loadConfig(env: Env = process.env): Config {
       wrapTtl: e.VAULT_WRAP_TTL,
       requireAudit: e.VAULT_REQUIRE_AUDIT,
     },
-    reconcileIntervalSeconds: e.RECONCILE_INTERVAL,
+    reconcile: {
+      intervalSeconds: e.RECONCILE_INTERVAL,
+      retentionSeconds: e.RUNNER_RETENTION,
+      graceSeconds: e.RECONCILE_GRACE,
+    },
+    // 0 means no limit.
+    limits: {
+      maxRunners: e.MAX_RUNNERS || Number.POSITIVE_INFINITY,
+      maxRunnersPerRepo: e.MAX_RUNNERS_PER_REPO || Number.POSITIVE_INFINITY,
+    },
+    tunnel: {
+      // A token means a named tunnel was set up; anything else must be asked for explicitly.
+      mode: e.TUNNEL ?? (e.TUNNEL_TOKEN ? "named" : "off"),
+      token: e.TUNNEL_TOKEN,
+      configFile: e.TUNNEL_CONFIG,
+      cloudflaredBin: e.CLOUDFLARED_BIN,
+    },
     dispatcherId: e.DISPATCHER_ID,
   };
 }

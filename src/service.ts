@@ -10,7 +10,9 @@ import type { Logger } from "./log.js";
 import { NomadClient } from "./nomad/client.js";
 import { ensureRunnerJob } from "./nomad/runner-job.js";
 import type { RunnerDeps } from "./runners/deps.js";
+import { CapacityGate } from "./runners/capacity.js";
 import { JobEventHandler } from "./runners/handle-event.js";
+import { Reconciler } from "./runners/reconciler.js";
 import { VaultStore } from "./vault/client.js";
 
 export class StartupError extends Error {
@@ -21,6 +23,7 @@ export interface RunningService {
   /** Base URL the HTTP server listens on. */
   url: string;
   deps: RunnerDeps;
+  reconciler: Reconciler;
   /** Stops accepting webhooks, finishes those in flight, then stops background work. */
   close(): Promise<void>;
 }
@@ -133,7 +136,19 @@ export function readinessProbe(deps: RunnerDeps, cacheMs = 2_000): () => Promise
 export async function startService(config: Config, log: Logger, deps: RunnerDeps = createDeps(config, log)): Promise<RunningService> {
   await startupChecks(config, deps);
 
-  const handler = new JobEventHandler(deps, servePolicy(config));
+  const policy = servePolicy(config);
+  const gate = new CapacityGate(deps, config.limits);
+  const reconciler = new Reconciler(deps, policy, {
+    intervalMs: config.reconcile.intervalSeconds * 1000,
+    minGapMs: Math.min(5_000, config.reconcile.intervalSeconds * 1000),
+    retentionMs: config.reconcile.retentionSeconds * 1000,
+    graceMs: config.reconcile.graceSeconds * 1000,
+    runnerNamePrefix: config.runner.namePrefix,
+    staticRepos: config.allowedRepos,
+    redeliverWindowMs: 60 * 60_000,
+    ...config.limits,
+  });
+  const handler = new JobEventHandler(deps, policy, gate, reconciler);
   const app = createApp({
     verifier: new WebhookVerifier(config.github.webhookSecrets),
     handle: (event) => handler.handle(event),
@@ -145,10 +160,12 @@ export async function startService(config: Config, log: Logger, deps: RunnerDeps
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   log.info({ url }, "listening for GitHub webhooks");
+  reconciler.start();
 
   return {
     url,
     deps,
+    reconciler,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -156,6 +173,7 @@ export async function startService(config: Config, log: Logger, deps: RunnerDeps
         (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
       });
       await handler.drain();
+      await reconciler.stop();
       log.info("stopped");
     },
   };

@@ -121,6 +121,143 @@ export class GitHubClient {
     }
   }
 
+  /**
+   * Who our credentials are and what they may do (doctor). A PAT reports its OAuth scopes
+   * (fine-grained tokens report none); an App reports each installation's permissions.
+   */
+  async identity(): Promise<
+    | { kind: "token"; login: string; scopes: string[] | undefined }
+    | { kind: "app"; slug: string; installations: Array<{ id: number; account: string; permissions: Record<string, string> }> }
+  > {
+    if (this.opts.auth.kind === "token") {
+      const res = await this.call({ owner: "", repo: "" }, "read authenticated user", (o) => o.rest.users.getAuthenticated());
+      const header = res.headers["x-oauth-scopes"];
+      return { kind: "token", login: res.data.login, scopes: header === undefined ? undefined : String(header).split(/,\s*/).filter(Boolean) };
+    }
+    const app = this.appOctokit();
+    try {
+      const me = await app.rest.apps.getAuthenticated();
+      const installations = await app.paginate(app.rest.apps.listInstallations, { per_page: 100 });
+      return {
+        kind: "app",
+        slug: me.data?.slug ?? String(this.opts.auth.appId),
+        installations: installations.map((i) => ({
+          id: i.id,
+          account: accountName(i.account) ?? String(i.id),
+          permissions: Object.fromEntries(
+            Object.entries(i.permissions as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === "string"),
+          ),
+        })),
+      };
+    } catch (err) {
+      throw toDependencyError("read GitHub App", err);
+    }
+  }
+
+  /** Jobs still waiting for a runner in one repository (queued runs and queued jobs of running ones). */
+  async listQueuedJobs(target: RunnerTarget): Promise<WorkflowJob[]> {
+    const jobs: WorkflowJob[] = [];
+    for (const status of ["queued", "in_progress"] as const) {
+      const runs = await this.call(target, `list ${status} runs`, (o) =>
+        o.rest.actions.listWorkflowRunsForRepo({ owner: target.owner, repo: target.repo, status, per_page: 100 }),
+      );
+      for (const run of runs.data.workflow_runs) {
+        const res = await this.call(target, "list run jobs", (o) =>
+          o.rest.actions.listJobsForWorkflowRun({ owner: target.owner, repo: target.repo, run_id: run.id, filter: "latest", per_page: 100 }),
+        );
+        for (const job of res.data.jobs) if (job.status === "queued") jobs.push(jobFromRest(target, job));
+      }
+    }
+    return jobs;
+  }
+
+  /** Runners registered in the target's scope whose names start with `prefix`. */
+  async listRunners(target: RunnerTarget, prefix: string): Promise<GitHubRunner[]> {
+    const runners: GitHubRunner[] = [];
+    for (let page = 1; ; page++) {
+      const res = await this.call(target, "list runners", (o) =>
+        this.opts.scope === "org"
+          ? o.rest.actions.listSelfHostedRunnersForOrg({ org: target.owner, per_page: 100, page })
+          : o.rest.actions.listSelfHostedRunnersForRepo({ owner: target.owner, repo: target.repo, per_page: 100, page }),
+      );
+      runners.push(...res.data.runners.filter((r) => r.name.startsWith(prefix)).map(toRunner));
+      if (res.data.runners.length < 100) return runners;
+    }
+  }
+
+  /** Every repository the App's installations can access (App auth only). */
+  async listInstallationRepos(): Promise<RunnerTarget[]> {
+    if (this.opts.auth.kind !== "app") return [];
+    const app = this.appOctokit();
+    const installations = await app.paginate(app.rest.apps.listInstallations, { per_page: 100 }).catch((err: unknown) => {
+      throw toDependencyError("list installations", err);
+    });
+    const targets: RunnerTarget[] = [];
+    for (const installation of installations) {
+      const probe = { owner: "", repo: "", installationId: installation.id };
+      const repos = await this.call(probe, "list installation repositories", (o) =>
+        o.paginate(o.rest.apps.listReposAccessibleToInstallation, { per_page: 100 }),
+      );
+      for (const repo of repos) targets.push({ owner: repo.owner.login, repo: repo.name, installationId: installation.id });
+    }
+    return targets;
+  }
+
+  /**
+   * Redelivers the App's failed webhook deliveries of `workflow_job` since `since` (App only);
+   * GitHub does not retry failed deliveries by itself. Returns how many were redelivered.
+   */
+  async redeliverFailedDeliveries(since: number): Promise<number> {
+    if (this.opts.auth.kind !== "app") return 0;
+    const app = this.appOctokit();
+    const seen = new Set<string>();
+    const failed: Array<{ id: number; guid: string }> = [];
+    const delivered = new Set<string>();
+    try {
+      for await (const page of app.paginate.iterator(app.rest.apps.listWebhookDeliveries, { per_page: 100 })) {
+        for (const d of page.data) {
+          if (Date.parse(d.delivered_at) < since) return this.redeliver(app, failed, delivered);
+          if (d.event !== "workflow_job") continue;
+          // Newest first: a later success for the same GUID means it already got through.
+          if (d.status_code >= 200 && d.status_code < 300) delivered.add(d.guid);
+          else if (!seen.has(d.guid)) failed.push({ id: d.id, guid: d.guid });
+          seen.add(d.guid);
+        }
+      }
+    } catch (err) {
+      throw toDependencyError("list webhook deliveries", err);
+    }
+    return this.redeliver(app, failed, delivered);
+  }
+
+  private async redeliver(app: Octokit, failed: Array<{ id: number; guid: string }>, delivered: Set<string>): Promise<number> {
+    let count = 0;
+    for (const d of failed) {
+      if (delivered.has(d.guid)) continue;
+      await app.rest.apps.redeliverWebhookDelivery({ delivery_id: d.id }).catch((err: unknown) => {
+        throw toDependencyError("redeliver webhook", err);
+      });
+      count += 1;
+    }
+    return count;
+  }
+
+  private appOctokit(): Octokit {
+    let octokit = this.octokits.get("app");
+    if (!octokit) {
+      if (this.opts.auth.kind !== "app") throw new Error("not a GitHub App");
+      octokit = new Octokit({
+        baseUrl: this.opts.apiUrl,
+        userAgent: this.opts.userAgent ?? "nomad-gha-dispatcher",
+        log: silentLog,
+        authStrategy: createAppAuth,
+        auth: { appId: this.opts.auth.appId, privateKey: this.opts.auth.privateKey },
+      });
+      this.octokits.set("app", octokit);
+    }
+    return octokit;
+  }
+
   private cachedToken(
     kind: "registration" | "remove",
     target: RunnerTarget,
@@ -186,6 +323,11 @@ export class RunnerExistsError extends Error {
     super(`a runner named ${runnerName} already exists`);
     this.name = "RunnerExistsError";
   }
+}
+
+function accountName(account: unknown): string | undefined {
+  const a = account as { login?: string; name?: string; slug?: string } | null | undefined;
+  return a?.login ?? a?.slug ?? a?.name;
 }
 
 const silentLog = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };

@@ -81,7 +81,7 @@ export function createApp(opts: AppOptions): Hono {
       try {
         const result = await opts.handle(parsed.event);
         observe(headers.event, result.outcome);
-        return c.json(result, result.outcome === "in-flight" ? 202 : 200);
+        return c.json(result, result.outcome === "in-flight" || result.outcome === "deferred" ? 202 : 200);
       } catch (err) {
         // GitHub marks the delivery failed; the job is still queued at GitHub, so the reconciler
         // (or a redelivery) picks it up once the dependency is back.

@@ -1,7 +1,9 @@
 import { decide, type ServePolicy } from "../core/decide.js";
 import type { JobEvent } from "../core/job-event.js";
 import { repoFullName } from "../core/job-event.js";
+import type { CapacityGate } from "./capacity.js";
 import type { RunnerDeps } from "./deps.js";
+import type { Reconciler } from "./reconciler.js";
 import { provisionRunner, targetOf } from "./provision.js";
 import { releaseIdleRunner, releaseSpentRunner } from "./release.js";
 
@@ -9,6 +11,8 @@ export type EventOutcome =
   | { outcome: "ignored"; reason: string }
   | { outcome: "dispatched" | "duplicate"; runner: string; nomadJobId: string }
   | { outcome: "in-flight"; runner: string }
+  /** Over MAX_RUNNERS(_PER_REPO): still queued at GitHub, the reconciler dispatches it later. */
+  | { outcome: "deferred"; runner: string; reason: string }
   | { outcome: "released"; runners: string[]; kept: string[] }
   | { outcome: "observed"; runner: string };
 
@@ -23,6 +27,8 @@ export class JobEventHandler {
   constructor(
     private readonly deps: RunnerDeps,
     private readonly policy: ServePolicy,
+    private readonly gate: CapacityGate,
+    private readonly reconciler?: Reconciler,
   ) {}
 
   handle(event: JobEvent): Promise<EventOutcome> {
@@ -50,10 +56,22 @@ export class JobEventHandler {
         return { outcome: "ignored", reason: decision.reason };
 
       case "provision": {
-        const result = await provisionRunner(this.deps, decision.job, decision.runnerName);
         const runner = decision.runnerName;
+        this.reconciler?.noteRepo(targetOf(decision.job));
+        if (!(await this.gate.reserve(repoFullName(decision.job), runner))) {
+          log.info({ ...context, runner }, "runner limit reached; job waits for capacity");
+          this.reconciler?.kick();
+          return { outcome: "deferred", runner, reason: "runner limit reached; dispatched when capacity frees" };
+        }
+        let result;
+        try {
+          result = await provisionRunner(this.deps, decision.job, runner);
+        } finally {
+          this.gate.settle(runner, result !== undefined && result.status !== "in-flight");
+        }
         if (result.status === "in-flight") {
           log.info({ ...context, runner }, "runner is being provisioned elsewhere");
+          this.reconciler?.noteInFlight(runner);
           return { outcome: "in-flight", runner };
         }
         log.info({ ...context, runner, nomadJob: result.nomadJobId }, result.status === "dispatched" ? "runner dispatched" : "runner already dispatched");
@@ -76,6 +94,8 @@ export class JobEventHandler {
           (result === "busy" ? kept : released).push(name);
         }
         log.info({ ...context, conclusion: event.job.conclusion, released, kept }, "job finished; runners released");
+        // Freed capacity goes to the oldest waiting job, which only the reconciler knows.
+        if (!this.gate.unlimited) this.reconciler?.kick();
         return { outcome: "released", runners: released, kept };
       }
     }

@@ -1,0 +1,172 @@
+import type { WorkflowJob } from "./job-event.js";
+import { repoFullName } from "./job-event.js";
+
+/** One dispatched runner job in Nomad, reduced to what reconciliation needs. */
+export interface RunnerChild {
+  id: string;
+  runnerName: string;
+  jobId: number;
+  /** `owner/repo` from the child's meta. */
+  repo: string;
+  /** alive = pending or running and not asked to stop. */
+  alive: boolean;
+  /** ms since epoch of the last change (Nomad SubmitTime/ModifyTime). */
+  changedAt: number;
+}
+
+/** What the reconciler observed, plain data. */
+export interface World {
+  now: number;
+  /** GitHub jobs still queued that we serve. */
+  queued: WorkflowJob[];
+  /** Runner names whose GitHub runner is running a job right now (never killed). */
+  busyRunners: Set<string>;
+  children: RunnerChild[];
+  /** Runner names with a credential in Vault. */
+  secrets: string[];
+  /** Runner names whose provisioning answered "in-flight" (registered, no credential yet). */
+  inFlight: string[];
+}
+
+export interface Limits {
+  maxRunners: number;
+  maxRunnersPerRepo: number;
+}
+
+export interface ReconcileSettings extends Limits {
+  runnerNamePrefix: string;
+  /** Keep dead runner jobs this long for `nomad job status` before purging them. */
+  retentionMs: number;
+  /** How long something may look half-done before we treat it as abandoned. */
+  graceMs: number;
+}
+
+export type ReconcileAction =
+  /** Remove a spent child; when its job is still queued, that frees its idempotency token. */
+  | { kind: "purge"; childId: string; runnerName: string }
+  /** A runner for this queued job. */
+  | { kind: "provision"; job: WorkflowJob; runnerName: string }
+  /** An idle runner nobody needs any more: deregister, stop its Nomad job, drop its secret. */
+  | { kind: "release"; runnerName: string; repo: string }
+  /** Clean up what a finished runner left: registration (if any) and credential. */
+  | { kind: "clean"; runnerName: string; repo: string }
+  /** A credential nothing will use: the Nomad job never came or is gone. */
+  | { kind: "delete-secret"; runnerName: string }
+  /** Registered at GitHub, never got a credential (a crash mid-way): start over. */
+  | { kind: "abandon"; runnerName: string; repo: string };
+
+/**
+ * `firstSeen` remembers when each half-done thing was first observed, so that something is only
+ * declared abandoned after it stayed that way for `graceMs` (another replica may be mid-way).
+ */
+export interface Memory {
+  firstSeen: Map<string, number>;
+}
+
+/**
+ * Compares what GitHub wants (queued jobs) with what exists (Nomad children, Vault secrets) and
+ * lists what to do. Pure: the imperative shell observes the world and executes the actions.
+ */
+export function planReconcile(world: World, settings: ReconcileSettings, memory: Memory): ReconcileAction[] {
+  const actions: ReconcileAction[] = [];
+  const seen = new Map<string, number>();
+  const stale = (key: string) => {
+    const first = memory.firstSeen.get(key) ?? world.now;
+    seen.set(key, first);
+    return world.now - first >= settings.graceMs;
+  };
+
+  const runnerFor = (job: WorkflowJob) => `${settings.runnerNamePrefix}-${job.id}`;
+  const queuedByRunner = new Map(world.queued.map((j) => [runnerFor(j), j]));
+  const alive = world.children.filter((c) => c.alive);
+  const aliveRunners = new Set(alive.map((c) => c.runnerName));
+  const anyChild = new Set(world.children.map((c) => c.runnerName));
+
+  // Dead children: clean what they left, purge them once retained long enough, or right away
+  // when their job is still queued (a new dispatch needs the idempotency token back).
+  for (const child of world.children.filter((c) => !c.alive)) {
+    if (aliveRunners.has(child.runnerName)) continue;
+    const stillQueued = queuedByRunner.has(child.runnerName);
+    if (world.secrets.includes(child.runnerName) || stillQueued) {
+      actions.push({ kind: "clean", runnerName: child.runnerName, repo: child.repo });
+    }
+    if (stillQueued || world.now - child.changedAt >= settings.retentionMs) {
+      actions.push({ kind: "purge", childId: child.id, runnerName: child.runnerName });
+    }
+  }
+
+  // Credentials without any Nomad job: a crash between Vault and Nomad. If the job is still
+  // queued, provisioning below resumes from the secret; otherwise it is garbage once stale.
+  for (const name of world.secrets) {
+    if (!anyChild.has(name) && !queuedByRunner.has(name) && stale(`secret:${name}`)) {
+      actions.push({ kind: "delete-secret", runnerName: name });
+    }
+  }
+  for (const name of world.inFlight) {
+    const job = queuedByRunner.get(name);
+    if (job && stale(`in-flight:${name}`)) actions.push({ kind: "abandon", runnerName: name, repo: repoFullName(job) });
+  }
+
+  actions.push(...planCapacity(world, settings, alive, runnerFor, (c) => stale(`spare:${c.runnerName}`)));
+  memory.firstSeen = seen;
+  return actions;
+}
+
+/**
+ * Per repository, idle runners whose own job is gone can serve other queued jobs of that
+ * repository (GitHub hands a job to any matching idle runner). Only the shortfall is dispatched,
+ * only the surplus is released, and dispatches respect the limits: oldest job first, one
+ * repository at a time in turn, so one busy repository cannot starve the others.
+ */
+function planCapacity(
+  world: World,
+  limits: Limits,
+  alive: RunnerChild[],
+  runnerFor: (job: WorkflowJob) => string,
+  /** A spare must stay spare for the grace period: its job may have been queued just now. */
+  staleSpare: (child: RunnerChild) => boolean,
+): ReconcileAction[] {
+  const actions: ReconcileAction[] = [];
+  const queuedRunners = new Set(world.queued.map(runnerFor));
+  const repos = new Set([...world.queued.map((j) => repoFullName(j).toLowerCase()), ...alive.map((c) => c.repo.toLowerCase())]);
+  const waiting = new Map<string, WorkflowJob[]>();
+  const perRepoAlive = new Map<string, number>();
+
+  for (const repo of repos) {
+    const repoAlive = alive.filter((c) => c.repo.toLowerCase() === repo);
+    perRepoAlive.set(repo, repoAlive.length);
+    const spare = repoAlive.filter((c) => !queuedRunners.has(c.runnerName) && !world.busyRunners.has(c.runnerName));
+    const needy = world.queued
+      .filter((j) => repoFullName(j).toLowerCase() === repo && !repoAlive.some((c) => c.runnerName === runnerFor(j)))
+      .sort(byAge);
+    const covered = Math.min(spare.length, needy.length);
+    // Release the spares beyond what the needy jobs can use.
+    for (const child of spare.slice(covered)) {
+      if (staleSpare(child)) actions.push({ kind: "release", runnerName: child.runnerName, repo: child.repo });
+    }
+    waiting.set(repo, needy.slice(covered));
+  }
+
+  let total = alive.length;
+  const order = [...waiting.keys()].sort((a, b) => byAge(waiting.get(a)![0]!, waiting.get(b)![0]!) || a.localeCompare(b));
+  let progressed = true;
+  while (progressed && total < limits.maxRunners) {
+    progressed = false;
+    for (const repo of order) {
+      const queue = waiting.get(repo)!;
+      const count = perRepoAlive.get(repo) ?? 0;
+      if (queue.length === 0 || count >= limits.maxRunnersPerRepo || total >= limits.maxRunners) continue;
+      const job = queue.shift()!;
+      actions.push({ kind: "provision", job, runnerName: runnerFor(job) });
+      perRepoAlive.set(repo, count + 1);
+      total += 1;
+      progressed = true;
+    }
+  }
+  return actions;
+}
+
+function byAge(a: WorkflowJob | undefined, b: WorkflowJob | undefined): number {
+  if (!a || !b) return a ? -1 : b ? 1 : 0;
+  return Date.parse(a.createdAt) - Date.parse(b.createdAt) || a.id - b.id;
+}

@@ -1,0 +1,52 @@
+import type { Limits } from "../core/reconcile.js";
+import type { RunnerDeps } from "./deps.js";
+import { listRunnerChildren } from "./observe.js";
+
+/**
+ * Enforces MAX_RUNNERS / MAX_RUNNERS_PER_REPO on the webhook path. Nomad is the count of record;
+ * dispatches this process started but Nomad may not list yet are held as reservations. A job
+ * refused here is not lost: it is still queued at GitHub and the reconciler dispatches it,
+ * oldest first, when capacity frees.
+ */
+export class CapacityGate {
+  private readonly reserved = new Map<string, string>();
+  private readonly recent = new Map<string, { repo: string; at: number }>();
+
+  constructor(
+    private readonly deps: RunnerDeps,
+    private readonly limits: Limits,
+  ) {}
+
+  get unlimited(): boolean {
+    return !Number.isFinite(this.limits.maxRunners) && !Number.isFinite(this.limits.maxRunnersPerRepo);
+  }
+
+  /** Reserves a slot for `runnerName`; returns false when the limits are reached. */
+  async reserve(repo: string, runnerName: string): Promise<boolean> {
+    if (this.unlimited) return true;
+    const children = await listRunnerChildren(this.deps);
+    // Synchronous from here on: concurrent reservations in this process see each other.
+    const now = Date.now();
+    const alive = new Map<string, string>();
+    for (const c of children) if (c.alive) alive.set(c.runnerName, c.repo.toLowerCase());
+    const dead = new Set(children.filter((c) => !c.alive).map((c) => c.runnerName));
+    for (const [name, r] of this.recent) {
+      if (now - r.at > 60_000 || dead.has(name)) this.recent.delete(name);
+      else alive.set(name, r.repo);
+    }
+    for (const [name, r] of this.reserved) alive.set(name, r);
+    if (alive.has(runnerName)) return true;
+    const key = repo.toLowerCase();
+    const inRepo = [...alive.values()].filter((r) => r === key).length;
+    if (alive.size >= this.limits.maxRunners || inRepo >= this.limits.maxRunnersPerRepo) return false;
+    this.reserved.set(runnerName, key);
+    return true;
+  }
+
+  /** The dispatch finished (or failed): Nomad, or nothing, now accounts for the runner. */
+  settle(runnerName: string, dispatched: boolean): void {
+    const repo = this.reserved.get(runnerName);
+    this.reserved.delete(runnerName);
+    if (dispatched && repo !== undefined) this.recent.set(runnerName, { repo, at: Date.now() });
+  }
+}
