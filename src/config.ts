@@ -15,8 +15,8 @@ export type GitHubAuthConfig =
 export interface Config {
   host: string;
   port: number;
-  /** 0 disables the metrics listener. */
-  metricsPort: number;
+  /** undefined = no metrics listener (METRICS_PORT=off); 0 = any free port. */
+  metricsPort: number | undefined;
   logLevel: string;
   /** Maximum accepted webhook body size in bytes. */
   webhookBodyLimit: number;
@@ -123,7 +123,11 @@ const durationPattern = /^\d+[smh]?$/;
 const envSchema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: int("PORT", 8080, 0, 65535),
-  METRICS_PORT: int("METRICS_PORT", 9102, 0, 65535),
+  METRICS_PORT: z
+    .string()
+    .regex(/^(off|\d{1,5})$/, "METRICS_PORT must be a port number or off")
+    .default("9102")
+    .transform((v) => (v === "off" ? undefined : Number(v))),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   WEBHOOK_BODY_LIMIT: int("WEBHOOK_BODY_LIMIT", 1024 * 1024, 1024, 25 * 1024 * 1024),
   GITHUB_WEBHOOK_SECRET: z.string({ message: "GITHUB_WEBHOOK_SECRET is required (the secret set on the GitHub webhook)" }),

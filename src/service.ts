@@ -1,8 +1,9 @@
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
+import { Hono } from "hono";
 import type { Config } from "./config.js";
 import type { ServePolicy } from "./core/decide.js";
-import { errorMessage } from "./core/errors.js";
+import { DependencyError, errorMessage } from "./core/errors.js";
 import { GitHubClient } from "./github/client.js";
 import { WebhookVerifier } from "./github/webhook.js";
 import { createApp, type ReadinessReport } from "./http/app.js";
@@ -12,7 +13,8 @@ import { ensureRunnerJob } from "./nomad/runner-job.js";
 import type { RunnerDeps } from "./runners/deps.js";
 import { CapacityGate } from "./runners/capacity.js";
 import { JobEventHandler } from "./runners/handle-event.js";
-import { Reconciler } from "./runners/reconciler.js";
+import { Reconciler, type ReconcileReport } from "./runners/reconciler.js";
+import { Metrics } from "./metrics.js";
 import { VaultStore } from "./vault/client.js";
 
 export class StartupError extends Error {
@@ -22,6 +24,8 @@ export class StartupError extends Error {
 export interface RunningService {
   /** Base URL the HTTP server listens on. */
   url: string;
+  /** Where /metrics is served, unless METRICS_PORT=off. */
+  metricsUrl: string | undefined;
   deps: RunnerDeps;
   reconciler: Reconciler;
   /** Stops accepting webhooks, finishes those in flight, then stops background work. */
@@ -37,10 +41,14 @@ export function servePolicy(config: Config): ServePolicy {
   };
 }
 
-export function createDeps(config: Config, log: Logger): RunnerDeps {
+export function createDeps(config: Config, log: Logger, metrics?: Metrics): RunnerDeps {
   return {
     log,
     github: new GitHubClient({
+      onResponse: (headers) => {
+        const remaining = Number(headers["x-ratelimit-remaining"]);
+        if (metrics && Number.isFinite(remaining)) metrics.rateLimitRemaining.set(remaining);
+      },
       auth: config.github.auth,
       apiUrl: config.github.apiUrl,
       webUrl: config.github.webUrl,
@@ -133,7 +141,14 @@ export function readinessProbe(deps: RunnerDeps, cacheMs = 2_000): () => Promise
   };
 }
 
-export async function startService(config: Config, log: Logger, deps: RunnerDeps = createDeps(config, log)): Promise<RunningService> {
+export interface ServiceOptions {
+  metrics?: Metrics;
+  deps?: RunnerDeps;
+}
+
+export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<RunningService> {
+  const metrics = opts.metrics ?? new Metrics();
+  const deps = opts.deps ?? createDeps(config, log, metrics);
   await startupChecks(config, deps);
 
   const policy = servePolicy(config);
@@ -147,23 +162,35 @@ export async function startService(config: Config, log: Logger, deps: RunnerDeps
     staticRepos: config.allowedRepos,
     redeliverWindowMs: 60 * 60_000,
     ...config.limits,
-  });
-  const handler = new JobEventHandler(deps, policy, gate, reconciler);
+  }, (report) => recordReconcile(metrics, report));
+  const handler = new JobEventHandler(deps, policy, gate, reconciler, (s) => metrics.dispatchLatency.observe(s));
   const app = createApp({
     verifier: new WebhookVerifier(config.github.webhookSecrets),
     handle: (event) => handler.handle(event),
     readiness: readinessProbe(deps),
     bodyLimitBytes: config.webhookBodyLimit,
     log,
+    observer: {
+      delivery: (event, outcome) => metrics.deliveries.inc({ event, outcome }),
+      handled: (seconds) => metrics.handlingLatency.observe(seconds),
+      failed: (err) => metrics.dependencyErrors.inc({ dependency: err instanceof DependencyError ? err.dependency : "internal" }),
+    },
   });
   const server = await listen(app.fetch, config.host, config.port);
-  const { port } = server.address() as AddressInfo;
-  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  const url = urlOf(server, config.host);
   log.info({ url }, "listening for GitHub webhooks");
+  let metricsServer: ServerType | undefined;
+  let metricsUrl: string | undefined;
+  if (config.metricsPort !== undefined) {
+    metricsServer = await listen(metricsApp(metrics).fetch, config.host, config.metricsPort);
+    metricsUrl = `${urlOf(metricsServer, config.host)}/metrics`;
+    log.info({ url: metricsUrl }, "serving Prometheus metrics");
+  }
   reconciler.start();
 
   return {
     url,
+    metricsUrl,
     deps,
     reconciler,
     async close() {
@@ -174,9 +201,28 @@ export async function startService(config: Config, log: Logger, deps: RunnerDeps
       });
       await handler.drain();
       await reconciler.stop();
+      if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       log.info("stopped");
     },
   };
+}
+
+function urlOf(server: ServerType, host: string): string {
+  const { port } = server.address() as AddressInfo;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+function metricsApp(metrics: Metrics): Hono {
+  const app = new Hono();
+  app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
+  return app;
+}
+
+function recordReconcile(metrics: Metrics, report: ReconcileReport): void {
+  metrics.runners.set({ state: "queued" }, report.queued);
+  metrics.runners.set({ state: "alive" }, report.alive);
+  for (const [action, count] of Object.entries(report.actions)) if (count > 0) metrics.reconcileActions.inc({ action }, count);
+  if (report.errors.length > 0) metrics.reconcileErrors.inc(report.errors.length);
 }
 
 function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {

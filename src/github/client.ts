@@ -27,6 +27,8 @@ export interface GitHubClientOptions {
   scope: RunnerScope;
   runnerGroupId: number;
   userAgent?: string;
+  /** Sees every response's headers (rate-limit metrics). */
+  onResponse?: (headers: Record<string, string | number | undefined>) => void;
 }
 
 /** Refresh cached registration/remove tokens this long before GitHub expires them (1 h). */
@@ -246,13 +248,15 @@ export class GitHubClient {
     let octokit = this.octokits.get("app");
     if (!octokit) {
       if (this.opts.auth.kind !== "app") throw new Error("not a GitHub App");
-      octokit = new Octokit({
-        baseUrl: this.opts.apiUrl,
-        userAgent: this.opts.userAgent ?? "nomad-gha-dispatcher",
-        log: silentLog,
-        authStrategy: createAppAuth,
-        auth: { appId: this.opts.auth.appId, privateKey: this.opts.auth.privateKey },
-      });
+      octokit = this.observed(
+        new Octokit({
+          baseUrl: this.opts.apiUrl,
+          userAgent: this.opts.userAgent ?? "nomad-gha-dispatcher",
+          log: silentLog,
+          authStrategy: createAppAuth,
+          auth: { appId: this.opts.auth.appId, privateKey: this.opts.auth.privateKey },
+        }),
+      );
       this.octokits.set("app", octokit);
     }
     return octokit;
@@ -306,15 +310,23 @@ export class GitHubClient {
 
   private createOctokit(installationId: number | undefined): Octokit {
     const base = { baseUrl: this.opts.apiUrl, userAgent: this.opts.userAgent ?? "nomad-gha-dispatcher", log: silentLog };
-    if (this.opts.auth.kind === "token") return new Octokit({ ...base, auth: this.opts.auth.token });
+    if (this.opts.auth.kind === "token") return this.observed(new Octokit({ ...base, auth: this.opts.auth.token }));
     if (installationId === undefined) {
       throw new DependencyError("github", "GitHub App auth needs an installation id (webhook payload has none)", undefined, false);
     }
-    return new Octokit({
-      ...base,
-      authStrategy: createAppAuth,
-      auth: { appId: this.opts.auth.appId, privateKey: this.opts.auth.privateKey, installationId },
-    });
+    return this.observed(
+      new Octokit({
+        ...base,
+        authStrategy: createAppAuth,
+        auth: { appId: this.opts.auth.appId, privateKey: this.opts.auth.privateKey, installationId },
+      }),
+    );
+  }
+
+  private observed(octokit: Octokit): Octokit {
+    const onResponse = this.opts.onResponse;
+    if (onResponse) octokit.hook.after("request", (res) => onResponse(res.headers));
+    return octokit;
   }
 }
 

@@ -13,6 +13,9 @@ export interface ReadinessReport {
 
 export interface WebhookObserver {
   delivery(event: string, outcome: string): void;
+  /** A workflow_job delivery was handled (or failed) after `seconds`. */
+  handled?(seconds: number): void;
+  failed?(err: unknown): void;
 }
 
 export interface AppOptions {
@@ -78,13 +81,16 @@ export function createApp(opts: AppOptions): Hono {
         observe(headers.event, "bad_request");
         return c.json({ error: parsed.error }, 400);
       }
+      const started = performance.now();
       try {
         const result = await opts.handle(parsed.event);
+        opts.observer?.handled?.((performance.now() - started) / 1000);
         observe(headers.event, result.outcome);
         return c.json(result, result.outcome === "in-flight" || result.outcome === "deferred" ? 202 : 200);
       } catch (err) {
         // GitHub marks the delivery failed; the job is still queued at GitHub, so the reconciler
         // (or a redelivery) picks it up once the dependency is back.
+        opts.observer?.failed?.(err);
         const transient = isTransient(err);
         observe(headers.event, transient ? "retry_later" : "error");
         log.error({ delivery: headers.id, job: parsed.event.job.id, err: errorMessage(err) }, "webhook handling failed");

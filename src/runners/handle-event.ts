@@ -29,6 +29,8 @@ export class JobEventHandler {
     private readonly policy: ServePolicy,
     private readonly gate: CapacityGate,
     private readonly reconciler?: Reconciler,
+    /** Called with the job's queued-to-dispatched time when a runner was dispatched. */
+    private readonly onDispatched?: (seconds: number) => void,
   ) {}
 
   handle(event: JobEvent): Promise<EventOutcome> {
@@ -75,6 +77,8 @@ export class JobEventHandler {
           return { outcome: "in-flight", runner };
         }
         log.info({ ...context, runner, nomadJob: result.nomadJobId }, result.status === "dispatched" ? "runner dispatched" : "runner already dispatched");
+        const queuedAt = Date.parse(decision.job.createdAt);
+        if (result.status === "dispatched" && Number.isFinite(queuedAt)) this.onDispatched?.(Math.max(0, (Date.now() - queuedAt) / 1000));
         return { outcome: result.status, runner, nomadJobId: result.nomadJobId };
       }
 

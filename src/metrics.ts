@@ -1,0 +1,67 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/**
+ * The service's Prometheus metrics. Served on their own listener (METRICS_PORT), never through
+ * the tunnel, so the public surface stays the webhook alone.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly deliveries = new Counter({
+    name: "ngd_webhook_deliveries_total",
+    help: "Webhook deliveries by event and outcome",
+    labelNames: ["event", "outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly dispatchLatency = new Histogram({
+    name: "ngd_dispatch_latency_seconds",
+    help: "From the job being queued at GitHub to the Nomad dispatch being accepted",
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900],
+    registers: [this.registry],
+  });
+
+  readonly handlingLatency = new Histogram({
+    name: "ngd_webhook_handling_seconds",
+    help: "Time spent handling a queued webhook, from receipt to response",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly runners = new Gauge({
+    name: "ngd_runners",
+    help: "Runner jobs by state, as of the last reconcile pass",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
+
+  readonly reconcileActions = new Counter({
+    name: "ngd_reconcile_actions_total",
+    help: "Repairs made by the reconciler, by kind",
+    labelNames: ["action"] as const,
+    registers: [this.registry],
+  });
+
+  readonly reconcileErrors = new Counter({
+    name: "ngd_reconcile_errors_total",
+    help: "Reconcile passes or actions that failed",
+    registers: [this.registry],
+  });
+
+  readonly rateLimitRemaining = new Gauge({
+    name: "ngd_github_rate_limit_remaining",
+    help: "GitHub primary rate limit remaining, from the last response",
+    registers: [this.registry],
+  });
+
+  readonly dependencyErrors = new Counter({
+    name: "ngd_dependency_errors_total",
+    help: "Failed calls to GitHub, Vault and Nomad",
+    labelNames: ["dependency"] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "ngd_" });
+  }
+}

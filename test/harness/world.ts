@@ -1,0 +1,125 @@
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { loadConfig, type Config } from "../../src/config.js";
+import { createLogger, type Logger } from "../../src/log.js";
+import { startService, type RunningService } from "../../src/service.js";
+import { GitHubTwin, type GitHubTwinOptions } from "../twins/github.js";
+import { NomadTwin } from "../twins/nomad.js";
+import { VaultTwin } from "../twins/vault.js";
+
+export interface WorldOptions {
+  /** Extra service environment (overrides the defaults below). */
+  env?: Record<string, string>;
+  github?: GitHubTwinOptions;
+  vaultAudit?: boolean;
+  nomadSlots?: number;
+  /** Authenticate as a GitHub App instead of a PAT. */
+  app?: boolean;
+  /** Repositories to create (and, with `app`, install the App on). */
+  repos?: string[];
+  /** Log lines also go to this function (the demo prints them). */
+  onLog?: (line: Record<string, unknown>) => void;
+}
+
+/** The service wired to the three twins, as `npm run demo` and the integration tests run it. */
+export interface World {
+  github: GitHubTwin;
+  vault: VaultTwin;
+  nomad: NomadTwin;
+  service: RunningService;
+  config: Config;
+  webhookSecret: string;
+  /** Every log line the service wrote, raw JSON text. */
+  logs: string[];
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export async function startTwins(opts: WorldOptions = {}) {
+  const github = await GitHubTwin.start(opts.github);
+  const vault = await VaultTwin.start({ audit: opts.vaultAudit ?? true });
+  const nomad = await NomadTwin.start({ actions: github, slots: opts.nomadSlots });
+  const installationId = 4242;
+  for (const repo of opts.repos ?? ["octo-org/app"]) github.addRepo(repo, opts.app ? { installationId } : undefined);
+  return { github, vault, nomad };
+}
+
+export function serviceEnv(
+  twins: Awaited<ReturnType<typeof startTwins>>,
+  webhookSecret: string,
+  opts: WorldOptions,
+): Record<string, string> {
+  const auth: Record<string, string> = opts.app
+    ? (() => {
+        const app = twins.github.createApp();
+        return { GITHUB_APP_ID: String(app.appId), GITHUB_APP_PRIVATE_KEY: app.privateKeyPem };
+      })()
+    : { GITHUB_TOKEN: twins.github.createPat() };
+  return {
+    GITHUB_WEBHOOK_SECRET: webhookSecret,
+    ...auth,
+    GITHUB_API_URL: twins.github.url,
+    GITHUB_URL: twins.github.webUrl,
+    NOMAD_ADDR: twins.nomad.url,
+    VAULT_ADDR: twins.vault.url,
+    VAULT_TOKEN: twins.vault.rootToken,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    METRICS_PORT: "0",
+    LOG_LEVEL: "debug",
+    RECONCILE_INTERVAL: "3600",
+    ...opts.env,
+  };
+}
+
+export function captureLogger(onLog?: (line: Record<string, unknown>) => void): { log: Logger; logs: string[] } {
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const text = chunk.toString();
+      for (const line of text.split("\n").filter(Boolean)) {
+        logs.push(line);
+        if (onLog) onLog(JSON.parse(line) as Record<string, unknown>);
+      }
+      done();
+    },
+  });
+  return { log: createLogger({ level: "debug", destination }), logs };
+}
+
+export async function startWorld(opts: WorldOptions = {}): Promise<World> {
+  const twins = await startTwins(opts);
+  const webhookSecret = randomBytes(20).toString("hex");
+  const config = loadConfig(serviceEnv(twins, webhookSecret, opts));
+  const { log, logs } = captureLogger(opts.onLog);
+  let service: RunningService;
+  try {
+    service = await startService(config, log);
+  } catch (err) {
+    await Promise.all([twins.github.close(), twins.vault.close(), twins.nomad.close()]);
+    throw err;
+  }
+  twins.github.addWebhook({ url: `${service.url}/webhook`, secret: webhookSecret });
+  return {
+    ...twins,
+    service,
+    config,
+    webhookSecret,
+    logs,
+    log,
+    async close() {
+      await service.close();
+      await Promise.all([twins.nomad.close(), twins.github.close(), twins.vault.close()]);
+    },
+  };
+}
+
+/** Polls `check` until it returns true (tests wait on outcomes, never on fixed sleeps). */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}

@@ -1,0 +1,81 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
+
+const minimal = { GITHUB_WEBHOOK_SECRET: "s3cret", GITHUB_TOKEN: "ghp_x", VAULT_TOKEN: "hvs.x" };
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe("loadConfig", () => {
+  it("applies the documented defaults", () => {
+    const c = loadConfig(minimal);
+    expect(c.host).toBe("127.0.0.1");
+    expect(c.port).toBe(8080);
+    expect(c.github.apiUrl).toBe("https://api.github.com");
+    expect(c.github.webUrl).toBe("https://github.com");
+    expect(c.runner.labels).toEqual(["self-hosted", "nomad"]);
+    expect(c.runner.registration).toBe("jit");
+    expect(c.nomad).toMatchObject({ addr: "http://127.0.0.1:4646", namespace: "default", runnerJob: "github-runner", registerRunnerJob: true });
+    expect(c.vault).toMatchObject({ addr: "http://127.0.0.1:8200", kvMount: "secret", kvPrefix: "nomad-gha-dispatcher", requireAudit: true });
+    expect(c.reconcile.intervalSeconds).toBe(60);
+    expect(c.limits.maxRunners).toBe(Number.POSITIVE_INFINITY);
+    expect(c.tunnel.mode).toBe("off");
+  });
+
+  it("parses lists case-insensitively and accepts several webhook secrets for rotation", () => {
+    const c = loadConfig({
+      ...minimal,
+      GITHUB_WEBHOOK_SECRET: "old, new",
+      RUNNER_LABELS: "Self-Hosted, NOMAD, gpu",
+      ALLOWED_OWNERS: "Acme",
+      ALLOWED_REPOS: "Acme/App",
+      NOMAD_ADDR: "https://nomad.internal:4646/",
+    });
+    expect(c.github.webhookSecrets).toEqual(["old", "new"]);
+    expect(c.runner.labels).toEqual(["self-hosted", "nomad", "gpu"]);
+    expect(c.allowedOwners).toEqual(["acme"]);
+    expect(c.allowedRepos).toEqual(["acme/app"]);
+    expect(c.nomad.addr).toBe("https://nomad.internal:4646");
+  });
+
+  it("reports every problem at once, one line each", () => {
+    const p = problems({ PORT: "99999", NOMAD_ADDR: "not a url", ALLOWED_REPOS: "justowner", RUNNER_REGISTRATION: "magic" });
+    expect(p).toContain("PORT must be an integer from 0 to 65535, got \"99999\"");
+    expect(p.some((l) => l.startsWith("NOMAD_ADDR must be a URL"))).toBe(true);
+    expect(p).toContain('ALLOWED_REPOS entry "justowner" must look like owner/repo');
+    expect(p).toContain("RUNNER_REGISTRATION must be jit or token");
+    expect(p.some((l) => l.includes("GITHUB_WEBHOOK_SECRET is required"))).toBe(true);
+    expect(p.some((l) => l.includes("VAULT_TOKEN is required"))).toBe(true);
+    expect(p.some((l) => l.startsWith("GitHub credentials missing"))).toBe(true);
+    for (const line of p) expect(line).not.toContain("\n");
+  });
+
+  it("accepts a GitHub App with a key inline or from a file, and rejects mixing auth kinds", () => {
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const pem = privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+    const base = { GITHUB_WEBHOOK_SECRET: "s", VAULT_TOKEN: "t" };
+    expect(loadConfig({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY: pem.replace(/\n/g, "\\n") }).github.auth).toMatchObject({ kind: "app", appId: 123 });
+    const dir = mkdtempSync(join(tmpdir(), "cfg-"));
+    writeFileSync(join(dir, "key.pem"), pem);
+    expect(loadConfig({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY_FILE: join(dir, "key.pem") }).github.auth.kind).toBe("app");
+    expect(problems({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY_FILE: join(dir, "missing.pem") })[0]).toMatch(/GITHUB_APP_PRIVATE_KEY_FILE cannot be read/);
+    expect(problems({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY: "nope" })[0]).toMatch(/not a PEM private key/);
+    expect(problems({ ...base, GITHUB_TOKEN: "x", GITHUB_APP_ID: "1", GITHUB_APP_PRIVATE_KEY: pem })[0]).toMatch(/either GITHUB_TOKEN or GITHUB_APP_ID/);
+  });
+
+  it("turns on a named tunnel when a tunnel token is given", () => {
+    expect(loadConfig({ ...minimal, TUNNEL_TOKEN: "tok" }).tunnel.mode).toBe("named");
+    expect(loadConfig({ ...minimal, TUNNEL: "quick" }).tunnel.mode).toBe("quick");
+  });
+});

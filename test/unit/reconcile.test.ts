@@ -1,0 +1,117 @@
+import { describe, expect, it } from "vitest";
+import type { WorkflowJob } from "../../src/core/job-event.js";
+import { planReconcile, type Memory, type ReconcileSettings, type RunnerChild, type World } from "../../src/core/reconcile.js";
+
+const NOW = Date.parse("2026-11-23T10:00:00Z");
+const settings: ReconcileSettings = {
+  runnerNamePrefix: "r",
+  retentionMs: 600_000,
+  graceMs: 60_000,
+  maxRunners: Number.POSITIVE_INFINITY,
+  maxRunnersPerRepo: Number.POSITIVE_INFINITY,
+};
+
+function job(id: number, repo = "acme/app", ageS = 0): WorkflowJob {
+  const [owner = "", name = ""] = repo.split("/");
+  return {
+    id,
+    runId: id,
+    owner,
+    repo: name,
+    labels: ["self-hosted", "nomad"],
+    status: "queued",
+    conclusion: null,
+    runnerName: null,
+    createdAt: new Date(NOW - ageS * 1000).toISOString(),
+  };
+}
+
+function child(jobId: number, opts: Partial<RunnerChild> = {}): RunnerChild {
+  return { id: `github-runner/dispatch-r-${jobId}-1-0a0a0a0a`, runnerName: `r-${jobId}`, jobId, repo: "acme/app", alive: true, changedAt: NOW, ...opts };
+}
+
+function world(overrides: Partial<World> = {}): World {
+  return { now: NOW, queued: [], busyRunners: new Set(), children: [], secrets: [], inFlight: [], ...overrides };
+}
+
+const fresh = (): Memory => ({ firstSeen: new Map() });
+const kinds = (w: World, s = settings, m = fresh()) => planReconcile(w, s, m).map((a) => `${a.kind}:${"runnerName" in a ? a.runnerName : ""}`);
+
+describe("planReconcile", () => {
+  it("does nothing when the world is consistent", () => {
+    expect(kinds(world({ queued: [job(1)], children: [child(1)], secrets: ["r-1"] }))).toEqual([]);
+  });
+
+  it("provisions a queued job that has no runner (lost webhook)", () => {
+    expect(kinds(world({ queued: [job(1)] }))).toEqual(["provision:r-1"]);
+  });
+
+  it("cleans a finished runner's secret and purges its job only after retention", () => {
+    const dead = child(1, { alive: false, changedAt: NOW - 1000 });
+    expect(kinds(world({ children: [dead], secrets: ["r-1"] }))).toEqual(["clean:r-1"]);
+    const old = child(1, { alive: false, changedAt: NOW - 700_000 });
+    expect(kinds(world({ children: [old] }))).toEqual(["purge:r-1"]);
+  });
+
+  it("replaces a runner that died while its job is still queued: clean, purge, provision", () => {
+    const dead = child(1, { alive: false, changedAt: NOW - 1000 });
+    expect(kinds(world({ queued: [job(1)], children: [dead], secrets: ["r-1"] }))).toEqual(["clean:r-1", "purge:r-1", "provision:r-1"]);
+  });
+
+  it("lets an idle runner whose job was taken by another runner serve the other queued job", () => {
+    // r-1 ran job 2; job 1 is still queued and has r-2 idle, whose own job (2) is gone: no dispatch.
+    const w = world({ queued: [job(1)], children: [child(2)] });
+    expect(kinds(w)).toEqual([]);
+  });
+
+  it("releases idle spare runners only after they stayed spare for the grace period", () => {
+    const memory = fresh();
+    const w = world({ children: [child(5)] });
+    expect(kinds(w, settings, memory)).toEqual([]);
+    expect(kinds({ ...w, now: NOW + 61_000 }, settings, memory)).toEqual(["release:r-5"]);
+  });
+
+  it("never releases a busy runner", () => {
+    const memory = fresh();
+    const w = world({ children: [child(5)], busyRunners: new Set(["r-5"]) });
+    planReconcile(w, settings, memory);
+    expect(kinds({ ...w, now: NOW + 120_000 }, settings, memory)).toEqual([]);
+  });
+
+  it("deletes an orphan secret only when stale and not needed by a queued job", () => {
+    const memory = fresh();
+    expect(kinds(world({ secrets: ["r-9"] }), settings, memory)).toEqual([]);
+    expect(kinds(world({ now: NOW + 60_000, secrets: ["r-9"] }), settings, memory)).toEqual(["delete-secret:r-9"]);
+    // Queued: provisioning resumes from the secret instead.
+    expect(kinds(world({ queued: [job(9)], secrets: ["r-9"] }), settings, memory)).toEqual(["provision:r-9"]);
+  });
+
+  it("abandons a half-provisioned runner that stays in flight past the grace period", () => {
+    const memory = fresh();
+    const w = world({ queued: [job(3)], inFlight: ["r-3"] });
+    expect(kinds(w, settings, memory)).toEqual(["provision:r-3"]);
+    expect(kinds({ ...w, now: NOW + 60_000 }, settings, memory)).toEqual(["abandon:r-3", "provision:r-3"]);
+  });
+
+  it("respects MAX_RUNNERS: oldest first, fair across repositories, never dropping jobs", () => {
+    const limited = { ...settings, maxRunners: 3 };
+    const queued = [job(1, "a/x", 50), job(2, "a/x", 40), job(3, "a/x", 30), job(4, "b/y", 20), job(5, "c/z", 10)];
+    expect(kinds(world({ queued }), limited)).toEqual(["provision:r-1", "provision:r-4", "provision:r-5"]);
+    // Once two runners are alive, only one more slot: the oldest waiting job gets it.
+    const alive = [child(1, { repo: "a/x" }), child(4, { repo: "b/y" })];
+    expect(kinds(world({ queued, children: alive }), limited)).toEqual(["provision:r-2"]);
+  });
+
+  it("respects MAX_RUNNERS_PER_REPO", () => {
+    const limited = { ...settings, maxRunnersPerRepo: 1 };
+    const queued = [job(1, "a/x", 50), job(2, "a/x", 40), job(3, "b/y", 30)];
+    expect(kinds(world({ queued }), limited)).toEqual(["provision:r-1", "provision:r-3"]);
+  });
+
+  it("forgets half-done things that resolved themselves", () => {
+    const memory = fresh();
+    planReconcile(world({ secrets: ["r-9"] }), settings, memory);
+    planReconcile(world({ now: NOW + 30_000 }), settings, memory);
+    expect(kinds(world({ now: NOW + 90_000, secrets: ["r-9"] }), settings, memory)).toEqual([]);
+  });
+});
