@@ -46,6 +46,7 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
   if (stored === "in-flight") return { status: "in-flight" };
 
   const wrapToken = await retry(() => deps.vault.wrapRunnerSecret(runnerName, settings.wrapTtl));
+  deps.log.debug({ runner: runnerName, ttl: settings.wrapTtl }, "single-use wrapping token issued");
   const result = await retry(() =>
     nomad.dispatch(settings.runnerJob, {
       meta: {
@@ -90,6 +91,7 @@ async function storeCredential(
     try {
       const created = await retry(() => github.createJitRunner(target, runnerName, labels));
       secret = { kind: "jit", jitconfig: created.jitconfig };
+      log.info({ runner: runnerName, runnerId: created.runnerId, job: job.id }, "credential obtained: JIT runner config");
     } catch (err) {
       if (!(err instanceof RunnerExistsError)) throw err;
       // Registered by an earlier attempt: carry on from Vault if that attempt got so far.
@@ -97,9 +99,11 @@ async function storeCredential(
     }
   } else {
     secret = { kind: "token", registration_token: await retry(() => github.registrationToken(target)) };
+    log.info({ runner: runnerName, job: job.id }, "credential obtained: registration token");
   }
   const remove = await removeToken;
   if (remove) secret.remove_token = remove;
   await retry(() => vault.putRunnerSecret(runnerName, secret));
+  log.info({ runner: runnerName, path: vault.secretPath(runnerName) }, "credential stored in Vault");
   return "stored";
 }

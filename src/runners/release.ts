@@ -11,6 +11,7 @@ export type ReleaseOutcome = "released" | "busy";
  */
 export async function releaseSpentRunner(deps: RunnerDeps, runnerName: string): Promise<void> {
   await withRetry(() => deps.vault.deleteRunnerSecret(runnerName), deps.settings.retry);
+  deps.log.info({ runner: runnerName }, "runner done; secret deleted");
 }
 
 /**
@@ -31,5 +32,6 @@ export async function releaseIdleRunner(deps: RunnerDeps, target: RunnerTarget, 
     if (child.Status !== "dead" && !child.Stop) await retry(() => nomad.stopJob(child.ID, { purge: false }));
   }
   await retry(() => deps.vault.deleteRunnerSecret(runnerName));
+  deps.log.info({ runner: runnerName, deregistered: runner !== undefined, stopped: children.length }, "unneeded runner released; secret deleted");
   return "released";
 }
