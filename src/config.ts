@@ -5,7 +5,7 @@ import { z } from "zod";
 /** Where the bundled runner job lives, relative to this file in both src/ and dist/. */
 export const BUNDLED_RUNNER_JOB_FILE = fileURLToPath(new URL("../jobs/github-runner.nomad.hcl", import.meta.url));
 
-export type RunnerRegistration = "jit" | "token";
+export type RunnerRegistration = "jit" | "token" | "auto";
 export type RunnerScope = "repo" | "org";
 
 export type GitHubAuthConfig =
@@ -25,6 +25,8 @@ export interface Config {
     auth: GitHubAuthConfig;
     apiUrl: string;
     webUrl: string;
+    /** Our side of GitHub's secondary rate limit. */
+    budget: { pointsPerMinute: number; maxConcurrent: number };
   };
   runner: {
     /** Labels a job must request (all of them, lower-cased) for us to serve it. */
@@ -138,7 +140,9 @@ const envSchema = z.object({
   GITHUB_API_URL: url("GITHUB_API_URL").default("https://api.github.com"),
   GITHUB_URL: url("GITHUB_URL").default("https://github.com"),
   RUNNER_LABELS: z.string().default("self-hosted,nomad"),
-  RUNNER_REGISTRATION: z.enum(["jit", "token"], { message: "RUNNER_REGISTRATION must be jit or token" }).default("jit"),
+  RUNNER_REGISTRATION: z.enum(["jit", "token", "auto"], { message: "RUNNER_REGISTRATION must be jit, token or auto" }).default("jit"),
+  GITHUB_POINTS_PER_MINUTE: int("GITHUB_POINTS_PER_MINUTE", 900, 10, 100_000),
+  GITHUB_MAX_CONCURRENT: int("GITHUB_MAX_CONCURRENT", 100, 1, 1000),
   RUNNER_SCOPE: z.enum(["repo", "org"], { message: "RUNNER_SCOPE must be repo or org" }).default("repo"),
   RUNNER_GROUP_ID: int("RUNNER_GROUP_ID", 1, 1, Number.MAX_SAFE_INTEGER),
   RUNNER_NAME_PREFIX: z
@@ -209,7 +213,13 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: e.METRICS_PORT,
     logLevel: e.LOG_LEVEL,
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
-    github: { webhookSecrets, auth, apiUrl: e.GITHUB_API_URL, webUrl: e.GITHUB_URL },
+    github: {
+      webhookSecrets,
+      auth,
+      apiUrl: e.GITHUB_API_URL,
+      webUrl: e.GITHUB_URL,
+      budget: { pointsPerMinute: e.GITHUB_POINTS_PER_MINUTE, maxConcurrent: e.GITHUB_MAX_CONCURRENT },
+    },
     runner: {
       labels,
       registration: e.RUNNER_REGISTRATION,

@@ -50,6 +50,7 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Runn
         if (metrics && Number.isFinite(remaining)) metrics.rateLimitRemaining.set(remaining);
       },
       auth: config.github.auth,
+      budget: config.github.budget,
       apiUrl: config.github.apiUrl,
       webUrl: config.github.webUrl,
       scope: config.runner.scope,

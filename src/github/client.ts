@@ -3,6 +3,7 @@ import { Octokit } from "@octokit/rest";
 import { RequestError } from "@octokit/request-error";
 import type { GitHubAuthConfig, RunnerScope } from "../config.js";
 import { DependencyError, isNetworkError } from "../core/errors.js";
+import { Budget, GITHUB_SECONDARY_LIMITS, pointsFor, type BudgetLimits, type Priority } from "./budget.js";
 import type { WorkflowJob } from "../core/job-event.js";
 
 /** Where a runner is registered: a repository, or its owner organisation for org-scoped runners. */
@@ -29,6 +30,8 @@ export interface GitHubClientOptions {
   userAgent?: string;
   /** Sees every response's headers (rate-limit metrics). */
   onResponse?: (headers: Record<string, string | number | undefined>) => void;
+  /** Our side of GitHub's secondary rate limit, per token or installation. */
+  budget?: BudgetLimits;
 }
 
 /** Refresh cached registration/remove tokens this long before GitHub expires them (1 h). */
@@ -38,6 +41,7 @@ const TOKEN_REFRESH_MARGIN_MS = 10 * 60_000;
 export class GitHubClient {
   private readonly octokits = new Map<string, Octokit>();
   private readonly tokenCache = new Map<string, Promise<{ token: string; expiresAt: number }>>();
+  private readonly budgets = new Map<string, Budget>();
 
   constructor(private readonly opts: GitHubClientOptions) {}
 
@@ -256,6 +260,7 @@ export class GitHubClient {
           authStrategy: createAppAuth,
           auth: { appId: this.opts.auth.appId, privateKey: this.opts.auth.privateKey },
         }),
+        "app",
       );
       this.octokits.set("app", octokit);
     }
@@ -310,7 +315,7 @@ export class GitHubClient {
 
   private createOctokit(installationId: number | undefined): Octokit {
     const base = { baseUrl: this.opts.apiUrl, userAgent: this.opts.userAgent ?? "nomad-gha-dispatcher", log: silentLog };
-    if (this.opts.auth.kind === "token") return this.observed(new Octokit({ ...base, auth: this.opts.auth.token }));
+    if (this.opts.auth.kind === "token") return this.observed(new Octokit({ ...base, auth: this.opts.auth.token }), "pat");
     if (installationId === undefined) {
       throw new DependencyError("github", "GitHub App auth needs an installation id (webhook payload has none)", undefined, false);
     }
@@ -320,12 +325,49 @@ export class GitHubClient {
         authStrategy: createAppAuth,
         auth: { appId: this.opts.auth.appId, privateKey: this.opts.auth.privateKey, installationId },
       }),
+      `installation:${installationId}`,
     );
   }
 
-  private observed(octokit: Octokit): Octokit {
+  /** The budget a target's calls draw from (one per PAT, one per App installation). */
+  budgetFor(target: Pick<RunnerTarget, "installationId">): Budget {
+    return this.budget(this.opts.auth.kind === "app" ? `installation:${target.installationId ?? "?"}` : "pat");
+  }
+
+  private budget(key: string): Budget {
+    let budget = this.budgets.get(key);
+    if (!budget) {
+      budget = new Budget(this.opts.budget ?? GITHUB_SECONDARY_LIMITS);
+      this.budgets.set(key, budget);
+    }
+    return budget;
+  }
+
+  /**
+   * Every request waits for budget first, and a secondary-limit answer pauses the whole budget
+   * until its retry-after: GitHub blocks integrations that keep pushing past it.
+   */
+  private observed(octokit: Octokit, budgetKey: string): Octokit {
     const onResponse = this.opts.onResponse;
-    if (onResponse) octokit.hook.after("request", (res) => onResponse(res.headers));
+    const budget = this.budget(budgetKey);
+    octokit.hook.wrap("request", async (request, options) => {
+      const release = await budget.acquire(pointsFor(options.method), priorityOf(options.method, options.url));
+      try {
+        const res = await request(options);
+        onResponse?.(res.headers);
+        return res;
+      } catch (err) {
+        const headers = err instanceof RequestError ? err.response?.headers : undefined;
+        if (headers) onResponse?.(headers);
+        const retryAfter = Number(headers?.["retry-after"]);
+        if (err instanceof RequestError && (err.status === 403 || err.status === 429) && Number.isFinite(retryAfter)) {
+          budget.pause(retryAfter);
+        }
+        throw err;
+      } finally {
+        release();
+      }
+    });
     return octokit;
   }
 }
@@ -335,6 +377,12 @@ export class RunnerExistsError extends Error {
     super(`a runner named ${runnerName} already exists`);
     this.name = "RunnerExistsError";
   }
+}
+
+/** Credentials first (a runner waits on them), then clean-up, then polling. */
+function priorityOf(method: string, url: string): Priority {
+  if (/generate-jitconfig|registration-token|remove-token|access_tokens/.test(url)) return "credential";
+  return method.toUpperCase() === "GET" ? "poll" : "cleanup";
 }
 
 function accountName(account: unknown): string | undefined {

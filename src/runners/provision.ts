@@ -68,6 +68,17 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
     : { status: "duplicate", nomadJobId: result.dispatchedJobId };
 }
 
+/**
+ * `auto` spends JIT configs (single-use, 5 points each) while the budget has room right now,
+ * and falls back to the cached registration token of the repository beyond that.
+ */
+function registrationFor(deps: RunnerDeps, target: RunnerTarget): "jit" | "token" {
+  const mode = deps.settings.registration;
+  if (mode !== "auto") return mode;
+  const budget = deps.github.budgetFor(target);
+  return budget.waiting() === 0 && budget.available() >= 5 ? "jit" : "token";
+}
+
 /** Gets a credential from GitHub and writes it to Vault; "resumed" when an earlier attempt did. */
 async function storeCredential(
   deps: RunnerDeps,
@@ -86,7 +97,7 @@ async function storeCredential(
   });
 
   let secret: RunnerSecret;
-  if (settings.registration === "jit") {
+  if (registrationFor(deps, target) === "jit") {
     const labels = runnerLabelsFor(job, settings.runnerLabels);
     try {
       const created = await retry(() => github.createJitRunner(target, runnerName, labels));

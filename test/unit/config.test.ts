@@ -54,7 +54,7 @@ describe("loadConfig", () => {
     expect(p).toContain("PORT must be an integer from 0 to 65535, got \"99999\"");
     expect(p.some((l) => l.startsWith("NOMAD_ADDR must be a URL"))).toBe(true);
     expect(p).toContain('ALLOWED_REPOS entry "justowner" must look like owner/repo');
-    expect(p).toContain("RUNNER_REGISTRATION must be jit or token");
+    expect(p).toContain("RUNNER_REGISTRATION must be jit, token or auto");
     expect(p.some((l) => l.includes("GITHUB_WEBHOOK_SECRET is required"))).toBe(true);
     expect(p.some((l) => l.includes("VAULT_TOKEN is required"))).toBe(true);
     expect(p.some((l) => l.startsWith("GitHub credentials missing"))).toBe(true);
