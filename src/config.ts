@@ -181,7 +181,7 @@ const envSchema = z.object({
   TUNNEL: z.enum(["off", "quick", "named"], { message: "TUNNEL must be off, quick or named" }).optional(),
   TUNNEL_TOKEN: z.string().optional(),
   TUNNEL_CONFIG: z.string().default("wrangler-free-tunnel.yml"),
-  CLOUDFLARED_BIN: z.string().default("/usr/local/bin/cloudflared"),
+  CLOUDFLARED_BIN: z.string().default("cloudflared"),
   DISPATCHER_ID: z.string().regex(/^[a-z0-9-]{1,40}$/, "DISPATCHER_ID must be lower-case letters, digits, dashes").default("nomad-gha-dispatcher"),
 });
 

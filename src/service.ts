@@ -15,6 +15,7 @@ import { CapacityGate } from "./runners/capacity.js";
 import { JobEventHandler } from "./runners/handle-event.js";
 import { Reconciler, type ReconcileReport } from "./runners/reconciler.js";
 import { Metrics } from "./metrics.js";
+import { CloudflaredSupervisor, type TunnelStatus, type TunnelTarget } from "./tunnel/cloudflared.js";
 import { VaultStore } from "./vault/client.js";
 
 export class StartupError extends Error {
@@ -121,7 +122,7 @@ export async function startupChecks(config: Config, deps: RunnerDeps): Promise<v
 }
 
 /** Nomad and Vault reachable and able to serve; cached briefly so probes do not hammer them. */
-export function readinessProbe(deps: RunnerDeps, cacheMs = 2_000): () => Promise<ReadinessReport> {
+export function readinessProbe(deps: RunnerDeps, tunnel?: () => TunnelStatus | undefined, cacheMs = 2_000): () => Promise<ReadinessReport> {
   let cached: { at: number; report: Promise<ReadinessReport> } | undefined;
   const check = async (): Promise<ReadinessReport> => {
     const [nomad, vault] = await Promise.all([
@@ -134,7 +135,12 @@ export function readinessProbe(deps: RunnerDeps, cacheMs = 2_000): () => Promise
         (err: unknown) => ({ ok: false, detail: errorMessage(err) }),
       ),
     ]);
-    return { ready: nomad.ok && vault.ok, checks: { nomad, vault } };
+    const checks: ReadinessReport["checks"] = { nomad, vault };
+    const t = tunnel?.();
+    if (t) {
+      checks.tunnel = { ok: t.connected, detail: t.connected ? `${t.connections} edge connection(s)` : (t.lastError ?? "not connected") };
+    }
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
   };
   return () => {
     if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), report: check() };
@@ -165,10 +171,11 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     ...config.limits,
   }, (report) => recordReconcile(metrics, report));
   const handler = new JobEventHandler(deps, policy, gate, reconciler, (s) => metrics.dispatchLatency.observe(s));
+  let tunnel: CloudflaredSupervisor | undefined;
   const app = createApp({
     verifier: new WebhookVerifier(config.github.webhookSecrets),
     handle: (event) => handler.handle(event),
-    readiness: readinessProbe(deps),
+    readiness: readinessProbe(deps, () => tunnel?.status()),
     bodyLimitBytes: config.webhookBodyLimit,
     log,
     observer: {
@@ -187,6 +194,15 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     metricsUrl = `${urlOf(metricsServer, config.host)}/metrics`;
     log.info({ url: metricsUrl }, "serving Prometheus metrics");
   }
+  if (config.tunnel.mode !== "off") {
+    tunnel = new CloudflaredSupervisor({ tunnel: tunnelTarget(config, url), binPath: config.tunnel.cloudflaredBin, logger: log });
+    try {
+      await tunnel.start();
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw new StartupError(errorMessage(err));
+    }
+  }
   reconciler.start();
 
   return {
@@ -201,11 +217,18 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
       });
       await handler.drain();
+      // The tunnel goes last but one: deliveries in flight finish through it.
+      await tunnel?.stop();
       await reconciler.stop();
       if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       log.info("stopped");
     },
   };
+}
+
+function tunnelTarget(config: Config, localUrl: string): TunnelTarget {
+  if (config.tunnel.mode === "quick") return { mode: "quick", originUrl: localUrl };
+  return config.tunnel.token ? { mode: "named", token: config.tunnel.token } : { mode: "named", configFile: config.tunnel.configFile };
 }
 
 function urlOf(server: ServerType, host: string): string {

@@ -159,6 +159,8 @@ export class CloudflaredSupervisor extends EventEmitter<TunnelEvents> {
   private restarts = 0;
   private readonly connections = new Set<number>();
   private url: string | undefined;
+  /** The quick-tunnel URL last shown to the operator, kept across restarts to flag a change. */
+  private announcedUrl: string | undefined;
   private lastError: string | undefined;
   /** The most telling complaint of the current run, quoted when it exits. */
   private runComplaint: string | undefined;
@@ -274,7 +276,15 @@ export class CloudflaredSupervisor extends EventEmitter<TunnelEvents> {
     this.runComplaint = undefined;
     this.startedAt = Date.now();
 
-    const child = spawn(binary, this.args, { env: this.childEnv, stdio: ["ignore", "pipe", "pipe"] });
+    let child: ChildProcess;
+    try {
+      child = spawn(binary, this.args, { env: this.childEnv, stdio: ["ignore", "pipe", "pipe"] });
+    } catch (err) {
+      // Synchronous spawn failures (EINVAL, EMFILE, ...) are as retryable as a crash.
+      this.noteError(`cloudflared could not be run: ${(err as Error).message}`);
+      this.scheduleRestart(null, null);
+      return;
+    }
     this.child = child;
     let resolveGone!: () => void;
     this.childGone = new Promise<void>((resolve) => (resolveGone = resolve));
@@ -315,7 +325,11 @@ export class CloudflaredSupervisor extends EventEmitter<TunnelEvents> {
       return;
     }
 
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code ?? "unknown"}`;
+    this.scheduleRestart(code, signal);
+  }
+
+  private scheduleRestart(code: number | null, signal: NodeJS.Signals | null): void {
+    const how = signal ? `was killed by ${signal}` : code === null ? "did not start" : `exited with code ${code}`;
     this.lastError = this.runComplaint ? `cloudflared ${how}: ${this.runComplaint}` : `cloudflared ${how}`;
 
     const ranForMs = Date.now() - this.startedAt;
@@ -371,7 +385,11 @@ export class CloudflaredSupervisor extends EventEmitter<TunnelEvents> {
       }
       this.emit("disconnected", event.connIndex);
     } else if (event.kind === "quick-url" && this.tunnel.mode === "quick" && event.url !== this.url) {
-      this.url = event.url;
+      const previous = this.announcedUrl;
+      this.url = this.announcedUrl = event.url;
+      if (previous !== undefined && previous !== event.url) {
+        this.log.warn({ url: event.url, previousUrl: previous }, "quick tunnel URL changed after a restart: update the GitHub webhook");
+      }
       this.log.info({ url: event.url, webhook: webhookSettingsFor(event.url) }, formatWebhookSettings(event.url));
       this.emit("url", event.url);
     }
