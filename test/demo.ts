@@ -36,8 +36,9 @@ async function main(): Promise<number> {
   say(color(35, "twins"), `GitHub ${github.url} | Vault ${vault.url} | Nomad ${nomad.url}`);
 
   const gh = color(32, "github");
+  say(gh, "a workflow job in octo-org/hello-world asks for [self-hosted, nomad]: sending the signed workflow_job webhook");
   const job = await github.queueJob({ repo: "octo-org/hello-world", labels: ["self-hosted", "nomad"] });
-  say(gh, `job ${job.id} queued in octo-org/hello-world asking for [self-hosted, nomad]; webhook delivered`);
+  say(gh, `webhook for job ${job.id} answered ${github.deliveries().at(-1)?.status_code ?? "?"}`);
 
   const runnerName = `nomad-gha-${job.id}`;
   await eventually(() => github.runners().some((r) => r.name === runnerName && r.status === "online"), "runner online", 20_000);

@@ -50,7 +50,9 @@ const workflowJobPayload = z.object({
     conclusion: z.string().nullable().optional(),
     labels: z.array(z.string()),
     runner_name: z.string().nullable().optional(),
-    created_at: z.string(),
+    // Older deliveries (before GitHub added it) have no created_at; started_at stands in.
+    created_at: z.string().optional(),
+    started_at: z.string().nullable().optional(),
   }),
   repository: z.object({
     name: z.string().min(1),
@@ -89,7 +91,7 @@ export function parseWorkflowJob(
         status: p.workflow_job.status as JobEvent["job"]["status"],
         conclusion: p.workflow_job.conclusion ?? null,
         runnerName: p.workflow_job.runner_name ?? null,
-        createdAt: p.workflow_job.created_at,
+        createdAt: p.workflow_job.created_at ?? p.workflow_job.started_at ?? new Date().toISOString(),
         installationId: p.installation?.id,
       },
     },

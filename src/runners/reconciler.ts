@@ -64,6 +64,11 @@ export class Reconciler {
     await this.running?.catch(() => undefined);
   }
 
+  /** Resolves once no pass is running (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+  }
+
   /** Remember a repository from a webhook so its queue is watched even with an App or owners list. */
   noteRepo(target: RunnerTarget): void {
     this.seenRepos.set(`${target.owner}/${target.repo}`.toLowerCase(), target);

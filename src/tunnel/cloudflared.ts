@@ -281,7 +281,7 @@ export class CloudflaredSupervisor extends EventEmitter<TunnelEvents> {
       child = spawn(binary, this.args, { env: this.childEnv, stdio: ["ignore", "pipe", "pipe"] });
     } catch (err) {
       // Synchronous spawn failures (EINVAL, EMFILE, ...) are as retryable as a crash.
-      this.noteError(`cloudflared could not be run: ${(err as Error).message}`);
+      this.noteError((err as Error).message);
       this.scheduleRestart(null, null);
       return;
     }
@@ -297,7 +297,7 @@ export class CloudflaredSupervisor extends EventEmitter<TunnelEvents> {
       resolveGone();
     };
     child.on("error", (err) => {
-      this.noteError(`cloudflared could not be run: ${err.message}`);
+      this.noteError(err.message); // e.g. "spawn /usr/local/bin/cloudflared ENOENT"
       // A process that never started emits no reliable "close" on every Node version.
       if (child.pid === undefined) onGone(null, null);
     });

@@ -2,7 +2,7 @@ import type { TunnelTarget } from "./cloudflared.js";
 
 /** Config file for TUNNEL=named without TUNNEL_TOKEN, relative to the working directory. */
 export const DEFAULT_TUNNEL_CONFIG = "wrangler-free-tunnel.yml";
-/** Where the Docker image installs it; elsewhere `cloudflared` is looked up on PATH. */
+/** Looked up on PATH; the Docker image sets CLOUDFLARED_BIN=/usr/local/bin/cloudflared. */
 export const DEFAULT_CLOUDFLARED_BIN = "cloudflared";
 
 export interface TunnelSettings {

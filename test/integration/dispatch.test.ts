@@ -104,6 +104,7 @@ describe("dispatch path end to end (twins)", () => {
   it("a bad signature gets 401 and causes zero calls to GitHub, Vault or Nomad", async () => {
     world = await startWorld();
     const w = world;
+    await w.service.reconciler.idle();
     const before = { github: w.github.requests.length, vault: w.vault.requests.length, nomad: w.nomad.requests.length };
     const payload = { ...examples.find((e) => e.action === "queued")!, workflow_job: { ...examples.find((e) => e.action === "queued")!.workflow_job, labels: ["self-hosted", "nomad"] } };
     const res = await postSigned(w, "workflow_job", payload, { secret: "not-the-secret" });
@@ -116,6 +117,7 @@ describe("dispatch path end to end (twins)", () => {
   it("real example payloads: non-matching labels, other events and non-queued actions change nothing", async () => {
     world = await startWorld();
     const w = world;
+    await w.service.reconciler.idle();
     const before = sideEffectCalls(w);
     for (const example of examples) {
       // As published (ubuntu-latest, k8s...): none asks for our labels.

@@ -1,0 +1,278 @@
+// The GitHub twin: an HTTP server on 127.0.0.1 that behaves like api.github.com for what
+// nomad-gha-dispatcher uses (self-hosted runners, JIT configs, runner tokens, workflow runs and
+// jobs, GitHub App installations and tokens, webhook deliveries), plus the Actions service as a
+// runner sees it (ActionsService), which the Nomad twin's runner player calls in-process.
+//
+// Pieces: github-model (state and job matching), github-auth (credentials), github-ratelimit,
+// github-shapes (JSON representations), github-webhooks (deliveries), github-runners (runner
+// protocol), github-routes (REST handlers), github-http (request pipeline), openapi (contract).
+
+import { generateKeyPairSync } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { ActionsService, FaultPlan, RecordedRequest, RunnerExit, RunnerStart } from "./contract.js";
+import { Credentials } from "./github-auth.js";
+import { GitHubHttpFront } from "./github-http.js";
+import type { Assignment, Job, TwinJob, TwinRunner } from "./github-model.js";
+import { GitHubState, jobSnapshot, runnerSnapshot } from "./github-model.js";
+import { DEFAULT_SECONDARY_LIMIT, RateLimiter, type SecondaryLimitOptions } from "./github-ratelimit.js";
+import { GitHubRestApi } from "./github-routes.js";
+import { RunnerService } from "./github-runners.js";
+import { GitHubShapes, type TwinUrls } from "./github-shapes.js";
+import { WebhookSender, type TwinDelivery } from "./github-webhooks.js";
+import { gitHubOperation } from "./openapi.js";
+
+export type { TwinJob, TwinRunner } from "./github-model.js";
+export type { TwinDelivery } from "./github-webhooks.js";
+
+export interface GitHubTwinOptions {
+  /** How long a runner takes to run a job (default 50 ms). */
+  jobDurationMs?: number;
+  /**
+   * Which queued job an idle runner takes: "oldest" (default, like GitHub: any eligible job,
+   * oldest first) or "own" (only the job whose id the runner's name ends with).
+   */
+  assignment?: Assignment;
+  /** Default { pointsPerMinute: 900, maxConcurrent: 100 }; false disables the secondary limit. */
+  secondaryRateLimit?: SecondaryLimitOptions | false;
+  /** Validate every request/response against the OpenAPI and record violations (default true). */
+  validate?: boolean;
+  /** Extension: requests per hour for authenticated callers (default 5000, like GitHub). */
+  primaryRateLimit?: number;
+  /** Extension: web base for html_url and runner scope URLs (default https://github.com). */
+  webUrl?: string;
+  /** Extension: the twin's clock (ms since epoch) for token and JWT expiry (default Date.now). */
+  clock?: () => number;
+}
+
+export interface TwinApp {
+  appId: number;
+  privateKeyPem: string;
+  slug: string;
+}
+
+export class GitHubTwin implements ActionsService {
+  readonly requests: RecordedRequest[] = [];
+  readonly contractViolations: string[] = [];
+  readonly faults: FaultPlan = {};
+  /** Every credential the twin ever issued (PATs, installation tokens, JIT configs, runner tokens). */
+  readonly issuedSecrets: string[] = [];
+  readonly webUrl: string;
+  private readonly urls: TwinUrls = { api: "", web: "" };
+  private readonly state: GitHubState;
+  private readonly credentials: Credentials;
+  private readonly limiter: RateLimiter;
+  private readonly shapes: GitHubShapes;
+  private readonly webhooks: WebhookSender;
+  private readonly runnerService: RunnerService;
+  private readonly lifetime = new AbortController();
+  private readonly server: Server;
+  private patUsers = 0;
+
+  private constructor(opts: GitHubTwinOptions) {
+    const clock = opts.clock ?? Date.now;
+    this.webUrl = (opts.webUrl ?? "https://github.com").replace(/\/+$/, "");
+    // Every component shares `this.urls`; `api` is filled in once the server listens.
+    const urls = this.urls;
+    urls.web = this.webUrl;
+    this.state = new GitHubState(clock, opts.assignment ?? "oldest");
+    this.credentials = new Credentials(this.state, this.issuedSecrets);
+    this.limiter = new RateLimiter(clock, opts.secondaryRateLimit ?? DEFAULT_SECONDARY_LIMIT, opts.primaryRateLimit);
+    this.shapes = new GitHubShapes(urls, this.state);
+    // The user who "pushed": every workflow_job event names a sender.
+    const sender = this.state.account("github-twin-actor", "User");
+    this.webhooks = new WebhookSender(this.state, this.shapes, sender, this.lifetime.signal);
+    this.runnerService = new RunnerService({
+      state: this.state,
+      credentials: this.credentials,
+      webhooks: this.webhooks,
+      urls,
+      jobDurationMs: opts.jobDurationMs ?? 50,
+      lifetime: this.lifetime.signal,
+    });
+    const api = new GitHubRestApi({ state: this.state, shapes: this.shapes, credentials: this.credentials, webhooks: this.webhooks, limiter: this.limiter });
+    const front = new GitHubHttpFront({
+      routes: api.routes(),
+      credentials: this.credentials,
+      limiter: this.limiter,
+      faults: this.faults,
+      requests: this.requests,
+      contractViolations: this.contractViolations,
+      validate: opts.validate ?? true,
+      clock,
+      lifetime: this.lifetime.signal,
+      baseUrl: () => this.urls.api,
+    });
+    this.server = createServer((req, res) => {
+      front.handle(req, res).catch((error: unknown) => {
+        // A bug of the twin, not GitHub behaviour: make it visible to every test.
+        this.contractViolations.push(`twin: internal error on ${req.method} ${req.url}: ${String(error)}`);
+        if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ message: `twin error: ${String(error)}` }));
+      });
+    });
+  }
+
+  static async start(opts: GitHubTwinOptions = {}): Promise<GitHubTwin> {
+    const twin = new GitHubTwin(opts);
+    // Parse the ~70 MB OpenAPI now rather than inside the first request.
+    if (opts.validate ?? true) gitHubOperation("GET", "/rate_limit");
+    await new Promise<void>((resolve, reject) => {
+      twin.server.once("error", reject);
+      twin.server.listen(0, "127.0.0.1", () => resolve());
+    });
+    twin.urls.api = `http://127.0.0.1:${(twin.server.address() as AddressInfo).port}`;
+    return twin;
+  }
+
+  /** API base, e.g. http://127.0.0.1:1234 (GITHUB_API_URL); `${url}/api/v3` works too. */
+  get url(): string {
+    return this.urls.api;
+  }
+
+  get secondaryLimitHits(): number {
+    return this.limiter.secondaryLimitHits;
+  }
+
+  /** Points spent per caller key: `user:<login>`, `installation:<id>`, `app:<id>`, `ip:<address>`. */
+  get pointsSpent(): ReadonlyMap<string, number> {
+    return this.limiter.pointsSpent;
+  }
+
+  /** Requests of a caller key being handled right now (for concurrency tests). */
+  inFlight(key: string): number {
+    return this.limiter.concurrent(key);
+  }
+
+  // ---- setup -------------------------------------------------------------------------------------------
+
+  /** A classic PAT (scopes repo, admin:org) of a new user; rate limits count per user. */
+  createPat(): string {
+    const user = this.state.account(`pat-user-${++this.patUsers}`, "User");
+    return this.credentials.createPat(user);
+  }
+
+  createApp(): TwinApp {
+    const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const id = this.state.nextId("app");
+    const slug = `twin-dispatcher-${id}`;
+    const owner = this.state.account("twin-apps", "Organization");
+    this.state.addApp({ id, slug, name: `Twin dispatcher ${id}`, clientId: `Iv23li${id.toString(16)}`, publicKey, owner, createdAt: this.state.nowIso() });
+    // GitHub hands out PKCS#1 PEMs ("BEGIN RSA PRIVATE KEY").
+    const privateKeyPem = privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+    // Logs are JSON lines (newlines escaped), so a whole PEM would never match a leak search; a
+    // line from its middle (private key material) does.
+    const pemLines = privateKeyPem.trim().split("\n");
+    this.issuedSecrets.push(pemLines[Math.floor(pemLines.length / 2)] ?? privateKeyPem);
+    return { appId: id, privateKeyPem, slug };
+  }
+
+  /**
+   * Creates the owner (an organization unless `ownerType: "User"`) and the repository. With
+   * `installationId` the repository belongs to that installation (created on first use, owned by
+   * the first app, or by `appId`).
+   */
+  addRepo(fullName: string, opts: { installationId?: number; ownerType?: "Organization" | "User"; appId?: number } = {}): { id: number; owner: string; name: string } {
+    const repo = this.state.addRepo(fullName, opts.ownerType ?? "Organization", opts.installationId);
+    if (opts.appId !== undefined && opts.installationId !== undefined) {
+      const installation = this.state.installations.get(opts.installationId);
+      if (installation) installation.appId = opts.appId;
+    }
+    return { id: repo.id, owner: repo.owner.login, name: repo.name };
+  }
+
+  /** Webhook deliveries go to `url`. With `appId` it is that app's webhook (installation events only). */
+  addWebhook(hook: { url: string; secret: string; appId?: number }): number {
+    return this.webhooks.addHook({ url: hook.url, secret: hook.secret, appId: hook.appId });
+  }
+
+  // ---- workflow jobs --------------------------------------------------------------------------------
+
+  /**
+   * Creates a workflow run (or adds to `runId`) with one job, queued (or waiting for approval),
+   * sends its webhook unless `deliver === false`, and resolves once the deliveries are answered.
+   */
+  async queueJob(input: { repo: string; labels: string[]; runId?: number; deliver?: boolean; waiting?: boolean }): Promise<TwinJob> {
+    const [owner = "", name = ""] = input.repo.split("/");
+    const repo = this.state.findRepo(owner, name);
+    if (!repo) throw new Error(`unknown repository ${input.repo}: addRepo() it first`);
+    const job = this.state.createJob(repo, input.labels, input.waiting ? "waiting" : "queued", input.runId);
+    const delivery = input.deliver === false ? Promise.resolve() : this.webhooks.sendJobEvent(job, input.waiting ? "waiting" : "queued");
+    this.state.matchJobs();
+    await delivery;
+    return jobSnapshot(job);
+  }
+
+  /** waiting -> queued (+ `queued` webhook). */
+  async approveJob(jobId: number): Promise<void> {
+    const job = this.job(jobId);
+    if (job.status !== "waiting") throw new Error(`job ${jobId} is ${job.status}, not waiting`);
+    job.status = "queued";
+    const delivery = this.webhooks.sendJobEvent(job, "queued");
+    this.state.matchJobs();
+    await delivery;
+  }
+
+  /** -> completed/cancelled (+ `completed` webhook) unless already completed; its runner stops the job. */
+  async cancelJob(jobId: number): Promise<void> {
+    const job = this.job(jobId);
+    if (job.status === "completed") return;
+    const stopRunner = job.onCancel;
+    this.state.completeJob(job, "cancelled");
+    stopRunner?.();
+    await this.webhooks.sendJobEvent(job, "completed");
+  }
+
+  private job(jobId: number): Job {
+    const job = this.state.jobs.get(jobId);
+    if (!job) throw new Error(`unknown job ${jobId}`);
+    return job;
+  }
+
+  jobs(): TwinJob[] {
+    return [...this.state.jobs.values()].map(jobSnapshot);
+  }
+
+  runners(): TwinRunner[] {
+    return [...this.state.runners.values()].map(runnerSnapshot);
+  }
+
+  deliveries(): TwinDelivery[] {
+    return this.webhooks.deliveries();
+  }
+
+  /** Sends a recorded delivery again (same GUID, `redelivery: true`); resolves with the new attempt. */
+  async redeliverWebhook(deliveryId: number): Promise<TwinDelivery> {
+    const attempt = this.webhooks.redeliver(deliveryId);
+    if (!attempt) throw new Error(`unknown delivery ${deliveryId}`);
+    return attempt;
+  }
+
+  /** Resolves when every webhook delivery started so far (runner events, REST redeliveries) finished. */
+  deliveriesSettled(): Promise<void> {
+    return this.webhooks.settled();
+  }
+
+  // ---- ActionsService -------------------------------------------------------------------------------
+
+  runRunner(start: RunnerStart, signal: AbortSignal): Promise<RunnerExit> {
+    return this.runnerService.runRunner(start, signal);
+  }
+
+  removeRunner(start: RunnerStart, removeToken: string): Promise<{ removed: boolean }> {
+    return this.runnerService.removeRunner(start, removeToken);
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------------------
+
+  /** Stops the server; runner processes end ("stopped") and deliveries in flight are aborted. */
+  async close(): Promise<void> {
+    this.lifetime.abort();
+    this.state.stopAllWaiting();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+    await this.webhooks.settled();
+    await this.webhooks.close();
+  }
+}

@@ -1,0 +1,401 @@
+// HCL2 evaluation for the Nomad twin. @cdktf/hcl2json does the real parsing (it is HashiCorp's
+// HCL parser compiled to wasm) and hands back terraform-style JSON in which every expression is
+// left as a `${...}` template string. This module evaluates those templates the way Nomad's
+// jobspec2 does: `var.*`/`local.*` are resolved, runtime references (`${NOMAD_*}`, `${node.*}`,
+// `${attr.*}`, `${meta.*}`) stay literal for the client to interpolate, and the `$${` escape turns
+// into `${`.
+
+import hcl2json from "@cdktf/hcl2json";
+import type { Json, JsonObject } from "./nomad-types.js";
+
+/** An HCL diagnostic, carrying the text Nomad would put in its error (`<range>: <summary>; <detail>`). */
+export class HclError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "HclError";
+  }
+}
+
+/** Diagnostics without a source range print their nil `Subject` the way Go's fmt does. */
+export function diagnostic(summary: string, detail: string, range = "<nil>"): HclError {
+  return new HclError(`${range}: ${summary}; ${detail}`);
+}
+
+/** Parses HCL text into hcl2json's JSON. Syntax errors become an HclError with the parser's text. */
+export async function parseHcl(filename: string, text: string): Promise<JsonObject> {
+  try {
+    const parsed: unknown = await hcl2json.parse(filename, text);
+    return isObject(parsed) ? parsed : {};
+  } catch (err) {
+    throw new HclError(stripBridgeWrapping(err instanceof Error ? err.message : String(err)));
+  }
+}
+
+/** hcl2json wraps the diagnostics as `parse config: [<diag>]`; Nomad prints the diagnostic alone. */
+function stripBridgeWrapping(message: string): string {
+  const match = /^parse config: \[(.*)\]$/s.exec(message);
+  return match?.[1] ?? message;
+}
+
+export function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
+export interface EvalScope {
+  vars: Record<string, Json>;
+  locals: Record<string, Json>;
+}
+
+export const EMPTY_SCOPE: EvalScope = { vars: {}, locals: {} };
+
+/** Evaluates every template string inside a decoded HCL value. */
+export function evaluate(value: Json, scope: EvalScope): Json {
+  if (typeof value === "string") return evaluateTemplate(value, scope);
+  if (Array.isArray(value)) return value.map((item) => evaluate(item, scope));
+  if (isObject(value)) {
+    const out: JsonObject = {};
+    for (const [key, item] of Object.entries(value)) out[key] = evaluate(item, scope);
+    return out;
+  }
+  return value;
+}
+
+type Part = { literal: string } | { value: Json };
+
+/**
+ * A template that is exactly one interpolation yields the raw value (a list stays a list), as HCL
+ * does; anything else concatenates into a string.
+ */
+export function evaluateTemplate(template: string, scope: EvalScope): Json {
+  const parts = splitTemplate(template, scope);
+  const only = parts[0];
+  if (parts.length === 1 && only && "value" in only) return only.value;
+  return parts.map((part) => ("literal" in part ? part.literal : stringifyForTemplate(part.value))).join("");
+}
+
+function splitTemplate(template: string, scope: EvalScope): Part[] {
+  const parts: Part[] = [];
+  let literal = "";
+  let i = 0;
+  while (i < template.length) {
+    if (template.startsWith("$${", i) || template.startsWith("%%{", i)) {
+      literal += template.slice(i + 1, i + 3);
+      i += 3;
+    } else if (template.startsWith("${", i)) {
+      const end = findClosingBrace(template, i + 2);
+      if (literal) parts.push({ literal });
+      literal = "";
+      const source = template.slice(i + 2, end).trim();
+      parts.push({ value: evaluateExpressionSource(source, scope) });
+      i = end + 1;
+    } else if (template.startsWith("%{", i)) {
+      throw diagnostic("Unsupported template directive", "The Nomad twin does not evaluate %{ } directives.");
+    } else {
+      literal += template[i];
+      i += 1;
+    }
+  }
+  if (literal || parts.length === 0) parts.push({ literal });
+  return parts;
+}
+
+function findClosingBrace(text: string, from: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = from; i < text.length; i += 1) {
+    const ch = text[i];
+    if (inString) {
+      if (ch === "\\") i += 1;
+      else if (ch === '"') inString = false;
+    } else if (ch === '"') inString = true;
+    else if (ch === "{") depth += 1;
+    else if (ch === "}") {
+      if (depth === 0) return i;
+      depth -= 1;
+    }
+  }
+  throw diagnostic("Unclosed template interpolation sequence", "There is no closing brace for this interpolation sequence.");
+}
+
+function stringifyForTemplate(value: Json): string {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (value === null) {
+    throw diagnostic("Invalid template interpolation value", "The expression result is null. Cannot include a null value in a string template.");
+  }
+  throw diagnostic("Invalid template interpolation value", "Cannot include the given value in a string template: string required.");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expressions: literals, traversals, lists and a handful of functions. Anything rooted outside
+// `var`/`local` is a runtime reference and is kept as written.
+
+/** Marker for a reference only the Nomad client can resolve. */
+class RuntimeReference {
+  constructor(readonly source: string) {}
+}
+
+function evaluateExpressionSource(source: string, scope: EvalScope): Json {
+  const literal = `\${${source}}`;
+  let result: Value;
+  try {
+    result = new ExpressionParser(source, scope).parseComplete();
+  } catch (err) {
+    // Arithmetic and other syntax the twin does not evaluate is fine as long as only the client
+    // would have resolved it: keep it for the client, as jobspec2 does.
+    if (!/\b(var|local)\./.test(source)) return literal;
+    throw err;
+  }
+  return result instanceof RuntimeReference ? literal : result;
+}
+
+type Value = Json | RuntimeReference;
+
+const FUNCTIONS: Record<string, (args: Json[]) => Json> = {
+  upper: ([s]) => String(s).toUpperCase(),
+  lower: ([s]) => String(s).toLowerCase(),
+  trimspace: ([s]) => String(s).trim(),
+  join: ([sep, list]) => (Array.isArray(list) ? list.map((item) => stringifyForTemplate(item)).join(String(sep)) : ""),
+  split: ([sep, s]) => String(s).split(String(sep)),
+  concat: (lists) => lists.flatMap((list) => (Array.isArray(list) ? list : [])),
+  length: ([v]) => (Array.isArray(v) ? v.length : isObject(v) ? Object.keys(v).length : String(v).length),
+  tostring: ([v]) => stringifyForTemplate(v ?? null),
+  tonumber: ([v]) => Number(v),
+  format: ([fmt, ...args]) => {
+    let n = 0;
+    return String(fmt).replace(/%[sdv]/g, () => stringifyForTemplate(args[n++] ?? null));
+  },
+};
+
+class ExpressionParser {
+  private pos = 0;
+
+  constructor(
+    private readonly src: string,
+    private readonly scope: EvalScope,
+  ) {}
+
+  parseComplete(): Value {
+    const value = this.parseValue();
+    this.skipSpace();
+    if (this.pos < this.src.length) {
+      throw diagnostic("Unsupported expression", `The Nomad twin cannot evaluate "${this.src}".`);
+    }
+    return value;
+  }
+
+  private parseValue(): Value {
+    this.skipSpace();
+    const ch = this.src[this.pos];
+    if (ch === '"') return this.parseString();
+    if (ch === "[") return this.parseList();
+    if (ch !== undefined && /[-0-9]/.test(ch)) return this.parseNumber();
+    const name = this.parseIdentifier();
+    if (name === "true" || name === "false") return name === "true";
+    if (name === "null") return null;
+    this.skipSpace();
+    if (this.src[this.pos] === "(") return this.parseCall(name);
+    return this.parseTraversal(name);
+  }
+
+  private parseIdentifier(): string {
+    const match = /^[A-Za-z_][A-Za-z0-9_-]*/.exec(this.src.slice(this.pos));
+    if (!match) throw diagnostic("Invalid expression", `Expected the start of an expression in "${this.src}".`);
+    this.pos += match[0].length;
+    return match[0];
+  }
+
+  private parseString(): string {
+    const match = /^"((?:[^"\\]|\\.)*)"/.exec(this.src.slice(this.pos));
+    if (!match) throw diagnostic("Invalid string", `Unterminated string in "${this.src}".`);
+    this.pos += match[0].length;
+    return JSON.parse(`"${match[1] ?? ""}"`) as string;
+  }
+
+  private parseNumber(): number {
+    const match = /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/.exec(this.src.slice(this.pos));
+    if (!match) throw diagnostic("Invalid expression", `Expected a number in "${this.src}".`);
+    this.pos += match[0].length;
+    return Number(match[0]);
+  }
+
+  private parseList(): Value {
+    this.pos += 1;
+    const items = this.parseArguments("]");
+    return items.some((item) => item instanceof RuntimeReference) ? new RuntimeReference(this.src) : (items as Json[]);
+  }
+
+  private parseCall(name: string): Value {
+    this.pos += 1;
+    const args = this.parseArguments(")");
+    if (args.some((arg) => arg instanceof RuntimeReference)) return new RuntimeReference(this.src);
+    const fn = FUNCTIONS[name];
+    if (!fn) throw diagnostic("Call to unknown function", `There is no function named "${name}".`);
+    return fn(args as Json[]);
+  }
+
+  private parseArguments(close: string): Value[] {
+    const items: Value[] = [];
+    for (;;) {
+      this.skipSpace();
+      if (this.src[this.pos] === close) {
+        this.pos += 1;
+        return items;
+      }
+      items.push(this.parseValue());
+      this.skipSpace();
+      if (this.src[this.pos] === ",") this.pos += 1;
+      else if (this.src[this.pos] !== close) {
+        throw diagnostic("Missing item separator", `Expected a comma in "${this.src}".`);
+      }
+    }
+  }
+
+  private parseTraversal(root: string): Value {
+    if (root !== "var" && root !== "local") {
+      this.skipTraversalSteps();
+      return new RuntimeReference(this.src);
+    }
+    let value: Json = root === "var" ? this.scope.vars : this.scope.locals;
+    let first = true;
+    while (this.src[this.pos] === "." || this.src[this.pos] === "[") {
+      const key = this.parseStep();
+      value = this.index(value, key, first ? root : undefined);
+      first = false;
+    }
+    return value;
+  }
+
+  private parseStep(): string | number {
+    if (this.src[this.pos] === ".") {
+      this.pos += 1;
+      return this.parseIdentifier();
+    }
+    this.pos += 1;
+    const key = this.parseValue();
+    this.skipSpace();
+    if (this.src[this.pos] !== "]") throw diagnostic("Invalid index", `Expected "]" in "${this.src}".`);
+    this.pos += 1;
+    if (typeof key !== "string" && typeof key !== "number") {
+      throw diagnostic("Invalid index", "An index must be a string or a number.");
+    }
+    return key;
+  }
+
+  private index(value: Json, key: string | number, rootName: string | undefined): Json {
+    if (Array.isArray(value) && typeof key === "number") {
+      const item = value[key];
+      if (item === undefined) throw diagnostic("Invalid index", `The given key does not identify an element in this collection value.`);
+      return item;
+    }
+    if (isObject(value) && Object.hasOwn(value, String(key))) return value[String(key)] ?? null;
+    if (rootName === "var") {
+      throw diagnostic("Unknown variable", `There is no variable named "${key}".`);
+    }
+    throw diagnostic("Unsupported attribute", `This object does not have an attribute named "${key}".`);
+  }
+
+  private skipTraversalSteps(): void {
+    while (this.src[this.pos] === "." || this.src[this.pos] === "[") this.parseStepLiterally();
+  }
+
+  private parseStepLiterally(): void {
+    if (this.src[this.pos] === ".") {
+      this.pos += 1;
+      this.parseIdentifier();
+      return;
+    }
+    const close = this.src.indexOf("]", this.pos);
+    this.pos = close < 0 ? this.src.length : close + 1;
+  }
+
+  private skipSpace(): void {
+    while (this.pos < this.src.length && /\s/.test(this.src[this.pos] ?? "")) this.pos += 1;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Type constraints (`type = list(string)`), converted like cty's convert package.
+
+export type TypeConstraint =
+  | { kind: "string" | "number" | "bool" | "any" }
+  | { kind: "list" | "set" | "map"; element: TypeConstraint };
+
+/** hcl2json renders `type = list(string)` as the template `${list(string)}`. */
+export function parseTypeConstraint(raw: Json | undefined): TypeConstraint {
+  if (typeof raw !== "string") return { kind: "any" };
+  const source = raw.replace(/^\$\{/, "").replace(/\}$/, "").replace(/\s+/g, "");
+  return parseTypeSource(source);
+}
+
+function parseTypeSource(source: string): TypeConstraint {
+  if (source === "string" || source === "number" || source === "bool" || source === "any") return { kind: source };
+  const match = /^(list|set|map)\((.*)\)$/.exec(source);
+  if (match?.[1] === "list" || match?.[1] === "set" || match?.[1] === "map") {
+    return { kind: match[1], element: parseTypeSource(match[2] ?? "any") };
+  }
+  // object(...) and tuple(...) constraints are accepted structurally as they come.
+  return { kind: "any" };
+}
+
+/** Converts a value to a type constraint; throws the cty error text Nomad embeds in its diagnostic. */
+export function convertToType(value: Json, type: TypeConstraint): Json {
+  if (value === null || type.kind === "any") return value;
+  switch (type.kind) {
+    case "string":
+      if (typeof value === "string") return value;
+      if (typeof value === "number" || typeof value === "boolean") return String(value);
+      throw new TypeError("string required");
+    case "number":
+      if (typeof value === "number") return value;
+      if (typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) return Number(value);
+      throw new TypeError("a number is required");
+    case "bool":
+      if (typeof value === "boolean") return value;
+      if (value === "true" || value === "false") return value === "true";
+      throw new TypeError("a bool is required");
+    case "list":
+    case "set":
+      if (!Array.isArray(value)) throw new TypeError(`${type.kind} of ${describeType(type.element)} required`);
+      return value.map((item) => convertToType(item, type.element));
+    case "map": {
+      if (!isObject(value)) throw new TypeError(`map of ${describeType(type.element)} required`);
+      const out: JsonObject = {};
+      for (const [key, item] of Object.entries(value)) out[key] = convertToType(item, type.element);
+      return out;
+    }
+  }
+}
+
+function describeType(type: TypeConstraint): string {
+  return "element" in type ? `${type.kind} of ${describeType(type.element)}` : type.kind;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Go durations ("30s", "1h30m", "500ms") as Nomad's JSON encodes time.Duration: nanoseconds.
+
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1,
+  us: 1e3,
+  "µs": 1e3,
+  ms: 1e6,
+  s: 1e9,
+  m: 60e9,
+  h: 3600e9,
+};
+
+export function parseGoDuration(text: string): number {
+  if (text === "0") return 0;
+  const re = /([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let consumed = 0;
+  for (let match = re.exec(text); match; match = re.exec(text)) {
+    total += Number(match[1]) * (DURATION_UNITS[match[2] ?? "s"] ?? 0);
+    consumed = re.lastIndex;
+  }
+  if (consumed === 0 || consumed !== text.length) throw new TypeError(`time: invalid duration "${text}"`);
+  return Math.round(total);
+}

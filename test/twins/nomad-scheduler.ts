@@ -1,0 +1,368 @@
+// Scheduler and client pool of the twin's one-node "cluster". Evaluations queue placements FIFO;
+// a placement becomes an allocation when a slot is free (until then its evaluation is blocked and
+// the job stays pending, as in Nomad when the cluster is full). Allocation runners report task
+// states back; failed allocations are rescheduled per the group's reschedule policy and lost ones
+// are replaced, as Nomad's reconciler does.
+
+import { randomUUID } from "node:crypto";
+import { AllocRunner, receivedTaskStates, type AllocRunnerHost, type RunnerReport } from "./nomad-runner.js";
+import type { ScriptHost } from "./nomad-runner-scripts.js";
+import { allocIsTerminal, nowNanos, type NomadState, type WriteTxn } from "./nomad-state.js";
+import type { ClientStatus, TaskState, TwinAllocation, TwinEvaluation, TwinNomadJob, TwinTaskGroup } from "./nomad-types.js";
+
+export const NODE = { ID: randomUUID(), Name: "nomad-twin-client-1" };
+
+export interface SchedulerOptions extends ScriptHost {
+  slots: number;
+  startDelayMs: number;
+}
+
+interface Placement {
+  evalId: string;
+  namespace: string;
+  jobId: string;
+  group: string;
+  /** The allocation this one replaces (lost or rescheduled). */
+  previous?: TwinAllocation;
+}
+
+/**
+ * What an evaluation asks the scheduler to do: bring the job to its groups' counts (register,
+ * dispatch), place specific replacements (lost, rescheduled), or stop everything (deregister).
+ */
+export type EvalWork = { reconcile: true } | { place: Array<{ group: string; previous: TwinAllocation }> } | { stopAll: true };
+
+/** allocrunner getClientStatus: a failed task fails the allocation at once, even while poststop runs. */
+export function clientStatusOf(states: Record<string, TaskState>): { status: ClientStatus; description: string } {
+  const list = Object.values(states);
+  if (list.some((s) => s.State === "dead" && s.Failed)) return { status: "failed", description: "Failed tasks" };
+  if (list.some((s) => s.State === "running")) return { status: "running", description: "Tasks are running" };
+  if (list.some((s) => s.State === "pending")) return { status: "pending", description: "No tasks have started" };
+  return { status: "complete", description: "All tasks have completed" };
+}
+
+export class Scheduler {
+  private readonly queue: Placement[] = [];
+  /** Allocations whose client is still busy with them; each holds a slot. */
+  private readonly runners = new Map<string, AllocRunner>();
+  /** Runners whose node was lost: no slot, but the twin still waits for them to wind down on close. */
+  private readonly orphans = new Set<AllocRunner>();
+  private readonly pendingEvals: Array<{ evaluation: TwinEvaluation; work: EvalWork }> = [];
+  private readonly finishedLogs = new Map<string, Record<string, string[]>>();
+  private tickScheduled = false;
+  private idleWaiters: Array<() => void> = [];
+  private closed = false;
+
+  constructor(
+    private readonly state: NomadState,
+    private readonly opts: SchedulerOptions,
+  ) {}
+
+  /** A new evaluation for a job; the scheduler picks it up on its next turn. */
+  newEvaluation(txn: WriteTxn, job: TwinNomadJob, triggeredBy: string, work: EvalWork): TwinEvaluation {
+    const now = nowNanos();
+    const evaluation: TwinEvaluation = {
+      ID: randomUUID(),
+      Namespace: job.Namespace,
+      Priority: job.Priority,
+      Type: job.Type,
+      TriggeredBy: triggeredBy,
+      JobID: job.ID,
+      Status: "pending",
+      StatusDescription: "",
+      CreateIndex: txn.index,
+      ModifyIndex: txn.index,
+      CreateTime: now,
+      ModifyTime: now,
+    };
+    txn.putEval(evaluation);
+    this.pendingEvals.push({ evaluation, work });
+    this.scheduleTick();
+    return evaluation;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The scheduler's turn
+
+  private scheduleTick(): void {
+    if (this.tickScheduled || this.closed) return;
+    this.tickScheduled = true;
+    setImmediate(() => {
+      this.tickScheduled = false;
+      this.processEvaluations();
+      this.placeWhileSlotsFree();
+      this.checkIdle();
+    });
+  }
+
+  private processEvaluations(): void {
+    for (const { evaluation, work } of this.pendingEvals.splice(0)) {
+      if ("stopAll" in work) this.stopJobAllocations(evaluation);
+      else if ("place" in work) for (const p of work.place) this.enqueue(evaluation, p.group, p.previous);
+      else for (const group of this.missingPlacements(evaluation)) this.enqueue(evaluation, group);
+    }
+  }
+
+  private enqueue(evaluation: TwinEvaluation, group: string, previous?: TwinAllocation): void {
+    this.queue.push({ evalId: evaluation.ID, namespace: evaluation.Namespace, jobId: evaluation.JobID, group, previous });
+  }
+
+  /**
+   * Groups short of their count. Allocations still meant to run count, finished ones too (a
+   * batch job does not rerun what completed); replaced ones and stopped ones do not.
+   */
+  private missingPlacements(evaluation: TwinEvaluation): string[] {
+    const job = this.state.job(evaluation.Namespace, evaluation.JobID);
+    if (!job || job.Stop) return [];
+    const allocs = this.state.allocsOfJob(job.Namespace, job.ID).filter((a) => a.DesiredStatus === "run" && a.NextAllocation === "");
+    return job.TaskGroups.flatMap((group) => {
+      const have =
+        allocs.filter((a) => a.TaskGroup === group.Name).length +
+        this.queue.filter((p) => p.namespace === job.Namespace && p.jobId === job.ID && p.group === group.Name).length;
+      return Array.from({ length: Math.max(0, group.Count - have) }, () => group.Name);
+    });
+  }
+
+  private placeWhileSlotsFree(): void {
+    while (this.runners.size < this.opts.slots && this.queue.length > 0) {
+      const placement = this.queue.shift();
+      if (placement) this.place(placement);
+    }
+    this.settleEvaluations();
+  }
+
+  /** Evaluations with nothing left in the queue are complete; the others wait, blocked, for capacity. */
+  private settleEvaluations(): void {
+    const waiting = new Set(this.queue.map((p) => p.evalId));
+    const changed = [...this.evaluationsInFlight()].filter((e) => {
+      const next = waiting.has(e.ID) ? "blocked" : "complete";
+      return e.Status !== next;
+    });
+    if (changed.length === 0) return;
+    this.state.write((txn) => {
+      for (const evaluation of changed) {
+        evaluation.Status = waiting.has(evaluation.ID) ? "blocked" : "complete";
+        evaluation.ModifyIndex = txn.index;
+        evaluation.ModifyTime = nowNanos();
+        txn.putEval(evaluation);
+      }
+    });
+  }
+
+  /** Evaluations already handed to the scheduler (not the ones still waiting for its turn). */
+  private evaluationsInFlight(): TwinEvaluation[] {
+    const waitingForTurn = new Set(this.pendingEvals.map((p) => p.evaluation.ID));
+    return this.state.listEvals().filter((e) => (e.Status === "pending" || e.Status === "blocked") && !waitingForTurn.has(e.ID));
+  }
+
+  private place(placement: Placement): void {
+    const job = this.state.job(placement.namespace, placement.jobId);
+    const group = job?.TaskGroups.find((g) => g.Name === placement.group);
+    if (!job || !group || job.Stop) return;
+    let alloc: TwinAllocation | undefined;
+    this.state.write((txn) => {
+      alloc = this.newAllocation(txn, job, group, placement);
+      txn.putAlloc(alloc);
+      if (placement.previous) {
+        placement.previous.NextAllocation = alloc.ID;
+        txn.putAlloc(placement.previous);
+      }
+    });
+    if (alloc) this.startRunner(alloc, job, group);
+  }
+
+  private newAllocation(txn: WriteTxn, job: TwinNomadJob, group: TwinTaskGroup, placement: Placement): TwinAllocation {
+    const now = nowNanos();
+    const previous = placement.previous;
+    return {
+      ID: randomUUID(),
+      Namespace: job.Namespace,
+      EvalID: placement.evalId,
+      Name: `${job.ID}.${group.Name}[0]`,
+      NodeID: NODE.ID,
+      NodeName: NODE.Name,
+      JobID: job.ID,
+      Job: structuredClone(job),
+      TaskGroup: group.Name,
+      DesiredStatus: "run",
+      DesiredDescription: "",
+      ClientStatus: "pending",
+      ClientDescription: "No tasks have started",
+      TaskStates: receivedTaskStates(group),
+      PreviousAllocation: previous?.ID ?? "",
+      NextAllocation: "",
+      RescheduleTracker: previous ? rescheduleTrackerAfter(previous) : null,
+      FollowupEvalID: "",
+      CreateIndex: txn.index,
+      ModifyIndex: txn.index,
+      AllocModifyIndex: txn.index,
+      CreateTime: now,
+      ModifyTime: now,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Clients
+
+  private startRunner(alloc: TwinAllocation, job: TwinNomadJob, group: TwinTaskGroup): void {
+    const host: AllocRunnerHost = {
+      ...this.opts,
+      actions: this.opts.actions,
+      takePrestartFailure: () => this.opts.takePrestartFailure(),
+      takeMainCrash: () => this.opts.takeMainCrash(),
+      report: (allocId, update) => this.applyClientUpdate(allocId, update),
+    };
+    const runner = new AllocRunner(host, alloc, job, group);
+    this.runners.set(alloc.ID, runner);
+    void runner.done.then(() => this.onRunnerDone(alloc.ID, runner));
+  }
+
+  private applyClientUpdate(allocId: string, update: RunnerReport): void {
+    const alloc = this.state.alloc(allocId);
+    if (!alloc || alloc.ClientStatus === "lost") return;
+    const { status, description } = clientStatusOf(update.taskStates);
+    this.state.write((txn) => {
+      alloc.TaskStates = update.taskStates;
+      alloc.ClientStatus = status;
+      alloc.ClientDescription = description;
+      alloc.ModifyIndex = txn.index;
+      alloc.ModifyTime = nowNanos();
+      txn.putAlloc(alloc);
+    });
+  }
+
+  private onRunnerDone(allocId: string, runner: AllocRunner): void {
+    this.finishedLogs.set(allocId, runner.logs());
+    this.orphans.delete(runner);
+    if (this.runners.get(allocId) === runner) this.runners.delete(allocId);
+    const alloc = this.state.alloc(allocId);
+    if (alloc?.ClientStatus === "failed" && alloc.DesiredStatus === "run") this.maybeReschedule(alloc);
+    this.scheduleTick();
+    this.checkIdle();
+  }
+
+  /** A failed allocation is replaced while its group's reschedule policy has attempts left. */
+  private maybeReschedule(alloc: TwinAllocation): void {
+    const job = this.state.job(alloc.Namespace, alloc.JobID);
+    const policy = job?.TaskGroups.find((g) => g.Name === alloc.TaskGroup)?.ReschedulePolicy;
+    if (!job || job.Stop || !policy) return;
+    const attempts = alloc.RescheduleTracker?.Events.length ?? 0;
+    if (!policy.Unlimited && attempts >= policy.Attempts) return;
+    this.state.write((txn) => {
+      const evaluation = this.newEvaluation(txn, job, "alloc-failure", { place: [{ group: alloc.TaskGroup, previous: alloc }] });
+      alloc.FollowupEvalID = evaluation.ID;
+      alloc.ModifyIndex = txn.index;
+      txn.putAlloc(alloc);
+    });
+  }
+
+  /** Deregistration: every allocation of the job is told to stop, queued placements are dropped. */
+  private stopJobAllocations(evaluation: TwinEvaluation): void {
+    const dropped = new Set<string>();
+    for (let i = this.queue.length - 1; i >= 0; i -= 1) {
+      const placement = this.queue[i];
+      if (placement && placement.namespace === evaluation.Namespace && placement.jobId === evaluation.JobID) {
+        dropped.add(placement.evalId);
+        this.queue.splice(i, 1);
+      }
+    }
+    const stopping = this.state.allocsOfJob(evaluation.Namespace, evaluation.JobID).filter((alloc) => !allocIsTerminal(alloc));
+    this.state.write((txn) => {
+      for (const alloc of stopping) {
+        alloc.DesiredStatus = "stop";
+        alloc.DesiredDescription = "alloc not needed due to job update";
+        alloc.ModifyIndex = txn.index;
+        alloc.AllocModifyIndex = txn.index;
+        txn.putAlloc(alloc);
+      }
+      for (const id of dropped) {
+        const blocked = this.state.evaluation(id);
+        if (blocked && (blocked.Status === "pending" || blocked.Status === "blocked")) {
+          blocked.Status = "canceled";
+          blocked.ModifyIndex = txn.index;
+          txn.putEval(blocked);
+        }
+      }
+    });
+    for (const alloc of stopping) this.runners.get(alloc.ID)?.stop();
+  }
+
+  /** The node of an allocation went away: lost, not replaced in place, no poststop. */
+  loseAllocation(allocId: string): void {
+    const alloc = this.state.alloc(allocId);
+    if (!alloc || allocIsTerminal(alloc)) return;
+    const runner = this.runners.get(allocId);
+    if (runner) {
+      this.runners.delete(allocId);
+      this.orphans.add(runner);
+      runner.lose();
+    }
+    const job = this.state.job(alloc.Namespace, alloc.JobID);
+    this.state.write((txn) => {
+      alloc.ClientStatus = "lost";
+      alloc.ClientDescription = "alloc is lost since its node is down";
+      alloc.DesiredStatus = "stop";
+      alloc.DesiredDescription = "alloc is lost since its node is down";
+      alloc.ModifyIndex = txn.index;
+      alloc.AllocModifyIndex = txn.index;
+      alloc.ModifyTime = nowNanos();
+      txn.putAlloc(alloc);
+      // The reconciler replaces lost allocations (disconnect.replace defaults to true).
+      if (job && !job.Stop) this.newEvaluation(txn, job, "node-update", { place: [{ group: alloc.TaskGroup, previous: alloc }] });
+    });
+    this.scheduleTick();
+    this.checkIdle();
+  }
+
+  /** What the tasks of an allocation printed (the twin's `nomad alloc logs`). */
+  logsOf(allocId: string): Record<string, string[]> | undefined {
+    return this.runners.get(allocId)?.logs() ?? this.finishedLogs.get(allocId);
+  }
+
+  /** Placements of a job's group waiting for capacity (JobSummary's Queued). */
+  queuedCount(namespace: string, jobId: string, group: string): number {
+    return this.queue.filter((p) => p.namespace === namespace && p.jobId === jobId && p.group === group).length;
+  }
+
+  /** The client still works on the allocation (tasks or poststop running). */
+  clientBusy(allocId: string): boolean {
+    return this.runners.has(allocId);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Idleness and shutdown
+
+  private isIdle(): boolean {
+    const queueCanMove = this.queue.length > 0 && this.opts.slots > 0;
+    return this.runners.size === 0 && this.pendingEvals.length === 0 && !this.tickScheduled && !queueCanMove;
+  }
+
+  private checkIdle(): void {
+    if (!this.isIdle()) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves once no allocation is pending or running and nothing placeable is queued. */
+  waitIdle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.checkIdle();
+    });
+  }
+
+  /** Stops scheduling and kills every allocation's tasks as a node shutdown would (no poststop). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.queue.length = 0;
+    const runners = [...this.runners.values(), ...this.orphans];
+    for (const runner of runners) runner.lose();
+    await Promise.all(runners.map((runner) => runner.done));
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}
+
+function rescheduleTrackerAfter(previous: TwinAllocation): TwinAllocation["RescheduleTracker"] {
+  const events = previous.RescheduleTracker?.Events ?? [];
+  if (previous.ClientStatus === "lost") return previous.RescheduleTracker;
+  return { Events: [...events, { RescheduleTime: nowNanos(), PrevAllocID: previous.ID, PrevNodeID: previous.NodeID, Delay: 0 }] };
+}

@@ -1,0 +1,216 @@
+// The token store: service tokens (root, created, logged-in) and response-wrapping tokens.
+import type { Clock, JsonObject } from "./vault-util.js";
+import { newAccessor, newServiceToken, rfc3339Nano, unixSeconds } from "./vault-util.js";
+
+/** Vault's default and maximum token TTL (768h). */
+export const DEFAULT_TOKEN_TTL_SECONDS = 768 * 3600;
+
+export const RESPONSE_WRAPPING_POLICY = "response-wrapping";
+
+/** What a wrapping token's cubbyhole holds: the original response, to be handed out once. */
+export interface WrappedResponse {
+  /** The HTTP envelope exactly as the unwrap call will return it. */
+  body: string;
+  creationPath: string;
+  creationTimeMs: number;
+  ttlSeconds: number;
+}
+
+export interface TokenEntry {
+  id: string;
+  accessor: string;
+  /** Sorted, as Vault stores them ("default" included unless left out on purpose). */
+  policies: string[];
+  displayName: string;
+  meta: Record<string, string> | null;
+  path: string;
+  creationTimeMs: number;
+  /** TTL the token was created with; 0 = never expires (root). */
+  ttlSeconds: number;
+  /** null = never expires. */
+  expireAtMs: number | null;
+  lastRenewalMs: number | null;
+  numUses: number;
+  orphan: boolean;
+  renewable: boolean;
+  entityId: string;
+  wrapped: WrappedResponse | null;
+}
+
+export interface NewTokenOptions {
+  policies: string[];
+  ttlSeconds?: number;
+  displayName?: string;
+  meta?: Record<string, string> | null;
+  path?: string;
+  numUses?: number;
+  orphan?: boolean;
+  noDefaultPolicy?: boolean;
+  entityId?: string;
+}
+
+/** Vault's policyutil.SanitizePolicies: trimmed, de-duplicated, sorted, "default" added. */
+export function sanitizePolicies(policies: string[], addDefault: boolean): string[] {
+  const names = new Set(policies.map((p) => p.trim()).filter((p) => p !== ""));
+  if (names.has("root")) return ["root"];
+  if (addDefault) names.add("default");
+  return [...names].sort();
+}
+
+export class TokenStore {
+  private readonly byId = new Map<string, TokenEntry>();
+
+  constructor(private readonly clock: Clock) {}
+
+  createRoot(id: string): TokenEntry {
+    return this.store({
+      ...this.blankEntry(id),
+      policies: ["root"],
+      displayName: "root",
+      path: "auth/token/root",
+      orphan: true,
+      renewable: false,
+    });
+  }
+
+  create(options: NewTokenOptions): TokenEntry {
+    return this.store({
+      ...this.blankEntry(newServiceToken()),
+      policies: sanitizePolicies(options.policies, options.noDefaultPolicy !== true),
+      displayName: options.displayName ?? "token",
+      meta: options.meta ?? null,
+      path: options.path ?? "auth/token/create",
+      ttlSeconds: options.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS,
+      numUses: options.numUses ?? 0,
+      orphan: options.orphan ?? false,
+      renewable: true,
+      entityId: options.entityId ?? "",
+    });
+  }
+
+  /** A single-use token whose only power is to unwrap `wrapped` before its TTL runs out. */
+  createWrapping(wrapped: WrappedResponse): TokenEntry {
+    return this.store({
+      ...this.blankEntry(newServiceToken()),
+      policies: [RESPONSE_WRAPPING_POLICY],
+      displayName: "",
+      path: wrapped.creationPath,
+      creationTimeMs: wrapped.creationTimeMs,
+      ttlSeconds: wrapped.ttlSeconds,
+      numUses: 1,
+      orphan: true,
+      renewable: false,
+      wrapped,
+    });
+  }
+
+  /** The live entry for a token ID; expired entries are revoked on sight. */
+  lookup(id: string): TokenEntry | undefined {
+    const entry = this.byId.get(id);
+    if (entry === undefined) return undefined;
+    if (entry.expireAtMs !== null && this.clock() >= entry.expireAtMs) {
+      this.byId.delete(id);
+      return undefined;
+    }
+    return entry;
+  }
+
+  revoke(id: string): void {
+    this.byId.delete(id);
+  }
+
+  /**
+   * Counts one use of a limited-use token. Returns true when that was its last use: Vault lets
+   * the request finish and revokes the token afterwards.
+   */
+  spendUse(entry: TokenEntry): boolean {
+    if (entry.numUses === 0) return false;
+    entry.numUses -= 1;
+    return entry.numUses === 0;
+  }
+
+  /** Extends the lease from now by `incrementSeconds`, never by more than the token's TTL. */
+  renew(entry: TokenEntry, incrementSeconds: number): void {
+    entry.lastRenewalMs = this.clock();
+    const extension = incrementSeconds > 0 ? Math.min(incrementSeconds, entry.ttlSeconds) : entry.ttlSeconds;
+    entry.expireAtMs = entry.lastRenewalMs + extension * 1000;
+  }
+
+  remainingTtlSeconds(entry: TokenEntry): number {
+    if (entry.expireAtMs === null) return 0;
+    return Math.max(0, Math.floor((entry.expireAtMs - this.clock()) / 1000));
+  }
+
+  /** `data` of auth/token/lookup-self, as Vault 1.15 shapes it. */
+  describe(entry: TokenEntry): JsonObject {
+    const expiry = entry.expireAtMs;
+    const described: JsonObject = {
+      accessor: entry.accessor,
+      creation_time: unixSeconds(entry.creationTimeMs),
+      creation_ttl: entry.ttlSeconds,
+      display_name: entry.displayName,
+      entity_id: entry.entityId,
+      expire_time: expiry === null ? null : rfc3339Nano(expiry),
+      explicit_max_ttl: 0,
+      id: entry.id,
+      issue_time: rfc3339Nano(entry.creationTimeMs),
+      meta: entry.meta,
+      num_uses: entry.numUses,
+      orphan: entry.orphan,
+      path: entry.path,
+      policies: entry.policies,
+      renewable: entry.renewable,
+      ttl: this.remainingTtlSeconds(entry),
+      type: "service",
+    };
+    if (entry.lastRenewalMs !== null) {
+      described["last_renewal"] = rfc3339Nano(entry.lastRenewalMs);
+      described["last_renewal_time"] = unixSeconds(entry.lastRenewalMs);
+    }
+    return described;
+  }
+
+  /** The `auth` block of a response that hands out this token. */
+  authBlock(entry: TokenEntry): JsonObject {
+    return {
+      client_token: entry.id,
+      accessor: entry.accessor,
+      policies: entry.policies,
+      token_policies: entry.policies,
+      metadata: entry.meta,
+      lease_duration: this.remainingTtlSeconds(entry),
+      renewable: entry.renewable,
+      entity_id: entry.entityId,
+      token_type: "service",
+      orphan: entry.orphan,
+      mfa_requirement: null,
+      num_uses: entry.numUses,
+    };
+  }
+
+  private blankEntry(id: string): TokenEntry {
+    return {
+      id,
+      accessor: newAccessor(),
+      policies: [],
+      displayName: "",
+      meta: null,
+      path: "",
+      creationTimeMs: this.clock(),
+      ttlSeconds: 0,
+      expireAtMs: null,
+      lastRenewalMs: null,
+      numUses: 0,
+      orphan: false,
+      renewable: false,
+      entityId: "",
+      wrapped: null,
+    };
+  }
+
+  private store(entry: TokenEntry): TokenEntry {
+    entry.expireAtMs = entry.ttlSeconds === 0 ? null : entry.creationTimeMs + entry.ttlSeconds * 1000;
+    this.byId.set(entry.id, entry);
+    return entry;
+  }
+}

@@ -1,0 +1,394 @@
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import hcl2json from "@cdktf/hcl2json";
+import { beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * What operators depend on in the deployment files: parsed with a real HCL2 parser (the
+ * same syntax Nomad and Vault read), not grepped, so a moved block or a widened grant fails.
+ */
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const read = (path: string) => readFileSync(`${root}${path}`, "utf8");
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Obj = { [key: string]: Json };
+
+const parseHcl = async (path: string) => (await hcl2json.parse(path, read(path))) as Obj;
+
+function obj(value: Json | undefined, what: string): Obj {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Error(`${what} is not an object`);
+  return value;
+}
+/** hcl2json turns every block into a list of bodies; most blocks here appear once. */
+function block(parent: Obj, name: string): Obj {
+  const value = parent[name];
+  if (!Array.isArray(value) || value.length !== 1) throw new Error(`expected exactly one ${name} block`);
+  return obj(value[0], name);
+}
+function blocks(parent: Obj, name: string): Obj[] {
+  const value = parent[name];
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new Error(`${name} is not a block list`);
+  return value.map((v) => obj(v, name));
+}
+/** A labelled block, e.g. job "x" { } -> { job: { x: [ {...} ] } }. */
+function labelled(parent: Obj, type: string): Array<[string, Obj]> {
+  const byLabel = obj(parent[type], type);
+  return Object.entries(byLabel).flatMap(([label, bodies]) => {
+    if (!Array.isArray(bodies)) throw new Error(`${type} "${label}" is not a block list`);
+    return bodies.map((b) => [label, obj(b, `${type} ${label}`)] as [string, Obj]);
+  });
+}
+function seconds(duration: Json | undefined): number {
+  const m = /^(\d+)(s|m|h)$/.exec(String(duration));
+  if (!m) throw new Error(`not a duration: ${String(duration)}`);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as "s" | "m" | "h"];
+}
+
+describe("jobs/dispatcher.nomad.hcl", () => {
+  let file: Obj;
+  let job: Obj;
+  let group: Obj;
+  let task: Obj;
+  let jobName: string;
+  let taskName: string;
+
+  beforeAll(async () => {
+    file = await parseHcl("jobs/dispatcher.nomad.hcl");
+    const jobs = labelled(file, "job");
+    expect(jobs).toHaveLength(1);
+    [jobName, job] = jobs[0]!;
+    const groups = labelled(job, "group");
+    expect(groups).toHaveLength(1);
+    group = groups[0]![1];
+    const tasks = labelled(group, "task");
+    expect(tasks).toHaveLength(1);
+    [taskName, task] = tasks[0]!;
+  });
+
+  it("is a service job with two replicas by default", () => {
+    expect(jobName).toBe("nomad-gha-dispatcher");
+    expect(job.type).toBe("service");
+    const variables = Object.fromEntries(labelled(file, "variable"));
+    expect(variables.count?.default).toBe(2);
+    expect(group.count).toBe("${var.count}");
+    for (const name of ["image", "datacenters", "node_pool", "vault_role", "runner_namespace"]) {
+      expect(variables, `variable ${name}`).toHaveProperty(name);
+    }
+  });
+
+  it("maps the http and metrics ports to the container's 8080 and 9102, never static host ports", () => {
+    const ports = Object.fromEntries(labelled(block(group, "network"), "port"));
+    expect(ports.http).toEqual({ to: 8080 });
+    expect(ports.metrics).toEqual({ to: 9102 });
+    expect(obj(block(task, "config"), "config").ports).toEqual(["http", "metrics"]);
+  });
+
+  it("checks liveness on /healthz and readiness on /readyz through Nomad's own service provider", () => {
+    const services = blocks(group, "service");
+    expect(services.length).toBeGreaterThan(0);
+    for (const s of services) expect(s.provider).toBe("nomad");
+    const checks = services.flatMap((s) => blocks(s, "check"));
+    const healthz = checks.find((c) => c.path === "/healthz");
+    const readyz = checks.find((c) => c.path === "/readyz");
+    expect(healthz).toMatchObject({ type: "http" });
+    expect(readyz).toMatchObject({ type: "http", on_update: "ignore_warnings" });
+    // A dependency outage must not restart the dispatcher; only liveness may.
+    expect(readyz).not.toHaveProperty("check_restart");
+    expect(healthz).toHaveProperty("check_restart");
+  });
+
+  it("rolls out one replica at a time, gated on checks, and reverts a bad version", () => {
+    const update = block(job, "update");
+    expect(update).toMatchObject({ max_parallel: 1, health_check: "checks", auto_revert: true });
+    expect(seconds(update.min_healthy_time)).toBeGreaterThan(0);
+    expect(seconds(update.healthy_deadline)).toBeGreaterThan(seconds(update.min_healthy_time));
+    expect(block(group, "restart")).toHaveProperty("attempts");
+    expect(block(group, "reschedule")).toHaveProperty("delay");
+  });
+
+  it("gives SIGTERM time to drain webhooks past cloudflared's 30 s grace period", () => {
+    expect(task.kill_signal ?? "SIGTERM").toBe("SIGTERM");
+    expect(seconds(task.kill_timeout)).toBeGreaterThan(30);
+  });
+
+  it("logs in to Vault with a Nomad >= 1.7 workload identity", () => {
+    expect(block(task, "vault")).toMatchObject({ role: "${var.vault_role}" });
+    expect(block(task, "vault").env ?? true).toBe(true); // VAULT_TOKEN for runtime calls
+    expect(block(task, "identity")).toMatchObject({ name: "vault_default", aud: ["vault.io"] });
+  });
+
+  it("takes every secret from Vault templates into secrets/, the env file with env = true", () => {
+    const templates = blocks(task, "template");
+    const fromVault = templates.filter((t) => String(t.data).includes("with secret "));
+    expect(fromVault.length).toBeGreaterThan(0);
+    for (const t of fromVault) {
+      expect(String(t.destination)).toMatch(/^secrets\//);
+      expect(t.change_mode).toBe("restart");
+    }
+    const envFile = fromVault.find((t) => t.env === true);
+    expect(envFile?.destination).toBe("secrets/dispatcher.env");
+    const data = String(envFile?.data);
+    expect(data).toContain('with secret "secret/data/nomad-gha-dispatcher/config"');
+    for (const name of ["GITHUB_WEBHOOK_SECRET", "TUNNEL_TOKEN", "NOMAD_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_ID"]) {
+      expect(data).toMatch(new RegExp(`^${name}=\\{\\{ \\. \\| toJSON \\}\\}$`, "m"));
+    }
+  });
+
+  it("has no literal secrets: plain env holds only addresses and settings", () => {
+    const env = block(task, "env");
+    for (const key of Object.keys(env)) expect(key).not.toMatch(/TOKEN|SECRET|PRIVATE_KEY|PASSWORD/);
+    expect(env).toMatchObject({
+      TUNNEL: "named",
+      NOMAD_NAMESPACE: "${var.runner_namespace}",
+      VAULT_ADDR: "${var.vault_addr}",
+      VAULT_KV_MOUNT: "secret",
+      VAULT_KV_PREFIX: "nomad-gha-dispatcher",
+    });
+    expect(String(env.NOMAD_ADDR)).toContain("attr.unique.network.ip-address");
+    expect(env).toHaveProperty("NOMAD_RUNNER_JOB");
+    // Nothing that looks like a credential anywhere in the file.
+    expect(read("jobs/dispatcher.nomad.hcl")).not.toMatch(/ghp_|github_pat_|hvs\.|s\.[A-Za-z0-9]{24}|BEGIN [A-Z ]*PRIVATE KEY/);
+  });
+});
+
+describe("policies/nomad-dispatcher.policy.hcl", () => {
+  it("grants exactly the dispatcher's capabilities on one namespace, and nothing else", async () => {
+    const policy = await parseHcl("policies/nomad-dispatcher.policy.hcl");
+    expect(Object.keys(policy)).toEqual(["namespace"]);
+    const namespaces = labelled(policy, "namespace");
+    expect(namespaces).toHaveLength(1);
+    const [name, rules] = namespaces[0]!;
+    expect(name).toBe("default");
+    expect(name).not.toContain("*");
+    expect(Object.keys(rules)).toEqual(["capabilities"]); // no coarse `policy = "write"`, no variables
+    expect([...(rules.capabilities as string[])].sort()).toEqual(["dispatch-job", "list-jobs", "parse-job", "read-job", "submit-job"]);
+  });
+});
+
+describe("Vault policies and JWT role", () => {
+  const capabilities = async (path: string) =>
+    Object.fromEntries(labelled(await parseHcl(path), "path").map(([p, rules]) => [p, [...(rules.capabilities as string[])].sort()]));
+
+  it("runtime policy: runner credentials under the prefix plus the listed sys paths, exactly", async () => {
+    expect(await capabilities("policies/vault-dispatcher.policy.hcl")).toEqual({
+      "secret/data/nomad-gha-dispatcher/runners/*": ["create", "delete", "read", "update"],
+      "secret/metadata/nomad-gha-dispatcher/runners/*": ["delete", "list", "read", "update"],
+      "secret/metadata/nomad-gha-dispatcher/runners": ["list"],
+      "sys/audit": ["read", "sudo"],
+      "sys/capabilities-self": ["update"],
+      "auth/token/lookup-self": ["read"],
+    });
+  });
+
+  it("config policy: read-only on the one config secret the job's templates read", async () => {
+    const policy = await capabilities("policies/vault-dispatcher-config.policy.hcl");
+    expect(policy).toEqual({ "secret/data/nomad-gha-dispatcher/config": ["read"] });
+    const job = read("jobs/dispatcher.nomad.hcl");
+    const templatePaths = new Set([...job.matchAll(/with secret "([^"]+)"/g)].map((m) => m[1]));
+    expect([...templatePaths]).toEqual(Object.keys(policy));
+  });
+
+  it("JWT role: only the dispatcher task's workload identity, with both policies", async () => {
+    const role = JSON.parse(read("policies/vault-jwt-role.json")) as Obj;
+    expect(role).toMatchObject({
+      role_type: "jwt",
+      bound_audiences: ["vault.io"],
+      user_claim: "/nomad_job_id",
+      user_claim_json_pointer: true,
+      token_type: "service",
+      token_period: "30m",
+      claim_mappings: { nomad_namespace: "nomad_namespace", nomad_job_id: "nomad_job_id", nomad_task: "nomad_task" },
+    });
+    expect(role.token_policies).toEqual(["nomad-gha-dispatcher", "nomad-gha-dispatcher-config"]);
+
+    const file = await parseHcl("jobs/dispatcher.nomad.hcl");
+    const [jobName, job] = labelled(file, "job")[0]!;
+    const [taskName] = labelled(labelled(job, "group")[0]![1], "task")[0]!;
+    const variables = Object.fromEntries(labelled(file, "variable"));
+    expect(role.bound_claims).toEqual({ nomad_namespace: "default", nomad_job_id: jobName, nomad_task: taskName });
+    expect(variables.vault_role?.default).toBe("nomad-gha-dispatcher");
+  });
+
+  it("README gives the commands for every file", () => {
+    const readme = read("policies/README.md");
+    for (const command of [
+      "nomad acl policy apply",
+      "nomad-gha-dispatcher policies/nomad-dispatcher.policy.hcl",
+      "nomad acl token create -name nomad-gha-dispatcher -policy nomad-gha-dispatcher -type client",
+      "vault policy write nomad-gha-dispatcher policies/vault-dispatcher.policy.hcl",
+      "vault policy write nomad-gha-dispatcher-config policies/vault-dispatcher-config.policy.hcl",
+      "vault auth enable -path jwt-nomad jwt",
+      "vault write auth/jwt-nomad/config",
+      "jwt_supported_algs=RS256,EdDSA",
+      "vault write auth/jwt-nomad/role/nomad-gha-dispatcher @policies/vault-jwt-role.json",
+      "vault audit enable file file_path=/var/log/vault_audit.log",
+      "vault kv put secret/nomad-gha-dispatcher/config",
+    ]) {
+      expect(readme).toContain(command);
+    }
+    for (const [, file] of readme.matchAll(/(policies\/[\w.-]+\.(?:hcl|json))/g)) expect(existsSync(`${root}${file}`), file).toBe(true);
+  });
+});
+
+describe("Dockerfile", () => {
+  const dockerfile = read("Dockerfile");
+  // Join continuation lines so each instruction is one line.
+  const instructions = dockerfile
+    .replace(/\\\n/g, " ")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+  const argDefaults = Object.fromEntries(
+    instructions.flatMap((l) => {
+      const m = /^ARG (\w+)=(\S*)$/.exec(l);
+      return m ? [[m[1]!, m[2]!.replace(/^"|"$/g, "")]] : [];
+    }),
+  );
+  const froms = instructions.filter((l) => l.startsWith("FROM "));
+  const stageIndex = (name: string) => froms.findIndex((l) => l.endsWith(` AS ${name}`));
+  const runtime = instructions.slice(instructions.indexOf(froms[froms.length - 1]!));
+
+  it("is multi-stage on a pinned Node 22 LTS bookworm-slim image, never latest", () => {
+    expect(froms.length).toBeGreaterThanOrEqual(2);
+    expect(stageIndex("build")).toBeGreaterThanOrEqual(0);
+    for (const from of froms) {
+      const image = from.split(/\s+/)[1]!.replace(/^\$\{(\w+)\}$/, (_, name: string) => argDefaults[name] ?? "");
+      expect(image).toMatch(/^node:22\.\d+\.\d+-bookworm-slim(@sha256:[0-9a-f]{64})?$/);
+    }
+    expect(dockerfile).not.toMatch(/:latest\b/);
+  });
+
+  it("builds with npm ci + npm run build and installs only production dependencies, without scripts", () => {
+    expect(instructions.some((l) => /^RUN npm ci\b/.test(l))).toBe(true);
+    expect(instructions).toContain("RUN npm run build");
+    expect(runtime.some((l) => l.includes("npm ci --omit=dev --ignore-scripts"))).toBe(true);
+    expect(JSON.parse(read("package.json")).scripts.build).toBe("tsc -p tsconfig.build.json");
+  });
+
+  it("ships dist/, jobs/, the tunnel config and package.json (ESM) in the runtime stage", () => {
+    expect(runtime).toContain("COPY --from=build /app/dist ./dist");
+    expect(runtime).toContain("COPY jobs ./jobs");
+    expect(runtime).toContain("COPY wrangler-free-tunnel.yml ./");
+    expect(runtime.some((l) => /^COPY package\.json\b/.test(l))).toBe(true);
+  });
+
+  it("installs a pinned, checksum-verified cloudflared .deb and points CLOUDFLARED_BIN at it", () => {
+    expect(argDefaults.CLOUDFLARED_VERSION).toMatch(/^\d{4}\.\d+\.\d+$/);
+    expect(dockerfile).toContain("cloudflared-linux-${arch}.deb");
+    expect(dockerfile).toMatch(/sha256sum -c -/);
+    expect(runtime.some((l) => l.includes("dpkg -i /tmp/cloudflared.deb"))).toBe(true);
+    expect(runtime.some((l) => /^ENV .*CLOUDFLARED_BIN=\/usr\/local\/bin\/cloudflared/.test(l))).toBe(true);
+  });
+
+  it("runs as a non-root user with production settings, a health check and the CLI entrypoint", () => {
+    const users = runtime.filter((l) => l.startsWith("USER "));
+    expect(users.length).toBeGreaterThan(0);
+    expect(users[users.length - 1]).not.toMatch(/^USER (root|0)(:|$)/);
+    const env = runtime.filter((l) => l.startsWith("ENV ")).join(" ");
+    expect(env).toContain("NODE_ENV=production");
+    expect(env).toContain("HOST=0.0.0.0");
+    const healthcheck = runtime.find((l) => l.startsWith("HEALTHCHECK "));
+    expect(healthcheck).toContain("fetch(");
+    expect(healthcheck).toContain("http://127.0.0.1:${process.env.PORT || 8080}/healthz");
+    expect(runtime).toContain('ENTRYPOINT ["node", "dist/cli.js"]');
+    expect(runtime).toContain('CMD ["serve"]');
+    expect(runtime.filter((l) => l.startsWith("EXPOSE "))).toEqual(["EXPOSE 8080"]);
+  });
+
+  it("copies only files that exist and that .dockerignore lets through; keeps secrets out of the context", () => {
+    const ignored = read(".dockerignore")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("#"));
+    for (const must of ["node_modules", ".git", ".env", "dist"]) expect(ignored).toContain(must);
+    const sources = instructions
+      .filter((l) => l.startsWith("COPY ") && !l.includes("--from="))
+      .flatMap((l) => l.split(/\s+/).slice(1, -1));
+    expect(sources.length).toBeGreaterThan(0);
+    for (const source of sources) {
+      expect(existsSync(`${root}${source}`), source).toBe(true);
+      expect(ignored, source).not.toContain(source);
+    }
+  });
+});
+
+type Yaml = string | Yaml[] | { [key: string]: Yaml };
+
+/** Just enough YAML for a cloudflared config: block maps, block lists of maps, scalars, comments. */
+function parseYaml(text: string): Yaml {
+  const lines = text
+    .split("\n")
+    .map((l) => l.replace(/(^|\s)#.*$/, "").trimEnd())
+    .filter((l) => l.trim() !== "")
+    .map((l) => ({ indent: l.search(/\S/), text: l.trim() }));
+  let i = 0;
+  const scalar = (s: string) => s.replace(/^"(.*)"$/, "$1").replace(/^'(.*)'$/, "$1");
+  const node = (indent: number): Yaml => (lines[i]!.text.startsWith("- ") ? list(indent) : map(indent));
+  function map(indent: number): { [key: string]: Yaml } {
+    const out: { [key: string]: Yaml } = {};
+    while (i < lines.length && lines[i]!.indent === indent && !lines[i]!.text.startsWith("- ")) {
+      const m = /^([^:]+):(?:\s+(.*))?$/.exec(lines[i]!.text);
+      if (!m) throw new Error(`cannot read YAML line: ${lines[i]!.text}`);
+      i++;
+      const key = m[1]!.trim();
+      if (m[2] !== undefined && m[2] !== "") out[key] = scalar(m[2]);
+      else if (i < lines.length && (lines[i]!.indent > indent || lines[i]!.text.startsWith("- "))) out[key] = node(lines[i]!.indent);
+      else out[key] = "";
+    }
+    return out;
+  }
+  function list(indent: number): Yaml[] {
+    const out: Yaml[] = [];
+    while (i < lines.length && lines[i]!.indent === indent && lines[i]!.text.startsWith("- ")) {
+      const item = lines[i]!.text.slice(2);
+      if (!/^[^:]+:(\s|$)/.test(item)) {
+        out.push(scalar(item));
+        i++;
+        continue;
+      }
+      lines[i] = { indent: indent + 2, text: item }; // "- key: v" opens a map at the item's column
+      out.push(map(indent + 2));
+    }
+    return out;
+  }
+  const result = node(0);
+  if (i !== lines.length) throw new Error(`unexpected YAML at: ${lines[i]!.text}`);
+  return result;
+}
+
+describe("wrangler-free-tunnel.yml", () => {
+  const config = parseYaml(read("wrangler-free-tunnel.yml")) as { [key: string]: Yaml };
+  const ingress = config.ingress as Array<{ [key: string]: string }>;
+
+  /** cloudflared's rule matching: the first rule whose hostname and path regex both match. */
+  const route = (hostname: string, path: string) =>
+    ingress.find((r) => (r.hostname === undefined || r.hostname === hostname) && (r.path === undefined || new RegExp(r.path).test(path)))
+      ?.service;
+
+  it("is a named tunnel config with placeholders to fill in", () => {
+    expect(config.tunnel).toBe("<TUNNEL-UUID>");
+    expect(config["credentials-file"]).toBe("/etc/cloudflared/<TUNNEL-UUID>.json");
+    expect(Array.isArray(ingress)).toBe(true);
+  });
+
+  it("routes only /webhook on the webhook hostname to the dispatcher and ends with a 404 catch-all", () => {
+    expect(ingress[ingress.length - 1]).toEqual({ service: "http_status:404" });
+    const toService = ingress.filter((r) => !String(r.service).startsWith("http_status:"));
+    expect(toService).toEqual([{ hostname: "ci-hooks.example.com", path: "^/webhook$", service: "http://127.0.0.1:8080" }]);
+
+    expect(route("ci-hooks.example.com", "/webhook")).toBe("http://127.0.0.1:8080");
+    for (const path of ["/", "/healthz", "/readyz", "/metrics", "/webhook/", "/webhooks", "/x/webhook"]) {
+      expect(route("ci-hooks.example.com", path), path).toBe("http_status:404");
+    }
+    expect(route("other.example.com", "/webhook")).toBe("http_status:404");
+  });
+
+  it("explains how to create the tunnel and its DNS route, without Workers or wrangler", () => {
+    const text = read("wrangler-free-tunnel.yml");
+    expect(text).toContain("cloudflared tunnel create");
+    expect(text).toContain("cloudflared tunnel route dns");
+    expect(text).toMatch(/No Cloudflare Worker, wrangler/);
+  });
+});
