@@ -200,6 +200,9 @@ export function loadConfig(env: Env = process.env): Config {
   for (const repo of allowedRepos) {
     if (!/^[^/\s]+\/[^/\s]+$/.test(repo)) problems.push(`ALLOWED_REPOS entry "${repo}" must look like owner/repo`);
   }
+  if (cleaned.TUNNEL_TOKEN && cleaned.TUNNEL && cleaned.TUNNEL !== "named") {
+    problems.push(`TUNNEL_TOKEN is set but TUNNEL=${cleaned.TUNNEL}: set TUNNEL=named (or leave TUNNEL unset) to use it, or unset TUNNEL_TOKEN`);
+  }
   const webhookSecrets = list(cleaned.GITHUB_WEBHOOK_SECRET);
   if (cleaned.GITHUB_WEBHOOK_SECRET !== undefined && webhookSecrets.length === 0) {
     problems.push("GITHUB_WEBHOOK_SECRET must contain at least one secret");

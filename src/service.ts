@@ -15,7 +15,8 @@ import { CapacityGate } from "./runners/capacity.js";
 import { JobEventHandler } from "./runners/handle-event.js";
 import { Reconciler, type ReconcileReport } from "./runners/reconciler.js";
 import { Metrics } from "./metrics.js";
-import { CloudflaredSupervisor, type TunnelStatus, type TunnelTarget } from "./tunnel/cloudflared.js";
+import { CloudflaredSupervisor, type TunnelStatus } from "./tunnel/cloudflared.js";
+import { tunnelTargetFor } from "./tunnel/settings.js";
 import { VaultStore } from "./vault/client.js";
 
 export class StartupError extends Error {
@@ -194,8 +195,9 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     metricsUrl = `${urlOf(metricsServer, config.host)}/metrics`;
     log.info({ url: metricsUrl }, "serving Prometheus metrics");
   }
-  if (config.tunnel.mode !== "off") {
-    tunnel = new CloudflaredSupervisor({ tunnel: tunnelTarget(config, url), binPath: config.tunnel.cloudflaredBin, logger: log });
+  const target = tunnelTargetFor(config.tunnel, { host: config.host, port: portOf(server) });
+  if (target) {
+    tunnel = new CloudflaredSupervisor({ tunnel: target, binPath: config.tunnel.cloudflaredBin, logger: log });
     try {
       await tunnel.start();
     } catch (err) {
@@ -226,14 +228,12 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   };
 }
 
-function tunnelTarget(config: Config, localUrl: string): TunnelTarget {
-  if (config.tunnel.mode === "quick") return { mode: "quick", originUrl: localUrl };
-  return config.tunnel.token ? { mode: "named", token: config.tunnel.token } : { mode: "named", configFile: config.tunnel.configFile };
+function portOf(server: ServerType): number {
+  return (server.address() as AddressInfo).port;
 }
 
 function urlOf(server: ServerType, host: string): string {
-  const { port } = server.address() as AddressInfo;
-  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${portOf(server)}`;
 }
 
 function metricsApp(metrics: Metrics): Hono {

@@ -150,7 +150,7 @@ export class AuditBroker {
   constructor(private readonly clock: Clock) {}
 
   enable(rawPath: string, type: string, options: Record<string, string>, description = "", local = false): void {
-    const path = rawPath.endsWith("/") ? rawPath : `${rawPath}/`;
+    const path = devicePath(rawPath);
     if (this.devices.has(path)) throw VaultRequestError.invalidRequest("path already in use");
     if (!SUPPORTED_DEVICE_TYPES.has(type)) throw VaultRequestError.invalidRequest(`unknown backend type: "${type}"`);
     if (type === "file" && !options["file_path"]) throw VaultRequestError.invalidRequest("file_path is required");
@@ -160,7 +160,7 @@ export class AuditBroker {
   }
 
   disable(rawPath: string): void {
-    this.devices.delete(rawPath.endsWith("/") ? rawPath : `${rawPath}/`);
+    this.devices.delete(devicePath(rawPath));
   }
 
   list(): Record<string, AuditDeviceInfo> {
@@ -174,7 +174,7 @@ export class AuditBroker {
 
   /** sys/audit-hash: what `input` looks like in that device's log. */
   hash(rawPath: string, input: string): string {
-    const device = this.devices.get(rawPath.endsWith("/") ? rawPath : `${rawPath}/`);
+    const device = this.devices.get(devicePath(rawPath));
     if (device === undefined) throw VaultRequestError.invalidRequest("unknown audit backend");
     return device.hasher.value(input);
   }
@@ -205,15 +205,20 @@ export class AuditBroker {
   }
 
   /** Parsed lines of one device's log (default: the first device ever enabled). */
-  entries(devicePath?: string): AuditEntry[] {
-    const path = devicePath ?? [...this.logs.keys()][0];
-    const lines = path === undefined ? [] : this.logs.get(path.endsWith("/") ? path : `${path}/`) ?? [];
+  entries(rawPath?: string): AuditEntry[] {
+    const path = rawPath ?? [...this.logs.keys()][0];
+    const lines = path === undefined ? [] : this.logs.get(devicePath(path)) ?? [];
     return lines.map((line) => JSON.parse(line) as AuditEntry);
   }
 
   private write(device: AuditDevice, entry: AuditEntry): void {
     this.logs.get(device.path)?.push(JSON.stringify(entry));
   }
+}
+
+/** Device paths are stored with a trailing slash ("file/"), however they were given. */
+function devicePath(raw: string): string {
+  return raw.endsWith("/") ? raw : `${raw}/`;
 }
 
 function formatAuth(hasher: Hasher, identity: AuditIdentity): AuditAuth {

@@ -15,7 +15,8 @@ import {
   type CloudflaredSupervisorOptions,
   type TunnelTarget,
 } from "../../src/tunnel/cloudflared.js";
-import { originUrlFor, tunnelSettingsFromEnv } from "../../src/tunnel/settings.js";
+import { loadConfig } from "../../src/config.js";
+import { originUrlFor, tunnelTargetFor } from "../../src/tunnel/settings.js";
 
 const STANDIN = fileURLToPath(new URL("../fixtures/cloudflared-standin.mjs", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "tunnel-test-"));
@@ -194,31 +195,23 @@ describe("cloudflared command line and environment", () => {
   });
 });
 
-describe("tunnelSettingsFromEnv", () => {
+describe("tunnelTargetFor", () => {
   const listen = { host: "0.0.0.0", port: 8080 };
+  const tunnel = (env: Record<string, string>) => loadConfig({ GITHUB_WEBHOOK_SECRET: "s", GITHUB_TOKEN: "t", VAULT_TOKEN: "v", ...env }).tunnel;
 
-  it("is off unless asked for", () => {
-    expect(tunnelSettingsFromEnv({}, listen)).toBeUndefined();
-    expect(() => tunnelSettingsFromEnv({ TUNNEL_TOKEN: "x" }, listen)).toThrow(/set TUNNEL=named/);
-    expect(() => tunnelSettingsFromEnv({ TUNNEL: "yes" }, listen)).toThrow(/off, quick or named/);
+  it("is off unless asked for, and a token without a named tunnel is a config error", () => {
+    expect(tunnelTargetFor(tunnel({}), listen)).toBeUndefined();
+    expect(() => tunnel({ TUNNEL: "quick", TUNNEL_TOKEN: "x" })).toThrow(/TUNNEL_TOKEN is set but TUNNEL=quick/);
+    expect(() => tunnel({ TUNNEL: "yes" })).toThrow(/off, quick or named/);
   });
 
   it("picks token, then config file, for named tunnels", () => {
-    expect(tunnelSettingsFromEnv({ TUNNEL: "named", TUNNEL_TOKEN: "t", CLOUDFLARED_BIN: "/usr/local/bin/cloudflared" }, listen)).toEqual({
-      binPath: "/usr/local/bin/cloudflared",
-      tunnel: { mode: "named", token: "t" },
-    });
-    expect(tunnelSettingsFromEnv({ TUNNEL: "named" }, listen)).toEqual({
-      binPath: "cloudflared",
-      tunnel: { mode: "named", configFile: "wrangler-free-tunnel.yml" },
-    });
+    expect(tunnelTargetFor(tunnel({ TUNNEL_TOKEN: "t" }), listen)).toEqual({ mode: "named", token: "t" });
+    expect(tunnelTargetFor(tunnel({ TUNNEL: "named" }), listen)).toEqual({ mode: "named", configFile: "wrangler-free-tunnel.yml" });
   });
 
   it("points a quick tunnel at the listener, via loopback for wildcard addresses", () => {
-    expect(tunnelSettingsFromEnv({ TUNNEL: "quick" }, listen)).toEqual({
-      binPath: "cloudflared",
-      tunnel: { mode: "quick", originUrl: "http://127.0.0.1:8080" },
-    });
+    expect(tunnelTargetFor(tunnel({ TUNNEL: "quick" }), listen)).toEqual({ mode: "quick", originUrl: "http://127.0.0.1:8080" });
     expect(originUrlFor("::", 9000)).toBe("http://127.0.0.1:9000");
     expect(originUrlFor("::1", 9000)).toBe("http://[::1]:9000");
     expect(originUrlFor("localhost", 9000)).toBe("http://localhost:9000");

@@ -1,0 +1,298 @@
+# nomad-gha-dispatcher itself, as a Nomad service job (Nomad >= 1.7, Vault workload identity).
+#
+#   nomad job run -var image=ghcr.io/acme/nomad-gha-dispatcher:0.1.0 \
+#     -var vault_addr=https://vault.example.com:8200 jobs/dispatcher.nomad.hcl
+#
+# Before the first run, do the steps in policies/README.md: Nomad ACL policy + token, Vault
+# policies, the JWT auth role for this job's workload identity, a Vault audit device, and the
+# dispatcher's secrets at secret/nomad-gha-dispatcher/config.
+#
+# Two replicas (count = 2) both keep a tunnel connector up; Cloudflare spreads webhooks over
+# them. Handling is idempotent across replicas: a redelivered or duplicated webhook dispatches
+# the runner job with the same Nomad idempotency token (derived from DISPATCHER_ID, which every
+# replica must share), and runner credentials are keyed by runner name in Vault.
+
+variable "image" {
+  type        = string
+  description = "Dispatcher image, pinned to a version tag or digest (see the Dockerfile)."
+}
+
+variable "vault_addr" {
+  type        = string
+  description = "Vault address as the dispatcher reaches it, e.g. https://vault.example.com:8200."
+}
+
+variable "runner_vault_addr" {
+  type        = string
+  description = "Vault address as runner allocations reach it; empty means vault_addr."
+  default     = ""
+}
+
+variable "nomad_addr" {
+  type        = string
+  description = "Nomad HTTP API for the dispatcher; empty means the agent on the same node."
+  default     = ""
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "node_pool" {
+  type    = string
+  default = "default"
+}
+
+variable "count" {
+  type        = number
+  description = "Replicas. Two keep webhooks flowing through a deploy or a node loss."
+  default     = 2
+}
+
+variable "vault_role" {
+  type        = string
+  description = "Vault JWT auth role for this job's workload identity (policies/vault-jwt-role.json)."
+  default     = "nomad-gha-dispatcher"
+}
+
+variable "runner_namespace" {
+  type        = string
+  description = "Nomad namespace of the runner job; the Nomad ACL policy must grant exactly this one."
+  default     = "default"
+}
+
+variable "runner_job" {
+  type    = string
+  default = "github-runner"
+}
+
+variable "runner_labels" {
+  type        = string
+  description = "Labels a workflow job must request (runs-on) for the dispatcher to serve it."
+  default     = "self-hosted,nomad"
+}
+
+variable "allowed_owners" {
+  type        = string
+  description = "Comma-separated GitHub owners whose jobs are served; empty means any that reach the webhook."
+  default     = ""
+}
+
+variable "log_level" {
+  type    = string
+  default = "info"
+}
+
+job "nomad-gha-dispatcher" {
+  type        = "service"
+  datacenters = var.datacenters
+  node_pool   = var.node_pool
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "20s"
+    healthy_deadline  = "3m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "dispatcher" {
+    count = var.count
+
+    # Replicas on different nodes, or a node loss takes both connectors down at once.
+    spread {
+      attribute = "${node.unique.id}"
+    }
+
+    network {
+      # Both ports map to dynamic host ports, never static ones. The HTTP server listens on
+      # 0.0.0.0 inside the container (HOST below) rather than loopback: cloudflared runs in the
+      # same container and would be happy with loopback, but Nomad's own health checks come
+      # from the client agent through the mapped port. Nothing public is exposed: webhooks
+      # arrive only through the tunnel, and a request on the mapped port still needs a valid
+      # GitHub signature. Use host_network to pin these to a private interface if you want.
+      port "http" {
+        to = 8080
+      }
+      port "metrics" {
+        to = 9102
+      }
+    }
+
+    # Liveness: the process answers. Failing it restarts the task.
+    service {
+      provider = "nomad"
+      name     = "nomad-gha-dispatcher"
+      port     = "http"
+      tags     = ["http"]
+
+      check {
+        name     = "alive"
+        type     = "http"
+        path     = "/healthz"
+        interval = "10s"
+        timeout  = "3s"
+
+        check_restart {
+          limit = 3
+          grace = "30s"
+        }
+      }
+
+      # Readiness: tunnel connected, Nomad and Vault reachable. A dependency outage is not
+      # fixed by restarting us, so this check gates deployments (health_check = "checks") and
+      # never restarts the task; warnings do not fail an update.
+      check {
+        name      = "ready"
+        type      = "http"
+        path      = "/readyz"
+        interval  = "10s"
+        timeout   = "5s"
+        on_update = "ignore_warnings"
+      }
+    }
+
+    service {
+      provider = "nomad"
+      name     = "nomad-gha-dispatcher-metrics"
+      port     = "metrics"
+      tags     = ["metrics", "prometheus"]
+
+      check {
+        type     = "tcp"
+        interval = "30s"
+        timeout  = "3s"
+      }
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "15s"
+      mode     = "delay"
+    }
+
+    reschedule {
+      delay          = "30s"
+      delay_function = "exponential"
+      max_delay      = "10m"
+      unlimited      = true
+    }
+
+    task "dispatcher" {
+      driver = "docker"
+
+      config {
+        image = var.image
+        ports = ["http", "metrics"]
+        # tini as PID 1: forwards SIGTERM to node and reaps cloudflared if it ever orphans.
+        init = true
+      }
+
+      # SIGTERM starts a drain: cloudflared unregisters from the edge (the other replica takes
+      # the traffic), in-flight webhooks finish (cloudflared's grace period is 30 s), then the
+      # process exits. kill_timeout must exceed that, or Nomad SIGKILLs mid-request.
+      kill_signal  = "SIGTERM"
+      kill_timeout = "45s"
+
+      # Nomad >= 1.7 workload identity for Vault: Nomad logs in to Vault's JWT auth method
+      # (path jwt-nomad) with this identity and the role below, renews the resulting periodic
+      # token, writes it to secrets/vault_token and exports it as VAULT_TOKEN. The dispatcher
+      # uses that token for its runtime calls (runner credentials, wrapping, audit check) and
+      # the templates below use it to read the dispatcher's own configuration.
+      identity {
+        name = "vault_default"
+        aud  = ["vault.io"]
+        ttl  = "1h"
+      }
+
+      vault {
+        role        = var.vault_role
+        env         = true
+        change_mode = "restart"
+      }
+
+      # Everything secret comes from Vault KV v2 into the task's secrets/ directory (tmpfs,
+      # not readable by other tasks, never in the job spec or `nomad job inspect`). env = true
+      # turns the file into environment variables; a changed secret restarts the task.
+      # toJSON quotes every value, so any character (and a PEM's newlines) survives.
+      template {
+        destination = "secrets/dispatcher.env"
+        env         = true
+        change_mode = "restart"
+        perms       = "0400"
+        splay       = "10s"
+        # Each key only when present: a missing secret then fails the dispatcher's config check
+        # by name instead of arriving as the string "null".
+        data = <<-EOT
+          {{- with secret "secret/data/nomad-gha-dispatcher/config" }}
+          {{- with .Data.data.GITHUB_WEBHOOK_SECRET }}
+          GITHUB_WEBHOOK_SECRET={{ . | toJSON }}
+          {{- end }}
+          {{- with .Data.data.TUNNEL_TOKEN }}
+          TUNNEL_TOKEN={{ . | toJSON }}
+          {{- end }}
+          {{- with .Data.data.NOMAD_TOKEN }}
+          NOMAD_TOKEN={{ . | toJSON }}
+          {{- end }}
+          {{- with .Data.data.GITHUB_TOKEN }}
+          GITHUB_TOKEN={{ . | toJSON }}
+          {{- end }}
+          {{- with .Data.data.GITHUB_APP_ID }}
+          GITHUB_APP_ID={{ . | toJSON }}
+          GITHUB_APP_PRIVATE_KEY_FILE="/secrets/github-app.pem"
+          {{- end }}
+          {{- end }}
+        EOT
+      }
+
+      # A GitHub App key stays a file (GITHUB_APP_PRIVATE_KEY_FILE) rather than an environment
+      # variable, so it does not show up in the environment of anything the process spawns.
+      template {
+        destination = "secrets/github-app.pem"
+        change_mode = "restart"
+        perms       = "0400"
+        data        = <<-EOT
+          {{- with secret "secret/data/nomad-gha-dispatcher/config" -}}
+          {{- with .Data.data.GITHUB_APP_PRIVATE_KEY }}{{ . }}{{ end -}}
+          {{- end -}}
+        EOT
+      }
+
+      env {
+        TUNNEL = "named"
+        # All interfaces inside the container; see the network block for why.
+        HOST         = "0.0.0.0"
+        PORT         = "8080"
+        METRICS_PORT = "9102"
+        LOG_LEVEL    = var.log_level
+
+        # The Nomad agent on this node, with the NOMAD_TOKEN from Vault (a client token for
+        # policies/nomad-dispatcher.policy.hcl). An alternative without a long-lived token is
+        # Nomad's Task API (unix://${NOMAD_SECRETS_DIR}/api.sock with the workload identity),
+        # which the dispatcher's HTTP client does not speak today.
+        NOMAD_ADDR       = var.nomad_addr != "" ? var.nomad_addr : "http://${attr.unique.network.ip-address}:4646"
+        NOMAD_NAMESPACE  = var.runner_namespace
+        NOMAD_RUNNER_JOB = var.runner_job
+
+        VAULT_ADDR        = var.vault_addr
+        RUNNER_VAULT_ADDR = var.runner_vault_addr != "" ? var.runner_vault_addr : var.vault_addr
+        # Must match the paths in policies/vault-dispatcher.policy.hcl.
+        VAULT_KV_MOUNT  = "secret"
+        VAULT_KV_PREFIX = "nomad-gha-dispatcher"
+
+        RUNNER_LABELS  = var.runner_labels
+        ALLOWED_OWNERS = var.allowed_owners
+        # Shared by all replicas on purpose: it seeds the dispatch idempotency token.
+        DISPATCHER_ID = "nomad-gha-dispatcher"
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+}
