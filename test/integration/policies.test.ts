@@ -1,0 +1,63 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+import { createDeps, startService, type RunningService } from "../../src/service.js";
+import { doctorChecks } from "../../src/doctor.js";
+import { captureLogger, eventually, serviceEnv, type WorldOptions } from "../harness/world.js";
+import { GitHubTwin } from "../twins/github.js";
+import { NomadTwin } from "../twins/nomad.js";
+import { VaultTwin } from "../twins/vault.js";
+
+const policy = (file: string) => readFileSync(new URL(`../../policies/${file}`, import.meta.url), "utf8");
+
+let cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.reverse()) await fn();
+  cleanup = [];
+});
+
+/**
+ * The service with least-privilege tokens made from policies/: every call the code makes on the
+ * dispatch path, the reconciler and doctor must be allowed. The exactness of the grants (nothing
+ * broader) is asserted on the files themselves in test/unit/deploy-files.test.ts.
+ */
+describe("policies/ cover every call the service makes", () => {
+  it("dispatch, cancellation, reconcile and doctor run with no permission denied", async () => {
+    const github = await GitHubTwin.start();
+    const vault = await VaultTwin.start();
+    const nomad = await NomadTwin.start({ actions: github, acl: true });
+    cleanup.push(() => github.close(), () => vault.close(), () => nomad.close());
+    github.addRepo("octo-org/app");
+
+    await vault.writePolicy("nomad-gha-dispatcher", policy("vault-dispatcher.policy.hcl"));
+    const vaultToken = vault.createToken({ policies: ["nomad-gha-dispatcher"] });
+    const nomadToken = nomad.createToken(policy("nomad-dispatcher.policy.hcl"), "nomad-gha-dispatcher");
+
+    const webhookSecret = randomBytes(20).toString("hex");
+    const opts: WorldOptions = { env: { VAULT_TOKEN: vaultToken, NOMAD_TOKEN: nomadToken, RECONCILE_INTERVAL: "1", RECONCILE_GRACE: "0" } };
+    const config = loadConfig(serviceEnv({ github, vault, nomad }, webhookSecret, opts));
+    const { log, logs } = captureLogger();
+    const service: RunningService = await startService(config, log);
+    cleanup.push(() => service.close());
+    github.addWebhook({ url: `${service.url}/webhook`, secret: webhookSecret });
+
+    const ran = await github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
+    await eventually(() => github.jobs().find((j) => j.id === ran.id)?.status === "completed", "job completed");
+    // A job whose webhook was lost: only the reconciler can serve it.
+    const lost = await github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"], deliver: false });
+    await eventually(() => github.jobs().find((j) => j.id === lost.id)?.status === "completed", "lost job served by the reconciler");
+    const cancelled = await github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
+    await github.cancelJob(cancelled.id);
+    await eventually(() => nomad.runningRunnerJobs().length === 0, "cancelled job's runner stopped");
+    await eventually(() => vault.kvKeys().length === 0, "secrets cleaned");
+
+    const results = await doctorChecks(config, createDeps(config, log));
+    const failed = results.filter((r) => !r.ok && r.name !== "GitHub credentials");
+    expect(failed).toEqual([]);
+
+    const denied = [...nomad.requests, ...vault.requests].filter((r) => r.status === 403);
+    expect(denied.map((r) => `${r.method} ${r.url} -> ${r.response}`)).toEqual([]);
+    expect(logs.join("\n")).not.toMatch(/permission denied/i);
+  });
+});
