@@ -1,0 +1,99 @@
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+import { runDoctor } from "../../src/doctor.js";
+import { createDeps, startupChecks } from "../../src/service.js";
+import { createLogger } from "../../src/log.js";
+import { serviceEnv, startTwins } from "../harness/world.js";
+import { GitHubTwin } from "../twins/github.js";
+import { NomadTwin } from "../twins/nomad.js";
+import { VaultTwin } from "../twins/vault.js";
+
+const SECRET = "a-webhook-secret-long-enough-for-doctor";
+type Twins = Awaited<ReturnType<typeof startTwins>>;
+let twins: Twins;
+
+beforeAll(async () => {
+  const github = await GitHubTwin.start();
+  const vault = await VaultTwin.start();
+  const nomad = await NomadTwin.start({ actions: github, acl: true });
+  github.addRepo("octo-org/app");
+  twins = { github, vault, nomad };
+});
+afterAll(async () => {
+  await Promise.all([twins.github.close(), twins.vault.close(), twins.nomad.close()]);
+});
+
+async function doctor(env: Record<string, string> = {}): Promise<{ code: number; text: string }> {
+  const config = loadConfig({ ...serviceEnv(twins, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken, ...env });
+  let text = "";
+  const code = await runDoctor(config, (t) => (text += t));
+  return { code, text };
+}
+
+function line(text: string, check: string): string {
+  return text.split("\n").find((l) => l.includes(`${check}:`)) ?? "";
+}
+
+describe("doctor", () => {
+  it("passes on a healthy setup once the runner job is registered", async () => {
+    const config = loadConfig({ ...serviceEnv(twins, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken });
+    await startupChecks(config, createDeps(config, createLogger({ level: "silent" })));
+    const { code, text } = await doctor();
+    expect(text).toContain("all checks passed");
+    expect(code).toBe(0);
+  });
+
+  it("flags each misconfiguration with a fix and exits non-zero", async () => {
+    const cases: Array<{ env?: Record<string, string>; before?: () => void | Promise<void>; after?: () => void; check: string; expect: RegExp }> = [
+      { env: { GITHUB_WEBHOOK_SECRET: "short" }, check: "webhook secret", expect: /shorter than 20/ },
+      { env: { NOMAD_ADDR: "http://127.0.0.1:9" }, check: "Nomad reachable", expect: /FAIL/ },
+      { env: { NOMAD_TOKEN: "00000000-0000-0000-0000-000000000000" }, check: "Nomad token", expect: /ACL token not found|Permission denied/ },
+      { env: { NOMAD_RUNNER_JOB: "missing-job", NOMAD_REGISTER_RUNNER_JOB: "false" }, check: "Nomad runner job", expect: /not found/ },
+      { before: () => twins.vault.seal(), after: () => twins.vault.unseal(), check: "Vault reachable and unsealed", expect: /sealed/ },
+      {
+        before: async () => {
+          await twins.vault.writePolicy("nothing", 'path "secret/data/other/*" { capabilities = ["read"] }');
+        },
+        env: {},
+        check: "Vault token capabilities",
+        expect: /token lacks/,
+      },
+      { env: { GITHUB_TOKEN: "ghp_not_a_real_token" }, check: "GitHub credentials", expect: /401|Bad credentials/ },
+      { env: { TUNNEL: "quick", CLOUDFLARED_BIN: "/nonexistent/cloudflared" }, check: "cloudflared", expect: /no executable/ },
+    ];
+    for (const c of cases) {
+      await c.before?.();
+      let env = c.env ?? {};
+      if (c.check === "Vault token capabilities") env = { VAULT_TOKEN: twins.vault.createToken({ policies: ["nothing"] }) };
+      try {
+        const { code, text } = await doctor(env);
+        const failed = line(text, c.check);
+        expect(failed, `${c.check}\n${text}`).toMatch(/^\[FAIL\]/);
+        expect(failed).toMatch(c.expect);
+        expect(text.split("\n")[text.split("\n").indexOf(failed) + 1] ?? "").toMatch(/fix: /);
+        expect(code).toBe(1);
+      } finally {
+        c.after?.();
+      }
+    }
+  });
+
+  it("reports a Vault without an audit device", async () => {
+    const vault = await VaultTwin.start({ audit: false });
+    try {
+      const config = loadConfig({ ...serviceEnv({ ...twins, vault }, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken });
+      let text = "";
+      expect(await runDoctor(config, (t) => (text += t))).toBe(1);
+      expect(line(text, "Vault audit device")).toMatch(/FAIL.*no audit device/);
+    } finally {
+      await vault.close();
+    }
+  });
+
+  it("checks the token against the shipped Nomad policy", async () => {
+    const token = twins.nomad.createToken(readFileSync(new URL("../../policies/nomad-dispatcher.policy.hcl", import.meta.url), "utf8"));
+    const { text } = await doctor({ NOMAD_TOKEN: token });
+    expect(line(text, "Nomad token")).toMatch(/^\[ok\]/);
+  });
+});
