@@ -99,8 +99,10 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     await Promise.all([twins.github.close(), twins.vault.close(), twins.nomad.close()]);
     throw err;
   }
-  twins.github.addWebhook({ url: `${service.url}/webhook`, secret: webhookSecret });
-  return {
+  // An App's webhook is the App's own (its deliveries are listed under /app/hook/deliveries).
+  const appId = config.github.auth.kind === "app" ? config.github.auth.appId : undefined;
+  twins.github.addWebhook({ url: `${service.url}/webhook`, secret: webhookSecret, appId });
+  const world: World = {
     ...twins,
     service,
     config,
@@ -108,10 +110,12 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     logs,
     log,
     async close() {
-      await service.close();
+      // A test may have replaced the service (restart); close whichever runs now.
+      await world.service.close();
       await Promise.all([twins.nomad.close(), twins.github.close(), twins.vault.close()]);
     },
   };
+  return world;
 }
 
 /** Polls `check` until it returns true (tests wait on outcomes, never on fixed sleeps). */

@@ -331,7 +331,11 @@ export class GitHubRestApi {
     const rateDocs = "https://docs.github.com/rest/rate-limit/rate-limit#get-rate-limit-status-for-the-authenticated-user";
     const userDocs = "https://docs.github.com/rest/users/users#get-the-authenticated-user";
     const repoDocs = "https://docs.github.com/rest/repos/repos#get-a-repository";
+    const orgReposDocs = "https://docs.github.com/rest/repos/repos#list-organization-repositories";
+    const userReposDocs = "https://docs.github.com/rest/repos/repos#list-repositories-for-a-user";
     return [
+      { method: "GET", template: "/orgs/{org}/repos", docs: orgReposDocs, auth: "token", handle: (ctx) => this.listOwnerRepos(ctx, ctx.params["org"] ?? "", "Organization", orgReposDocs) },
+      { method: "GET", template: "/users/{username}/repos", docs: userReposDocs, auth: "token", handle: (ctx) => this.listOwnerRepos(ctx, ctx.params["username"] ?? "", "User", userReposDocs) },
       { method: "GET", template: "/rate_limit", docs: rateDocs, auth: "any", free: true, handle: (ctx) => this.rateLimit(ctx) },
       {
         method: "GET",
@@ -352,6 +356,15 @@ export class GitHubRestApi {
         },
       },
     ];
+  }
+
+  /** Repositories of an owner (a PAT of the twin sees all of them). */
+  private listOwnerRepos(ctx: RouteContext, login: string, type: "Organization" | "User", docs: string): Reply {
+    const owner = [...this.deps.state.repos.values()].find((r) => r.owner.login.toLowerCase() === login.toLowerCase())?.owner;
+    if (!owner || owner.type !== type) return notFound(docs);
+    const repos = [...this.deps.state.repos.values()].filter((r) => r.owner.id === owner.id).sort((a, b) => a.id - b.id);
+    const page = paginate(repos, ctx);
+    return { status: 200, body: page.items.map((r) => this.deps.shapes.repository(r)), headers: page.headers };
   }
 
   private rateLimit(ctx: RouteContext): Reply {

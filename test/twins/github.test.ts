@@ -710,6 +710,10 @@ describe("GitHub twin", () => {
       await twin.cancelJob(job.id);
       await twin.deliveriesSettled();
       expect((await call(twin, "GET", "/rate_limit")).status).toBe(200);
+      const orgRepos = await call(twin, "GET", "/orgs/octo-org/repos?per_page=2", { token: pat });
+      expect((orgRepos.json as Obj[]).map((r) => r["full_name"])).toEqual(["octo-org/app", "octo-org/other"]);
+      expect(((await call(twin, "GET", "/users/solo/repos", { token: pat })).json as Obj[]).map((r) => r["full_name"])).toEqual(["solo/tool"]);
+      expect((await call(twin, "GET", "/users/octo-org/repos", { token: pat })).status).toBe(404);
       expect((await call(twin, "POST", "/orgs/octo-org/actions/runners/registration-token", { token: pat })).status).toBe(201);
       const orgRunner = (await jitRunner(twin, pat, "/orgs/octo-org", "org-contract", ["c"])).runner;
       expect((await call(twin, "GET", `/orgs/octo-org/actions/runners/${String(orgRunner["id"])}`, { token: pat })).status).toBe(200);

@@ -1,0 +1,82 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { eventually, startWorld, type World } from "../harness/world.js";
+
+let world: World | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+const fast = { RECONCILE_INTERVAL: "1", RECONCILE_GRACE: "1", RUNNER_RETENTION: "0" };
+const labels = ["self-hosted", "nomad"];
+
+describe("recovery (reconciler)", () => {
+  it("serves a job whose webhook was lost: ALLOWED_REPOS, ALLOWED_OWNERS (PAT) and App installations are polled", async () => {
+    for (const opts of [{ env: { ...fast, ALLOWED_REPOS: "octo-org/app" } }, { env: { ...fast, ALLOWED_OWNERS: "octo-org" } }, { env: fast, app: true }]) {
+      world = await startWorld(opts);
+      const w = world;
+      const job = await w.github.queueJob({ repo: "octo-org/app", labels, deliver: false });
+      await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", `lost job served (${JSON.stringify(opts)})`);
+      await eventually(() => w.vault.kvKeys().length === 0 && w.github.runners().length === 0, "nothing left");
+      await world.close();
+      world = undefined;
+    }
+  });
+
+  it("redelivers an App's failed webhook deliveries", async () => {
+    world = await startWorld({ env: { RECONCILE_INTERVAL: "3600" }, app: true });
+    const w = world;
+    w.github.faults.intercept = undefined;
+    // The service is down for this delivery: it fails at GitHub, which does not retry by itself.
+    const hookDown = w.service.url;
+    await w.service.close();
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels });
+    expect(w.github.deliveries().find((d) => d.action === "queued")?.status_code).not.toBe(200);
+    const { startService } = await import("../../src/service.js");
+    const restarted = await startService({ ...w.config, port: Number(new URL(hookDown).port) }, w.log);
+    w.service = restarted;
+    await eventually(() => w.github.deliveries().some((d) => d.action === "queued" && d.redelivery && d.status_code === 200), "failed delivery redelivered");
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served");
+  });
+
+  it("replaces a runner whose credential could not be used (expired wrap token, failed prestart) with a fresh one", async () => {
+    world = await startWorld({ env: fast });
+    const w = world;
+    w.nomad.faults.failNextPrestart(1);
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels });
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served by a replacement");
+    const jit = w.github.requests.filter((r) => r.method === "POST" && r.url.includes("generate-jitconfig"));
+    expect(jit).toHaveLength(2);
+    await eventually(() => w.vault.kvKeys().length === 0 && w.github.runners().length === 0, "nothing left");
+    await eventually(() => w.nomad.jobs().filter((j) => j.ParentID === "github-runner").length === 0, "dead runner jobs purged");
+  });
+
+  it("keeps serving through a Nomad leader loss and a sealed Vault, answering 503 meanwhile", async () => {
+    world = await startWorld({ env: fast });
+    const w = world;
+    w.nomad.setLeader(false);
+    w.vault.seal();
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels });
+    expect(w.github.deliveries().find((d) => d.action === "queued")?.status_code).toBe(503);
+    const ready = await fetch(`${w.service.url}/readyz`);
+    expect(ready.status).toBe(503);
+    w.nomad.setLeader(true);
+    w.vault.unseal();
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served after recovery");
+    await eventually(() => w.vault.kvKeys().length === 0 && w.github.runners().length === 0, "nothing left");
+  });
+
+  it("limits runners without dropping jobs: MAX_RUNNERS=1 serves three jobs one after another", async () => {
+    world = await startWorld({ env: { ...fast, MAX_RUNNERS: "1" }, github: { jobDurationMs: 200 } });
+    const w = world;
+    const jobs: Array<{ id: number }> = [];
+    for (let i = 0; i < 3; i++) jobs.push(await w.github.queueJob({ repo: "octo-org/app", labels }));
+    expect(w.github.deliveries().filter((d) => d.action === "queued").map((d) => d.status_code)).toEqual([200, 202, 202]);
+    let peak = 0;
+    await eventually(() => {
+      peak = Math.max(peak, w.nomad.runningRunnerJobs().length);
+      return jobs.every((j) => w.github.jobs().find((x) => x.id === j.id)?.status === "completed");
+    }, "all three served", 30_000);
+    expect(peak).toBe(1);
+  });
+});
