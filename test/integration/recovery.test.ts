@@ -12,7 +12,7 @@ const labels = ["self-hosted", "nomad"];
 
 describe("recovery (reconciler)", () => {
   it("serves a job whose webhook was lost: ALLOWED_REPOS, ALLOWED_OWNERS (PAT) and App installations are polled", async () => {
-    for (const opts of [{ env: { ...fast, ALLOWED_REPOS: "octo-org/app" } }, { env: { ...fast, ALLOWED_OWNERS: "octo-org" } }, { env: fast, app: true }]) {
+    for (const opts of [{ env: { ...fast, ALLOWED_REPOS: "octo-org/app" } }, { env: { ...fast, ALLOWED_OWNERS: "octo-org" } }, { env: fast, app: true }, { env: { ...fast, ALLOWED_REPOS: "octo-org/app" }, app: true }]) {
       world = await startWorld(opts);
       const w = world;
       const job = await w.github.queueJob({ repo: "octo-org/app", labels, deliver: false });
