@@ -12,6 +12,7 @@ import { NomadClient } from "./nomad/client.js";
 import { ensureRunnerJob } from "./nomad/runner-job.js";
 import type { RunnerDeps } from "./runners/deps.js";
 import { CapacityGate } from "./runners/capacity.js";
+import { DEFAULT_DISPATCH_QUEUE, DispatchQueue } from "./runners/dispatch-queue.js";
 import { JobEventHandler } from "./runners/handle-event.js";
 import { Reconciler, type ReconcileReport } from "./runners/reconciler.js";
 import { Metrics } from "./metrics.js";
@@ -154,6 +155,9 @@ export interface ServiceOptions {
   deps?: RunnerDeps;
 }
 
+/** Share of the GitHub budget the reconciler's periodic reads may use; the rest is for runners. */
+export const RECONCILE_POLL_SHARE = 0.1;
+
 export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<RunningService> {
   const metrics = opts.metrics ?? new Metrics();
   const deps = opts.deps ?? createDeps(config, log, metrics);
@@ -161,6 +165,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
 
   const policy = servePolicy(config);
   const gate = new CapacityGate(deps, config.limits);
+  // Jobs accepted from webhooks (and found by the reconciler) wait here for GitHub's rate limit.
+  const queue = new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE);
   const reconciler = new Reconciler(deps, policy, {
     intervalMs: config.reconcile.intervalSeconds * 1000,
     minGapMs: Math.min(5_000, config.reconcile.intervalSeconds * 1000),
@@ -168,10 +174,15 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     graceMs: config.reconcile.graceSeconds * 1000,
     runnerNamePrefix: config.runner.namePrefix,
     staticRepos: config.allowedRepos,
+    owners: config.allowedOwners,
     redeliverWindowMs: 60 * 60_000,
+    pollPointsPerMinute: config.github.budget.pointsPerMinute * RECONCILE_POLL_SHARE,
     ...config.limits,
-  }, (report) => recordReconcile(metrics, report));
-  const handler = new JobEventHandler(deps, policy, gate, reconciler, (s) => metrics.dispatchLatency.observe(s));
+  }, (report) => recordReconcile(metrics, report), async (job, runnerName) => {
+    if (!queue.enqueue(job, runnerName)) throw new Error(`dispatch queue full or closed (${queue.size.waiting} waiting); next pass`);
+    return { status: "queued" };
+  });
+  const handler = new JobEventHandler(deps, policy, gate, reconciler, (s) => metrics.dispatchLatency.observe(s), queue);
   let tunnel: CloudflaredSupervisor | undefined;
   const app = createApp({
     verifier: new WebhookVerifier(config.github.webhookSecrets),
@@ -219,6 +230,11 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
       });
       await handler.drain();
+      // Jobs not started yet stay queued at GitHub for the next process; those started may finish,
+      // unless they wait for GitHub's rate limit (up to a minute): those give up now.
+      const closing = queue.close(10_000);
+      deps.github.close();
+      await closing;
       // The tunnel goes last but one: deliveries in flight finish through it.
       await tunnel?.stop();
       await reconciler.stop();

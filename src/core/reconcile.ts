@@ -26,6 +26,8 @@ export interface World {
   secrets: string[];
   /** Runner names whose provisioning answered "in-flight" (registered, no credential yet). */
   inFlight: string[];
+  /** Our runner registrations at GitHub (by name prefix), with the repository they serve. */
+  registered: Array<{ id: number; name: string; repo: string; busy: boolean; online: boolean }>;
 }
 
 export interface Limits {
@@ -105,6 +107,22 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
   for (const name of world.inFlight) {
     const job = queuedByRunner.get(name);
     if (job && stale(`in-flight:${name}`)) actions.push({ kind: "abandon", runnerName: name, repo: repoFullName(job) });
+  }
+
+  // Registrations nothing runs or will run: offline, no live runner job, no credential. A provisioning that
+  // raced another replica or delivery leaves one when its dispatch finds the runner job already
+  // there (and already served); without this it stays offline at GitHub forever.
+  // The grace period runs per registration (id), not per name: a provisioning under way looks
+  // the same for a moment (registered, credential and runner job not there yet), and a runner
+  // is registered again under the same name each time its job needs a new one.
+  const handled = new Set(actions.flatMap((a) => (a.kind === "clean" || a.kind === "abandon" ? [a.runnerName] : [])));
+  const secrets = new Set(world.secrets);
+  for (const runner of world.registered) {
+    if (runner.busy || runner.online || aliveRunners.has(runner.name) || secrets.has(runner.name) || handled.has(runner.name)) continue;
+    if (stale(`registered:${runner.name}#${runner.id}`)) {
+      actions.push({ kind: "clean", runnerName: runner.name, repo: runner.repo });
+      handled.add(runner.name);
+    }
   }
 
   actions.push(...planCapacity(world, settings, alive, runnerFor, (c) => stale(`spare:${c.runnerName}`)));

@@ -3,7 +3,7 @@ import { Octokit } from "@octokit/rest";
 import { RequestError } from "@octokit/request-error";
 import type { GitHubAuthConfig, RunnerScope } from "../config.js";
 import { DependencyError, isNetworkError } from "../core/errors.js";
-import { Budget, GITHUB_SECONDARY_LIMITS, pointsFor, type BudgetLimits, type Priority } from "./budget.js";
+import { Budget, GITHUB_SECONDARY_LIMITS, pointsFor, type BudgetLimits, type Claim, type Priority } from "./budget.js";
 import type { WorkflowJob } from "../core/job-event.js";
 
 /** Where a runner is registered: a repository, or its owner organisation for org-scoped runners. */
@@ -37,13 +37,25 @@ export interface GitHubClientOptions {
 /** Refresh cached registration/remove tokens this long before GitHub expires them (1 h). */
 const TOKEN_REFRESH_MARGIN_MS = 10 * 60_000;
 
+/** Conditional listings remembered (validator + what was kept of the body), least recently used out. */
+const CONDITIONAL_CACHE_ENTRIES = 2_048;
+
 /** The GitHub calls the dispatcher makes, for a PAT or a GitHub App installation. */
 export class GitHubClient {
   private readonly octokits = new Map<string, Octokit>();
   private readonly tokenCache = new Map<string, Promise<{ token: string; expiresAt: number }>>();
   private readonly budgets = new Map<string, Budget>();
+  private readonly conditional = new Map<string, { etag: string; value: unknown }>();
+  /** Points spent on reads (GETs) since start, all budgets. */
+  private readPoints = 0;
+  private closed: DependencyError | undefined;
 
   constructor(private readonly opts: GitHubClientOptions) {}
+
+  /** App auth: every call needs the installation the repository belongs to. */
+  get usesApp(): boolean {
+    return this.opts.auth.kind === "app";
+  }
 
   /** The URL `config.sh --url` takes for this target's scope. */
   scopeUrl(target: RunnerTarget): string {
@@ -54,9 +66,12 @@ export class GitHubClient {
     return this.opts.scope === "org" ? target.owner.toLowerCase() : `${target.owner}/${target.repo}`.toLowerCase();
   }
 
-  /** Creates the runner and its single-use JIT config. Throws RunnerExistsError on a name clash. */
-  async createJitRunner(target: RunnerTarget, name: string, labels: string[]): Promise<{ runnerId: number; jitconfig: string }> {
-    const body = { name, runner_group_id: this.opts.runnerGroupId, labels, work_folder: "_work" };
+  /**
+   * Creates the runner and its single-use JIT config. Throws RunnerExistsError on a name clash.
+   * A `claim` on the target's budget (see Budget.claim) pays for the request.
+   */
+  async createJitRunner(target: RunnerTarget, name: string, labels: string[], claim?: Claim): Promise<{ runnerId: number; jitconfig: string }> {
+    const body = { name, runner_group_id: this.opts.runnerGroupId, labels, work_folder: "_work", request: { budgetClaim: claim } };
     try {
       const res = await this.call(target, "generate JIT runner config", (o) =>
         this.opts.scope === "org"
@@ -160,35 +175,116 @@ export class GitHubClient {
     }
   }
 
-  /** Jobs still waiting for a runner in one repository (queued runs and queued jobs of running ones). */
+  /**
+   * Jobs still waiting for a runner in one repository (queued runs and queued jobs of running ones).
+   * Every listing is a conditional request: unchanged ones come back 304, free under the primary
+   * rate limit (not the secondary one: GitHub charges a GET its point either way).
+   */
   async listQueuedJobs(target: RunnerTarget): Promise<WorkflowJob[]> {
     const jobs: WorkflowJob[] = [];
+    const repoKey = `${target.owner}/${target.repo}`.toLowerCase();
     for (const status of ["queued", "in_progress"] as const) {
-      const runs = await this.call(target, `list ${status} runs`, (o) =>
-        o.rest.actions.listWorkflowRunsForRepo({ owner: target.owner, repo: target.repo, status, per_page: 100 }),
+      const runIds = await this.conditionalGet(
+        target,
+        `list ${status} runs`,
+        `runs:${repoKey}:${status}`,
+        (o, headers) => o.rest.actions.listWorkflowRunsForRepo({ owner: target.owner, repo: target.repo, status, per_page: 100, headers }),
+        (data) => data.workflow_runs.map((run) => run.id),
       );
-      for (const run of runs.data.workflow_runs) {
-        const res = await this.call(target, "list run jobs", (o) =>
-          o.rest.actions.listJobsForWorkflowRun({ owner: target.owner, repo: target.repo, run_id: run.id, filter: "latest", per_page: 100 }),
+      for (const runId of runIds) {
+        const queued = await this.conditionalGet(
+          target,
+          "list run jobs",
+          `jobs:${repoKey}:${runId}`,
+          (o, headers) =>
+            o.rest.actions.listJobsForWorkflowRun({ owner: target.owner, repo: target.repo, run_id: runId, filter: "latest", per_page: 100, headers }),
+          (data) => data.jobs.filter((job) => job.status === "queued").map((job) => jobFromRest(target, job)),
         );
-        for (const job of res.data.jobs) if (job.status === "queued") jobs.push(jobFromRest(target, job));
+        jobs.push(...queued);
       }
     }
     return jobs;
   }
 
-  /** Runners registered in the target's scope whose names start with `prefix`. */
+  /** Runners registered in the target's scope whose names start with `prefix` (conditional requests). */
   async listRunners(target: RunnerTarget, prefix: string): Promise<GitHubRunner[]> {
     const runners: GitHubRunner[] = [];
     for (let page = 1; ; page++) {
-      const res = await this.call(target, "list runners", (o) =>
-        this.opts.scope === "org"
-          ? o.rest.actions.listSelfHostedRunnersForOrg({ org: target.owner, per_page: 100, page })
-          : o.rest.actions.listSelfHostedRunnersForRepo({ owner: target.owner, repo: target.repo, per_page: 100, page }),
+      const listed = await this.conditionalGet(
+        target,
+        "list runners",
+        `runners:${this.scopeKey(target)}:${page}`,
+        (o, headers) =>
+          this.opts.scope === "org"
+            ? o.rest.actions.listSelfHostedRunnersForOrg({ org: target.owner, per_page: 100, page, headers })
+            : o.rest.actions.listSelfHostedRunnersForRepo({ owner: target.owner, repo: target.repo, per_page: 100, page, headers }),
+        (data) => ({ runners: data.runners.map(toRunner), count: data.runners.length }),
       );
-      runners.push(...res.data.runners.filter((r) => r.name.startsWith(prefix)).map(toRunner));
-      if (res.data.runners.length < 100) return runners;
+      runners.push(...listed.runners.filter((r) => r.name.startsWith(prefix)));
+      if (listed.count < 100) return runners;
     }
+  }
+
+  /**
+   * Runs `fn` and reports the GitHub points spent on reads (GETs) meanwhile: the reconciler paces
+   * its polling by this. Reads made by anything else at the same time count too, which only
+   * errs on the side of polling less. (Not AsyncLocalStorage: on Node 20 it puts a hook on
+   * every promise of the process.)
+   */
+  async metered<T>(fn: () => Promise<T>): Promise<{ result: T; points: number }> {
+    const before = this.readPoints;
+    const result = await fn();
+    return { result, points: this.readPoints - before };
+  }
+
+  /**
+   * A GET with If-None-Match when an earlier answer is remembered: a 304 reuses what was kept of
+   * that answer (`keep`), so only the parts we use stay in memory.
+   */
+  private async conditionalGet<D, V>(
+    target: RunnerTarget,
+    what: string,
+    key: string,
+    get: (o: Octokit, headers: Record<string, string>) => Promise<{ data: D; headers: { etag?: string } }>,
+    keep: (data: D) => V,
+  ): Promise<V> {
+    const cached = this.conditional.get(key) as { etag: string; value: V } | undefined;
+    try {
+      const res = await this.call(target, what, (o) => get(o, cached ? { "if-none-match": cached.etag } : {}));
+      const value = keep(res.data);
+      this.conditional.delete(key);
+      if (res.headers.etag) this.remember(key, { etag: res.headers.etag, value });
+      return value;
+    } catch (err) {
+      if (!cached || !(err instanceof DependencyError && err.status === 304)) throw err;
+      this.remember(key, cached);
+      return cached.value;
+    }
+  }
+
+  private remember(key: string, entry: { etag: string; value: unknown }): void {
+    this.conditional.delete(key);
+    this.conditional.set(key, entry);
+    if (this.conditional.size > CONDITIONAL_CACHE_ENTRIES) this.conditional.delete(this.conditional.keys().next().value!);
+  }
+
+  /** The repositories of an organisation or user (ALLOWED_OWNERS with a PAT), archived ones left out. */
+  async listOwnerRepos(owner: string): Promise<RunnerTarget[]> {
+    const probe = { owner, repo: "" };
+    const list = async (kind: "org" | "user") =>
+      this.call(probe, `list repositories of ${owner}`, (o) =>
+        kind === "org"
+          ? o.paginate(o.rest.repos.listForOrg, { org: owner, per_page: 100 })
+          : o.paginate(o.rest.repos.listForUser, { username: owner, per_page: 100 }),
+      );
+    let repos;
+    try {
+      repos = await list("org");
+    } catch (err) {
+      if (!(err instanceof DependencyError && err.status === 404)) throw err;
+      repos = await list("user");
+    }
+    return repos.filter((r) => !r.archived).map((r) => ({ owner: r.owner.login, repo: r.name }));
   }
 
   /** Every repository the App's installations can access (App auth only). */
@@ -331,13 +427,28 @@ export class GitHubClient {
 
   /** The budget a target's calls draw from (one per PAT, one per App installation). */
   budgetFor(target: Pick<RunnerTarget, "installationId">): Budget {
-    return this.budget(this.opts.auth.kind === "app" ? `installation:${target.installationId ?? "?"}` : "pat");
+    return this.budget(this.budgetKey(target));
+  }
+
+  /**
+   * Shutdown: requests waiting for rate-limit budget fail now rather than in up to a minute, and
+   * so does any request made from now on.
+   */
+  close(): void {
+    this.closed = new DependencyError("github", "shutting down: request not sent", undefined, false);
+    for (const budget of this.budgets.values()) budget.close(this.closed);
+  }
+
+  /** Which budget a target's calls draw from: targets with the same key share one. */
+  budgetKey(target: Pick<RunnerTarget, "installationId">): string {
+    return this.opts.auth.kind === "app" ? `installation:${target.installationId ?? "?"}` : "pat";
   }
 
   private budget(key: string): Budget {
     let budget = this.budgets.get(key);
     if (!budget) {
       budget = new Budget(this.opts.budget ?? GITHUB_SECONDARY_LIMITS);
+      if (this.closed) budget.close(this.closed);
       this.budgets.set(key, budget);
     }
     return budget;
@@ -351,7 +462,10 @@ export class GitHubClient {
     const onResponse = this.opts.onResponse;
     const budget = this.budget(budgetKey);
     octokit.hook.wrap("request", async (request, options) => {
-      const release = await budget.acquire(pointsFor(options.method), priorityOf(options.method, options.url));
+      const points = pointsFor(options.method);
+      if (points === 1) this.readPoints += points;
+      const claim = (options.request as { budgetClaim?: Claim } | undefined)?.budgetClaim;
+      const release = await budget.acquire(points, priorityOf(options.method, options.url), claim);
       try {
         const res = await request(options);
         onResponse?.(res.headers);

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { errorMessage, isTransient } from "../core/errors.js";
 import type { JobEvent } from "../core/job-event.js";
@@ -38,13 +38,7 @@ export function createApp(opts: AppOptions): Hono {
 
   app.post(
     "/webhook",
-    bodyLimit({
-      maxSize: opts.bodyLimitBytes,
-      onError: (c) => {
-        observe("unknown", "too_large");
-        return c.json({ error: `body exceeds ${opts.bodyLimitBytes} bytes` }, 413);
-      },
-    }),
+    limitBody(opts.bodyLimitBytes, () => observe("unknown", "too_large")),
     async (c) => {
       const raw = await c.req.text();
       if (!(await opts.verifier.verify(raw, c.req.header("x-hub-signature-256")))) {
@@ -112,4 +106,26 @@ export function createApp(opts: AppOptions): Hono {
     return c.json({ error: "internal error" }, 500);
   });
   return app;
+}
+
+/**
+ * 413 for bodies over `maxBytes`. GitHub sends Content-Length, and Node's HTTP parser reads no
+ * more than that, so the header decides without touching the body: Hono's bodyLimit asks for the
+ * request's web stream, which on @hono/node-server builds a full Request per delivery and costs
+ * more than verifying the signature. Streamed (chunked) bodies still go through bodyLimit.
+ */
+function limitBody(maxBytes: number, onTooLarge: () => void): MiddlewareHandler {
+  const tooLarge = (c: Context) => {
+    onTooLarge();
+    return c.json({ error: `body exceeds ${maxBytes} bytes` }, 413);
+  };
+  const streamed = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
+  return async (c, next) => {
+    const length = c.req.header("content-length");
+    if (length === undefined || c.req.header("transfer-encoding") !== undefined) return streamed(c, next);
+    const bytes = Number(length);
+    if (!Number.isSafeInteger(bytes) || bytes < 0) return c.json({ error: "invalid Content-Length" }, 400);
+    if (bytes > maxBytes) return tooLarge(c);
+    await next();
+  };
 }

@@ -1,17 +1,21 @@
 import { decide, type ServePolicy } from "../core/decide.js";
-import type { JobEvent } from "../core/job-event.js";
-import { repoFullName } from "../core/job-event.js";
+import { errorMessage } from "../core/errors.js";
+import { repoFullName, type JobEvent, type WorkflowJob } from "../core/job-event.js";
 import type { CapacityGate } from "./capacity.js";
 import type { RunnerDeps } from "./deps.js";
+import { DispatchQueue, type QueueOutcome } from "./dispatch-queue.js";
 import type { Reconciler } from "./reconciler.js";
-import { provisionRunner, targetOf } from "./provision.js";
+import { targetOf } from "./provision.js";
 import { releaseIdleRunner, releaseSpentRunner } from "./release.js";
 
 export type EventOutcome =
   | { outcome: "ignored"; reason: string }
   | { outcome: "dispatched" | "duplicate"; runner: string; nomadJobId: string }
   | { outcome: "in-flight"; runner: string }
-  /** Over MAX_RUNNERS(_PER_REPO): still queued at GitHub, the reconciler dispatches it later. */
+  /**
+   * Accepted, not dispatched yet: it waits in the dispatch queue (GitHub's rate limit), or over
+   * MAX_RUNNERS(_PER_REPO) for capacity. Still queued at GitHub either way, so nothing is lost.
+   */
   | { outcome: "deferred"; runner: string; reason: string }
   | { outcome: "released"; runners: string[]; kept: string[] }
   | { outcome: "observed"; runner: string };
@@ -20,9 +24,13 @@ export type EventOutcome =
  * Receives one `workflow_job` event: the pure decision, then its effects. Concurrent deliveries
  * of the same job in this process share one execution; across processes the idempotency of each
  * step (runner name, Nomad idempotency token) keeps the result single.
+ *
+ * Runners are provisioned through the dispatch queue: a delivery is answered with the dispatch
+ * when that takes a moment, and "deferred" (202) when the job has to wait for GitHub's rate limit.
  */
 export class JobEventHandler {
   private readonly inFlight = new Map<string, Promise<EventOutcome>>();
+  readonly queue: DispatchQueue;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -31,7 +39,11 @@ export class JobEventHandler {
     private readonly reconciler?: Reconciler,
     /** Called with the job's queued-to-dispatched time when a runner was dispatched. */
     private readonly onDispatched?: (seconds: number) => void,
-  ) {}
+    queue?: DispatchQueue,
+  ) {
+    this.queue = queue ?? new DispatchQueue(deps);
+    this.queue.onSettled((job, runner, result) => this.dispatchSettled(job, runner, result));
+  }
 
   handle(event: JobEvent): Promise<EventOutcome> {
     const key = `${event.action}:${event.job.id}`;
@@ -45,6 +57,35 @@ export class JobEventHandler {
   /** Resolves when every event being handled has finished (graceful shutdown). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  /** What became of a queued job, whoever queued it (a delivery or the reconciler). */
+  private dispatchSettled(job: WorkflowJob, runner: string, result: { outcome: QueueOutcome } | { error: unknown }): void {
+    const { log } = this.deps;
+    const context = { job: job.id, repo: repoFullName(job), runner };
+    if ("error" in result) {
+      // Still queued at GitHub: the reconciler takes it over once the dependency is back.
+      log.error({ ...context, err: errorMessage(result.error) }, "dispatch failed; the reconciler retries it");
+      this.reconciler?.kick();
+      return;
+    }
+    const outcome = result.outcome;
+    switch (outcome.status) {
+      case "cancelled":
+        log.info({ ...context, reason: outcome.reason }, "queued dispatch cancelled");
+        return;
+      case "in-flight":
+        log.info(context, "runner is being provisioned elsewhere");
+        this.reconciler?.noteInFlight(runner);
+        return;
+      case "dispatched":
+      case "duplicate": {
+        log.info({ ...context, nomadJob: outcome.nomadJobId }, outcome.status === "dispatched" ? "runner dispatched" : "runner already dispatched");
+        const queuedAt = Date.parse(job.createdAt);
+        if (outcome.status === "dispatched" && Number.isFinite(queuedAt)) this.onDispatched?.(Math.max(0, (Date.now() - queuedAt) / 1000));
+        return;
+      }
+    }
   }
 
   private async execute(event: JobEvent): Promise<EventOutcome> {
@@ -65,25 +106,34 @@ export class JobEventHandler {
           this.reconciler?.kick();
           return { outcome: "deferred", runner, reason: "runner limit reached; dispatched when capacity frees" };
         }
-        let result;
-        try {
-          result = await provisionRunner(this.deps, decision.job, runner);
-        } finally {
-          this.gate.settle(runner, result !== undefined && result.status !== "in-flight");
+        const ticket = this.queue.enqueue(decision.job, runner);
+        if (!ticket) {
+          this.gate.settle(runner, false);
+          log.warn({ ...context, runner, ...this.queue.size }, "dispatch queue full; the reconciler dispatches this job");
+          this.reconciler?.kick();
+          return { outcome: "deferred", runner, reason: "dispatch queue full; the reconciler dispatches it from GitHub's queue" };
         }
-        if (result.status === "in-flight") {
-          log.info({ ...context, runner }, "runner is being provisioned elsewhere");
-          this.reconciler?.noteInFlight(runner);
-          return { outcome: "in-flight", runner };
+        ticket.outcome.then(
+          (r) => this.gate.settle(runner, r.status === "dispatched" || r.status === "duplicate"),
+          () => this.gate.settle(runner, false),
+        );
+        const answer = await this.queue.answer(runner, ticket);
+        switch (answer.status) {
+          case "queued":
+            log.debug({ ...context, runner, position: answer.position }, "job queued for dispatch");
+            return { outcome: "deferred", runner, reason: "queued for dispatch at the pace GitHub's rate limit allows" };
+          case "cancelled":
+            return { outcome: "ignored", reason: `dispatch cancelled: ${answer.reason}` };
+          case "in-flight":
+            return { outcome: "in-flight", runner };
+          default:
+            return { outcome: answer.status, runner, nomadJobId: answer.nomadJobId };
         }
-        log.info({ ...context, runner, nomadJob: result.nomadJobId }, result.status === "dispatched" ? "runner dispatched" : "runner already dispatched");
-        const queuedAt = Date.parse(decision.job.createdAt);
-        if (result.status === "dispatched" && Number.isFinite(queuedAt)) this.onDispatched?.(Math.max(0, (Date.now() - queuedAt) / 1000));
-        return { outcome: result.status, runner, nomadJobId: result.nomadJobId };
       }
 
       case "observe":
-        log.info({ ...context, runner: decision.runnerName }, "runner picked up job");
+        // Debug: one line per job start on a busy organisation costs more than the rest of it.
+        log.debug({ ...context, runner: decision.runnerName }, "runner picked up job");
         return { outcome: "observed", runner: decision.runnerName };
 
       case "release": {
@@ -94,10 +144,13 @@ export class JobEventHandler {
           released.push(name);
         }
         for (const name of decision.unneeded) {
-          const result = await releaseIdleRunner(this.deps, targetOf(decision.job), name);
-          (result === "busy" ? kept : released).push(name);
+          // Not started yet: nothing exists for it, and it costs no GitHub point now.
+          this.queue.cancel(name, `job ${event.job.id} completed`);
+          const result = await releaseIdleRunner(this.deps, targetOf(decision.job), name, { onlyIfDispatched: true });
+          if (result !== "absent") (result === "busy" ? kept : released).push(name);
         }
-        log.info({ ...context, conclusion: event.job.conclusion, released, kept }, "job finished; runners released");
+        const level = released.length + kept.length > 0 ? "info" : "debug";
+        log[level]({ ...context, conclusion: event.job.conclusion, released, kept }, "job finished; runners released");
         // Freed capacity goes to the oldest waiting job, which only the reconciler knows.
         if (!this.gate.unlimited) this.reconciler?.kick();
         return { outcome: "released", runners: released, kept };

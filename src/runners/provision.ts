@@ -2,6 +2,7 @@ import { errorMessage } from "../core/errors.js";
 import type { WorkflowJob } from "../core/job-event.js";
 import { repoFullName } from "../core/job-event.js";
 import { dispatchedJobPrefix, idempotencyTokenFor } from "../core/naming.js";
+import type { Claim } from "../github/budget.js";
 import { RunnerExistsError, type RunnerTarget } from "../github/client.js";
 import type { RunnerSecret } from "../vault/client.js";
 import type { RunnerDeps } from "./deps.js";
@@ -70,13 +71,17 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
 
 /**
  * `auto` spends JIT configs (single-use, 5 points each) while the budget has room right now,
- * and falls back to the cached registration token of the repository beyond that.
+ * and falls back to the cached registration token of the repository beyond that. The points are
+ * claimed as the choice is made, so a burst of concurrent provisions cannot all choose JIT on
+ * the same free points; and half the minute's budget stays free for the registration and remove
+ * tokens (5 points per repository and hour each) the fallback needs.
  */
-function registrationFor(deps: RunnerDeps, target: RunnerTarget): "jit" | "token" {
+function registrationFor(deps: RunnerDeps, target: RunnerTarget): { kind: "jit"; claim?: Claim } | { kind: "token" } {
   const mode = deps.settings.registration;
-  if (mode !== "auto") return mode;
+  if (mode !== "auto") return { kind: mode };
   const budget = deps.github.budgetFor(target);
-  return budget.waiting() === 0 && budget.available() >= 5 ? "jit" : "token";
+  const claim = budget.claim(5, budget.pointsPerMinute / 2);
+  return claim ? { kind: "jit", claim } : { kind: "token" };
 }
 
 /** Gets a credential from GitHub and writes it to Vault; "resumed" when an earlier attempt did. */
@@ -97,10 +102,11 @@ async function storeCredential(
   });
 
   let secret: RunnerSecret;
-  if (registrationFor(deps, target) === "jit") {
+  const registration = registrationFor(deps, target);
+  if (registration.kind === "jit") {
     const labels = runnerLabelsFor(job, settings.runnerLabels);
     try {
-      const created = await retry(() => github.createJitRunner(target, runnerName, labels));
+      const created = await retry(() => github.createJitRunner(target, runnerName, labels, registration.claim));
       secret = { kind: "jit", jitconfig: created.jitconfig };
       log.info({ runner: runnerName, runnerId: created.runnerId, job: job.id }, "credential obtained: JIT runner config");
     } catch (err) {

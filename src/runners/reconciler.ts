@@ -1,12 +1,15 @@
 import { matchesPolicy, type ServePolicy } from "../core/decide.js";
 import { errorMessage } from "../core/errors.js";
 import type { WorkflowJob } from "../core/job-event.js";
+import { dispatchedJobPrefix } from "../core/naming.js";
 import { planReconcile, type Memory, type ReconcileAction, type ReconcileSettings, type World } from "../core/reconcile.js";
+import { paceMs } from "../github/budget.js";
 import type { RunnerTarget } from "../github/client.js";
 import type { RunnerDeps } from "./deps.js";
 import { listRunnerChildren } from "./observe.js";
-import { provisionRunner } from "./provision.js";
+import { provisionRunner, type ProvisionOutcome } from "./provision.js";
 import { releaseIdleRunner } from "./release.js";
+import { withRetry } from "./retry.js";
 
 export interface ReconcilerOptions extends ReconcileSettings {
   intervalMs: number;
@@ -14,9 +17,19 @@ export interface ReconcilerOptions extends ReconcileSettings {
   minGapMs: number;
   /** Repositories served with a PAT (ALLOWED_REPOS); an App lists its installations' repos. */
   staticRepos: string[];
+  /** Owners whose repositories are served with a PAT (ALLOWED_OWNERS); listed every few minutes. */
+  owners: string[];
   /** How far back failed App webhook deliveries are redelivered on the first pass. */
   redeliverWindowMs: number;
+  /**
+   * GitHub points per minute the periodic passes may spend on reads: a pass that read more
+   * (many repositories) makes the next one wait longer than `intervalMs`. Default: no limit.
+   */
+  pollPointsPerMinute?: number;
 }
+
+/** How the reconciler gets a runner for a queued job: now, or by queueing it (dispatch queue). */
+export type ProvisionFn = (job: WorkflowJob, runnerName: string) => Promise<ProvisionOutcome | { status: "queued" }>;
 
 export interface ReconcileReport {
   actions: Record<ReconcileAction["kind"], number>;
@@ -25,7 +38,8 @@ export interface ReconcileReport {
   errors: string[];
 }
 
-const INSTALLATION_CACHE_MS = 10 * 60_000;
+/** Repository lists change rarely; listing them every pass would spend the rate-limit budget. */
+const REPO_LIST_CACHE_MS = 10 * 60_000;
 
 /**
  * The loop that makes the promises hold when webhooks do not: every interval (and on kick) it
@@ -36,21 +50,36 @@ export class Reconciler {
   private readonly memory: Memory = { firstSeen: new Map() };
   private readonly inFlight = new Set<string>();
   private readonly seenRepos = new Map<string, RunnerTarget>();
-  private installationRepos: { at: number; targets: RunnerTarget[] } | undefined;
+  private listedRepos: { at: number; targets: RunnerTarget[] } | undefined;
   private lastRedelivery: number;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<ReconcileReport> | undefined;
   private again = false;
   private lastStart = 0;
+  /** GitHub read points the last pass spent, and how long it took. */
+  private lastPass = { points: 0, ms: 0 };
   private stopped = false;
+  private readonly provision: ProvisionFn;
 
   constructor(
     private readonly deps: RunnerDeps,
     private readonly policy: ServePolicy,
     private readonly opts: ReconcilerOptions,
     private readonly onReport?: (report: ReconcileReport) => void,
+    provision?: ProvisionFn,
   ) {
     this.lastRedelivery = Date.now() - opts.redeliverWindowMs;
+    this.provision = provision ?? ((job, runnerName) => provisionRunner(deps, job, runnerName));
+  }
+
+  /**
+   * How long after the last pass ended the next periodic one starts: the interval, or longer when
+   * the pass read so much that its reads would otherwise exceed `pollPointsPerMinute`.
+   */
+  nextPassInMs(): number {
+    const share = this.opts.pollPointsPerMinute;
+    const paced = share === undefined ? 0 : paceMs(this.lastPass.points, share) - this.lastPass.ms;
+    return Math.max(this.opts.intervalMs, paced);
   }
 
   start(): void {
@@ -94,14 +123,16 @@ export class Reconciler {
       return;
     }
     this.lastStart = Date.now();
-    this.running = this.runOnce().finally(() => {
+    const pass = this.deps.github.metered(() => this.runOnce());
+    this.running = pass.then(({ result }) => result);
+    void pass.then(({ points }) => (this.lastPass = { points, ms: Date.now() - this.lastStart }), () => undefined).finally(() => {
       this.running = undefined;
       if (this.stopped) return;
       if (this.again) {
         this.again = false;
         setImmediate(() => this.kick());
       } else {
-        this.timer = setTimeout(() => this.kick(), this.opts.intervalMs);
+        this.timer = setTimeout(() => this.kick(), this.nextPassInMs());
         this.timer.unref?.();
       }
     });
@@ -145,50 +176,75 @@ export class Reconciler {
       this.servedRepos(),
     ]);
     for (const child of children) {
-      const key = child.repo.toLowerCase();
-      if (!targets.has(key)) {
-        const [owner = "", repo = ""] = child.repo.split("/");
-        targets.set(key, { owner, repo, installationId: this.seenRepos.get(key)?.installationId });
-      }
+      const [owner = "", repo = ""] = child.repo.split("/");
+      this.addTarget(targets, owner, repo);
     }
 
     const queued: WorkflowJob[] = [];
     const busyRunners = new Set<string>();
     await forEachLimited([...targets.values()], 4, async (target) => {
-      const jobs = await deps.github.listQueuedJobs(target);
+      // Retried like every other call: one pass reads every repository, and one sporadic
+      // failure (5xx, a rate limit's retry-after) must not throw the whole pass away.
+      const jobs = await withRetry(() => deps.github.listQueuedJobs(target), deps.settings.retry);
       queued.push(...jobs.filter((j) => matchesPolicy(j, this.policy).ok));
     });
-    // Busy state only matters where an alive runner's own job is no longer queued.
-    const queuedIds = new Set(queued.map((j) => j.id));
-    const uncertainRepos = new Set(children.filter((c) => c.alive && !queuedIds.has(c.jobId)).map((c) => c.repo.toLowerCase()));
-    await forEachLimited([...uncertainRepos], 4, async (repo) => {
-      const target = targets.get(repo);
-      if (!target) return;
-      for (const r of await deps.github.listRunners(target, `${deps.settings.runnerNamePrefix}-`)) if (r.busy) busyRunners.add(r.name);
+    // Our registrations in every scope: busy runners are never released, and a registration
+    // without a runner job or credential is an orphan to remove.
+    const registered: World["registered"] = [];
+    const scopes = new Map<string, RunnerTarget>();
+    for (const target of targets.values()) if (!scopes.has(deps.github.scopeKey(target))) scopes.set(deps.github.scopeKey(target), target);
+    await forEachLimited([...scopes.values()], 4, async (target) => {
+      const runners = await withRetry(() => deps.github.listRunners(target, `${deps.settings.runnerNamePrefix}-`), deps.settings.retry);
+      for (const r of runners) {
+        registered.push({ id: r.id, name: r.name, repo: `${target.owner}/${target.repo}`, busy: r.busy, online: r.status === "online" });
+        if (r.busy) busyRunners.add(r.name);
+      }
     });
 
     const inFlight = [...this.inFlight];
     this.inFlight.clear();
-    return { world: { now: Date.now(), queued, busyRunners, children, secrets, inFlight }, targets };
+    return { world: { now: Date.now(), queued, busyRunners, children, secrets, inFlight, registered }, targets };
   }
 
   private async servedRepos(): Promise<Map<string, RunnerTarget>> {
+    if (!this.listedRepos || Date.now() - this.listedRepos.at > REPO_LIST_CACHE_MS) {
+      this.listedRepos = { at: Date.now(), targets: await this.listServedRepos() };
+    }
     const targets = new Map<string, RunnerTarget>();
-    for (const full of this.opts.staticRepos) {
-      const [owner = "", repo = ""] = full.split("/");
-      targets.set(full.toLowerCase(), { owner, repo });
-    }
-    for (const [key, target] of this.seenRepos) targets.set(key, target);
-    if (!this.installationRepos || Date.now() - this.installationRepos.at > INSTALLATION_CACHE_MS) {
-      this.installationRepos = { at: Date.now(), targets: await this.deps.github.listInstallationRepos() };
-    }
-    for (const target of this.installationRepos.targets) {
-      const key = `${target.owner}/${target.repo}`.toLowerCase();
+    for (const target of this.listedRepos.targets) {
       if (matchesPolicy({ owner: target.owner, repo: target.repo, labels: this.policy.labels } as WorkflowJob, this.policy).ok) {
-        targets.set(key, target);
+        this.addTarget(targets, target.owner, target.repo);
       }
     }
+    for (const full of this.opts.staticRepos) {
+      const [owner = "", repo = ""] = full.split("/");
+      this.addTarget(targets, owner, repo);
+    }
+    for (const target of this.seenRepos.values()) this.addTarget(targets, target.owner, target.repo);
     return targets;
+  }
+
+  /**
+   * Adds a repository with the installation its calls must use. With App auth a repository no
+   * installation covers cannot be polled, so it is left out rather than failing the pass.
+   */
+  private addTarget(targets: Map<string, RunnerTarget>, owner: string, repo: string): void {
+    const key = `${owner}/${repo}`.toLowerCase();
+    if (targets.has(key)) return;
+    const installationId =
+      this.seenRepos.get(key)?.installationId ??
+      this.listedRepos?.targets.find((t) => `${t.owner}/${t.repo}`.toLowerCase() === key)?.installationId;
+    if (this.deps.github.usesApp && installationId === undefined) return;
+    targets.set(key, { owner, repo, installationId });
+  }
+
+  /** An App serves its installations' repositories; a PAT the repositories of ALLOWED_OWNERS. */
+  private async listServedRepos(): Promise<RunnerTarget[]> {
+    const fromApp = await this.deps.github.listInstallationRepos();
+    if (fromApp.length > 0) return fromApp;
+    const owned: RunnerTarget[] = [];
+    for (const owner of this.opts.owners) owned.push(...(await this.deps.github.listOwnerRepos(owner)));
+    return owned;
   }
 
   private async execute(actions: ReconcileAction[], targets: Map<string, RunnerTarget>, report: ReconcileReport): Promise<void> {
@@ -216,6 +272,10 @@ export class Reconciler {
     const { deps } = this;
     switch (action.kind) {
       case "clean": {
+        // Another replica or a delivery may have provisioned this runner again since this pass
+        // looked: a live runner job means the name's registration and credential are now its own.
+        const children = await deps.nomad.listJobs(dispatchedJobPrefix(deps.settings.runnerJob, action.runnerName));
+        if (children.some((c) => c.Status !== "dead" && !c.Stop)) return;
         const target = targetOf(action.repo);
         const runner = await deps.github.findRunner(target, action.runnerName);
         if (runner && !runner.busy) await deps.github.deleteRunner(target, runner.id);
@@ -234,7 +294,9 @@ export class Reconciler {
         return;
       case "provision": {
         const job = { ...action.job, installationId: action.job.installationId ?? targetOf(`${action.job.owner}/${action.job.repo}`).installationId };
-        const result = await provisionRunner(deps, job, action.runnerName);
+        const result = await this.provision(job, action.runnerName);
+        // Queued: the dispatch queue provisions it and reports the outcome.
+        if (result.status === "queued") return;
         if (result.status === "in-flight") this.noteInFlight(action.runnerName);
         else deps.log.info({ job: job.id, runner: action.runnerName, nomadJob: result.nomadJobId, status: result.status }, "reconciler provisioned runner");
         return;

@@ -1,7 +1,5 @@
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
-import nodeVault from "node-vault";
-import { DependencyError, isNetworkError } from "../core/errors.js";
+import { Agent, type Dispatcher } from "undici";
+import { DependencyError } from "../core/errors.js";
 
 /** What a runner allocation gets after unwrapping: exactly one way to become a runner. */
 export type RunnerSecret =
@@ -15,6 +13,10 @@ export interface VaultStoreOptions {
   kvMount: string;
   kvPrefix: string;
   timeoutMs?: number;
+  /** Shared connection pool; by default one keep-alive agent per store. */
+  dispatcher?: Dispatcher;
+  /** Skip TLS verification (like the Vault CLI's VAULT_SKIP_VERIFY, which is the default). */
+  skipTlsVerify?: boolean;
 }
 
 export interface VaultHealth {
@@ -26,23 +28,18 @@ export interface VaultHealth {
 /**
  * Runner credentials in Vault KV v2, one secret per runner under `<mount>/data/<prefix>/runners/`.
  * Allocations never read the KV path: they get a single-use wrapping token for one read of it.
+ * Plain HTTP over a keep-alive undici pool: two of these calls sit on every dispatch.
  */
 export class VaultStore {
-  private readonly client: nodeVault.client;
-  private readonly requestOptions: Record<string, unknown>;
+  private readonly dispatcher: Dispatcher;
+  private readonly headers: Record<string, string>;
 
   constructor(private readonly opts: VaultStoreOptions) {
-    this.requestOptions = {
-      timeout: opts.timeoutMs ?? 10_000,
-      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 32 }),
-      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 32 }),
-    };
-    this.client = nodeVault({
-      endpoint: opts.addr,
-      token: opts.token,
-      namespace: opts.namespace,
-      requestOptions: this.requestOptions,
-    });
+    const skipVerify = opts.skipTlsVerify ?? envFlag(process.env.VAULT_SKIP_VERIFY);
+    this.dispatcher =
+      opts.dispatcher ?? new Agent({ keepAliveTimeout: 30_000, connections: 32, ...(skipVerify ? { connect: { rejectUnauthorized: false } } : {}) });
+    this.headers = { "x-vault-token": opts.token, accept: "application/json" };
+    if (opts.namespace) this.headers["x-vault-namespace"] = opts.namespace;
   }
 
   /** `<prefix>/runners/<name>` relative to the mount, as Vault's CLI and policies name it. */
@@ -51,29 +48,27 @@ export class VaultStore {
   }
 
   async health(): Promise<VaultHealth> {
-    // node-vault returns the body of sys/health for every status (standby 429, sealed 503).
-    const res = (await this.run("health", () => this.client.health())) as Partial<VaultHealth> | undefined;
+    // sys/health answers with its body for every state (standby 429, sealed 503, ...).
+    const { body } = await this.call("health", "GET", "sys/health", { anyStatus: true });
+    const res = body as Partial<VaultHealth> | undefined;
     return { initialized: res?.initialized ?? false, sealed: res?.sealed ?? true, standby: res?.standby ?? false };
   }
 
   /** Enabled audit devices (needs `sudo` on sys/audit). */
   async auditDevices(): Promise<string[]> {
-    const res = (await this.run("list audit devices", () => this.client.read("sys/audit"))) as Record<string, unknown>;
+    const { body } = await this.call("list audit devices", "GET", "sys/audit");
+    const res = (body ?? {}) as Record<string, unknown>;
     const devices = (res.data as Record<string, unknown> | undefined) ?? res;
     return Object.keys(devices).filter((k) => k.endsWith("/") && typeof devices[k] === "object");
   }
 
   async putRunnerSecret(runnerName: string, secret: RunnerSecret): Promise<void> {
-    await this.run("write runner secret", () =>
-      this.client.write(`${this.opts.kvMount}/data/${this.secretPath(runnerName)}`, { data: secret }),
-    );
+    await this.call("write runner secret", "POST", `${this.opts.kvMount}/data/${this.secretPath(runnerName)}`, { json: { data: secret } });
   }
 
   async hasRunnerSecret(runnerName: string): Promise<boolean> {
     try {
-      await this.run("read runner secret metadata", () =>
-        this.client.read(`${this.opts.kvMount}/metadata/${this.secretPath(runnerName)}`),
-      );
+      await this.call("read runner secret metadata", "GET", `${this.opts.kvMount}/metadata/${this.secretPath(runnerName)}`);
       return true;
     } catch (err) {
       if (err instanceof DependencyError && err.status === 404) return false;
@@ -83,30 +78,23 @@ export class VaultStore {
 
   /** A single-use token that unwraps to one read of the runner's secret, valid for `ttl`. */
   async wrapRunnerSecret(runnerName: string, ttl: string): Promise<string> {
-    const res = (await this.run("wrap runner secret", () =>
-      this.client.read(`${this.opts.kvMount}/data/${this.secretPath(runnerName)}`, {
-        ...this.requestOptions,
-        headers: { "X-Vault-Wrap-TTL": ttl },
-      }),
-    )) as { wrap_info?: { token?: string } };
-    const token = res.wrap_info?.token;
+    const { body } = await this.call("wrap runner secret", "GET", `${this.opts.kvMount}/data/${this.secretPath(runnerName)}`, {
+      headers: { "x-vault-wrap-ttl": ttl },
+    });
+    const token = (body as { wrap_info?: { token?: string } } | undefined)?.wrap_info?.token;
     if (!token) throw new DependencyError("vault", "Vault returned no wrap_info for a wrapped read", 200, false);
     return token;
   }
 
   /** Removes every version and the metadata; absent secrets are fine (idempotent). */
   async deleteRunnerSecret(runnerName: string): Promise<void> {
-    await this.run("delete runner secret", () =>
-      this.client.delete(`${this.opts.kvMount}/metadata/${this.secretPath(runnerName)}`),
-    );
+    await this.call("delete runner secret", "DELETE", `${this.opts.kvMount}/metadata/${this.secretPath(runnerName)}`);
   }
 
   async listRunnerSecrets(): Promise<string[]> {
     try {
-      const res = (await this.run("list runner secrets", () =>
-        this.client.list(`${this.opts.kvMount}/metadata/${this.opts.kvPrefix}/runners`),
-      )) as { data?: { keys?: string[] } };
-      return (res.data?.keys ?? []).filter((k) => !k.endsWith("/"));
+      const { body } = await this.call("list runner secrets", "GET", `${this.opts.kvMount}/metadata/${this.opts.kvPrefix}/runners?list=true`);
+      return ((body as { data?: { keys?: string[] } } | undefined)?.data?.keys ?? []).filter((k) => !k.endsWith("/"));
     } catch (err) {
       if (err instanceof DependencyError && err.status === 404) return [];
       throw err;
@@ -115,29 +103,53 @@ export class VaultStore {
 
   /** Capabilities of our token on each path (doctor). */
   async capabilities(paths: string[]): Promise<Record<string, string[]>> {
-    const res = (await this.run("check capabilities", () =>
-      this.client.write("sys/capabilities-self", { paths }),
-    )) as Record<string, unknown>;
+    const { body } = await this.call("check capabilities", "POST", "sys/capabilities-self", { json: { paths } });
+    const res = (body ?? {}) as Record<string, unknown>;
     const data = (res.data as Record<string, unknown> | undefined) ?? res;
     return Object.fromEntries(paths.map((p) => [p, (data[p] as string[] | undefined) ?? []]));
   }
 
-  private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  private async call(
+    what: string,
+    method: Dispatcher.HttpMethod,
+    path: string,
+    opts: { json?: unknown; headers?: Record<string, string>; anyStatus?: boolean } = {},
+  ): Promise<{ status: number; body: unknown }> {
+    const timeout = this.opts.timeoutMs ?? 10_000;
+    const headers = { ...this.headers, ...opts.headers };
+    if (opts.json !== undefined) headers["content-type"] = "application/json";
+    let res: Dispatcher.ResponseData;
     try {
-      return await fn();
+      res = await this.dispatcher.request({
+        origin: this.opts.addr,
+        path: `/v1/${path}`,
+        method,
+        headers,
+        body: opts.json === undefined ? undefined : JSON.stringify(opts.json),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
     } catch (err) {
-      throw toDependencyError(what, err);
+      throw new DependencyError("vault", `Vault ${what}: ${(err as Error).message}`, undefined, true);
     }
+    const text = await res.body.text();
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (res.statusCode < 400 || opts.anyStatus) return { status: res.statusCode, body };
+    const errors = (body as { errors?: unknown[] } | undefined)?.errors;
+    // Vault wraps reasons as "1 error occurred:\n\t* permission denied\n\n": one line for the log.
+    const raw = Array.isArray(errors) && errors.length > 0 ? String(errors[0]) : text.slice(0, 300);
+    const reason = raw.replace(/\s+/g, " ").trim() || `status ${res.statusCode}`;
+    // Sealed (503), standby or rate limited (429) and gateway errors pass; 4xx are our fault.
+    const transient = res.statusCode === 429 || res.statusCode >= 500;
+    throw new DependencyError("vault", `Vault ${what}: ${res.statusCode} ${reason}`, res.statusCode, transient);
   }
 }
 
-function toDependencyError(what: string, err: unknown): DependencyError {
-  const status = (err as { response?: { statusCode?: number } }).response?.statusCode;
-  const message = err instanceof Error ? err.message : String(err);
-  if (status === undefined) {
-    return new DependencyError("vault", `Vault ${what}: ${message}`, undefined, isNetworkError(err));
-  }
-  // Sealed (503), standby or rate limited (429) and gateway errors pass; 4xx are our fault.
-  const transient = status === 429 || status >= 500;
-  return new DependencyError("vault", `Vault ${what}: ${status} ${message}`, status, transient);
+function envFlag(value: string | undefined): boolean {
+  return value !== undefined && value !== "" && !["0", "false", "no"].includes(value.toLowerCase());
 }

@@ -8,6 +8,7 @@
 // protocol), github-routes (REST handlers), github-http (request pipeline), openapi (contract).
 
 import { generateKeyPairSync } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ActionsService, FaultPlan, RecordedRequest, RunnerExit, RunnerStart } from "./contract.js";
@@ -70,6 +71,8 @@ export class GitHubTwin implements ActionsService {
   private patUsers = 0;
 
   private constructor(opts: GitHubTwinOptions) {
+    // Every delivery and delayed request in flight listens for the twin's end: many at once is normal.
+    setMaxListeners(0, this.lifetime.signal);
     const clock = opts.clock ?? Date.now;
     this.webUrl = (opts.webUrl ?? "https://github.com").replace(/\/+$/, "");
     // Every component shares `this.urls`; `api` is filled in once the server listens.

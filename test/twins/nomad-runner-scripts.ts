@@ -24,6 +24,8 @@ export interface TaskContext {
   allocDir: AllocDir;
   /** Aborts when the client kills the task. */
   signal: AbortSignal;
+  /** Aborts when the task's process crashes on its own (an injected fault), not killed by the client. */
+  crash?: AbortSignal;
   log(line: string): void;
 }
 
@@ -109,9 +111,10 @@ export const runRunner: TaskScript = async (ctx, host) => {
   // From here `.runner` exists in the alloc dir: the runner is configured.
   ctx.allocDir.runnerStart = start;
   const crash = host.takeMainCrash();
-  const runnerSignal = crash ? crashingSignal(ctx.signal, host.crashAfterMs) : ctx.signal;
+  const base = crash ? crashingSignal(ctx.signal, host.crashAfterMs) : ctx.signal;
+  const runnerSignal = ctx.crash ? AbortSignal.any([base, ctx.crash]) : base;
   const exit = await host.actions.runRunner(start, runnerSignal).catch((err: unknown) => ({ ok: false, message: String(err) }));
-  if (crash && !ctx.signal.aborted) {
+  if ((crash || ctx.crash?.aborted) && !ctx.signal.aborted) {
     ctx.log("runner process crashed");
     return 1;
   }

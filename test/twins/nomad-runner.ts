@@ -28,6 +28,8 @@ interface TaskRun {
   task: TwinTask;
   state: TaskState;
   controller: AbortController;
+  /** Aborted to make the task's process crash by itself (exit 1). */
+  crash: AbortController;
   logs: string[];
 }
 
@@ -83,7 +85,7 @@ export class AllocRunner {
     this.runs = new Map(
       group.Tasks.map((task) => {
         const state = structuredClone(alloc.TaskStates[task.Name] ?? receivedTaskState());
-        return [task.Name, { task, state, controller: new AbortController(), logs: [] }];
+        return [task.Name, { task, state, controller: new AbortController(), crash: new AbortController(), logs: [] }];
       }),
     );
     this.done = this.run();
@@ -97,6 +99,17 @@ export class AllocRunner {
   /** The node is gone: tasks die with it, nothing more reaches the server, no poststop runs. */
   lose(): void {
     this.kill({ kind: "lost" });
+  }
+
+  /**
+   * The runner process of a running main task dies by itself now (exit 1): the task fails, its
+   * siblings are killed and poststop runs. False when no main task is running.
+   */
+  crashMain(): boolean {
+    if (this.killed()) return false;
+    const running = this.tasksWhere((t) => !t.Lifecycle).filter((run) => run.state.State === "running" && !run.crash.signal.aborted);
+    for (const run of running) run.crash.abort(new Error("runner crashed"));
+    return running.length > 0;
   }
 
   private killed(): boolean {
@@ -265,7 +278,7 @@ export class AllocRunner {
   private contextFor(run: TaskRun): TaskContext {
     const meta = { ...(this.job.Meta ?? {}), ...(this.group.Meta ?? {}), ...(run.task.Meta ?? {}) };
     const env = taskEnvironment(this.alloc, this.job, run.task, meta);
-    return { task: run.task, env, meta, allocDir: this.allocDir, signal: run.controller.signal, log: (line: string) => void run.logs.push(line) };
+    return { task: run.task, env, meta, allocDir: this.allocDir, signal: run.controller.signal, crash: run.crash.signal, log: (line: string) => void run.logs.push(line) };
   }
 }
 

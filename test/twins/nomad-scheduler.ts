@@ -314,6 +314,11 @@ export class Scheduler {
     this.checkIdle();
   }
 
+  /** The runner process of a running allocation crashes by itself; false when none is running. */
+  crashMain(allocId: string): boolean {
+    return this.runners.get(allocId)?.crashMain() ?? false;
+  }
+
   /** What the tasks of an allocation printed (the twin's `nomad alloc logs`). */
   logsOf(allocId: string): Record<string, string[]> | undefined {
     return this.runners.get(allocId)?.logs() ?? this.finishedLogs.get(allocId);

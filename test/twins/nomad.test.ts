@@ -560,6 +560,22 @@ describe("allocation lifecycle", () => {
     expect(actions.removals.map((r) => r.token)).toEqual(["rm-1"]);
   });
 
+  it("crashes the main task of a chosen allocation on demand (crashMain)", async () => {
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: "ENCODED", remove_token: "rm-1" });
+    actions.hold = true;
+    await dispatchOk(twin);
+    const runner = await actions.nextHeld();
+    const [running] = twin.allocations();
+    expect(twin.faults.crashMain(running!.ID)).toBe(true);
+    await twin.waitIdle();
+    expect(runner.signal.aborted).toBe(true);
+    const [alloc] = twin.allocations();
+    expect(alloc?.ClientStatus).toBe("failed");
+    expect(alloc?.TaskStates.runner).toMatchObject({ State: "dead", Failed: true });
+    expect(actions.removals.map((r) => r.token)).toEqual(["rm-1"]);
+    expect(twin.faults.crashMain(running!.ID)).toBe(false);
+  });
+
   it("stops a running allocation when the job is stopped: runner killed, poststop runs", async () => {
     vault.wrap("wrap-1", { kind: "jit", jitconfig: "ENCODED", remove_token: "rm-1" });
     actions.hold = true;

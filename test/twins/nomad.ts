@@ -35,6 +35,11 @@ export interface NomadFaults extends FaultPlan {
   failNextPrestart(n?: number): void;
   /** The runner of the next `n` main tasks crashes shortly after it started. */
   crashNextMain(n?: number): void;
+  /**
+   * The runner process of this allocation's running main task crashes now (exit 1, allocation
+   * failed, poststop runs). Returns false when the allocation has no main task running.
+   */
+  crashMain(allocId: string): boolean;
   /** The allocation's node is lost: ClientStatus "lost", tasks killed, no poststop; Nomad places a replacement. */
   loseAllocation(allocId: string): void;
 }
@@ -97,6 +102,7 @@ export class NomadTwin {
     const faults: NomadFaults = {
       failNextPrestart: (n = 1) => void (taskFaults.prestartFailures += n),
       crashNextMain: (n = 1) => void (taskFaults.mainCrashes += n),
+      crashMain: (allocId) => scheduler.crashMain(allocId),
       loseAllocation: (allocId) => scheduler.loseAllocation(allocId),
     };
     let twin: NomadTwin | undefined;

@@ -78,6 +78,25 @@ describe("POST /webhook", () => {
     expect(calls).toHaveLength(0);
   });
 
+  it("over HTTP, decides 413 from Content-Length and still accepts bodies up to the limit", async () => {
+    const { app, calls } = setup();
+    const { serve } = await import("@hono/node-server");
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const s = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s));
+    });
+    try {
+      const { port } = server.address() as { port: number };
+      const send = (body: string, extra: Record<string, string> = {}) =>
+        fetch(`http://127.0.0.1:${port}/webhook`, { method: "POST", body, headers: { "content-type": "application/json", ...ghHeaders(body), ...extra } });
+      const big = JSON.stringify({ pad: "x".repeat(70 * 1024) });
+      expect((await send(big)).status).toBe(413);
+      expect((await send(queued)).status).toBe(200);
+      expect(calls).toHaveLength(1);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it("answers ping and unhandled events with 2xx and does nothing", async () => {
     const { post, calls } = setup();
     const ping = JSON.stringify({ zen: "Keep it logically awesome.", hook_id: 1 });

@@ -31,7 +31,7 @@ function child(jobId: number, opts: Partial<RunnerChild> = {}): RunnerChild {
 }
 
 function world(overrides: Partial<World> = {}): World {
-  return { now: NOW, queued: [], busyRunners: new Set(), children: [], secrets: [], inFlight: [], ...overrides };
+  return { now: NOW, queued: [], busyRunners: new Set(), children: [], secrets: [], inFlight: [], registered: [], ...overrides };
 }
 
 const fresh = (): Memory => ({ firstSeen: new Map() });
@@ -106,6 +106,53 @@ describe("planReconcile", () => {
     const limited = { ...settings, maxRunnersPerRepo: 1 };
     const queued = [job(1, "a/x", 50), job(2, "a/x", 40), job(3, "b/y", 30)];
     expect(kinds(world({ queued }), limited)).toEqual(["provision:r-1", "provision:r-3"]);
+  });
+
+  it("deregisters an orphan registration (no runner job, no credential) once it stayed orphaned for the grace period", () => {
+    // A provisioning lost the race: its dispatch found job 7's runner job already there and served.
+    const memory = fresh();
+    const orphan = { id: 70, name: "r-7", repo: "acme/app", busy: false, online: false };
+    const w = world({ children: [child(7, { alive: false, changedAt: NOW - 1000 })], registered: [orphan] });
+    expect(kinds(w, settings, memory)).toEqual([]);
+    expect(kinds({ ...w, now: NOW + 60_000 }, settings, memory)).toEqual(["clean:r-7"]);
+    // Without any Nomad job at all (purged), the same.
+    expect(kinds(world({ now: NOW + 61_000, registered: [orphan] }), settings, memory)).toEqual(["clean:r-7"]);
+  });
+
+  it("gives a runner registered again under the same name its own grace period", () => {
+    // Each pass may catch a provisioning under way (registered; credential and runner job not
+    // there yet). A name seen orphaned before must not make the next registration stale at once.
+    const memory = fresh();
+    const seen = (id: number, now: number) => kinds(world({ now, registered: [{ id, name: "r-8", repo: "acme/app", busy: false, online: false }] }), settings, memory);
+    expect(seen(80, NOW)).toEqual([]);
+    expect(seen(81, NOW + 59_000)).toEqual([]);
+    expect(seen(81, NOW + 61_000)).toEqual([]);
+    expect(seen(81, NOW + 119_000)).toEqual(["clean:r-8"]);
+  });
+
+  it("leaves registrations alone that a runner job, a credential or a job uses", () => {
+    const memory = fresh();
+    const later = NOW + 120_000;
+    const reg = (name: string, busy = false, online = busy) => ({ id: Number(name.slice(2)), name, repo: "acme/app", busy, online });
+    const w = world({
+      queued: [job(3)],
+      children: [child(1), child(3)],
+      secrets: ["r-2", "r-3"],
+      registered: [reg("r-1"), reg("r-2"), reg("r-3"), reg("r-4", true), reg("r-5", false, true)],
+      busyRunners: new Set(["r-4"]),
+    });
+    planReconcile(w, settings, memory);
+    // r-1 and r-3 have live runner jobs, r-2 a credential (its dispatch may be under way), r-4 is
+    // busy, and r-5 online: something runs it (another deployment's runner, say).
+    expect(kinds({ ...w, now: later }, settings, memory).filter((k) => k.startsWith("clean"))).toEqual([]);
+  });
+
+  it("does not clean the same runner twice in one plan", () => {
+    const memory = fresh();
+    const dead = child(1, { alive: false, changedAt: NOW - 1000 });
+    const w = world({ queued: [job(1)], children: [dead], registered: [{ id: 10, name: "r-1", repo: "acme/app", busy: false, online: false }] });
+    planReconcile(w, settings, memory);
+    expect(kinds({ ...w, now: NOW + 60_000 }, settings, memory)).toEqual(["clean:r-1", "purge:r-1", "provision:r-1"]);
   });
 
   it("forgets half-done things that resolved themselves", () => {

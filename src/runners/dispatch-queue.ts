@@ -1,0 +1,168 @@
+import { DispatchBook, type BookLimits } from "../core/dispatch-book.js";
+import type { WorkflowJob } from "../core/job-event.js";
+import type { RunnerDeps } from "./deps.js";
+import { provisionRunner, targetOf, type ProvisionOutcome } from "./provision.js";
+
+export interface DispatchQueueOptions extends BookLimits {
+  /**
+   * How long a webhook delivery may wait for its job's dispatch before it is answered "queued"
+   * (202), when the job did not have to wait for anything. GitHub gives up on a delivery after
+   * 10 s; the retries of a failing dependency (about 5 s) fit, so a dependency that is down still
+   * gets the delivery a 503 (marked failed at GitHub, redelivered for an App).
+   */
+  answerWithinMs: number;
+}
+
+/** Sized for a burst of thousands of jobs on a small box (a waiting job costs about 1 KB). */
+export const DEFAULT_DISPATCH_QUEUE: DispatchQueueOptions = { maxJobs: 10_000, concurrencyPerLane: 32, answerWithinMs: 8_000 };
+
+/** A runner credential costs 5 points (JIT config or registration token). */
+const CREDENTIAL_POINTS = 5;
+
+/** "cancelled": taken out before it started (its job completed meanwhile, or shutdown). */
+export type QueueOutcome = ProvisionOutcome | { status: "cancelled"; reason: string };
+
+export interface Ticket {
+  /** Settles when the job is provisioned; rejects with the provisioning error. */
+  outcome: Promise<QueueOutcome>;
+  /** The job was in the queue already (another delivery, or the reconciler). */
+  joined: boolean;
+}
+
+/** Called once per job that leaves the queue, whoever queued it. */
+export type SettledHook = (job: WorkflowJob, runnerName: string, result: { outcome: QueueOutcome } | { error: unknown }) => void;
+
+interface Item {
+  job: WorkflowJob;
+  runnerName: string;
+  outcome: Promise<QueueOutcome>;
+  resolve: (outcome: QueueOutcome) => void;
+  reject: (err: unknown) => void;
+}
+
+type Provision = (deps: RunnerDeps, job: WorkflowJob, runnerName: string) => Promise<ProvisionOutcome>;
+
+/**
+ * The imperative shell around DispatchBook: accepted `queued` jobs are provisioned here at the
+ * pace GitHub's rate limit allows, so a webhook delivery is answered within seconds however
+ * many jobs arrive at once. Bounded: when full, a job is left to the reconciler (it is still
+ * queued at GitHub). In memory only: after a restart the reconciler finds the jobs again.
+ */
+export class DispatchQueue {
+  private readonly book: DispatchBook<Item>;
+  /** Every job in the book, waiting or running, by runner name. */
+  private readonly items = new Map<string, Item>();
+  private readonly hooks: SettledHook[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly deps: RunnerDeps,
+    private readonly opts: DispatchQueueOptions = DEFAULT_DISPATCH_QUEUE,
+    private readonly provision: Provision = provisionRunner,
+  ) {
+    this.book = new DispatchBook(opts);
+  }
+
+  onSettled(hook: SettledHook): void {
+    this.hooks.push(hook);
+  }
+
+  get size(): { waiting: number; running: number } {
+    return { waiting: this.book.waiting, running: this.book.running };
+  }
+
+  /** Queues the job (once per runner name); undefined when the queue is full or closed. */
+  enqueue(job: WorkflowJob, runnerName: string): Ticket | undefined {
+    if (this.closed) return undefined;
+    let resolve!: Item["resolve"];
+    let reject!: Item["reject"];
+    const outcome = new Promise<QueueOutcome>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const item: Item = { job, runnerName, outcome, resolve, reject };
+    const offer = this.book.offer(runnerName, this.deps.github.budgetKey(targetOf(job)), item);
+    if (offer === "full") return undefined;
+    if (offer === "duplicate") return { outcome: this.items.get(runnerName)!.outcome, joined: true };
+    this.items.set(runnerName, item);
+    // Whoever queued it may not wait for it; the hooks report what became of it.
+    outcome.catch(() => undefined);
+    this.pump();
+    return { outcome, joined: false };
+  }
+
+  /**
+   * What to answer a delivery: "queued" at once when the job waits, behind other jobs or for
+   * GitHub's rate limit; otherwise its outcome, or "queued" after `answerWithinMs`.
+   */
+  async answer(runnerName: string, ticket: Ticket): Promise<QueueOutcome | { status: "queued"; position: number }> {
+    const state = this.book.stateOf(runnerName);
+    if (state === "waiting") return { status: "queued", position: this.book.position(runnerName) };
+    const item = this.items.get(runnerName);
+    if (item) {
+      const budget = this.deps.github.budgetFor(targetOf(item.job));
+      if (budget.waiting() > 0 || budget.available() < CREDENTIAL_POINTS) return { status: "queued", position: 0 };
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<{ status: "queued"; position: number }>((resolve) => {
+      timer = setTimeout(() => resolve({ status: "queued", position: 0 }), this.opts.answerWithinMs);
+    });
+    try {
+      return await Promise.race([ticket.outcome, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Takes the job out if it has not started; true when it was. */
+  cancel(runnerName: string, reason: string): boolean {
+    const item = this.book.cancel(runnerName);
+    if (!item) return false;
+    this.settle(item, { outcome: { status: "cancelled", reason } });
+    return true;
+  }
+
+  /**
+   * Shutdown: nothing new starts, jobs not started are cancelled (the reconciler of the next
+   * process dispatches them), and those being provisioned get up to `timeoutMs` to finish.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    this.closed = true;
+    for (const { item } of this.book.cancelWaiting()) this.settle(item, { outcome: { status: "cancelled", reason: "shutting down" } });
+    const running = [...this.items.values()].map((i) => i.outcome.catch(() => undefined));
+    if (running.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(running), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  private pump(): void {
+    if (this.closed) return;
+    for (const { key, item } of this.book.start()) void this.run(key, item);
+  }
+
+  private async run(key: string, item: Item): Promise<void> {
+    let result: { outcome: QueueOutcome } | { error: unknown };
+    try {
+      result = { outcome: await this.provision(this.deps, item.job, item.runnerName) };
+    } catch (error) {
+      result = { error };
+    }
+    this.book.finish(key);
+    this.settle(item, result);
+    this.pump();
+  }
+
+  private settle(item: Item, result: { outcome: QueueOutcome } | { error: unknown }): void {
+    this.items.delete(item.runnerName);
+    for (const hook of this.hooks) {
+      try {
+        hook(item.job, item.runnerName, result);
+      } catch (err) {
+        this.deps.log.error({ runner: item.runnerName, err: String(err) }, "dispatch queue hook failed");
+      }
+    }
+    if ("outcome" in result) item.resolve(result.outcome);
+    else item.reject(result.error);
+  }
+}

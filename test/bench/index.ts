@@ -1,0 +1,51 @@
+// `npm run bench`: the service against its twins, one line per figure. Not part of `npm test`.
+//   BENCH_SCENARIOS=1,2   run only these (1 ingest, 2 dispatch latency, 3 burst, 4 idle)
+//   BENCH_QUICK=1         seconds instead of minutes: a smoke test of the bench itself
+//   BENCH_BURST_MODES=jit,token,auto  BENCH_BURST_JOBS=1000  BENCH_BURST_REPOS=50  BENCH_IDLE_SECONDS=300
+//   BENCH_CPU_PROF=<dir>  V8 CPU profiles of the server processes;  BENCH_NODE_FLAGS="..." their Node flags;
+//   BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2" extra environment of the server processes
+// Everything listens on 127.0.0.1. The server under test runs in a child process of its own.
+import { cpus, freemem, totalmem } from "node:os";
+import { burstScenario } from "./burst.js";
+import { benchConfig } from "./config.js";
+import { idleScenario } from "./idle.js";
+import { ingestScenario } from "./ingest.js";
+import { latencyScenario } from "./latency.js";
+import { fmt } from "./stats.js";
+
+const print = (line: string) => console.log(line);
+
+async function main(): Promise<number> {
+  const cfg = benchConfig();
+  print(
+    `bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ` +
+      `${fmt(totalmem() / 2 ** 30, 1)} GiB RAM (${fmt(freemem() / 2 ** 30, 1)} free)${cfg.quick ? ", QUICK (smoke test, figures not meaningful)" : ""}`,
+  );
+  const scenarios: Array<[number, string, typeof ingestScenario]> = [
+    [1, "ingest vs the floor", ingestScenario],
+    [2, "added latency on the dispatch path", latencyScenario],
+    [3, "burst at the ceiling", burstScenario],
+    [4, "idle", idleScenario],
+  ];
+  let failed = 0;
+  for (const [n, name, run] of scenarios) {
+    if (!cfg.scenarios.has(n)) continue;
+    const started = performance.now();
+    try {
+      await run(cfg, print);
+    } catch (err) {
+      failed++;
+      print(`[${n}] ${name}: FAILED ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+    if (!cfg.quick) print(`    (scenario ${n} took ${fmt((performance.now() - started) / 1000, 0)} s)`);
+  }
+  return failed === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

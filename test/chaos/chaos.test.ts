@@ -1,0 +1,430 @@
+// Chaos suite (issue 3): a burst of queued jobs across many repositories, served by two
+// dispatcher replicas running as separate OS processes behind a loopback load balancer, while
+// deliveries are dropped, duplicated, delayed and reordered, GitHub answers 5xx and rate limits,
+// Vault seals, Nomad loses its leader, allocations fail, crash and vanish with their node, runners
+// take jobs other than their own, and one replica is SIGKILLed mid-burst and restarted.
+//
+// Afterwards every job must have run exactly once, successfully, and nothing may be left behind.
+// The scenario runs twice: with a PAT (ALLOWED_REPOS) and with a GitHub App (installations are
+// listed, failed deliveries redelivered). Each prints one summary line.
+//
+// Run: npm run test:chaos. CHAOS_AUTH=pat|app runs one of them; CHAOS_SEED=<n> replays a run's
+// random choices (the summary line prints the seed); CHAOS_DEBUG=1 prints the peak of runner jobs.
+
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { GitHubTwin } from "../twins/github.js";
+import { NomadTwin } from "../twins/nomad.js";
+import { VaultTwin } from "../twins/vault.js";
+import { LoadBalancer, type Fate } from "./balancer.js";
+import { RunnerRecorder } from "./recorder.js";
+import { Replica } from "./replicas.js";
+
+const REPOS = 20;
+const JOBS_PER_REPO = 15;
+const WAVES = 5; // jobs per repository arrive in WAVES runs of JOBS_PER_REPO / WAVES jobs, 1 s apart
+const MAX_RUNNERS = 20;
+const MAX_RUNNERS_PER_REPO = 5;
+const CANCELLED_PER_WAVE = 3;
+const JOB_DURATION_MS = 400;
+// Both scenarios must fit the suite's budget of 4 minutes even when they fail.
+const CONVERGE_TIMEOUT_MS = 100_000;
+const LABELS = ["self-hosted", "nomad"];
+
+type Auth = "pat" | "app";
+const AUTHS: Auth[] = process.env.CHAOS_AUTH === "pat" || process.env.CHAOS_AUTH === "app" ? [process.env.CHAOS_AUTH] : ["pat", "app"];
+const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+
+/** mulberry32: small, seedable, good enough to make a run's choices replayable. */
+function prng(s: number): () => number {
+  let a = s >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  cleanups = [];
+});
+
+describe("chaos", () => {
+  it.each(AUTHS)(
+    `${REPOS * JOBS_PER_REPO} jobs, ${REPOS} repositories, 2 replicas (one SIGKILLed), faults everywhere (%s): each job runs once, nothing is left`,
+    async (mode: Auth) => {
+      const seed = mode === "pat" ? SEED : SEED + 1;
+      const random = prng(seed);
+      const between = (lo: number, hi: number) => Math.round(lo + random() * (hi - lo));
+
+      // ---- the world ----------------------------------------------------------------------------
+      const github = await GitHubTwin.start({
+        jobDurationMs: JOB_DURATION_MS,
+        assignment: "oldest",
+        // GitHub's own secondary limit would dominate the runtime; injected 403/429s still happen.
+        secondaryRateLimit: { pointsPerMinute: 1_000_000, maxConcurrent: 1_000 },
+        primaryRateLimit: 10_000_000,
+      });
+      cleanups.push(() => github.close());
+      const recorder = new RunnerRecorder(github);
+      const vault = await VaultTwin.start({ audit: true });
+      cleanups.push(() => vault.close());
+      // Scheduling and image pull take a moment, as they do: allocations spend it pending.
+      const nomad = await NomadTwin.start({ actions: recorder, startDelayMs: 100 });
+      cleanups.push(() => nomad.close());
+
+      const repos = Array.from({ length: REPOS }, (_, i) => `chaos-org-${i % 4}/service-${String(i).padStart(2, "0")}`);
+      // A PAT with ALLOWED_REPOS (default), or a GitHub App installed on each organization
+      // (app), whose failed deliveries the replicas redeliver.
+      const app = mode === "app" ? github.createApp() : undefined;
+      repos.forEach((repo, i) => github.addRepo(repo, app ? { installationId: 7_000 + (i % 4) } : {}));
+      const auth: Record<string, string> = app
+        ? { GITHUB_APP_ID: String(app.appId), GITHUB_APP_PRIVATE_KEY: app.privateKeyPem }
+        : { GITHUB_TOKEN: github.createPat(), ALLOWED_REPOS: repos.join(",") };
+      const webhookSecret = randomBytes(20).toString("hex");
+
+      const deliveryStats = { drop: 0, duplicate: 0, delay: 0, reorder: 0, forward: 0 };
+      const balancer = new LoadBalancer((): Fate => {
+        const r = random();
+        const fate: Fate =
+          r < 0.1
+            ? { kind: "drop" }
+            : r < 0.2
+              ? { kind: "duplicate" }
+              : r < 0.28
+                ? { kind: "delay", ms: between(200, 2_500) }
+                : r < 0.33
+                  ? { kind: "reorder", ms: between(300, 3_000) }
+                  : { kind: "forward" };
+        deliveryStats[fate.kind] += 1;
+        return fate;
+      });
+      await balancer.start();
+      cleanups.push(() => balancer.close());
+      github.addWebhook({ url: `${balancer.url}/webhook`, secret: webhookSecret, appId: app?.appId });
+
+      const logDir = mkdtempSync(join(tmpdir(), "nomad-gha-chaos-"));
+      const env: Record<string, string> = {
+        GITHUB_WEBHOOK_SECRET: webhookSecret,
+        ...auth,
+        GITHUB_API_URL: github.url,
+        GITHUB_URL: github.webUrl,
+        NOMAD_ADDR: nomad.url,
+        VAULT_ADDR: vault.url,
+        VAULT_TOKEN: vault.rootToken,
+        HOST: "127.0.0.1",
+        METRICS_PORT: "off",
+        LOG_LEVEL: "info",
+        TUNNEL: "off",
+        RECONCILE_INTERVAL: "1",
+        RECONCILE_GRACE: "3",
+        RUNNER_RETENTION: "5",
+        MAX_RUNNERS: String(MAX_RUNNERS),
+        MAX_RUNNERS_PER_REPO: String(MAX_RUNNERS_PER_REPO),
+        GITHUB_POINTS_PER_MINUTE: "100000",
+        GITHUB_MAX_CONCURRENT: "200",
+      };
+      const replicas = ["replica-a", "replica-b"].map((name) => new Replica({ name, env, logDir, cwd: process.cwd() }));
+      cleanups.push(async () => {
+        for (const replica of replicas) await replica.kill();
+      });
+      await Promise.all(replicas.map((r) => r.start()));
+      for (const r of replicas) balancer.setBackend({ name: r.name, url: r.url });
+      while (balancer.upBackends().length < replicas.length) await sleep(50);
+
+      // ---- faults -------------------------------------------------------------------------------
+      const t0 = Date.now();
+      const since = () => Date.now() - t0;
+      const faultStats = { github5xx: 0, github403: 0, github429: 0, prestart: 0, crashOnStart: 0, crash: 0, lost: 0, vaultSealed: 0, nomadNoLeader: 0, replicaKills: 0 };
+      const github5xxWindows = [
+        [3_000, 4_500],
+        [11_000, 12_500],
+        [24_000, 25_000],
+      ] as const;
+      // Rate limits as GitHub hands them out: now and then one request is refused with 403
+      // (secondary limit) or 429, with retry-after; the next request after each tick gets it.
+      let pendingLimit: "403" | "429" | undefined;
+      const limitTicker = setInterval(() => {
+        pendingLimit = random() < 0.5 ? "403" : "429";
+      }, 2_000);
+      cleanups.push(async () => clearInterval(limitTicker));
+      github.faults.intercept = () => {
+        const t = since();
+        if (github5xxWindows.some(([from, to]) => t >= from && t < to)) {
+          faultStats.github5xx += 1;
+          const status = [500, 502, 503][Math.floor(random() * 3)]!;
+          const headers: Record<string, string> = { "content-type": "application/json" };
+          return { status, headers, body: JSON.stringify({ message: "Server Error" }) };
+        }
+        const limit = pendingLimit;
+        pendingLimit = undefined;
+        if (limit === "403") {
+          faultStats.github403 += 1;
+          return {
+            status: 403,
+            headers: { "content-type": "application/json", "retry-after": String(between(1, 2)) },
+            body: JSON.stringify({
+              message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+              documentation_url: "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            }),
+          };
+        }
+        if (limit === "429") {
+          faultStats.github429 += 1;
+          return { status: 429, headers: { "content-type": "application/json", "retry-after": String(between(1, 2)) }, body: JSON.stringify({ message: "Too Many Requests" }) };
+        }
+        return undefined;
+      };
+
+      const timers: NodeJS.Timeout[] = [];
+      const at = (ms: number, fn: () => void | Promise<void>) => {
+        timers.push(setTimeout(() => void fn(), ms));
+      };
+      cleanups.push(async () => timers.forEach(clearTimeout));
+
+      // Vault sealed for two seconds: writes, wraps and the allocations' unwraps fail meanwhile.
+      at(8_000, () => {
+        faultStats.vaultSealed += 1;
+        vault.seal();
+      });
+      at(10_000, () => vault.unseal());
+      // Nomad without a leader for two seconds: every server endpoint answers 500 No cluster leader.
+      at(16_000, () => {
+        faultStats.nomadNoLeader += 1;
+        nomad.setLeader(false);
+      });
+      at(18_000, () => nomad.setLeader(true));
+      // One replica SIGKILLed mid-burst, restarted a few seconds later.
+      const victim = replicas[1]!;
+      let restarted: Promise<void> | undefined;
+      at(2_500, async () => {
+        faultStats.replicaKills += 1;
+        await victim.kill();
+        await sleep(3_000);
+        restarted = victim.start().then(() => balancer.setBackend({ name: victim.name, url: victim.url }));
+        await restarted;
+      });
+
+      // Allocation faults: prestart failures, runners crashing and nodes vanishing. Only runners
+      // that are not running a job are hit (a job killed mid-run fails at GitHub, no dispatcher
+      // can change that); the checks and the fault happen in one synchronous step.
+      const armed = { prestartAt: 0, crashAt: 0 };
+      const allocChaos = setInterval(() => {
+        if (since() > 45_000) return;
+        // Armed faults wait for the next allocation / runner process; arming one only after a few
+        // have started keeps them from piling up while little starts (then every runner of the
+        // last jobs would die, a fault pattern no cluster shows).
+        const allocations = nomad.allocations();
+        if (allocations.length >= armed.prestartAt + 4 && random() < 0.5) {
+          armed.prestartAt = allocations.length;
+          faultStats.prestart += 1;
+          nomad.faults.failNextPrestart(1);
+        }
+        if (recorder.processes.length >= armed.crashAt + 4 && random() < 0.5) {
+          armed.crashAt = recorder.processes.length;
+          faultStats.crashOnStart += 1;
+          recorder.crashNext(1);
+        }
+        const runners = github.runners();
+        const busy = new Set(runners.filter((r) => r.busy).map((r) => r.name));
+        const idleOnline = new Set(runners.filter((r) => !r.busy && r.status === "online").map((r) => r.name));
+        const live = allocations.filter((a) => a.ClientStatus === "pending" || a.ClientStatus === "running");
+        const nameOf = (a: (typeof live)[number]) => a.Job.Meta?.runner_name ?? "";
+        // A runner online and waiting for a job: its process crashes.
+        const idle = live.filter((a) => idleOnline.has(nameOf(a)));
+        if (idle.length > 0 && random() < 0.5) {
+          if (nomad.faults.crashMain(idle[Math.floor(random() * idle.length)]!.ID)) faultStats.crash += 1;
+        }
+        // Any allocation whose runner is not running a job: its node goes away.
+        const notBusy = live.filter((a) => !busy.has(nameOf(a)));
+        if (notBusy.length > 0 && random() < 0.15) {
+          nomad.faults.loseAllocation(notBusy[Math.floor(random() * notBusy.length)]!.ID);
+          faultStats.lost += 1;
+        }
+      }, 250);
+      cleanups.push(async () => clearInterval(allocChaos));
+
+      // Sampled every 100 ms: two live Nomad children for one GitHub job would be a double dispatch.
+      const doubleDispatch = new Map<string, string[]>();
+      let peakChildren = 0;
+      let peakSnapshot: { t: number; children: string[] } | undefined;
+      let peakProcesses = 0;
+      const sampler = setInterval(() => {
+        const alive = nomad.jobs().filter((j) => j.Dispatched && j.Status !== "dead" && !j.Stop);
+        if (alive.length > peakChildren) peakSnapshot = { t: since(), children: alive.map((j) => `${j.ID} ${j.Meta?.github_repo} submit=${Math.round(j.SubmitTime / 1e6) - t0}`) };
+        peakChildren = Math.max(peakChildren, alive.length);
+        peakProcesses = Math.max(peakProcesses, recorder.alive().length);
+        const byJob = new Map<string, string[]>();
+        for (const child of alive) {
+          const id = child.Meta?.github_job_id ?? "?";
+          byJob.set(id, [...(byJob.get(id) ?? []), child.ID]);
+        }
+        for (const [id, ids] of byJob) if (ids.length > 1) doubleDispatch.set(id, ids);
+      }, 100);
+      cleanups.push(async () => clearInterval(sampler));
+
+      // ---- the burst ----------------------------------------------------------------------------
+      const perRun = JOBS_PER_REPO / WAVES;
+      const queued: Array<Promise<{ id: number }>> = [];
+      let runId = 19_000_000_000;
+      // Besides, a few jobs are cancelled by their users 0.2-4 s after they were queued (queued
+      // or already running): their runners are not needed any more. They are not counted as jobs.
+      const cancelled: Array<Promise<number>> = [];
+      for (let wave = 0; wave < WAVES; wave++) {
+        for (const repo of repos) {
+          const run = ++runId;
+          for (let j = 0; j < perRun; j++) queued.push(github.queueJob({ repo, labels: LABELS, runId: run }));
+        }
+        for (let c = 0; c < CANCELLED_PER_WAVE; c++) {
+          const repo = repos[Math.floor(random() * repos.length)]!;
+          const wait = between(200, 4_000);
+          cancelled.push(
+            github.queueJob({ repo, labels: LABELS, runId: ++runId }).then(async (job) => {
+              await sleep(wait);
+              await github.cancelJob(job.id);
+              return job.id;
+            }),
+          );
+        }
+        if (wave < WAVES - 1) await sleep(1_000);
+      }
+      const jobIds = (await Promise.all(queued)).map((j) => j.id);
+      expect(jobIds).toHaveLength(REPOS * JOBS_PER_REPO);
+      const cancelledIds = await Promise.all(cancelled);
+
+      // ---- convergence --------------------------------------------------------------------------
+      const ours = new Set(jobIds);
+      const everyJob = new Set([...jobIds, ...cancelledIds]);
+      const converged = () => {
+        const jobs = github.jobs().filter((j) => everyJob.has(j.id));
+        return (
+          jobs.every((j) => j.status === "completed") &&
+          github.runners().length === 0 &&
+          vault.kvKeys().length === 0 &&
+          nomad.runningRunnerJobs().length === 0
+        );
+      };
+      const deadline = t0 + CONVERGE_TIMEOUT_MS;
+      let allCompletedSeconds = NaN;
+      while (!converged() && Date.now() < deadline) {
+        if (Number.isNaN(allCompletedSeconds) && github.jobs().filter((j) => ours.has(j.id)).every((j) => j.status === "completed")) {
+          allCompletedSeconds = since() / 1000;
+        }
+        await sleep(250);
+      }
+      const convergeSeconds = since() / 1000;
+      if (Number.isNaN(allCompletedSeconds)) allCompletedSeconds = convergeSeconds;
+      await restarted;
+
+      // ---- what happened ------------------------------------------------------------------------
+      clearInterval(allocChaos);
+      clearInterval(sampler);
+      github.faults.intercept = undefined;
+      for (const replica of replicas) await replica.stop();
+      await balancer.settled();
+
+      const jobs = github.jobs().filter((j) => ours.has(j.id));
+      const served = jobs.filter((j) => j.status === "completed" && j.conclusion === "success").length;
+      const lost = jobs.filter((j) => j.status !== "completed").length;
+      const failed = jobs.filter((j) => j.status === "completed" && j.conclusion !== "success").length;
+
+      // Duplicate runners, from the runner processes the Nomad twin started:
+      //  (a) two processes registered under one runner name (= one GitHub job id) alive at once;
+      //  (b) a GitHub job run by more than one runner process;
+      //  (c) a JIT config generated for a runner name while a runner process of that name lived;
+      //  (d) two live (not dead, not stopped) Nomad children for one GitHub job id (sampled).
+      const processes = recorder.processes;
+      const byName = new Map<string, typeof processes>();
+      for (const p of processes) byName.set(p.name, [...(byName.get(p.name) ?? []), p]);
+      const overlapping: string[] = [];
+      for (const [name, list] of byName) {
+        const sorted = [...list].sort((a, b) => a.startedAt - b.startedAt);
+        for (let i = 1; i < sorted.length; i++) {
+          if ((sorted[i - 1]!.endedAt ?? Infinity) > sorted[i]!.startedAt) overlapping.push(name);
+        }
+      }
+      const runsPerJob = new Map<number, number>();
+      for (const p of processes) if (p.jobId !== undefined) runsPerJob.set(p.jobId, (runsPerJob.get(p.jobId) ?? 0) + 1);
+      const runTwice = [...runsPerJob].filter(([, n]) => n > 1).map(([id]) => id);
+      const jitWhileAlive: string[] = [];
+      const jitCalls = github.requests.filter((r) => r.method === "POST" && r.url.includes("/generate-jitconfig") && r.status === 201);
+      for (const call of jitCalls) {
+        const name = (JSON.parse(call.body) as { name: string }).name;
+        const alive = (byName.get(name) ?? []).some((p) => p.startedAt <= call.at && (p.endedAt ?? Infinity) > call.at);
+        if (alive) jitWhileAlive.push(name);
+      }
+      const duplicateRunners = overlapping.length + runTwice.length + jitWhileAlive.length + doubleDispatch.size;
+
+      // No credential GitHub issued may reach a replica's log or any Nomad request.
+      const logText = replicas.map((r) => r.logText()).join("\n");
+      const nomadText = nomad.requests.map((r) => `${r.method} ${r.url}\n${JSON.stringify(r.headers)}\n${r.body}`).join("\n");
+      // (Nor the Vault token or the webhook secret the replicas were given.)
+      expect(github.issuedSecrets.length).toBeGreaterThan(REPOS * JOBS_PER_REPO);
+      const credentials = [...github.issuedSecrets, vault.rootToken, webhookSecret];
+      const leaked = credentials.filter((secret) => logText.includes(secret) || nomadText.includes(secret));
+
+      // Churn: runner jobs created per GitHub job (injected faults kill some; a repair loop shows here).
+      const dispatchesPerJob = new Map<string, number>();
+      for (const r of nomad.requests) {
+        if (r.method !== "POST" || !r.url.includes("/dispatch") || r.status !== 200) continue;
+        if ((JSON.parse(r.response) as { EvalID?: string }).EvalID === "") continue;
+        const id = (JSON.parse(r.body) as { Meta?: Record<string, string> }).Meta?.github_job_id ?? "?";
+        dispatchesPerJob.set(id, (dispatchesPerJob.get(id) ?? 0) + 1);
+      }
+      const maxDispatches = Math.max(0, ...dispatchesPerJob.values());
+      if (process.env.CHAOS_DEBUG) {
+        const [churniest] = [...dispatchesPerJob].sort((a, b) => b[1] - a[1])[0] ?? [];
+        for (const alloc of nomad.allocations().filter((a) => a.Job.Meta?.github_job_id === churniest)) {
+          const events = Object.fromEntries(Object.entries(alloc.TaskStates).map(([task, st]) => [task, st.Events.map((e) => e.Type).join(",")]));
+          console.log(`churn ${churniest} ${alloc.JobID} created=${Math.round(alloc.CreateTime / 1e6) - t0} ${alloc.ClientStatus} ${JSON.stringify(events)} ${JSON.stringify(nomad.allocationLogs(alloc.ID))}`);
+        }
+      }
+
+      const runnersLeft = github.runners().length;
+      const secretsLeft = vault.kvKeys().length;
+      const nomadRunning = nomad.runningRunnerJobs().length;
+      const delivered = balancer.deliveries.length;
+      console.log(
+        `chaos: auth=${mode} seed=${SEED} jobs=${jobs.length} served=${served} lost=${lost} failed=${failed} cancelled=${cancelledIds.length} duplicate_runners=${duplicateRunners} ` +
+          `github_runners_left=${runnersLeft} vault_secrets_left=${secretsLeft} nomad_runner_jobs_running=${nomadRunning} ` +
+          `converge_s=${convergeSeconds.toFixed(1)} jobs_done_s=${allCompletedSeconds.toFixed(1)} github_requests=${github.requests.length} leaked=${leaked.length} runner_processes=${processes.length} jit_configs=${jitCalls.length} ` +
+          `peak_runners=${peakProcesses} peak_children=${peakChildren} max_dispatches_per_job=${maxDispatches} deliveries=${delivered} ` +
+          `dropped=${deliveryStats.drop} duplicated=${deliveryStats.duplicate} delayed=${deliveryStats.delay} reordered=${deliveryStats.reorder} ` +
+          `gh5xx=${faultStats.github5xx} gh403=${faultStats.github403} gh429=${faultStats.github429} prestart_failed=${faultStats.prestart} ` +
+          `crashed_on_start=${faultStats.crashOnStart} crashed_idle=${faultStats.crash} lost_allocs=${faultStats.lost} logs=${logDir}`,
+      );
+
+      const detail = {
+        notServed: jobs.filter((j) => !(j.status === "completed" && j.conclusion === "success")).slice(0, 10),
+        overlapping: overlapping.slice(0, 10),
+        runTwice: runTwice.slice(0, 10),
+        jitWhileAlive: jitWhileAlive.slice(0, 10),
+        doubleDispatch: [...doubleDispatch].slice(0, 10),
+        runnersLeft: github.runners().slice(0, 10),
+        secretsLeft: vault.kvKeys().slice(0, 10),
+        nomadRunning: nomad.runningRunnerJobs().map((j) => j.ID).slice(0, 10),
+      };
+      if (process.env.CHAOS_DEBUG) console.log(JSON.stringify(peakSnapshot, null, 1));
+      expect({ served, lost, failed, duplicateRunners, runnersLeft, secretsLeft, nomadRunning, leaked: leaked.length }, JSON.stringify(detail, null, 1)).toEqual({
+        served: REPOS * JOBS_PER_REPO,
+        lost: 0,
+        failed: 0,
+        duplicateRunners: 0,
+        runnersLeft: 0,
+        secretsLeft: 0,
+        nomadRunning: 0,
+        leaked: 0,
+      });
+    },
+    // Setup (~5 s) + convergence + teardown; the config's testTimeout is the outer bound.
+    CONVERGE_TIMEOUT_MS + 20_000,
+  );
+});
