@@ -15,6 +15,7 @@ import { CapacityGate } from "./runners/capacity.js";
 import { DEFAULT_DISPATCH_QUEUE, DispatchQueue } from "./runners/dispatch-queue.js";
 import { JobEventHandler } from "./runners/handle-event.js";
 import { Reconciler, type ReconcileReport } from "./runners/reconciler.js";
+import { RunnerIndex } from "./runners/runner-index.js";
 import { Metrics } from "./metrics.js";
 import { CloudflaredSupervisor, type TunnelStatus } from "./tunnel/cloudflared.js";
 import { tunnelTargetFor } from "./tunnel/settings.js";
@@ -47,6 +48,7 @@ export function servePolicy(config: Config): ServePolicy {
 export function createDeps(config: Config, log: Logger, metrics?: Metrics): RunnerDeps {
   return {
     log,
+    runnerIndex: new RunnerIndex(),
     github: new GitHubClient({
       onResponse: (headers) => {
         const remaining = Number(headers["x-ratelimit-remaining"]);

@@ -20,7 +20,8 @@ export interface WebhookObserver {
 
 export interface AppOptions {
   verifier: WebhookVerifier;
-  handle: (event: JobEvent) => Promise<EventOutcome>;
+  /** Synchronous when nothing needs doing for the event. */
+  handle: (event: JobEvent) => EventOutcome | Promise<EventOutcome>;
   readiness: () => Promise<ReadinessReport>;
   bodyLimitBytes: number;
   log: Logger;

@@ -3,6 +3,7 @@ import type { GitHubClient } from "../github/client.js";
 import type { Logger } from "../log.js";
 import type { NomadClient } from "../nomad/client.js";
 import type { VaultStore } from "../vault/client.js";
+import type { RunnerIndex } from "./runner-index.js";
 
 /** Everything the runner workflows need: the three adapters and the settings that steer them. */
 export interface RunnerDeps {
@@ -11,6 +12,8 @@ export interface RunnerDeps {
   nomad: NomadClient;
   log: Logger;
   settings: RunnerSettings;
+  /** What this process knows of dispatched runner jobs; without it, Nomad is asked every time. */
+  runnerIndex?: RunnerIndex;
 }
 
 export interface RunnerSettings {

@@ -1,4 +1,4 @@
-import { decide, type ServePolicy } from "../core/decide.js";
+import { decide, type Decision, type ServePolicy } from "../core/decide.js";
 import { errorMessage } from "../core/errors.js";
 import { repoFullName, type JobEvent, type WorkflowJob } from "../core/job-event.js";
 import type { CapacityGate } from "./capacity.js";
@@ -45,11 +45,17 @@ export class JobEventHandler {
     this.queue.onSettled((job, runner, result) => this.dispatchSettled(job, runner, result));
   }
 
-  handle(event: JobEvent): Promise<EventOutcome> {
+  /**
+   * Events that need nothing done (most of a busy organisation's: other labels, jobs starting)
+   * are answered synchronously, without scheduling anything.
+   */
+  handle(event: JobEvent): EventOutcome | Promise<EventOutcome> {
+    const decision = decide(event, this.policy);
+    if (decision.kind === "ignore" || decision.kind === "observe") return this.answer(event, decision);
     const key = `${event.action}:${event.job.id}`;
     const running = this.inFlight.get(key);
     if (running) return running;
-    const work = this.execute(event).finally(() => this.inFlight.delete(key));
+    const work = this.execute(event, decision).finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, work);
     return work;
   }
@@ -88,16 +94,24 @@ export class JobEventHandler {
     }
   }
 
-  private async execute(event: JobEvent): Promise<EventOutcome> {
+  private answer(event: JobEvent, decision: Extract<Decision, { kind: "ignore" | "observe" }>): EventOutcome {
     const { log } = this.deps;
-    const decision = decide(event, this.policy);
+    // Debug: one line per job start on a busy organisation costs more than the rest of it.
+    if (!log.isLevelEnabled("debug")) return decision.kind === "ignore" ? { outcome: "ignored", reason: decision.reason } : { outcome: "observed", runner: decision.runnerName };
+    const context = { job: event.job.id, repo: repoFullName(event.job), action: event.action };
+    if (decision.kind === "ignore") {
+      log.debug({ ...context, reason: decision.reason }, "event ignored");
+      return { outcome: "ignored", reason: decision.reason };
+    }
+    log.debug({ ...context, runner: decision.runnerName }, "runner picked up job");
+    return { outcome: "observed", runner: decision.runnerName };
+  }
+
+  private async execute(event: JobEvent, decision: Extract<Decision, { kind: "provision" | "release" }>): Promise<EventOutcome> {
+    const { log } = this.deps;
     const context = { job: event.job.id, repo: repoFullName(event.job), action: event.action };
 
     switch (decision.kind) {
-      case "ignore":
-        log.debug({ ...context, reason: decision.reason }, "event ignored");
-        return { outcome: "ignored", reason: decision.reason };
-
       case "provision": {
         const runner = decision.runnerName;
         this.reconciler?.noteRepo(targetOf(decision.job));
@@ -130,11 +144,6 @@ export class JobEventHandler {
             return { outcome: answer.status, runner, nomadJobId: answer.nomadJobId };
         }
       }
-
-      case "observe":
-        // Debug: one line per job start on a busy organisation costs more than the rest of it.
-        log.debug({ ...context, runner: decision.runnerName }, "runner picked up job");
-        return { outcome: "observed", runner: decision.runnerName };
 
       case "release": {
         const released: string[] = [];

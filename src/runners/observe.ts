@@ -6,12 +6,15 @@ import type { RunnerDeps } from "./deps.js";
 /** Every runner job this deployment dispatched (by child ID prefix and dispatcher meta). */
 export async function listRunnerChildren(deps: RunnerDeps): Promise<RunnerChild[]> {
   const { runnerJob, runnerNamePrefix, dispatcherId } = deps.settings;
+  const startedAt = deps.runnerIndex?.listingStarted();
   const stubs = await deps.nomad.listJobs(`${runnerJob}/dispatch-${runnerNamePrefix}-`);
-  return stubs.flatMap((stub) => {
+  const children = stubs.flatMap((stub) => {
     const child = toRunnerChild(stub, runnerJob, runnerNamePrefix);
     // Another deployment sharing the namespace and prefix is not ours to touch.
     return child && (stub.Meta?.dispatcher_id ?? dispatcherId) === dispatcherId ? [child] : [];
   });
+  if (startedAt !== undefined) deps.runnerIndex?.listingDone(startedAt, children.map((c) => c.runnerName));
+  return children;
 }
 
 export function toRunnerChild(stub: NomadJobStub, runnerJob: string, prefix: string): RunnerChild | undefined {

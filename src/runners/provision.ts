@@ -48,6 +48,7 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
 
   const wrapToken = await retry(() => deps.vault.wrapRunnerSecret(runnerName, settings.wrapTtl));
   deps.log.debug({ runner: runnerName, ttl: settings.wrapTtl }, "single-use wrapping token issued");
+  deps.runnerIndex?.dispatching(runnerName);
   const result = await retry(() =>
     nomad.dispatch(settings.runnerJob, {
       meta: {

@@ -22,8 +22,9 @@ export async function releaseSpentRunner(deps: RunnerDeps, runnerName: string): 
  *
  * Nomad is asked first. With `onlyIfDispatched` (the webhook path) a runner that never got a
  * runner job is left alone: most jobs that end elsewhere never had one of ours, and finding that
- * out must not cost a GitHub rate-limit point per event. A registration or credential that a
- * provisioning crashed half-way left behind is the reconciler's to remove.
+ * out must not cost a GitHub rate-limit point per event (nor a Nomad call, when the runner index
+ * knows). A registration or credential that a provisioning crashed half-way left behind is the
+ * reconciler's to remove.
  */
 export async function releaseIdleRunner(
   deps: RunnerDeps,
@@ -34,6 +35,7 @@ export async function releaseIdleRunner(
   const { github, nomad, settings } = deps;
   const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
 
+  if (opts.onlyIfDispatched && deps.runnerIndex?.knownAbsent(runnerName)) return "absent";
   const children = await retry(() => nomad.listJobs(dispatchedJobPrefix(settings.runnerJob, runnerName)));
   if (children.length === 0 && opts.onlyIfDispatched) return "absent";
 

@@ -5,14 +5,14 @@ import { execFile, fork, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import type { ChildStats, FromChild, ToChild } from "./server-process.js";
+import type { ChildStats, FromChild, PathTimes, ToChild } from "./server-process.js";
 
 export interface ServerChild {
   url: string;
   pid: number;
   stats(): Promise<ChildStats>;
-  /** With BENCH_DEP_TIMING=1 in its env: per runner, ms spent in dependency calls (see server-process.ts). */
-  depTimes(): Promise<Record<string, number>>;
+  /** With BENCH_DEP_TIMING=1 in its env: the dispatch path as the service timed it (see server-process.ts). */
+  pathTimes(): Promise<PathTimes>;
   close(): Promise<void>;
 }
 
@@ -93,10 +93,10 @@ export async function startServerChild(kind: "service" | "floor", env: Record<st
       send({ type: "stats" });
       return (await reply).stats;
     },
-    async depTimes() {
-      const reply = next("depTimes", 10_000);
-      send({ type: "depTimes" });
-      return (await reply).perRunner;
+    async pathTimes() {
+      const reply = next("pathTimes", 10_000);
+      send({ type: "pathTimes" });
+      return (await reply).times;
     },
     async close() {
       if (child.exitCode !== null) return;

@@ -1,6 +1,7 @@
 // `npm run bench`: the service against its twins, one line per figure. Not part of `npm test`.
 //   BENCH_SCENARIOS=1,2   run only these (1 ingest, 2 dispatch latency, 3 burst, 4 idle)
 //   BENCH_QUICK=1         seconds instead of minutes: a smoke test of the bench itself
+//   BENCH_INGEST_KINDS=ignored,in_progress,completed  BENCH_INGEST_ROUNDS=3
 //   BENCH_BURST_MODES=jit,token,auto  BENCH_BURST_JOBS=1000  BENCH_BURST_REPOS=50  BENCH_IDLE_SECONDS=300
 //   BENCH_CPU_PROF=<dir>  V8 CPU profiles of the server processes;  BENCH_NODE_FLAGS="..." their Node flags;
 //   BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2" extra environment of the server processes

@@ -3,6 +3,8 @@
 // the server under test has a process of its own: its RSS and CPU are its own, and autocannon
 // and the twins do not share its event loop. Talks to the bench over IPC.
 import { serve } from "@hono/node-server";
+import { subscribe } from "node:diagnostics_channel";
+import type { IncomingMessage } from "node:http";
 import { Webhooks } from "@octokit/webhooks";
 import { Hono } from "hono";
 import type { AddressInfo } from "node:net";
@@ -10,13 +12,23 @@ import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
 import { startService } from "../../src/service.js";
 
-export type ToChild = { type: "stats" } | { type: "depTimes" } | { type: "close" };
+export type ToChild = { type: "stats" } | { type: "pathTimes" } | { type: "close" };
 export type FromChild =
   | { type: "ready"; url: string }
   | { type: "stats"; stats: ChildStats }
-  | { type: "depTimes"; perRunner: Record<string, number> }
+  | { type: "pathTimes"; times: PathTimes }
   | { type: "closed" }
   | { type: "failed"; error: string };
+
+/** BENCH_DEP_TIMING=1: the dispatch path as the service saw it, in its performance.now() ms. */
+export interface PathTimes {
+  /** Per delivery id: when the webhook request reached the service's HTTP server. */
+  receivedAt: Record<string, number>;
+  /** Per runner: when Nomad's answer to its dispatch came back. */
+  acceptedAt: Record<string, number>;
+  /** Per runner: ms spent waiting for GitHub, Vault and Nomad on its dispatch path. */
+  dependencyMs: Record<string, number>;
+}
 
 export interface ChildStats {
   /** Resident set size now, bytes. */
@@ -77,14 +89,19 @@ async function startTheService(): Promise<{ url: string; close: () => Promise<vo
   return { url: service.url, close: () => service.close() };
 }
 
-/** Per runner: milliseconds its dispatch path spent waiting for GitHub, Vault and Nomad, as the service saw it. */
-const depTimes = new Map<string, number>();
+const times: PathTimes = { receivedAt: {}, acceptedAt: {}, dependencyMs: {} };
 
 /**
- * BENCH_DEP_TIMING=1: times each call on the dispatch path, by the runner it is for, from inside
- * the service. The remove token is left out: it runs alongside the JIT config request.
+ * BENCH_DEP_TIMING=1: times the dispatch path from inside the service: when each delivery
+ * arrived (Node's http.server.request.start channel, before any of the service's code runs),
+ * each call on the path by the runner it is for, and when the dispatch was accepted. The remove
+ * token is left out: it runs alongside the JIT config request.
  */
 function timeDeps(deps: Record<string, Record<string, unknown>>): void {
+  subscribe("http.server.request.start", (message) => {
+    const delivery = (message as { request: IncomingMessage }).request.headers["x-github-delivery"];
+    if (typeof delivery === "string") times.receivedAt[delivery] = performance.now();
+  });
   const runnerOf: Record<string, (args: unknown[]) => string | undefined> = {
     createJitRunner: (a) => a[1] as string,
     registrationToken: () => undefined,
@@ -104,7 +121,9 @@ function timeDeps(deps: Record<string, Record<string, unknown>>): void {
           return await (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
         } finally {
           const key = runner(args);
-          if (key) depTimes.set(key, (depTimes.get(key) ?? 0) + performance.now() - started);
+          const now = performance.now();
+          if (key) times.dependencyMs[key] = (times.dependencyMs[key] ?? 0) + now - started;
+          if (key && method === "dispatch") times.acceptedAt[key] = now;
         }
       };
     }
@@ -116,7 +135,7 @@ async function main(): Promise<void> {
   const server = kind === "floor" ? await startFloor() : await startTheService();
   process.on("message", (message: ToChild) => {
     if (message.type === "stats") send({ type: "stats", stats: stats() });
-    if (message.type === "depTimes") send({ type: "depTimes", perRunner: Object.fromEntries(depTimes) });
+    if (message.type === "pathTimes") send({ type: "pathTimes", times });
     if (message.type === "close") {
       void server.close().finally(() => {
         send({ type: "closed" });

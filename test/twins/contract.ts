@@ -61,3 +61,25 @@ export interface ActionsService {
    */
   removeRunner(start: RunnerStart, removeToken: string): Promise<{ removed: boolean }>;
 }
+
+/**
+ * Waits until `deadline` (a performance.now() time): how a twin answers at a fixed latency after
+ * a request arrived, its own processing included, the way a remote API's latency is measured by
+ * its caller. A timer alone fires up to a few ms late, which a latency benchmark would then
+ * charge to the service; the last millisecond is waited out on the event loop instead.
+ */
+export async function holdUntil(deadline: number, signal?: AbortSignal): Promise<void> {
+  const early = deadline - performance.now() - 1.5;
+  if (early > 0) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, early);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+  while (performance.now() < deadline && !signal?.aborted) await new Promise<void>((resolve) => setImmediate(resolve));
+}

@@ -4,7 +4,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { FaultPlan, RecordedRequest } from "./contract.js";
+import { holdUntil, type FaultPlan, type RecordedRequest } from "./contract.js";
 import type { Credentials, Principal } from "./github-auth.js";
 import { JWT_DECODE_ERROR } from "./github-auth.js";
 import type { RateLimiter } from "./github-ratelimit.js";
@@ -48,18 +48,6 @@ function newRequestId(): string {
   return `${hex(2)}:${hex(3)}:${hex(4)}:${hex(4)}:${Math.floor(Date.now() / 1000).toString(16).toUpperCase()}`;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
 
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
@@ -98,6 +86,7 @@ export class GitHubHttpFront {
   constructor(private readonly o: HttpFrontOptions) {}
 
   readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const arrived = performance.now();
     const at = this.o.clock();
     const method = (req.method ?? "GET").toUpperCase();
     const rawUrl = req.url ?? "/";
@@ -109,12 +98,12 @@ export class GitHubHttpFront {
 
     const fault = this.o.faults.intercept?.({ method, path });
     if (fault && "status" in fault) {
-      await sleep(fault.delayMs ?? 0, this.o.lifetime);
+      await holdUntil(arrived + (fault.delayMs ?? 0), this.o.lifetime);
       this.send(res, { method, rawUrl, headers, bodyText, at }, fault.status, { "x-github-request-id": requestId, ...fault.headers }, fault.body);
       return;
     }
 
-    const handled = await this.process({ method, url, path, headers, bodyText, requestId, delayMs: fault?.delayMs ?? 0, remote: req.socket.remoteAddress ?? "127.0.0.1" });
+    const handled = await this.process({ method, url, path, headers, bodyText, requestId, answerAt: arrived + (fault?.delayMs ?? 0), remote: req.socket.remoteAddress ?? "127.0.0.1" });
     let { reply } = handled;
     const key = handled.principal?.key ?? `ip:${req.socket.remoteAddress ?? "127.0.0.1"}`;
     let text = reply.body === undefined ? "" : JSON.stringify(reply.body);
@@ -142,12 +131,13 @@ export class GitHubHttpFront {
     headers: Record<string, string>;
     bodyText: string;
     requestId: string;
-    delayMs: number;
+    /** performance.now() time the answer may leave: the injected latency counts from arrival. */
+    answerAt: number;
     remote: string;
   }): Promise<Handled> {
     // An injected delay slows refusals down too, as a slow GitHub would.
     const refuse = async (handled: Handled) => {
-      await sleep(r.delayMs, this.o.lifetime);
+      await holdUntil(r.answerAt, this.o.lifetime);
       return handled;
     };
     const auth = this.o.credentials.authenticate(r.headers["authorization"], r.remote);
@@ -162,21 +152,32 @@ export class GitHubHttpFront {
     const admission = this.o.limiter.admit(principal.key, r.method);
     if (!admission.ok) return { reply: secondaryLimitReply(r.requestId, admission.retryAfterSeconds), route, principal, body: undefined };
     try {
-      await sleep(r.delayMs, this.o.lifetime);
-      if (!route.free && !this.o.limiter.consumePrimary(principal.key)) return { reply: primaryLimitReply(principal), route, principal, body: undefined };
-      let body: unknown;
-      if (r.bodyText.trim() !== "") {
-        try {
-          body = JSON.parse(r.bodyText);
-        } catch {
-          return { reply: gitHubError(400, "Problems parsing JSON", route.docs), route, principal, body: r.bodyText };
-        }
-      }
-      const ctx: RouteContext = { params, query: r.url.searchParams, body, principal, url: r.url };
-      return { reply: await route.handle(ctx), route, principal, body };
+      const handled = await this.execute(r, route, params, principal);
+      // In flight (for the concurrency limit) until the answer leaves.
+      await holdUntil(r.answerAt, this.o.lifetime);
+      return handled;
     } finally {
       admission.release();
     }
+  }
+
+  private async execute(
+    r: { url: URL; bodyText: string },
+    route: Route,
+    params: Record<string, string>,
+    principal: Principal,
+  ): Promise<Handled> {
+    if (!route.free && !this.o.limiter.consumePrimary(principal.key)) return { reply: primaryLimitReply(principal), route, principal, body: undefined };
+    let body: unknown;
+    if (r.bodyText.trim() !== "") {
+      try {
+        body = JSON.parse(r.bodyText);
+      } catch {
+        return { reply: gitHubError(400, "Problems parsing JSON", route.docs), route, principal, body: r.bodyText };
+      }
+    }
+    const ctx: RouteContext = { params, query: r.url.searchParams, body, principal, url: r.url };
+    return { reply: await route.handle(ctx), route, principal, body };
   }
 
   /** Literal segments win over parameters (`.../runners/generate-jitconfig` over `.../runners/{runner_id}`). */

@@ -156,6 +156,3 @@ export function errorReply(err: unknown): Reply {
   return { status: 500, body: err instanceof Error ? err.message : String(err), headers: plainText() };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -3,7 +3,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { FaultPlan, RecordedRequest } from "./contract.js";
+import { holdUntil, type FaultPlan, type RecordedRequest } from "./contract.js";
 import { UNRESTRICTED, type AclRegistry, type AclSubject } from "./nomad-acl.js";
 import { canonicalizeJob } from "./nomad-canonical.js";
 import { HclError, isObject } from "./nomad-hcl.js";
@@ -21,7 +21,6 @@ import {
   queryHeaders,
   queryReply,
   readBody,
-  sleep,
   stringMap,
   tokenOf,
   writeReply,
@@ -86,17 +85,22 @@ export class NomadHttp {
     res.end(reply.body);
   }
 
+  /** An injected delay is a fixed latency: the answer leaves that long after the request arrived. */
   private async replyTo(call: Call): Promise<Reply> {
+    const arrived = performance.now();
     const injected = this.deps.faults.intercept?.({ method: call.method, path: call.path });
-    if (injected?.delayMs) await sleep(injected.delayMs);
+    let reply: Reply;
     if (injected && "status" in injected) {
-      return { status: injected.status, body: injected.body, headers: { "content-type": "text/plain; charset=utf-8", ...injected.headers } };
+      reply = { status: injected.status, body: injected.body, headers: { "content-type": "text/plain; charset=utf-8", ...injected.headers } };
+    } else {
+      try {
+        reply = await this.route(call);
+      } catch (err) {
+        reply = errorReply(err);
+      }
     }
-    try {
-      return await this.route(call);
-    } catch (err) {
-      return errorReply(err);
-    }
+    if (injected?.delayMs) await holdUntil(arrived + injected.delayMs);
+    return reply;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // server speaking Vault's API for what nomad-gha-dispatcher needs — token auth and ACL policies,
 // KV v2, response wrapping, audit devices, health, and JWT login for Nomad workload identities.
 // The parts live in vault-*.ts; this file wires them together and is the only public surface.
-import type { FaultPlan, RecordedRequest } from "./contract.js";
+import { holdUntil, type FaultPlan, type RecordedRequest } from "./contract.js";
 import { PolicyStore } from "./vault-acl.js";
 import type { AuditEntry } from "./vault-audit.js";
 import { AuditBroker } from "./vault-audit.js";
@@ -249,20 +249,16 @@ export class VaultTwin {
     return reply;
   }
 
+  /** An injected delay is a fixed latency: the answer leaves that long after the request arrived. */
   private async replyTo(request: IncomingHttpRequest): Promise<HttpReply> {
+    const arrived = performance.now();
     const path = new URL(request.url, "http://vault.invalid").pathname;
     const fault = this.faults.intercept?.({ method: request.method, path });
-    if (fault !== undefined) {
-      if (fault.delayMs !== undefined && fault.delayMs > 0) await sleep(fault.delayMs);
-      if ("status" in fault) {
-        const headers = { "content-type": "application/json", ...fault.headers };
-        return { status: fault.status, headers, body: fault.body };
-      }
-    }
-    return this.core.handle(request);
+    const reply =
+      fault !== undefined && "status" in fault
+        ? { status: fault.status, headers: { "content-type": "application/json", ...fault.headers }, body: fault.body }
+        : await this.core.handle(request);
+    if (fault?.delayMs !== undefined && fault.delayMs > 0) await holdUntil(arrived + fault.delayMs);
+    return reply;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
