@@ -52,6 +52,10 @@ export class JobEventHandler {
   handle(event: JobEvent): EventOutcome | Promise<EventOutcome> {
     const decision = decide(event, this.policy);
     if (decision.kind === "ignore" || decision.kind === "observe") return this.answer(event, decision);
+    if (decision.kind === "release") {
+      const nothingToDo = this.releaseNothingDispatched(event, decision);
+      if (nothingToDo) return nothingToDo;
+    }
     const key = `${event.action}:${event.job.id}`;
     const running = this.inFlight.get(key);
     if (running) return running;
@@ -105,6 +109,23 @@ export class JobEventHandler {
     }
     log.debug({ ...context, runner: decision.runnerName }, "runner picked up job");
     return { outcome: "observed", runner: decision.runnerName };
+  }
+
+  /**
+   * The common end of a job that ran elsewhere: its runner was never dispatched (still waiting
+   * in the queue, or never queued here, as the runner index knows). Answered without any I/O;
+   * undefined when Nomad, Vault or GitHub must be asked.
+   */
+  private releaseNothingDispatched(event: JobEvent, decision: Extract<Decision, { kind: "release" }>): EventOutcome | undefined {
+    if (decision.spent.length > 0) return undefined;
+    for (const name of decision.unneeded) {
+      // Not started yet: nothing exists for it, and it costs no GitHub point now.
+      this.queue.cancel(name, `job ${event.job.id} completed`);
+      if (!this.deps.runnerIndex?.knownAbsent(name)) return undefined;
+    }
+    this.deps.log.debug({ job: event.job.id, repo: repoFullName(event.job), conclusion: event.job.conclusion }, "job finished; no runner of ours to release");
+    if (!this.gate.unlimited) this.reconciler?.kick();
+    return { outcome: "released", runners: [], kept: [] };
   }
 
   private async execute(event: JobEvent, decision: Extract<Decision, { kind: "provision" | "release" }>): Promise<EventOutcome> {

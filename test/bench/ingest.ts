@@ -11,7 +11,7 @@ import { startBenchWorld } from "./world.js";
 const COST: Record<IngestKind, string> = {
   ignored: "queued, labels not ours: verify+parse+decide",
   in_progress: "in_progress on our runner: decide+log",
-  completed: "completed on a foreign runner: +1 Nomad list",
+  completed: "completed on a foreign runner: runner index, no Nomad call",
 };
 
 interface Round {

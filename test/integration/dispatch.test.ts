@@ -136,6 +136,29 @@ describe("dispatch path end to end (twins)", () => {
     expect(w.nomad.jobs().filter((j) => j.ParentID === "github-runner")).toHaveLength(0);
   });
 
+  it("a job of ours that ran on another runner costs no call when nothing was dispatched for it", async () => {
+    world = await startWorld({ nomadSlots: 0 });
+    const w = world;
+    // The first reconcile pass lists our runner jobs: from then on the runner index knows them.
+    await w.service.reconciler.idle();
+    const completed = examples.find((e) => e.action === "completed")!;
+    const foreign = (id: number) => ({ ...completed, workflow_job: { ...completed.workflow_job, id, labels: ["self-hosted", "nomad"], runner_name: "GitHub Actions 5" } });
+    const calls = () => w.github.requests.length + w.vault.requests.length + w.nomad.requests.length;
+    const before = calls();
+    const res = await postSigned(w, "workflow_job", foreign(777_001));
+    expect(await res.json()).toMatchObject({ outcome: "released", runners: [], kept: [] });
+    expect(calls()).toBe(before);
+
+    // A job whose runner this process did dispatch: that runner is stopped, whatever ran the job.
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
+    await eventually(() => w.nomad.runningRunnerJobs().length === 1, "runner job dispatched");
+    const ours = { ...foreign(job.id), repository: { ...completed.repository, name: "app", owner: { ...completed.repository.owner, login: "octo-org" } } };
+    delete (ours as { installation?: unknown }).installation;
+    expect(await (await postSigned(w, "workflow_job", ours)).json()).toMatchObject({ outcome: "released", runners: [`nomad-gha-${job.id}`] });
+    await eventually(() => w.nomad.runningRunnerJobs().length === 0, "runner job stopped");
+    await eventually(() => w.vault.kvKeys().length === 0, "secret deleted");
+  });
+
   it("the real queued example with our labels dispatches a runner", async () => {
     const queued = examples.find((e) => e.action === "queued" && e.workflow_job.labels.includes("self-hosted"))!;
     const repo = `${queued.repository.owner.login}/${queued.repository.name}`;
