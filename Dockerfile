@@ -17,14 +17,16 @@
 
 ARG NODE_IMAGE=node:22.23.2-bookworm-slim
 
-# ---- build: compile TypeScript to dist/ ------------------------------------------------------
+# ---- build: type-check, then bundle the service into dist/nomad-gha-dispatcher.mjs -----------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: the `prepare` script would compile before the sources are here, and the
-# cloudflared wrapper's postinstall would try to download a binary.
+# cloudflared wrapper's postinstall would try to download a binary. (esbuild finds its platform
+# binary through its optional dependency without its install script.)
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
 
@@ -71,9 +73,8 @@ RUN --mount=type=bind,from=cloudflared,source=/tmp/cloudflared.deb,target=/tmp/c
     rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
-COPY --from=build /app/dist ./dist
+# One bundled file is the whole service: no node_modules, nothing installed at this stage.
+COPY --from=build /app/dist/nomad-gha-dispatcher.mjs /app/dist/nomad-gha-dispatcher.mjs.map /app/dist/nomad-gha-dispatcher.mjs.LEGAL.txt ./dist/
 COPY jobs ./jobs
 COPY wrangler-free-tunnel.yml ./
 
@@ -94,5 +95,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT || 8080}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "dist/nomad-gha-dispatcher.mjs"]
 CMD ["serve"]

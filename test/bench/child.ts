@@ -1,10 +1,10 @@
-// Parent side of server-process.ts: spawns the server under test in its own Node process, as
-// plain JavaScript compiled by tsc (like `npm run build`): under tsx the loader's own thread would
-// add some 35 MB to the RSS being measured.
-import { execFile, fork, type ChildProcess } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+// Parent side of server-process.ts: spawns the server under test in its own Node process,
+// bundled into one file with the options `npm run build` ships the service with (see
+// scripts/bundle.ts): what runs here is what runs in production, module for module.
+import { fork, type ChildProcess } from "node:child_process";
+import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
+import { bundleOptions } from "../../scripts/bundle.js";
 import type { ChildStats, FromChild, PathTimes, ToChild } from "./server-process.js";
 
 export interface ServerChild {
@@ -17,27 +17,15 @@ export interface ServerChild {
 }
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const BUILD_DIR = `${ROOT}.tmp/bench`;
-/** The bundled runner job, which the compiled config would otherwise look for next to the build. */
+const ENTRY = `${ROOT}.tmp/bench/server-process.mjs`;
+/** The bundled runner job, which the bundle would otherwise look for next to .tmp/. */
 export const RUNNER_JOB_FILE = `${ROOT}jobs/github-runner.nomad.hcl`;
 
 let built: Promise<string> | undefined;
 
-/** Compiles src/ and the child entry once per bench run into .tmp/bench (gitignored). */
+/** Bundles the child entry (and src/ with it) once per bench run into .tmp/bench (gitignored). */
 export function buildChild(): Promise<string> {
-  built ??= (async () => {
-    await mkdir(BUILD_DIR, { recursive: true });
-    await writeFile(
-      `${BUILD_DIR}/tsconfig.json`,
-      JSON.stringify({
-        extends: "../../tsconfig.json",
-        compilerOptions: { rootDir: "../..", outDir: "build", noEmit: false, sourceMap: false },
-        include: ["../../src", "../../test/bench/server-process.ts"],
-      }),
-    );
-    await promisify(execFile)(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, "-p", `${BUILD_DIR}/tsconfig.json`], { cwd: ROOT });
-    return `${BUILD_DIR}/build/test/bench/server-process.js`;
-  })();
+  built ??= build(bundleOptions(`${ROOT}test/bench/server-process.ts`, ENTRY)).then(() => ENTRY);
   return built;
 }
 
@@ -58,7 +46,7 @@ export async function startServerChild(kind: "service" | "floor", env: Record<st
       ...Object.fromEntries((process.env.BENCH_CHILD_ENV ?? "").split(" ").filter((kv) => kv.includes("=")).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
     },
     // The service logs JSON lines to stdout as in production; the bench does not read them.
-    stdio: ["ignore", "ignore", "inherit", "ipc"],
+    stdio: ["ignore", process.env.BENCH_CHILD_STDOUT ? "inherit" : "ignore", "inherit", "ipc"],
   });
   const waiters: Array<(m: FromChild) => boolean> = [];
   child.on("message", (m: FromChild) => {

@@ -260,18 +260,19 @@ describe("Dockerfile", () => {
     expect(dockerfile).not.toMatch(/:latest\b/);
   });
 
-  it("builds with npm ci + npm run build and installs only production dependencies, without scripts", () => {
-    expect(instructions.some((l) => /^RUN npm ci\b/.test(l))).toBe(true);
+  it("builds with npm ci + npm run build (type-check, then bundle) and installs nothing at run time", () => {
+    expect(instructions.some((l) => /^RUN npm ci --ignore-scripts\b/.test(l))).toBe(true);
     expect(instructions).toContain("RUN npm run build");
-    expect(runtime.some((l) => l.includes("npm ci --omit=dev --ignore-scripts"))).toBe(true);
-    expect(JSON.parse(read("package.json")).scripts.build).toBe("tsc -p tsconfig.build.json");
+    expect(JSON.parse(read("package.json")).scripts.build).toBe("tsc -p tsconfig.build.json && tsx scripts/bundle.ts");
+    expect(runtime.some((l) => /\bnpm\b/.test(l))).toBe(false);
   });
 
-  it("ships dist/, jobs/, the tunnel config and package.json (ESM) in the runtime stage", () => {
-    expect(runtime).toContain("COPY --from=build /app/dist ./dist");
+  it("ships the bundled service, jobs/ and the tunnel config in the runtime stage", () => {
+    const bundle = runtime.find((l) => l.startsWith("COPY --from=build "));
+    expect(bundle).toContain("/app/dist/nomad-gha-dispatcher.mjs ");
+    expect(bundle).toMatch(/ \.\/dist\/$/);
     expect(runtime).toContain("COPY jobs ./jobs");
     expect(runtime).toContain("COPY wrangler-free-tunnel.yml ./");
-    expect(runtime.some((l) => /^COPY package\.json\b/.test(l))).toBe(true);
   });
 
   it("installs a pinned, checksum-verified cloudflared .deb and points CLOUDFLARED_BIN at it", () => {
@@ -292,7 +293,7 @@ describe("Dockerfile", () => {
     const healthcheck = runtime.find((l) => l.startsWith("HEALTHCHECK "));
     expect(healthcheck).toContain("fetch(");
     expect(healthcheck).toContain("http://127.0.0.1:${process.env.PORT || 8080}/healthz");
-    expect(runtime).toContain('ENTRYPOINT ["node", "dist/cli.js"]');
+    expect(runtime).toContain('ENTRYPOINT ["node", "dist/nomad-gha-dispatcher.mjs"]');
     expect(runtime).toContain('CMD ["serve"]');
     expect(runtime.filter((l) => l.startsWith("EXPOSE "))).toEqual(["EXPOSE 8080"]);
   });
