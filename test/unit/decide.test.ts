@@ -1,23 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { decide, matchesPolicy, type ServePolicy } from "../../src/core/decide.js";
 import type { JobAction, WorkflowJob } from "../../src/core/job-event.js";
+import { workflowJob } from "../harness/fixtures.js";
 
 const policy: ServePolicy = { labels: ["self-hosted", "nomad"], allowedOwners: [], allowedRepos: [], runnerNamePrefix: "nomad-gha" };
 
-function job(overrides: Partial<WorkflowJob> = {}): WorkflowJob {
-  return {
-    id: 42,
-    runId: 7,
-    owner: "acme",
-    repo: "app",
-    labels: ["self-hosted", "nomad"],
-    status: "queued",
-    conclusion: null,
-    runnerName: null,
-    createdAt: "2026-11-23T08:00:00Z",
-    ...overrides,
-  };
-}
+const job = workflowJob;
 
 const at = (action: JobAction, overrides: Partial<WorkflowJob> = {}) => decide({ action, job: job(overrides) }, policy);
 

@@ -4,24 +4,12 @@ import { Budget } from "../../src/github/budget.js";
 import { createLogger } from "../../src/log.js";
 import type { RunnerDeps } from "../../src/runners/deps.js";
 import { DispatchQueue, type QueueOutcome } from "../../src/runners/dispatch-queue.js";
+import { workflowJob } from "../harness/fixtures.js";
 import type { ProvisionOutcome } from "../../src/runners/provision.js";
 
 afterEach(() => vi.useRealTimers());
 
-function job(id: number, installationId?: number): WorkflowJob {
-  return {
-    id,
-    runId: id,
-    owner: "acme",
-    repo: "app",
-    labels: ["self-hosted", "nomad"],
-    status: "queued",
-    conclusion: null,
-    runnerName: null,
-    createdAt: "2026-01-01T00:00:00Z",
-    installationId,
-  };
-}
+const job = (id: number, installationId?: number) => workflowJob({ id, runId: id, installationId });
 
 /** A provision whose calls the test finishes by hand. */
 function manualProvision() {

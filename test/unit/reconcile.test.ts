@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { WorkflowJob } from "../../src/core/job-event.js";
+import { workflowJob } from "../harness/fixtures.js";
 import { planReconcile, type Memory, type ReconcileSettings, type RunnerChild, type World } from "../../src/core/reconcile.js";
 
 const NOW = Date.parse("2026-11-23T10:00:00Z");
@@ -13,17 +14,7 @@ const settings: ReconcileSettings = {
 
 function job(id: number, repo = "acme/app", ageS = 0): WorkflowJob {
   const [owner = "", name = ""] = repo.split("/");
-  return {
-    id,
-    runId: id,
-    owner,
-    repo: name,
-    labels: ["self-hosted", "nomad"],
-    status: "queued",
-    conclusion: null,
-    runnerName: null,
-    createdAt: new Date(NOW - ageS * 1000).toISOString(),
-  };
+  return workflowJob({ id, runId: id, owner, repo: name, createdAt: new Date(NOW - ageS * 1000).toISOString() });
 }
 
 function child(jobId: number, opts: Partial<RunnerChild> = {}): RunnerChild {
