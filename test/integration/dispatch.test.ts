@@ -209,6 +209,28 @@ describe("dispatch path end to end (twins)", () => {
   });
 });
 
+describe("metrics", () => {
+  it("serves Prometheus metrics on METRICS_PORT only, with deliveries, dispatch latency and process metrics", async () => {
+    world = await startWorld();
+    const w = world;
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job completed");
+    expect(w.service.metricsUrl).toBeDefined();
+    const text = await (await fetch(w.service.metricsUrl!)).text();
+    expect(text).toMatch(/^ngd_webhook_deliveries_total\{event="workflow_job",outcome="dispatched"\} 1$/m);
+    expect(text).toMatch(/^ngd_dispatch_latency_seconds_count 1$/m);
+    expect(text).toMatch(/^ngd_process_cpu_user_seconds_total /m);
+    // Never on the public listener the tunnel routes to.
+    expect((await fetch(`${w.service.url}/metrics`)).status).toBe(404);
+  });
+
+  it("with METRICS_PORT=off serves none", async () => {
+    world = await startWorld({ env: { METRICS_PORT: "off" } });
+    expect(world.service.metricsUrl).toBeUndefined();
+    expect((await fetch(`${world.service.url}/metrics`)).status).toBe(404);
+  });
+});
+
 describe("startup", () => {
   it("refuses to start when Vault has no audit device, with a clear message", async () => {
     const twins = await startTwins({ vaultAudit: false });
