@@ -32,6 +32,11 @@ const REDACT_PATHS = [
   'headers["x-hub-signature-256"]',
 ];
 
+/**
+ * JSON lines to stdout. Written asynchronously: stdout is a pipe to the container's log driver,
+ * and a synchronous write into a full pipe would stall every webhook in the process. pino's
+ * destination flushes what is pending when the process exits.
+ */
 export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
     {
@@ -42,6 +47,6 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    opts.destination,
+    opts.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
