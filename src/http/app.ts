@@ -1,4 +1,4 @@
-import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { errorMessage, isTransient } from "../core/errors.js";
 import type { JobEvent } from "../core/job-event.js";
@@ -37,62 +37,62 @@ export function createApp(opts: AppOptions): Hono {
   const { log } = opts;
   const observe = (event: string, outcome: string) => opts.observer?.delivery(event, outcome);
 
-  app.post(
-    "/webhook",
-    limitBody(opts.bodyLimitBytes, () => observe("unknown", "too_large")),
-    async (c) => {
-      const raw = await c.req.text();
-      if (!(await opts.verifier.verify(raw, c.req.header("x-hub-signature-256")))) {
-        observe("unknown", "bad_signature");
-        log.warn({ delivery: c.req.header("x-github-delivery") }, "webhook rejected: bad or missing signature");
-        return c.json({ error: "invalid or missing X-Hub-Signature-256" }, 401);
-      }
-      const headers = readDeliveryHeaders((name) => c.req.header(name));
-      if (typeof headers === "string") {
-        observe("unknown", "bad_request");
-        return c.json({ error: headers }, 400);
-      }
-      let payload: unknown;
-      try {
-        payload = JSON.parse(raw);
-      } catch {
-        observe(headers.event, "bad_request");
-        return c.json({ error: "body is not valid JSON" }, 400);
-      }
-      if (headers.event === "ping") {
-        observe("ping", "pong");
-        return c.json({ outcome: "pong" });
-      }
-      if (headers.event !== "workflow_job") {
-        observe(headers.event, "ignored");
-        return c.json({ outcome: "ignored", reason: `event ${headers.event} is not handled` });
-      }
-      const parsed = parseWorkflowJob(payload);
-      if (parsed.ok === "ignore") {
-        observe(headers.event, "ignored");
-        return c.json({ outcome: "ignored", reason: parsed.reason });
-      }
-      if (!parsed.ok) {
-        observe(headers.event, "bad_request");
-        return c.json({ error: parsed.error }, 400);
-      }
-      const started = performance.now();
-      try {
-        const result = await opts.handle(parsed.event);
-        opts.observer?.handled?.((performance.now() - started) / 1000);
-        observe(headers.event, result.outcome);
-        return c.json(result, result.outcome === "in-flight" || result.outcome === "deferred" ? 202 : 200);
-      } catch (err) {
-        // GitHub marks the delivery failed; the job is still queued at GitHub, so the reconciler
-        // (or a redelivery) picks it up once the dependency is back.
-        opts.observer?.failed?.(err);
-        const transient = isTransient(err);
-        observe(headers.event, transient ? "retry_later" : "error");
-        log.error({ delivery: headers.id, job: parsed.event.job.id, err: errorMessage(err) }, "webhook handling failed");
-        return c.json({ error: errorMessage(err), retry: transient }, transient ? 503 : 500);
-      }
-    },
-  );
+  const limit = bodyLimiter(opts.bodyLimitBytes, () => observe("unknown", "too_large"));
+
+  const receive = async (c: Context): Promise<Response> => {
+    const raw = await c.req.text();
+    if (!(await opts.verifier.verify(raw, c.req.header("x-hub-signature-256")))) {
+      observe("unknown", "bad_signature");
+      log.warn({ delivery: c.req.header("x-github-delivery") }, "webhook rejected: bad or missing signature");
+      return c.json({ error: "invalid or missing X-Hub-Signature-256" }, 401);
+    }
+    const headers = readDeliveryHeaders((name) => c.req.header(name));
+    if (typeof headers === "string") {
+      observe("unknown", "bad_request");
+      return c.json({ error: headers }, 400);
+    }
+    let payload: unknown;
+    try {
+      payload = JSON.parse(raw);
+    } catch {
+      observe(headers.event, "bad_request");
+      return c.json({ error: "body is not valid JSON" }, 400);
+    }
+    if (headers.event === "ping") {
+      observe("ping", "pong");
+      return c.json({ outcome: "pong" });
+    }
+    if (headers.event !== "workflow_job") {
+      observe(headers.event, "ignored");
+      return c.json({ outcome: "ignored", reason: `event ${headers.event} is not handled` });
+    }
+    const parsed = parseWorkflowJob(payload);
+    if (parsed.ok === "ignore") {
+      observe(headers.event, "ignored");
+      return c.json({ outcome: "ignored", reason: parsed.reason });
+    }
+    if (!parsed.ok) {
+      observe(headers.event, "bad_request");
+      return c.json({ error: parsed.error }, 400);
+    }
+    const started = performance.now();
+    try {
+      const result = await opts.handle(parsed.event);
+      opts.observer?.handled?.((performance.now() - started) / 1000);
+      observe(headers.event, result.outcome);
+      return c.json(result, result.outcome === "in-flight" || result.outcome === "deferred" ? 202 : 200);
+    } catch (err) {
+      // GitHub marks the delivery failed; the job is still queued at GitHub, so the reconciler
+      // (or a redelivery) picks it up once the dependency is back.
+      opts.observer?.failed?.(err);
+      const transient = isTransient(err);
+      observe(headers.event, transient ? "retry_later" : "error");
+      log.error({ delivery: headers.id, job: parsed.event.job.id, err: errorMessage(err) }, "webhook handling failed");
+      return c.json({ error: errorMessage(err), retry: transient }, transient ? 503 : 500);
+    }
+  };
+
+  app.post("/webhook", (c) => limit(c, receive));
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
@@ -111,22 +111,28 @@ export function createApp(opts: AppOptions): Hono {
 
 /**
  * 413 for bodies over `maxBytes`. GitHub sends Content-Length, and Node's HTTP parser reads no
- * more than that, so the header decides without touching the body: Hono's bodyLimit asks for the
- * request's web stream, which on @hono/node-server builds a full Request per delivery and costs
- * more than verifying the signature. Streamed (chunked) bodies still go through bodyLimit.
+ * more than that, so the header decides without touching the body, synchronously: Hono's
+ * bodyLimit asks for the request's web stream, which on @hono/node-server builds a full Request
+ * per delivery, and as a middleware it adds an async step to every delivery. Streamed (chunked)
+ * bodies still go through bodyLimit, which reads them up to the limit.
  */
-function limitBody(maxBytes: number, onTooLarge: () => void): MiddlewareHandler {
+function bodyLimiter(maxBytes: number, onTooLarge: () => void): (c: Context, then: (c: Context) => Promise<Response>) => Response | Promise<Response> {
   const tooLarge = (c: Context) => {
     onTooLarge();
     return c.json({ error: `body exceeds ${maxBytes} bytes` }, 413);
   };
   const streamed = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
-  return async (c, next) => {
+  return (c, then) => {
     const length = c.req.header("content-length");
-    if (length === undefined || c.req.header("transfer-encoding") !== undefined) return streamed(c, next);
+    if (length === undefined || c.req.header("transfer-encoding") !== undefined) {
+      let answer: Response | undefined;
+      return streamed(c, async () => {
+        answer = await then(c);
+      }).then((refused) => answer ?? refused ?? c.json({ error: "internal error" }, 500));
+    }
     const bytes = Number(length);
     if (!Number.isSafeInteger(bytes) || bytes < 0) return c.json({ error: "invalid Content-Length" }, 400);
     if (bytes > maxBytes) return tooLarge(c);
-    await next();
+    return then(c);
   };
 }

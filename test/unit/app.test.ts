@@ -92,6 +92,17 @@ describe("POST /webhook", () => {
       expect((await send(big)).status).toBe(413);
       expect((await send(queued)).status).toBe(200);
       expect(calls).toHaveLength(1);
+      // Chunked, without Content-Length: read up to the limit and no further.
+      const chunked = (body: string) =>
+        fetch(`http://127.0.0.1:${port}/webhook`, {
+          method: "POST",
+          body: new Blob([body]).stream(),
+          duplex: "half",
+          headers: { "content-type": "application/json", ...ghHeaders(body) },
+        } as RequestInit);
+      expect((await chunked(big)).status).toBe(413);
+      expect((await chunked(queued)).status).toBe(200);
+      expect(calls).toHaveLength(2);
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
