@@ -1,7 +1,7 @@
 import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/rest";
 import { RequestError } from "@octokit/request-error";
-import { Agent, fetch as undiciFetch, type Dispatcher, type RequestInit as UndiciRequestInit } from "undici";
+import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from "undici";
 import type { GitHubAuthConfig, RunnerScope } from "../config.js";
 import { DependencyError, isNetworkError } from "../core/errors.js";
 import { Budget, GITHUB_SECONDARY_LIMITS, pointsFor, type BudgetLimits, type Claim, type Priority } from "./budget.js";
@@ -33,8 +33,6 @@ export interface GitHubClientOptions {
   onResponse?: (headers: Record<string, string | number | undefined>) => void;
   /** Our side of GitHub's secondary rate limit, per token or installation. */
   budget?: BudgetLimits;
-  /** Connection pool for GitHub; by default one keep-alive agent per client. */
-  dispatcher?: Dispatcher;
 }
 
 /** Refresh cached registration/remove tokens this long before GitHub expires them (1 h). */
@@ -54,13 +52,13 @@ export class GitHubClient {
   private closed: DependencyError | undefined;
 
   /**
-   * Octokit's requests go through the same undici as Nomad's and Vault's, over one keep-alive
-   * pool, rather than Node's built-in fetch: a second HTTP stack costs some 10 MB resident.
+   * Octokit's requests go through the same undici as Nomad's and Vault's, over a keep-alive
+   * agent, rather than Node's built-in fetch: a second HTTP stack costs some 10 MB resident.
    */
   private readonly fetch: typeof globalThis.fetch;
 
   constructor(private readonly opts: GitHubClientOptions) {
-    const dispatcher = opts.dispatcher ?? new Agent({ keepAliveTimeout: 30_000, connections: 128 });
+    const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
     this.fetch = ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as UndiciRequestInit), dispatcher })) as unknown as typeof globalThis.fetch;
   }
 

@@ -7,8 +7,6 @@ export interface NomadClientOptions {
   token?: string;
   namespace: string;
   region?: string;
-  /** Shared connection pool; one keep-alive agent per process is plenty. */
-  dispatcher?: Dispatcher;
   /** Per-request timeout in ms (Nomad answers in milliseconds unless it has no leader). */
   timeoutMs?: number;
 }
@@ -18,7 +16,7 @@ export class NomadClient {
   private readonly dispatcher: Dispatcher;
 
   constructor(private readonly opts: NomadClientOptions) {
-    this.dispatcher = opts.dispatcher ?? new Agent({ keepAliveTimeout: 30_000, connections: 32 });
+    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 32 });
   }
 
   get namespace(): string {

@@ -99,16 +99,14 @@ export class JobEventHandler {
   }
 
   private answer(event: JobEvent, decision: Extract<Decision, { kind: "ignore" | "observe" }>): EventOutcome {
+    const outcome: EventOutcome =
+      decision.kind === "ignore" ? { outcome: "ignored", reason: decision.reason } : { outcome: "observed", runner: decision.runnerName };
+    // Debug, and its context built only when wanted: on a busy organisation these are most events.
     const { log } = this.deps;
-    // Debug: one line per job start on a busy organisation costs more than the rest of it.
-    if (!log.isLevelEnabled("debug")) return decision.kind === "ignore" ? { outcome: "ignored", reason: decision.reason } : { outcome: "observed", runner: decision.runnerName };
-    const context = { job: event.job.id, repo: repoFullName(event.job), action: event.action };
-    if (decision.kind === "ignore") {
-      log.debug({ ...context, reason: decision.reason }, "event ignored");
-      return { outcome: "ignored", reason: decision.reason };
+    if (log.isLevelEnabled("debug")) {
+      log.debug({ job: event.job.id, repo: repoFullName(event.job), action: event.action, ...outcome }, decision.kind === "ignore" ? "event ignored" : "runner picked up job");
     }
-    log.debug({ ...context, runner: decision.runnerName }, "runner picked up job");
-    return { outcome: "observed", runner: decision.runnerName };
+    return outcome;
   }
 
   /**
@@ -117,12 +115,9 @@ export class JobEventHandler {
    * undefined when Nomad, Vault or GitHub must be asked.
    */
   private releaseNothingDispatched(event: JobEvent, decision: Extract<Decision, { kind: "release" }>): EventOutcome | undefined {
-    if (decision.spent.length > 0) return undefined;
-    for (const name of decision.unneeded) {
-      // Not started yet: nothing exists for it, and it costs no GitHub point now.
-      this.queue.cancel(name, `job ${event.job.id} completed`);
-      if (!this.deps.runnerIndex?.knownAbsent(name)) return undefined;
-    }
+    // Not started yet: nothing exists for it, and it costs no GitHub point now.
+    for (const name of decision.unneeded) this.queue.cancel(name, `job ${event.job.id} completed`);
+    if (decision.spent.length > 0 || !decision.unneeded.every((name) => this.deps.runnerIndex?.knownAbsent(name))) return undefined;
     this.deps.log.debug({ job: event.job.id, repo: repoFullName(event.job), conclusion: event.job.conclusion }, "job finished; no runner of ours to release");
     if (!this.gate.unlimited) this.reconciler?.kick();
     return { outcome: "released", runners: [], kept: [] };
@@ -173,9 +168,8 @@ export class JobEventHandler {
           await releaseSpentRunner(this.deps, name);
           released.push(name);
         }
+        // Queued dispatches for them were cancelled in handle() already.
         for (const name of decision.unneeded) {
-          // Not started yet: nothing exists for it, and it costs no GitHub point now.
-          this.queue.cancel(name, `job ${event.job.id} completed`);
           const result = await releaseIdleRunner(this.deps, targetOf(decision.job), name, { onlyIfDispatched: true });
           if (result !== "absent") (result === "busy" ? kept : released).push(name);
         }

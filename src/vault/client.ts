@@ -13,8 +13,6 @@ export interface VaultStoreOptions {
   kvMount: string;
   kvPrefix: string;
   timeoutMs?: number;
-  /** Shared connection pool; by default one keep-alive agent per store. */
-  dispatcher?: Dispatcher;
   /** Skip TLS verification (like the Vault CLI's VAULT_SKIP_VERIFY, which is the default). */
   skipTlsVerify?: boolean;
 }
@@ -36,8 +34,7 @@ export class VaultStore {
 
   constructor(private readonly opts: VaultStoreOptions) {
     const skipVerify = opts.skipTlsVerify ?? envFlag(process.env.VAULT_SKIP_VERIFY);
-    this.dispatcher =
-      opts.dispatcher ?? new Agent({ keepAliveTimeout: 30_000, connections: 32, ...(skipVerify ? { connect: { rejectUnauthorized: false } } : {}) });
+    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 32, ...(skipVerify ? { connect: { rejectUnauthorized: false } } : {}) });
     this.headers = { "x-vault-token": opts.token, accept: "application/json" };
     if (opts.namespace) this.headers["x-vault-namespace"] = opts.namespace;
   }

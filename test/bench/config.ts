@@ -12,23 +12,27 @@ export interface BenchConfig {
 }
 
 type Mode = "jit" | "token" | "auto";
+const MODES: Mode[] = ["jit", "token", "auto"];
 const INGEST_KINDS: IngestKind[] = ["ignored", "in_progress", "completed"];
+
+/** A comma list from the environment, keeping only known values; all of them when unset or none. */
+function subset<T extends string | number>(value: string | undefined, all: T[]): T[] {
+  const picked = all.filter((v) => (value ?? "").split(",").some((item) => item.trim() === String(v)));
+  return picked.length > 0 ? picked : all;
+}
 
 export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   // BENCH_BURST_MODES=token,auto: a subset of the registration modes for scenario 3.
-  const modes = (env.BENCH_BURST_MODES ?? "jit,token,auto").split(",").map((m) => m.trim()).filter((m): m is Mode => ["jit", "token", "auto"].includes(m));
+  const modes = subset(env.BENCH_BURST_MODES, MODES);
+  // BENCH_INGEST_KINDS=completed: a subset of the delivery kinds for scenario 1.
+  const kinds = subset(env.BENCH_INGEST_KINDS, INGEST_KINDS);
   const quick = ["1", "true", "yes"].includes((env.BENCH_QUICK ?? "").toLowerCase());
-  const scenarios = new Set(
-    (env.BENCH_SCENARIOS ?? "1,2,3,4")
-      .split(",")
-      .map((s) => Number(s.trim()))
-      .filter((n) => [1, 2, 3, 4].includes(n)),
-  );
+  const scenarios = new Set(subset(env.BENCH_SCENARIOS, [1, 2, 3, 4]));
   const cfg: BenchConfig = quick
     ? {
         quick,
         scenarios,
-        ingest: { warmupSeconds: 1, roundSeconds: 1, rounds: 1, connections: 10, kinds: INGEST_KINDS },
+        ingest: { warmupSeconds: 1, roundSeconds: 1, rounds: 1, connections: 10, kinds },
         latency: { jobsPerSecond: 2, seconds: 3, warmupJobs: 2, repos: 3 },
         // Small enough that jit mode never waits for the budget.
         burst: { jobs: 20, repos: 5, spreadMs: 200, modes },
@@ -37,7 +41,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     : {
         quick,
         scenarios,
-        ingest: { warmupSeconds: 3, roundSeconds: 5, rounds: 3, connections: 10, kinds: INGEST_KINDS },
+        ingest: { warmupSeconds: 3, roundSeconds: 5, rounds: 3, connections: 10, kinds },
         latency: { jobsPerSecond: 2, seconds: 60, warmupJobs: 10, repos: 10 },
         burst: { jobs: 1_000, repos: 50, spreadMs: 1_000, modes },
         idle: { repos: 50, seconds: 300, reconcileIntervalSeconds: 60 },
@@ -48,8 +52,5 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   cfg.burst.repos = int("BENCH_BURST_REPOS") ?? cfg.burst.repos;
   cfg.idle.seconds = int("BENCH_IDLE_SECONDS") ?? cfg.idle.seconds;
   cfg.ingest.rounds = int("BENCH_INGEST_ROUNDS") ?? cfg.ingest.rounds;
-  // BENCH_INGEST_KINDS=completed: a subset of the delivery kinds for scenario 1.
-  const kinds = (env.BENCH_INGEST_KINDS ?? "").split(",").map((k) => k.trim()).filter((k): k is IngestKind => (INGEST_KINDS as string[]).includes(k));
-  if (kinds.length > 0) cfg.ingest.kinds = kinds;
   return cfg;
 }

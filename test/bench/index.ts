@@ -4,7 +4,8 @@
 //   BENCH_INGEST_KINDS=ignored,in_progress,completed  BENCH_INGEST_ROUNDS=3
 //   BENCH_BURST_MODES=jit,token,auto  BENCH_BURST_JOBS=1000  BENCH_BURST_REPOS=50  BENCH_IDLE_SECONDS=300
 //   BENCH_CPU_PROF=<dir>  V8 CPU profiles of the server processes;  BENCH_NODE_FLAGS="..." their Node flags;
-//   BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2" extra environment of the server processes
+//   BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2" extra environment of the server processes;
+//   BENCH_CHILD_STDOUT=1  their stdout (logs, --trace-gc) on this terminal instead of discarded
 // Everything listens on 127.0.0.1. The server under test runs in a child process of its own.
 import { cpus, freemem, totalmem } from "node:os";
 import { burstScenario } from "./burst.js";
