@@ -3,7 +3,7 @@
 // faster and keeps about 20 MB less resident: module records and their sources are most of an
 // idle Node service's memory. Names are kept and a source map is written next to it, so stack
 // traces stay readable (node --enable-source-maps maps them back to src/).
-import { build, type BuildOptions } from "esbuild";
+import { build, type BuildOptions, type Plugin } from "esbuild";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -24,6 +24,7 @@ export function bundleOptions(entry: string, outfile: string): BuildOptions {
     sourcemap: "linked",
     legalComments: "linked",
     logLevel: "warning",
+    plugins: [shippedUndici],
     // CommonJS dependencies (pino, the cloudflared wrapper, undici) expect these in scope.
     banner: {
       js: [
@@ -37,6 +38,14 @@ export function bundleOptions(entry: string, outfile: string): BuildOptions {
     },
   };
 }
+
+/** `undici` resolves to the parts of it the service uses (scripts/undici-shipped.mjs). */
+const shippedUndici: Plugin = {
+  name: "shipped-undici",
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, () => ({ path: `${ROOT}scripts/undici-shipped.mjs` }));
+  },
+};
 
 export const SERVICE_BUNDLE = `${ROOT}dist/nomad-gha-dispatcher.mjs`;
 

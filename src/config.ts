@@ -1,6 +1,10 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { z } from "zod";
+import * as z from "zod/mini";
+import { en } from "zod/locales";
+
+// zod/mini (a tenth of full zod's resident size) starts with no messages; English, as zod has.
+z.config(en());
 
 /** Where the bundled runner job lives, relative to this file in both src/ and dist/. */
 export const BUNDLED_RUNNER_JOB_FILE = fileURLToPath(new URL("../jobs/github-runner.nomad.hcl", import.meta.url));
@@ -95,94 +99,91 @@ const list = (v: string | undefined) =>
     .filter(Boolean);
 
 const url = (name: string) =>
-  z
-    .string()
-    .url(`${name} must be a URL like http://127.0.0.1:4646`)
-    .transform((s) => s.replace(/\/+$/, ""));
+  z.pipe(
+    z.url(`${name} must be a URL like http://127.0.0.1:4646`),
+    z.transform((s) => s.replace(/\/+$/, "")),
+  );
 
 const bool = (name: string, dflt: boolean) =>
-  z
-    .enum(["true", "false", "1", "0", "yes", "no"], { message: `${name} must be true or false` })
-    .optional()
-    .transform((v) => (v === undefined ? dflt : ["true", "1", "yes"].includes(v)));
+  z.pipe(
+    z.optional(z.enum(["true", "false", "1", "0", "yes", "no"], `${name} must be true or false`)),
+    z.transform((v) => (v === undefined ? dflt : ["true", "1", "yes"].includes(v))),
+  );
 
 const int = (name: string, dflt: number, min: number, max: number) =>
-  z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
+  z.pipe(
+    z.optional(z.string()),
+    z.transform((v, ctx) => {
       if (v === undefined || v === "") return dflt;
       const n = Number(v);
       if (!Number.isInteger(n) || n < min || n > max) {
-        ctx.addIssue({ code: "custom", message: `${name} must be an integer from ${min} to ${max}, got "${v}"` });
+        ctx.issues.push({ code: "custom", message: `${name} must be an integer from ${min} to ${max}, got "${v}"`, input: v });
         return z.NEVER;
       }
       return n;
-    });
+    }),
+  );
+
+/** A string matching `pattern` (else `message`), `dflt` when unset. */
+const matching = (pattern: RegExp, message: string, dflt: string) => z._default(z.string().check(z.regex(pattern, message)), dflt);
+const optionalString = z.optional(z.string());
+const nonEmpty = (dflt: string) => z._default(z.string().check(z.minLength(1)), dflt);
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T, name: string) =>
+  z.enum(values, `${name} must be ${values.slice(0, -1).join(", ")} or ${values.at(-1)}`);
 
 const durationPattern = /^\d+[smh]?$/;
 
 const envSchema = z.object({
-  HOST: z.string().min(1).default("127.0.0.1"),
+  HOST: nonEmpty("127.0.0.1"),
   PORT: int("PORT", 8080, 0, 65535),
-  METRICS_PORT: z
-    .string()
-    .regex(/^(off|\d{1,5})$/, "METRICS_PORT must be a port number or off")
-    .default("9102")
-    .transform((v) => (v === "off" ? undefined : Number(v))),
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  METRICS_PORT: z.pipe(
+    matching(/^(off|\d{1,5})$/, "METRICS_PORT must be a port number or off", "9102"),
+    z.transform((v) => (v === "off" ? undefined : Number(v))),
+  ),
+  LOG_LEVEL: z._default(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
   WEBHOOK_BODY_LIMIT: int("WEBHOOK_BODY_LIMIT", 1024 * 1024, 1024, 25 * 1024 * 1024),
-  GITHUB_WEBHOOK_SECRET: z.string({ message: "GITHUB_WEBHOOK_SECRET is required (the secret set on the GitHub webhook)" }),
-  GITHUB_TOKEN: z.string().optional(),
-  GITHUB_APP_ID: z.string().regex(/^\d+$/, "GITHUB_APP_ID must be the numeric App ID").optional(),
-  GITHUB_APP_PRIVATE_KEY: z.string().optional(),
-  GITHUB_APP_PRIVATE_KEY_FILE: z.string().optional(),
-  GITHUB_API_URL: url("GITHUB_API_URL").default("https://api.github.com"),
-  GITHUB_URL: url("GITHUB_URL").default("https://github.com"),
-  RUNNER_LABELS: z.string().default("self-hosted,nomad"),
-  RUNNER_REGISTRATION: z.enum(["jit", "token", "auto"], { message: "RUNNER_REGISTRATION must be jit, token or auto" }).default("jit"),
+  GITHUB_WEBHOOK_SECRET: z.string("GITHUB_WEBHOOK_SECRET is required (the secret set on the GitHub webhook)"),
+  GITHUB_TOKEN: optionalString,
+  GITHUB_APP_ID: z.optional(z.string().check(z.regex(/^\d+$/, "GITHUB_APP_ID must be the numeric App ID"))),
+  GITHUB_APP_PRIVATE_KEY: optionalString,
+  GITHUB_APP_PRIVATE_KEY_FILE: optionalString,
+  GITHUB_API_URL: z._default(url("GITHUB_API_URL"), "https://api.github.com"),
+  GITHUB_URL: z._default(url("GITHUB_URL"), "https://github.com"),
+  RUNNER_LABELS: z._default(z.string(), "self-hosted,nomad"),
+  RUNNER_REGISTRATION: z._default(oneOf(["jit", "token", "auto"], "RUNNER_REGISTRATION"), "jit"),
   GITHUB_POINTS_PER_MINUTE: int("GITHUB_POINTS_PER_MINUTE", 900, 10, 100_000),
   GITHUB_MAX_CONCURRENT: int("GITHUB_MAX_CONCURRENT", 100, 1, 1000),
-  RUNNER_SCOPE: z.enum(["repo", "org"], { message: "RUNNER_SCOPE must be repo or org" }).default("repo"),
+  RUNNER_SCOPE: z._default(oneOf(["repo", "org"], "RUNNER_SCOPE"), "repo"),
   RUNNER_GROUP_ID: int("RUNNER_GROUP_ID", 1, 1, Number.MAX_SAFE_INTEGER),
-  RUNNER_NAME_PREFIX: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "RUNNER_NAME_PREFIX must be 1-31 lower-case letters, digits or dashes")
-    .default("nomad-gha"),
-  ALLOWED_OWNERS: z.string().optional(),
-  ALLOWED_REPOS: z.string().optional(),
-  NOMAD_ADDR: url("NOMAD_ADDR").default("http://127.0.0.1:4646"),
-  NOMAD_TOKEN: z.string().optional(),
-  NOMAD_NAMESPACE: z.string().min(1).default("default"),
-  NOMAD_REGION: z.string().optional(),
-  NOMAD_RUNNER_JOB: z
-    .string()
-    .regex(/^[a-zA-Z0-9_-]+$/, "NOMAD_RUNNER_JOB must be a plain job ID (letters, digits, - and _)")
-    .default("github-runner"),
-  NOMAD_RUNNER_JOB_FILE: z.string().default(BUNDLED_RUNNER_JOB_FILE),
-  NOMAD_RUNNER_JOB_VARS_FILE: z.string().optional(),
+  RUNNER_NAME_PREFIX: matching(/^[a-z0-9][a-z0-9-]{0,30}$/, "RUNNER_NAME_PREFIX must be 1-31 lower-case letters, digits or dashes", "nomad-gha"),
+  ALLOWED_OWNERS: optionalString,
+  ALLOWED_REPOS: optionalString,
+  NOMAD_ADDR: z._default(url("NOMAD_ADDR"), "http://127.0.0.1:4646"),
+  NOMAD_TOKEN: optionalString,
+  NOMAD_NAMESPACE: nonEmpty("default"),
+  NOMAD_REGION: optionalString,
+  NOMAD_RUNNER_JOB: matching(/^[a-zA-Z0-9_-]+$/, "NOMAD_RUNNER_JOB must be a plain job ID (letters, digits, - and _)", "github-runner"),
+  NOMAD_RUNNER_JOB_FILE: z._default(z.string(), BUNDLED_RUNNER_JOB_FILE),
+  NOMAD_RUNNER_JOB_VARS_FILE: optionalString,
   NOMAD_REGISTER_RUNNER_JOB: bool("NOMAD_REGISTER_RUNNER_JOB", true),
-  VAULT_ADDR: url("VAULT_ADDR").default("http://127.0.0.1:8200"),
-  VAULT_TOKEN: z.string({ message: "VAULT_TOKEN is required" }).min(1, "VAULT_TOKEN is required"),
-  VAULT_NAMESPACE: z.string().optional(),
-  VAULT_KV_MOUNT: z.string().regex(/^[a-zA-Z0-9_-]+$/, "VAULT_KV_MOUNT must be a mount name like secret").default("secret"),
-  VAULT_KV_PREFIX: z
-    .string()
-    .regex(/^[a-zA-Z0-9_-]+(\/[a-zA-Z0-9_-]+)*$/, "VAULT_KV_PREFIX must be a path like nomad-gha-dispatcher")
-    .default("nomad-gha-dispatcher"),
-  RUNNER_VAULT_ADDR: url("RUNNER_VAULT_ADDR").optional(),
-  VAULT_WRAP_TTL: z.string().regex(durationPattern, "VAULT_WRAP_TTL must be a duration like 10m").default("10m"),
+  VAULT_ADDR: z._default(url("VAULT_ADDR"), "http://127.0.0.1:8200"),
+  VAULT_TOKEN: z.string("VAULT_TOKEN is required").check(z.minLength(1, "VAULT_TOKEN is required")),
+  VAULT_NAMESPACE: optionalString,
+  VAULT_KV_MOUNT: matching(/^[a-zA-Z0-9_-]+$/, "VAULT_KV_MOUNT must be a mount name like secret", "secret"),
+  VAULT_KV_PREFIX: matching(/^[a-zA-Z0-9_-]+(\/[a-zA-Z0-9_-]+)*$/, "VAULT_KV_PREFIX must be a path like nomad-gha-dispatcher", "nomad-gha-dispatcher"),
+  RUNNER_VAULT_ADDR: z.optional(url("RUNNER_VAULT_ADDR")),
+  VAULT_WRAP_TTL: matching(durationPattern, "VAULT_WRAP_TTL must be a duration like 10m", "10m"),
   VAULT_REQUIRE_AUDIT: bool("VAULT_REQUIRE_AUDIT", true),
   RECONCILE_INTERVAL: int("RECONCILE_INTERVAL", 60, 1, 86400),
   RECONCILE_GRACE: int("RECONCILE_GRACE", 120, 0, 86400),
   RUNNER_RETENTION: int("RUNNER_RETENTION", 600, 0, 7 * 86400),
   MAX_RUNNERS: int("MAX_RUNNERS", 0, 0, 100_000),
   MAX_RUNNERS_PER_REPO: int("MAX_RUNNERS_PER_REPO", 0, 0, 100_000),
-  TUNNEL: z.enum(["off", "quick", "named"], { message: "TUNNEL must be off, quick or named" }).optional(),
-  TUNNEL_TOKEN: z.string().optional(),
-  TUNNEL_CONFIG: z.string().default("wrangler-free-tunnel.yml"),
-  CLOUDFLARED_BIN: z.string().default("cloudflared"),
-  DISPATCHER_ID: z.string().regex(/^[a-z0-9-]{1,40}$/, "DISPATCHER_ID must be lower-case letters, digits, dashes").default("nomad-gha-dispatcher"),
+  TUNNEL: z.optional(oneOf(["off", "quick", "named"], "TUNNEL")),
+  TUNNEL_TOKEN: optionalString,
+  TUNNEL_CONFIG: z._default(z.string(), "wrangler-free-tunnel.yml"),
+  CLOUDFLARED_BIN: z._default(z.string(), "cloudflared"),
+  DISPATCHER_ID: matching(/^[a-z0-9-]{1,40}$/, "DISPATCHER_ID must be lower-case letters, digits, dashes", "nomad-gha-dispatcher"),
 });
 
 type Env = Record<string, string | undefined>;

@@ -1,7 +1,8 @@
 import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/rest";
 import { RequestError } from "@octokit/request-error";
-import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from "undici";
+import { Agent } from "undici";
+import { octokitFetch } from "./fetch.js";
 import type { GitHubAuthConfig, RunnerScope } from "../config.js";
 import { DependencyError, isNetworkError } from "../core/errors.js";
 import { Budget, GITHUB_SECONDARY_LIMITS, pointsFor, type BudgetLimits, type Claim, type Priority } from "./budget.js";
@@ -55,12 +56,9 @@ export class GitHubClient {
    * Octokit's requests go through the same undici as Nomad's and Vault's, over a keep-alive
    * agent, rather than Node's built-in fetch: a second HTTP stack costs some 10 MB resident.
    */
-  private readonly fetch: typeof globalThis.fetch;
+  private readonly fetch = octokitFetch(new Agent({ keepAliveTimeout: 30_000, connections: 128 })) as unknown as typeof globalThis.fetch;
 
-  constructor(private readonly opts: GitHubClientOptions) {
-    const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
-    this.fetch = ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as UndiciRequestInit), dispatcher })) as unknown as typeof globalThis.fetch;
-  }
+  constructor(private readonly opts: GitHubClientOptions) {}
 
   /** App auth: every call needs the installation the repository belongs to. */
   get usesApp(): boolean {

@@ -1,5 +1,5 @@
 import { Webhooks } from "@octokit/webhooks";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { JobEvent } from "../core/job-event.js";
 
 /**
@@ -41,24 +41,27 @@ export function readDeliveryHeaders(get: (name: string) => string | undefined): 
 
 const KNOWN_ACTIONS = new Set(["queued", "waiting", "in_progress", "completed"]);
 
+const positiveInt = z.int().check(z.positive());
+const nullableString = z.optional(z.nullable(z.string()));
+
 const workflowJobPayload = z.object({
   action: z.enum(["queued", "waiting", "in_progress", "completed"]),
   workflow_job: z.object({
-    id: z.number().int().positive(),
-    run_id: z.number().int().positive(),
+    id: positiveInt,
+    run_id: positiveInt,
     status: z.string(),
-    conclusion: z.string().nullable().optional(),
+    conclusion: nullableString,
     labels: z.array(z.string()),
-    runner_name: z.string().nullable().optional(),
+    runner_name: nullableString,
     // Older deliveries (before GitHub added it) have no created_at; started_at stands in.
-    created_at: z.string().optional(),
-    started_at: z.string().nullable().optional(),
+    created_at: z.optional(z.string()),
+    started_at: nullableString,
   }),
   repository: z.object({
-    name: z.string().min(1),
-    owner: z.object({ login: z.string().min(1) }),
+    name: z.string().check(z.minLength(1)),
+    owner: z.object({ login: z.string().check(z.minLength(1)) }),
   }),
-  installation: z.object({ id: z.number().int().positive() }).optional(),
+  installation: z.optional(z.object({ id: positiveInt })),
 });
 
 /**
