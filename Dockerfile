@@ -78,11 +78,16 @@ COPY --from=build /app/dist/nomad-gha-dispatcher.mjs /app/dist/nomad-gha-dispatc
 COPY jobs ./jobs
 COPY wrangler-free-tunnel.yml ./
 
+# MALLOC_MMAP_THRESHOLD_: glibc serves allocations above 128 KB with mmap and returns them on
+# free. Left dynamic, the threshold rises after the first such free, large buffers then come
+# from the heaps, and a thread's heap kept up to 10 MB that it no longer used (idle RSS varied
+# from 62 to 72 MB between runs; with this fixed it is 59 every run: README, Performance).
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
     METRICS_PORT=9102 \
-    CLOUDFLARED_BIN=/usr/local/bin/cloudflared
+    CLOUDFLARED_BIN=/usr/local/bin/cloudflared \
+    MALLOC_MMAP_THRESHOLD_=131072
 
 # The node image's unprivileged user (uid 1000). Nothing here needs root: the tunnel dials out.
 USER node

@@ -2,6 +2,7 @@
 // bundled into one file with the options `npm run build` ships the service with (see
 // scripts/bundle.ts): what runs here is what runs in production, module for module.
 import { fork, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 import { bundleOptions } from "../../scripts/bundle.js";
@@ -29,6 +30,13 @@ export function buildChild(): Promise<string> {
   return built;
 }
 
+/** The glibc malloc settings the image sets (Dockerfile `ENV MALLOC_*`): the bench runs with them too. */
+export function shippedMallocEnv(): Record<string, string> {
+  const dockerfile = readFileSync(`${ROOT}Dockerfile`, "utf8").replace(/\\\n/g, " ");
+  const settings = [...dockerfile.matchAll(/^ENV .*$/gm)].flatMap((line) => [...line[0].matchAll(/\b(MALLOC_[A-Z_]+)=(\S+)/g)]);
+  return Object.fromEntries(settings.map((m) => [m[1]!, m[2]!]));
+}
+
 /** Starts `kind` with exactly `env` (plus PATH/HOME), resolving once it listens. */
 export async function startServerChild(kind: "service" | "floor", env: Record<string, string>): Promise<ServerChild> {
   const entry = await buildChild();
@@ -41,6 +49,7 @@ export async function startServerChild(kind: "service" | "floor", env: Record<st
       HOME: process.env.HOME ?? "",
       NODE_ENV: "production",
       NOMAD_RUNNER_JOB_FILE: RUNNER_JOB_FILE,
+      ...shippedMallocEnv(),
       ...env,
       // BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2 ...": extra environment of the server processes.
       ...Object.fromEntries((process.env.BENCH_CHILD_ENV ?? "").split(" ").filter((kv) => kv.includes("=")).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),

@@ -4,11 +4,13 @@
 //   BENCH_INGEST_KINDS=ignored,in_progress,completed  BENCH_INGEST_ROUNDS=3
 //   BENCH_BURST_MODES=jit,token,auto  BENCH_BURST_JOBS=1000  BENCH_BURST_REPOS=50  BENCH_IDLE_SECONDS=300
 //   BENCH_CPU_PROF=<dir>  V8 CPU profiles of the server processes;  BENCH_NODE_FLAGS="..." their Node flags;
-//   BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2" extra environment of the server processes;
+//   BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2" extra environment of the server processes (which always
+//                         get the image's MALLOC_* settings from the Dockerfile);
 //   BENCH_CHILD_STDOUT=1  their stdout (logs, --trace-gc) on this terminal instead of discarded
 // Everything listens on 127.0.0.1. The server under test runs in a child process of its own.
 import { cpus, freemem, totalmem } from "node:os";
 import { burstScenario } from "./burst.js";
+import { shippedMallocEnv } from "./child.js";
 import { benchConfig } from "./config.js";
 import { idleScenario } from "./idle.js";
 import { ingestScenario } from "./ingest.js";
@@ -21,7 +23,8 @@ async function main(): Promise<number> {
   const cfg = benchConfig();
   print(
     `bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ` +
-      `${fmt(totalmem() / 2 ** 30, 1)} GiB RAM (${fmt(freemem() / 2 ** 30, 1)} free)${cfg.quick ? ", QUICK (smoke test, figures not meaningful)" : ""}`,
+      `${fmt(totalmem() / 2 ** 30, 1)} GiB RAM (${fmt(freemem() / 2 ** 30, 1)} free)${cfg.quick ? ", QUICK (smoke test, figures not meaningful)" : ""}; ` +
+      `servers run bundled, with the image's ${Object.entries(shippedMallocEnv()).map(([k, v]) => `${k}=${v}`).join(" ") || "(no MALLOC_* settings)"}`,
   );
   const scenarios: Array<[number, string, typeof ingestScenario]> = [
     [1, "ingest vs the floor", ingestScenario],

@@ -45,7 +45,8 @@ export async function startBenchWorld(opts: BenchWorldOptions): Promise<BenchWor
   const twins = await startBenchTwins(opts);
   const webhookSecret = randomBytes(20).toString("hex");
   const env = serviceEnv(twins, webhookSecret, {
-    env: { LOG_LEVEL: "info", METRICS_PORT: "off", RECONCILE_INTERVAL: "60", ...opts.env },
+    // Metrics served (on a free port) as the image does, process metrics included.
+    env: { LOG_LEVEL: "info", METRICS_PORT: "0", RECONCILE_INTERVAL: "60", ...opts.env },
   });
   let service: ServerChild;
   try {

@@ -290,6 +290,8 @@ describe("Dockerfile", () => {
     const env = runtime.filter((l) => l.startsWith("ENV ")).join(" ");
     expect(env).toContain("NODE_ENV=production");
     expect(env).toContain("HOST=0.0.0.0");
+    // A fixed mmap threshold: large buffers go back to the system when freed (the bench runs with it too).
+    expect(env).toContain("MALLOC_MMAP_THRESHOLD_=131072");
     const healthcheck = runtime.find((l) => l.startsWith("HEALTHCHECK "));
     expect(healthcheck).toContain("fetch(");
     expect(healthcheck).toContain("http://127.0.0.1:${process.env.PORT || 8080}/healthz");
