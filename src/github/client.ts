@@ -2,10 +2,10 @@ import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/rest";
 import { RequestError } from "@octokit/request-error";
 import { Agent } from "undici";
-import { octokitFetch } from "./fetch.js";
 import type { GitHubAuthConfig, RunnerScope } from "../config.js";
 import { DependencyError, isNetworkError } from "../core/errors.js";
 import { Budget, GITHUB_SECONDARY_LIMITS, pointsFor, type BudgetLimits, type Claim, type Priority } from "./budget.js";
+import { octokitFetch } from "./fetch.js";
 import type { WorkflowJob } from "../core/job-event.js";
 
 /** Where a runner is registered: a repository, or its owner organisation for org-scoped runners. */
