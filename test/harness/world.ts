@@ -109,12 +109,16 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     webhookSecret,
     logs,
     log,
-    async close() {
-      // A test may have replaced the service (restart); close whichever runs now.
-      await world.service.close();
-      await Promise.all([twins.nomad.close(), twins.github.close(), twins.vault.close()]);
+    close() {
+      // A test may have replaced the service (restart); close whichever runs now. Once.
+      closing ??= (async () => {
+        await world.service.close();
+        await Promise.all([twins.nomad.close(), twins.github.close(), twins.vault.close()]);
+      })();
+      return closing;
     },
   };
+  let closing: Promise<void> | undefined;
   return world;
 }
 

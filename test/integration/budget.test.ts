@@ -1,22 +1,16 @@
 // The service within GitHub's secondary rate limit: deliveries answered quickly when jobs must
 // wait for the budget, conditional polling, and a reconciler that keeps to its share.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { GitHubClient } from "../../src/github/client.js";
-import { eventually, startTwins, startWorld, type World } from "../harness/world.js";
-
-let world: World | undefined;
-afterEach(async () => {
-  await world?.close();
-  world = undefined;
-});
+import { eventually, startTwins } from "../harness/world.js";
+import { startTestWorld } from "../harness/test-world.js";
 
 const labels = ["self-hosted", "nomad"];
 
 describe("GitHub rate limit on the dispatch path", () => {
   it("answers deliveries beyond the budget at once with 202 and never trips GitHub's secondary limit", async () => {
     // 20 points a minute: a remove token and three JIT configs; the fourth job has to wait.
-    world = await startWorld({ env: { GITHUB_POINTS_PER_MINUTE: "20" }, nomadSlots: 0 });
-    const w = world;
+    const w = await startTestWorld({ env: { GITHUB_POINTS_PER_MINUTE: "20" }, nomadSlots: 0 });
     for (let i = 0; i < 3; i++) await w.github.queueJob({ repo: "octo-org/app", labels });
     const started = performance.now();
     const late = await w.github.queueJob({ repo: "octo-org/app", labels });
@@ -29,13 +23,11 @@ describe("GitHub rate limit on the dispatch path", () => {
     // Shutdown does not wait a minute for the budget: the job stays queued at GitHub.
     const closing = performance.now();
     await w.close();
-    world = undefined;
     expect(performance.now() - closing).toBeLessThan(3_000);
   });
 
   it("a completed job that ran elsewhere costs no GitHub request when nothing was dispatched for it", async () => {
-    world = await startWorld({ nomadSlots: 0 });
-    const w = world;
+    const w = await startTestWorld({ nomadSlots: 0 });
     const job = await w.github.queueJob({ repo: "octo-org/app", labels, deliver: false });
     const before = w.github.requests.length;
     await w.github.cancelJob(job.id);
@@ -77,8 +69,7 @@ describe("polling", () => {
     // 60 points a minute, 10% for polling: 6 points a minute. A pass over three repositories
     // reads more than that, so the next one waits well beyond RECONCILE_INTERVAL=1.
     const repos = ["octo-org/a", "octo-org/b", "octo-org/c"];
-    world = await startWorld({ repos, env: { GITHUB_POINTS_PER_MINUTE: "60", RECONCILE_INTERVAL: "1", ALLOWED_REPOS: repos.join(",") } });
-    const w = world;
+    const w = await startTestWorld({ repos, env: { GITHUB_POINTS_PER_MINUTE: "60", RECONCILE_INTERVAL: "1", ALLOWED_REPOS: repos.join(",") } });
     const runListings = () => w.github.requests.filter((r) => r.url.includes("/actions/runs")).length;
     await eventually(() => runListings() >= 6, "first pass");
     await w.service.reconciler.idle();

@@ -1,19 +1,14 @@
 import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { startService, StartupError } from "../../src/service.js";
-import { captureLogger, eventually, serviceEnv, startTwins, startWorld, type World } from "../harness/world.js";
+import { captureLogger, eventually, serviceEnv, startTwins, type World } from "../harness/world.js";
+import { startTestWorld } from "../harness/test-world.js";
 
 const require = createRequire(import.meta.url);
 type Example = { action: string; workflow_job: { labels: string[]; id: number; run_id: number }; repository: { name: string; owner: { login: string } } };
 const examples = (require("@octokit/webhooks-examples") as Array<{ name: string; examples: Example[] }>).find((e) => e.name === "workflow_job")!.examples;
-
-let world: World | undefined;
-afterEach(async () => {
-  await world?.close();
-  world = undefined;
-});
 
 /** Every request any twin received, as text: where a leaked credential would show up. */
 function everythingNomadSaw(w: World): string {
@@ -41,9 +36,8 @@ async function postSigned(w: World, event: string, payload: unknown, opts: { sec
 
 describe("dispatch path end to end (twins)", () => {
   it("one queued job gets exactly one runner that comes and goes, and leaves no secret", async () => {
-    world = await startWorld();
-    const job = await world.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
-    const w = world;
+    const w = await startTestWorld();
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
 
     await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job completed");
     await eventually(() => w.vault.kvKeys().length === 0, "runner secret deleted");
@@ -61,8 +55,7 @@ describe("dispatch path end to end (twins)", () => {
   });
 
   it("never lets a credential reach Nomad or a log line", async () => {
-    world = await startWorld();
-    const w = world;
+    const w = await startTestWorld();
     const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
     await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job completed");
     await eventually(() => w.vault.kvKeys().length === 0, "secret deleted");
@@ -84,8 +77,7 @@ describe("dispatch path end to end (twins)", () => {
   });
 
   it("the same delivery twice, and the same job in two deliveries, make one runner", async () => {
-    world = await startWorld({ github: { jobDurationMs: 300 } });
-    const w = world;
+    const w = await startTestWorld({ github: { jobDurationMs: 300 } });
     const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
     const delivery = w.github.deliveries().find((d) => d.action === "queued")!;
     // Redelivery of the same delivery (GitHub UI "Redeliver"), then a fresh delivery of the same job.
@@ -102,8 +94,7 @@ describe("dispatch path end to end (twins)", () => {
   });
 
   it("a bad signature gets 401 and causes zero calls to GitHub, Vault or Nomad", async () => {
-    world = await startWorld();
-    const w = world;
+    const w = await startTestWorld();
     await w.service.reconciler.idle();
     const before = { github: w.github.requests.length, vault: w.vault.requests.length, nomad: w.nomad.requests.length };
     const payload = { ...examples.find((e) => e.action === "queued")!, workflow_job: { ...examples.find((e) => e.action === "queued")!.workflow_job, labels: ["self-hosted", "nomad"] } };
@@ -115,8 +106,7 @@ describe("dispatch path end to end (twins)", () => {
   });
 
   it("real example payloads: non-matching labels, other events and non-queued actions change nothing", async () => {
-    world = await startWorld();
-    const w = world;
+    const w = await startTestWorld();
     await w.service.reconciler.idle();
     const before = sideEffectCalls(w);
     for (const example of examples) {
@@ -137,8 +127,7 @@ describe("dispatch path end to end (twins)", () => {
   });
 
   it("a job of ours that ran on another runner costs no call when nothing was dispatched for it", async () => {
-    world = await startWorld({ nomadSlots: 0 });
-    const w = world;
+    const w = await startTestWorld({ nomadSlots: 0 });
     // The first reconcile pass lists our runner jobs: from then on the runner index knows them.
     await w.service.reconciler.idle();
     const completed = examples.find((e) => e.action === "completed")!;
@@ -162,8 +151,7 @@ describe("dispatch path end to end (twins)", () => {
   it("the real queued example with our labels dispatches a runner", async () => {
     const queued = examples.find((e) => e.action === "queued" && e.workflow_job.labels.includes("self-hosted"))!;
     const repo = `${queued.repository.owner.login}/${queued.repository.name}`;
-    world = await startWorld({ repos: [repo] });
-    const w = world;
+    const w = await startTestWorld({ repos: [repo] });
     const payload = { ...queued, workflow_job: { ...queued.workflow_job, labels: ["self-hosted", "nomad"] } };
     delete (payload as { installation?: unknown }).installation;
     const res = await postSigned(w, "workflow_job", payload);
@@ -175,8 +163,7 @@ describe("dispatch path end to end (twins)", () => {
   });
 
   it("a job held for approval gets a runner only once approved", async () => {
-    world = await startWorld();
-    const w = world;
+    const w = await startTestWorld();
     const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"], waiting: true });
     expect(w.nomad.jobs().filter((j) => j.ParentID === "github-runner")).toHaveLength(0);
     await w.github.approveJob(job.id);
@@ -184,8 +171,7 @@ describe("dispatch path end to end (twins)", () => {
   });
 
   it("a job cancelled before its runner picked it up stops that runner", async () => {
-    world = await startWorld({ nomadSlots: 0 });
-    const w = world;
+    const w = await startTestWorld({ nomadSlots: 0 });
     const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
     await eventually(() => w.nomad.runningRunnerJobs().length === 1, "runner job dispatched");
     await w.github.cancelJob(job.id);
@@ -195,14 +181,12 @@ describe("dispatch path end to end (twins)", () => {
   });
 
   it("works with registration tokens and with a GitHub App", async () => {
-    world = await startWorld({ env: { RUNNER_REGISTRATION: "token" } });
-    let w = world;
+    let w = await startTestWorld({ env: { RUNNER_REGISTRATION: "token" } });
     const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
     await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "token-mode job completed");
-    await world.close();
+    await w.close();
 
-    world = await startWorld({ app: true });
-    w = world;
+    w = await startTestWorld({ app: true });
     const appJob = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
     await eventually(() => w.github.jobs().find((j) => j.id === appJob.id)?.status === "completed", "App job completed");
     expect(w.github.requests.some((r) => r.url.includes("/access_tokens"))).toBe(true);
@@ -211,8 +195,7 @@ describe("dispatch path end to end (twins)", () => {
 
 describe("metrics", () => {
   it("serves Prometheus metrics on METRICS_PORT only, with deliveries, dispatch latency and process metrics", async () => {
-    world = await startWorld();
-    const w = world;
+    const w = await startTestWorld();
     const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
     await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job completed");
     expect(w.service.metricsUrl).toBeDefined();
@@ -225,7 +208,7 @@ describe("metrics", () => {
   });
 
   it("with METRICS_PORT=off serves none", async () => {
-    world = await startWorld({ env: { METRICS_PORT: "off" } });
+    const world = await startTestWorld({ env: { METRICS_PORT: "off" } });
     expect(world.service.metricsUrl).toBeUndefined();
     expect((await fetch(`${world.service.url}/metrics`)).status).toBe(404);
   });
@@ -251,8 +234,8 @@ describe("startup", () => {
   });
 
   it("registers the runner job once and leaves an unchanged job alone", async () => {
-    world = await startWorld();
-    const registrations = () => world!.nomad.requests.filter((r) => r.method === "POST" && r.url.startsWith("/v1/jobs?")).length;
+    const world = await startTestWorld();
+    const registrations = () => world.nomad.requests.filter((r) => r.method === "POST" && r.url.startsWith("/v1/jobs?")).length;
     expect(registrations()).toBe(1);
     const config = world.config;
     const { log } = captureLogger();

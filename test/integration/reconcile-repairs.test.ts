@@ -1,15 +1,10 @@
 // Repairs the chaos suite (test/chaos) showed were missing, each in isolation.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { jobFromRest } from "../../src/github/client.js";
 import type { TwinJob } from "../twins/github.js";
 import { provisionRunner } from "../../src/runners/provision.js";
-import { eventually, startWorld, type World } from "../harness/world.js";
-
-let world: World | undefined;
-afterEach(async () => {
-  await world?.close();
-  world = undefined;
-});
+import { eventually } from "../harness/world.js";
+import { startTestWorld } from "../harness/test-world.js";
 
 const labels = ["self-hosted", "nomad"];
 
@@ -17,8 +12,7 @@ describe("reconciler repairs", () => {
   it("deregisters an orphan runner registration that has no runner job and no credential", async () => {
     // What a provisioning leaves when it loses a race: its dispatch finds the job's runner job
     // already there (and already served), so the registration it created is never used.
-    world = await startWorld({ env: { RECONCILE_INTERVAL: "1", RECONCILE_GRACE: "1", ALLOWED_REPOS: "octo-org/app" } });
-    const w = world;
+    const w = await startTestWorld({ env: { RECONCILE_INTERVAL: "1", RECONCILE_GRACE: "1", ALLOWED_REPOS: "octo-org/app" } });
     const auth = w.config.github.auth;
     if (auth.kind !== "token") throw new Error("expected a PAT");
     const res = await fetch(`${w.github.url}/repos/octo-org/app/actions/runners/generate-jitconfig`, {
@@ -33,8 +27,7 @@ describe("reconciler repairs", () => {
 
   it("leaves a runner alone that another replica provisioned again after this pass saw its predecessor die", async () => {
     // No Nomad capacity: runner jobs stay pending, so nothing races the reconciler but the test.
-    world = await startWorld({ nomadSlots: 0, env: { RECONCILE_INTERVAL: "3600", ALLOWED_REPOS: "octo-org/app" } });
-    const w = world;
+    const w = await startTestWorld({ nomadSlots: 0, env: { RECONCILE_INTERVAL: "3600", ALLOWED_REPOS: "octo-org/app" } });
     const deps = w.service.deps;
     await w.service.reconciler.idle();
     const queued = await w.github.queueJob({ repo: "octo-org/app", labels });
@@ -70,8 +63,7 @@ describe("reconciler repairs", () => {
   });
 
   it("keeps a reconcile pass going through a sporadic GitHub failure while listing", async () => {
-    world = await startWorld({ env: { RECONCILE_INTERVAL: "3600", ALLOWED_REPOS: "octo-org/app" } });
-    const w = world;
+    const w = await startTestWorld({ env: { RECONCILE_INTERVAL: "3600", ALLOWED_REPOS: "octo-org/app" } });
     await w.service.reconciler.idle();
     const job = await w.github.queueJob({ repo: "octo-org/app", labels, deliver: false });
     let failed = 0;

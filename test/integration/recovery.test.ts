@@ -1,11 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { eventually, startWorld, type World } from "../harness/world.js";
-
-let world: World | undefined;
-afterEach(async () => {
-  await world?.close();
-  world = undefined;
-});
+import { describe, expect, it } from "vitest";
+import { eventually } from "../harness/world.js";
+import { startTestWorld } from "../harness/test-world.js";
 
 const fast = { RECONCILE_INTERVAL: "1", RECONCILE_GRACE: "1", RUNNER_RETENTION: "0" };
 const labels = ["self-hosted", "nomad"];
@@ -13,19 +8,16 @@ const labels = ["self-hosted", "nomad"];
 describe("recovery (reconciler)", () => {
   it("serves a job whose webhook was lost: ALLOWED_REPOS, ALLOWED_OWNERS (PAT) and App installations are polled", async () => {
     for (const opts of [{ env: { ...fast, ALLOWED_REPOS: "octo-org/app" } }, { env: { ...fast, ALLOWED_OWNERS: "octo-org" } }, { env: fast, app: true }, { env: { ...fast, ALLOWED_REPOS: "octo-org/app" }, app: true }]) {
-      world = await startWorld(opts);
-      const w = world;
+      const w = await startTestWorld(opts);
       const job = await w.github.queueJob({ repo: "octo-org/app", labels, deliver: false });
       await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", `lost job served (${JSON.stringify(opts)})`);
       await eventually(() => w.vault.kvKeys().length === 0 && w.github.runners().length === 0, "nothing left");
-      await world.close();
-      world = undefined;
+      await w.close();
     }
   });
 
   it("redelivers an App's failed webhook deliveries", async () => {
-    world = await startWorld({ env: { RECONCILE_INTERVAL: "3600" }, app: true });
-    const w = world;
+    const w = await startTestWorld({ env: { RECONCILE_INTERVAL: "3600" }, app: true });
     w.github.faults.intercept = undefined;
     // The service is down for this delivery: it fails at GitHub, which does not retry by itself.
     const hookDown = w.service.url;
@@ -40,8 +32,7 @@ describe("recovery (reconciler)", () => {
   });
 
   it("replaces a runner whose credential could not be used (expired wrap token, failed prestart) with a fresh one", async () => {
-    world = await startWorld({ env: fast });
-    const w = world;
+    const w = await startTestWorld({ env: fast });
     w.nomad.faults.failNextPrestart(1);
     const job = await w.github.queueJob({ repo: "octo-org/app", labels });
     await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served by a replacement");
@@ -52,8 +43,7 @@ describe("recovery (reconciler)", () => {
   });
 
   it("keeps serving through a Nomad leader loss and a sealed Vault, answering 503 meanwhile", async () => {
-    world = await startWorld({ env: fast });
-    const w = world;
+    const w = await startTestWorld({ env: fast });
     w.nomad.setLeader(false);
     w.vault.seal();
     const job = await w.github.queueJob({ repo: "octo-org/app", labels });
@@ -67,8 +57,7 @@ describe("recovery (reconciler)", () => {
   });
 
   it("limits runners without dropping jobs: MAX_RUNNERS=1 serves three jobs one after another", async () => {
-    world = await startWorld({ env: { ...fast, MAX_RUNNERS: "1" }, github: { jobDurationMs: 200 } });
-    const w = world;
+    const w = await startTestWorld({ env: { ...fast, MAX_RUNNERS: "1" }, github: { jobDurationMs: 200 } });
     const jobs: Array<{ id: number }> = [];
     for (let i = 0; i < 3; i++) jobs.push(await w.github.queueJob({ repo: "octo-org/app", labels }));
     expect(w.github.deliveries().filter((d) => d.action === "queued").map((d) => d.status_code)).toEqual([200, 202, 202]);
