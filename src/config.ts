@@ -1,10 +1,6 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import * as z from "zod/mini";
-import { en } from "zod/locales";
-
-// zod/mini (a tenth of full zod's resident size) starts with no messages; English, as zod has.
-z.config(en());
+import { z } from "./validation.js";
 
 /** Where the bundled runner job lives, relative to this file in both src/ and dist/. */
 export const BUNDLED_RUNNER_JOB_FILE = fileURLToPath(new URL("../jobs/github-runner.nomad.hcl", import.meta.url));

@@ -571,9 +571,5 @@ function toDependencyError(what: string, err: unknown): DependencyError {
     return new DependencyError("github", `GitHub ${what}: ${err.status} ${err.message}`, err.status, transient, waitSeconds);
   }
   const message = err instanceof Error ? err.message : String(err);
-  return new DependencyError("github", `GitHub ${what}: ${message}`, undefined, isNetworkError(err) || isFetchFailure(err));
-}
-
-function isFetchFailure(err: unknown): boolean {
-  return err instanceof Error && /fetch failed|ECONNREFUSED|socket|network/i.test(`${err.message} ${String(err.cause ?? "")}`);
+  return new DependencyError("github", `GitHub ${what}: ${message}`, undefined, isNetworkError(err));
 }

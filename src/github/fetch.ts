@@ -9,16 +9,13 @@ interface OctokitFetchInit {
   signal?: AbortSignal | null;
 }
 
-/** What Octokit reads of the answer: status, url, iterable headers with get(), text(), arrayBuffer(). */
+/** What @octokit/request reads of the answer: status(Text), url, headers (iterated, get()), text(), arrayBuffer(). */
 export interface OctokitFetchResponse {
   status: number;
   statusText: string;
   url: string;
-  ok: boolean;
   headers: Map<string, string>;
-  body: null;
   text(): Promise<string>;
-  json(): Promise<unknown>;
   arrayBuffer(): Promise<ArrayBuffer>;
 }
 
@@ -49,16 +46,12 @@ export function octokitFetch(agent: Dispatcher): (url: string, init?: OctokitFet
     for (const [name, value] of Object.entries(res.headers)) {
       if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
     }
-    const text = async () => bytes.toString("utf8");
     return {
       status: res.statusCode,
       statusText: STATUS_CODES[res.statusCode] ?? "",
       url,
-      ok: res.statusCode >= 200 && res.statusCode < 300,
       headers,
-      body: null,
-      text,
-      json: async () => JSON.parse(await text()) as unknown,
+      text: async () => bytes.toString("utf8"),
       arrayBuffer: async () => bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
     };
   };

@@ -1,5 +1,5 @@
 import { Webhooks } from "@octokit/webhooks";
-import * as z from "zod/mini";
+import { z } from "../validation.js";
 import type { JobEvent } from "../core/job-event.js";
 
 /**
