@@ -191,11 +191,14 @@ job "nomad-gha-dispatcher" {
         init = true
       }
 
-      # SIGTERM starts a drain: cloudflared unregisters from the edge (the other replica takes
-      # the traffic), in-flight webhooks finish (cloudflared's grace period is 30 s), then the
-      # process exits. kill_timeout must exceed that, or Nomad SIGKILLs mid-request.
+      # SIGTERM starts a drain (src/shutdown.ts): cloudflared unregisters from the edge (the
+      # other replica takes the traffic) and lets requests in flight through it finish within
+      # its 10 s grace period, then the webhooks and dispatches in flight finish, each step
+      # within a budget; the whole drain takes at most 26 s. Nomad clamps kill_timeout to the
+      # client's max_kill_timeout, 30 s by default, so a longer value here would not be honoured:
+      # the drain is sized to fit 30 s with margin, and kill_timeout asks for exactly that.
       kill_signal  = "SIGTERM"
-      kill_timeout = "45s"
+      kill_timeout = "30s"
 
       # Nomad >= 1.7 workload identity for Vault: Nomad logs in to Vault's JWT auth method
       # (path jwt-nomad) with this identity and the role below, renews the resulting periodic
@@ -218,6 +221,9 @@ job "nomad-gha-dispatcher" {
       # not readable by other tasks, never in the job spec or `nomad job inspect`). env = true
       # turns the file into environment variables; a changed secret restarts the task.
       # toJSON quotes every value, so any character (and a PEM's newlines) survives.
+      # Nomad's client renders templates owned by root unless uid/gid are set. This one stays
+      # root's (0400): the client itself reads it to build the task's environment, and the
+      # dispatcher process, which runs as the image's user, never needs to open it.
       template {
         destination = "secrets/dispatcher.env"
         env         = true
@@ -250,10 +256,15 @@ job "nomad-gha-dispatcher" {
 
       # A GitHub App key stays a file (GITHUB_APP_PRIVATE_KEY_FILE) rather than an environment
       # variable, so it does not show up in the environment of anything the process spawns.
+      # The dispatcher reads it as the image's user, `node` (uid and gid 1000 in the official
+      # node image the Dockerfile builds on): without uid/gid Nomad renders it owned by root,
+      # and 0400 would then keep the dispatcher out (EACCES).
       template {
         destination = "secrets/github-app.pem"
         change_mode = "restart"
         perms       = "0400"
+        uid         = 1000
+        gid         = 1000
         data        = <<-EOT
           {{- with secret "secret/data/nomad-gha-dispatcher/config" -}}
           {{- with .Data.data.GITHUB_APP_PRIVATE_KEY }}{{ . }}{{ end -}}

@@ -1,16 +1,26 @@
 # Ephemeral GitHub Actions runner, dispatched once per queued workflow job by
 # nomad-gha-dispatcher. Registered by the dispatcher at start (it overrides the job ID with
-# NOMAD_RUNNER_JOB and passes the variables below); `nomad job run` works too.
+# NOMAD_RUNNER_JOB, passes the variables below and inlines the scripts that `file()` reads), or
+# by hand from this directory: `nomad job run -var vault_addr=https://vault:8200 github-runner.nomad.hcl`.
 #
 # Credential flow: the dispatcher stores the runner credential in Vault KV v2 and puts only a
 # single-use, short-TTL response-wrapping token in the dispatch meta. The prestart task unwraps it
-# (Vault's audit log shows the unwrap) and hands the runner its configuration through the
-# allocation directory; nothing secret is ever part of the job spec, its meta or a log line.
+# (Vault's audit log shows the unwrap) and configures the runner; the main task gets only the
+# runner's own settings files. Nothing secret is ever part of the job spec, its meta or a log line.
+#
+# The tasks run as the image's user (runner, uid 1001, in the official image): the runner refuses
+# to run as root. Their scripts are rendered by Nomad's template, owned by root unless uid/gid are
+# given, so they are world-readable (0644): they hold nothing secret.
 
 variable "vault_addr" {
   type        = string
-  description = "Vault address as seen from the Nomad clients (the prestart task unwraps the credential there)."
-  default     = "http://127.0.0.1:8200"
+  description = "Vault address as the runner allocations reach it (not 127.0.0.1: that is the container itself)."
+}
+
+variable "vault_namespace" {
+  type        = string
+  description = "Vault Enterprise namespace of the runner secrets; empty for none."
+  default     = ""
 }
 
 variable "datacenters" {
@@ -23,10 +33,12 @@ variable "node_pool" {
   default = "default"
 }
 
+# The one line to change when actions/runner releases: GitHub stops assigning jobs to runners
+# more than 30 days behind its newest release (`nomad-gha-dispatcher doctor` warns before then).
 variable "image" {
   type        = string
-  description = "Runner image. Needs bash, curl, jq and the runner in /home/runner (the official image has all)."
-  default     = "ghcr.io/actions/actions-runner:2.329.0"
+  description = "Runner image: bash, curl, jq and the runner in its working directory (the official image has all)."
+  default     = "ghcr.io/actions/actions-runner:2.336.0"
 }
 
 variable "cpu" {
@@ -63,8 +75,10 @@ job "github-runner" {
   }
 
   group "runner" {
-    # One job, one runner: a failed runner is replaced by the dispatcher's reconciler with a fresh
-    # credential, never by Nomad restarting a task whose single-use credential is spent.
+    # One job, one runner, one credential: a failed runner is replaced by the dispatcher's
+    # reconciler with a fresh credential, never by Nomad rerunning a task whose credential is
+    # spent. That covers the node too: without this, an allocation lost with its node would be
+    # replaced (disconnect.replace defaults to true) and meet a spent credential.
     restart {
       attempts = 0
       mode     = "fail"
@@ -75,11 +89,15 @@ job "github-runner" {
       unlimited = false
     }
 
+    disconnect {
+      replace = false
+    }
+
     ephemeral_disk {
       size = 300
     }
 
-    task "fetch-credential" {
+    task "configure-runner" {
       driver = "docker"
 
       lifecycle {
@@ -89,35 +107,24 @@ job "github-runner" {
 
       config {
         image      = var.image
-        entrypoint = ["/bin/bash", "-c"]
-        args       = ["bash ${NOMAD_TASK_DIR}/fetch-credential.sh"]
+        entrypoint = ["/bin/bash"]
+        args       = ["${NOMAD_TASK_DIR}/configure-runner.sh"]
       }
 
       env {
-        VAULT_ADDR = var.vault_addr
+        VAULT_ADDR      = var.vault_addr
+        VAULT_NAMESPACE = var.vault_namespace
       }
 
-      # Unwraps once: a second unwrap (anyone else who read the meta) fails, and the audit log
-      # shows who did it. The runner config goes to the shared alloc dir, readable by this alloc
-      # only; the poststop task deletes it.
       template {
-        destination = "local/fetch-credential.sh"
-        perms       = "0700"
-        data        = <<-EOT
-          set -euo pipefail
-          umask 077
-          dir="$${NOMAD_ALLOC_DIR}/runner"
-          mkdir -p "$dir"
-          curl -fsS -X POST -H "X-Vault-Token: $${NOMAD_META_credential_wrap_token}" \
-            "$${VAULT_ADDR}/v1/sys/wrapping/unwrap" > "$dir/credential.json"
-          jq -e '.data.data.kind' "$dir/credential.json" > /dev/null
-          echo "credential for $${NOMAD_META_runner_name} unwrapped"
-        EOT
+        destination = "local/configure-runner.sh"
+        data        = file("runner/configure-runner.sh")
+        perms       = "0644"
       }
 
       resources {
         cpu    = 100
-        memory = 64
+        memory = 128
       }
     }
 
@@ -126,36 +133,14 @@ job "github-runner" {
 
       config {
         image      = var.image
-        entrypoint = ["/bin/bash", "-c"]
-        args       = ["bash ${NOMAD_TASK_DIR}/run-runner.sh"]
+        entrypoint = ["/bin/bash"]
+        args       = ["${NOMAD_TASK_DIR}/run-runner.sh"]
       }
 
-      # A JIT config already holds name, labels and the ephemeral flag; a registration token is
-      # turned into an ephemeral runner by config.sh. Either way the runner takes one job and exits.
       template {
         destination = "local/run-runner.sh"
-        perms       = "0700"
-        data        = <<-EOT
-          set -euo pipefail
-          cred="$${NOMAD_ALLOC_DIR}/runner/credential.json"
-          cd /home/runner
-          kind=$(jq -r '.data.data.kind' "$cred")
-          if [ "$kind" = "jit" ]; then
-            jitconfig=$(jq -r '.data.data.jitconfig' "$cred")
-            # The encoded config is a map of the runner's settings files; keep them for poststop.
-            echo "$jitconfig" | base64 -d | jq -r 'to_entries[] | "\(.key) \(.value)"' |
-              while read -r file content; do echo "$content" | base64 -d > "$${NOMAD_ALLOC_DIR}/runner/$file"; done
-            cp "$${NOMAD_ALLOC_DIR}"/runner/.runner "$${NOMAD_ALLOC_DIR}"/runner/.credentials* .
-          else
-            ./config.sh --unattended --ephemeral --disableupdate --replace \
-              --url "$${NOMAD_META_runner_scope_url}" \
-              --token "$(jq -r '.data.data.registration_token' "$cred")" \
-              --name "$${NOMAD_META_runner_name}" \
-              --labels "$${NOMAD_META_runner_labels}" --no-default-labels
-            cp .runner .credentials* "$${NOMAD_ALLOC_DIR}/runner/"
-          fi
-          exec ./run.sh
-        EOT
+        data        = file("runner/run-runner.sh")
+        perms       = "0644"
       }
 
       resources {
@@ -164,7 +149,10 @@ job "github-runner" {
       }
     }
 
-    task "remove-runner" {
+    # The runner's settings files leave the shared directory when the main task starts; this
+    # catches an allocation that never got that far. The runner's registration is the
+    # dispatcher's to remove (a remove token kept here would expire, and workflow code could read it).
+    task "scrub" {
       driver = "docker"
 
       lifecycle {
@@ -173,32 +161,13 @@ job "github-runner" {
 
       config {
         image      = var.image
-        entrypoint = ["/bin/bash", "-c"]
-        args       = ["bash ${NOMAD_TASK_DIR}/remove-runner.sh"]
-      }
-
-      # Ephemeral runners that ran their job are already gone; this catches one that never got a
-      # job (cancelled, or stopped by the dispatcher). Never fails the allocation: the
-      # dispatcher's reconciler removes anything left over.
-      template {
-        destination = "local/remove-runner.sh"
-        perms       = "0700"
-        data        = <<-EOT
-          dir="$${NOMAD_ALLOC_DIR}/runner"
-          cd /home/runner
-          if [ -f "$dir/.runner" ] && [ -f "$dir/credential.json" ]; then
-            cp "$dir"/.runner "$dir"/.credentials* . 2>/dev/null
-            token=$(jq -r '.data.data.remove_token // empty' "$dir/credential.json")
-            [ -n "$token" ] && ./config.sh remove --token "$token" || echo "runner not removed here; the dispatcher will"
-          fi
-          rm -rf "$dir"
-          exit 0
-        EOT
+        entrypoint = ["/bin/rm"]
+        args       = ["-rf", "${NOMAD_ALLOC_DIR}/runner"]
       }
 
       resources {
-        cpu    = 100
-        memory = 128
+        cpu    = 50
+        memory = 32
       }
     }
   }

@@ -5,30 +5,40 @@ import { runnerJobProblems } from "./nomad/runner-job.js";
 import type { RunnerDeps } from "./runners/deps.js";
 import { createDeps } from "./service.js";
 import { createLogger } from "./log.js";
+import { checkRunnerImage } from "./doctor-runner-image.js";
+
+/** "warn": works today, but needs attention (doctor still exits 0). */
+export type CheckLevel = "ok" | "warn" | "fail";
 
 export interface CheckResult {
   name: string;
-  ok: boolean;
+  level: CheckLevel;
   detail: string;
-  /** What to do about a failure. */
+  /** What to do about a failure or a warning. */
   fix?: string;
 }
 
-type Check = () => Promise<Omit<CheckResult, "name">>;
+export type CheckOutcome = Omit<CheckResult, "name">;
+
+type Check = () => Promise<CheckOutcome>;
 
 /** Every dependency checked for real; one line per check, a fix under each failure. */
 export async function doctorChecks(config: Config, deps: RunnerDeps): Promise<CheckResult[]> {
   const kvData = `${config.vault.kvMount}/data/${config.vault.kvPrefix}/runners/doctor-probe`;
   const kvMeta = `${config.vault.kvMount}/metadata/${config.vault.kvPrefix}/runners/doctor-probe`;
+  // Asked once: the GitHub credentials check and the runner image check both need it.
+  let identity: ReturnType<RunnerDeps["github"]["identity"]> | undefined;
+  const gitHubIdentity = () => (identity ??= deps.github.identity());
   const checks: Array<[string, Check]> = [
     ["webhook secret", async () => checkWebhookSecrets(config.github.webhookSecrets)],
-    ["Nomad reachable", async () => ({ ok: true, detail: `leader ${await deps.nomad.leader()} at ${config.nomad.addr}` })],
+    ["Nomad reachable", async () => ({ level: "ok", detail: `leader ${await deps.nomad.leader()} at ${config.nomad.addr}` })],
     ["Nomad token", () => checkNomadToken(deps)],
     ["Nomad runner job", () => checkRunnerJob(config, deps)],
     ["Vault reachable and unsealed", () => checkVaultHealth(deps)],
     ["Vault token capabilities", () => checkVaultCapabilities(deps, kvData, kvMeta)],
     ["Vault audit device", () => checkAudit(config, deps)],
-    ["GitHub credentials", () => checkGitHub(config, deps)],
+    ["GitHub credentials", () => checkGitHub(config, gitHubIdentity)],
+    ["runner image", () => checkRunnerImage(config, { nomad: deps.nomad, github: deps.github, identity: gitHubIdentity })],
     ["cloudflared", () => checkCloudflared(config)],
   ];
   const results: CheckResult[] = [];
@@ -36,7 +46,7 @@ export async function doctorChecks(config: Config, deps: RunnerDeps): Promise<Ch
     try {
       results.push({ name, ...(await check()) });
     } catch (err) {
-      results.push({ name, ok: false, detail: errorMessage(err), fix: FIX_ON_ERROR[name] });
+      results.push({ name, level: "fail", detail: errorMessage(err), fix: FIX_ON_ERROR[name] });
     }
   }
   return results;
@@ -52,48 +62,48 @@ const FIX_ON_ERROR: Record<string, string> = {
   "GitHub credentials": "check GITHUB_TOKEN or GITHUB_APP_ID/GITHUB_APP_PRIVATE_KEY and GITHUB_API_URL",
 };
 
-function checkWebhookSecrets(secrets: string[]): Omit<CheckResult, "name"> {
+function checkWebhookSecrets(secrets: string[]): CheckOutcome {
   const weak = secrets.filter((s) => s.length < 20);
   if (weak.length > 0) {
-    return { ok: false, detail: `${weak.length} webhook secret(s) shorter than 20 characters`, fix: "use `openssl rand -hex 32` for GITHUB_WEBHOOK_SECRET" };
+    return { level: "fail", detail: `${weak.length} webhook secret(s) shorter than 20 characters`, fix: "use `openssl rand -hex 32` for GITHUB_WEBHOOK_SECRET" };
   }
-  return { ok: true, detail: `${secrets.length} secret(s) configured` };
+  return { level: "ok", detail: `${secrets.length} secret(s) configured` };
 }
 
-async function checkNomadToken(deps: RunnerDeps): Promise<Omit<CheckResult, "name">> {
+async function checkNomadToken(deps: RunnerDeps): Promise<CheckOutcome> {
   try {
     const token = await deps.nomad.tokenSelf();
-    return { ok: true, detail: `${token.Type} token "${token.Name}" with policies ${(token.Policies ?? []).join(", ") || "(none)"}` };
+    return { level: "ok", detail: `${token.Type} token "${token.Name}" with policies ${(token.Policies ?? []).join(", ") || "(none)"}` };
   } catch (err) {
     // Nomad without ACLs answers 400 "ACL support disabled": any (or no) token works.
-    if (/ACL support disabled/i.test(errorMessage(err))) return { ok: true, detail: "ACLs are disabled on this cluster" };
+    if (/ACL support disabled/i.test(errorMessage(err))) return { level: "ok", detail: "ACLs are disabled on this cluster" };
     throw err;
   }
 }
 
-async function checkRunnerJob(config: Config, deps: RunnerDeps): Promise<Omit<CheckResult, "name">> {
+async function checkRunnerJob(config: Config, deps: RunnerDeps): Promise<CheckOutcome> {
   const job = await deps.nomad.readJob(config.nomad.runnerJob);
   if (!job) {
     return {
-      ok: !config.nomad.registerRunnerJob ? false : true,
+      level: config.nomad.registerRunnerJob ? "ok" : "fail",
       detail: config.nomad.registerRunnerJob ? `not registered yet; the service registers it at start` : `job ${config.nomad.runnerJob} not found`,
       fix: config.nomad.registerRunnerJob ? undefined : "`nomad job run jobs/github-runner.nomad.hcl` or set NOMAD_REGISTER_RUNNER_JOB=true",
     };
   }
   const problems = runnerJobProblems(job);
-  if (problems.length > 0) return { ok: false, detail: problems.join("; "), fix: "re-register jobs/github-runner.nomad.hcl" };
-  return { ok: true, detail: `${config.nomad.runnerJob} is a parameterized job with prestart, main and poststop tasks` };
+  if (problems.length > 0) return { level: "fail", detail: problems.join("; "), fix: "re-register jobs/github-runner.nomad.hcl" };
+  return { level: "ok", detail: `${config.nomad.runnerJob} is a parameterized job with prestart, main and poststop tasks` };
 }
 
-async function checkVaultHealth(deps: RunnerDeps): Promise<Omit<CheckResult, "name">> {
+async function checkVaultHealth(deps: RunnerDeps): Promise<CheckOutcome> {
   const h = await deps.vault.health();
-  if (!h.initialized) return { ok: false, detail: "Vault is not initialised", fix: "`vault operator init`" };
-  if (h.sealed) return { ok: false, detail: "Vault is sealed", fix: "`vault operator unseal`" };
-  if (h.standby) return { ok: false, detail: "this Vault node is a standby", fix: "point VAULT_ADDR at the active node or the cluster address" };
-  return { ok: true, detail: "active and unsealed" };
+  if (!h.initialized) return { level: "fail", detail: "Vault is not initialised", fix: "`vault operator init`" };
+  if (h.sealed) return { level: "fail", detail: "Vault is sealed", fix: "`vault operator unseal`" };
+  if (h.standby) return { level: "fail", detail: "this Vault node is a standby", fix: "point VAULT_ADDR at the active node or the cluster address" };
+  return { level: "ok", detail: "active and unsealed" };
 }
 
-async function checkVaultCapabilities(deps: RunnerDeps, data: string, meta: string): Promise<Omit<CheckResult, "name">> {
+async function checkVaultCapabilities(deps: RunnerDeps, data: string, meta: string): Promise<CheckOutcome> {
   const caps = await deps.vault.capabilities([data, meta]);
   const has = (path: string, wanted: string[]) => {
     const got = caps[path] ?? [];
@@ -103,64 +113,68 @@ async function checkVaultCapabilities(deps: RunnerDeps, data: string, meta: stri
   if (!has(data, ["create", "read", "update"])) missing.push(`create, read, update on ${data.replace(/doctor-probe$/, "*")}`);
   if (!has(meta, ["delete"])) missing.push(`delete on ${meta.replace(/doctor-probe$/, "*")}`);
   if (missing.length > 0) {
-    return { ok: false, detail: `token lacks ${missing.join("; ")}`, fix: "`vault policy write nomad-gha-dispatcher policies/vault-dispatcher.policy.hcl` and attach it to the token" };
+    return { level: "fail", detail: `token lacks ${missing.join("; ")}`, fix: "`vault policy write nomad-gha-dispatcher policies/vault-dispatcher.policy.hcl` and attach it to the token" };
   }
-  return { ok: true, detail: `can write, wrap-read and delete runner secrets under ${data.replace(/\/doctor-probe$/, "")}` };
+  return { level: "ok", detail: `can write, wrap-read and delete runner secrets under ${data.replace(/\/doctor-probe$/, "")}` };
 }
 
-async function checkAudit(config: Config, deps: RunnerDeps): Promise<Omit<CheckResult, "name">> {
+async function checkAudit(config: Config, deps: RunnerDeps): Promise<CheckOutcome> {
   const devices = await deps.vault.auditDevices();
-  if (devices.length > 0) return { ok: true, detail: `enabled: ${devices.join(", ")}` };
-  if (!config.vault.requireAudit) return { ok: true, detail: "none enabled (allowed by VAULT_REQUIRE_AUDIT=false)" };
-  return { ok: false, detail: "no audit device enabled", fix: "`vault audit enable file file_path=/var/log/vault_audit.log`" };
+  if (devices.length > 0) return { level: "ok", detail: `enabled: ${devices.join(", ")}` };
+  if (!config.vault.requireAudit) return { level: "ok", detail: "none enabled (allowed by VAULT_REQUIRE_AUDIT=false)" };
+  return { level: "fail", detail: "no audit device enabled", fix: "`vault audit enable file file_path=/var/log/vault_audit.log`" };
 }
 
-async function checkGitHub(config: Config, deps: RunnerDeps): Promise<Omit<CheckResult, "name">> {
-  const id = await deps.github.identity();
+async function checkGitHub(config: Config, identity: () => ReturnType<RunnerDeps["github"]["identity"]>): Promise<CheckOutcome> {
+  const id = await identity();
   if (id.kind === "token") {
     const needed = config.runner.scope === "org" ? "admin:org" : "repo";
     if (id.scopes && !id.scopes.includes(needed)) {
-      return { ok: false, detail: `token of ${id.login} lacks the ${needed} scope (has ${id.scopes.join(", ") || "none"})`, fix: `create a token with the ${needed} scope` };
+      return { level: "fail", detail: `token of ${id.login} lacks the ${needed} scope (has ${id.scopes.join(", ") || "none"})`, fix: `create a token with the ${needed} scope` };
     }
-    return { ok: true, detail: `token of ${id.login}${id.scopes ? ` with scopes ${id.scopes.join(", ")}` : " (fine-grained)"}` };
+    return { level: "ok", detail: `token of ${id.login}${id.scopes ? ` with scopes ${id.scopes.join(", ")}` : " (fine-grained)"}` };
   }
-  if (id.installations.length === 0) return { ok: false, detail: `App ${id.slug} is not installed anywhere`, fix: "install the App on the repositories or organisation" };
+  if (id.installations.length === 0) return { level: "fail", detail: `App ${id.slug} is not installed anywhere`, fix: "install the App on the repositories or organisation" };
   const permission = config.runner.scope === "org" ? "organization_self_hosted_runners" : "administration";
   const lacking = id.installations.filter((i) => i.permissions[permission] !== "write");
   if (lacking.length > 0) {
     return {
-      ok: false,
+      level: "fail",
       detail: `App ${id.slug} lacks ${permission}: write on ${lacking.map((i) => i.account).join(", ")}`,
       fix: `grant "${permission}: write" in the App settings and accept it on each installation`,
     };
   }
-  return { ok: true, detail: `App ${id.slug}, ${id.installations.length} installation(s) with ${permission}: write` };
+  return { level: "ok", detail: `App ${id.slug}, ${id.installations.length} installation(s) with ${permission}: write` };
 }
 
-async function checkCloudflared(config: Config): Promise<Omit<CheckResult, "name">> {
-  if (config.tunnel.mode === "off") return { ok: true, detail: "TUNNEL=off: bring your own ingress to POST /webhook" };
+async function checkCloudflared(config: Config): Promise<CheckOutcome> {
+  if (config.tunnel.mode === "off") return { level: "ok", detail: "TUNNEL=off: bring your own ingress to POST /webhook" };
   try {
     await access(config.tunnel.cloudflaredBin, constants.X_OK);
   } catch {
-    return { ok: false, detail: `no executable at ${config.tunnel.cloudflaredBin}`, fix: "install cloudflared and set CLOUDFLARED_BIN" };
+    return { level: "fail", detail: `no executable at ${config.tunnel.cloudflaredBin}`, fix: "install cloudflared and set CLOUDFLARED_BIN" };
   }
   if (config.tunnel.mode === "named" && !config.tunnel.token) {
     try {
       await access(config.tunnel.configFile, constants.R_OK);
     } catch {
-      return { ok: false, detail: `named tunnel without TUNNEL_TOKEN and no config at ${config.tunnel.configFile}`, fix: "set TUNNEL_TOKEN or TUNNEL_CONFIG" };
+      return { level: "fail", detail: `named tunnel without TUNNEL_TOKEN and no config at ${config.tunnel.configFile}`, fix: "set TUNNEL_TOKEN or TUNNEL_CONFIG" };
     }
   }
-  return { ok: true, detail: `${config.tunnel.cloudflaredBin} (${config.tunnel.mode} tunnel)` };
+  return { level: "ok", detail: `${config.tunnel.cloudflaredBin} (${config.tunnel.mode} tunnel)` };
 }
+
+const LEVEL_TAGS: Record<CheckLevel, string> = { ok: "[ok]  ", warn: "[warn]", fail: "[FAIL]" };
 
 export function formatChecklist(results: CheckResult[]): string {
   const lines = results.flatMap((r) => {
-    const line = `${r.ok ? "[ok]  " : "[FAIL]"} ${r.name}: ${r.detail}`;
-    return r.ok || !r.fix ? [line] : [line, `       fix: ${r.fix}`];
+    const line = `${LEVEL_TAGS[r.level]} ${r.name}: ${r.detail}`;
+    return r.level === "ok" || !r.fix ? [line] : [line, `       fix: ${r.fix}`];
   });
-  const failed = results.filter((r) => !r.ok).length;
-  lines.push(failed === 0 ? "all checks passed" : `${failed} check(s) failed`);
+  const failed = results.filter((r) => r.level === "fail").length;
+  const warnings = results.filter((r) => r.level === "warn").length;
+  if (failed > 0) lines.push(`${failed} check(s) failed`);
+  else lines.push(warnings === 0 ? "all checks passed" : `all checks passed, ${warnings} warning(s)`);
   return lines.join("\n");
 }
 
@@ -168,5 +182,6 @@ export async function runDoctor(config: Config, out: (text: string) => void = (t
   const deps = createDeps(config, createLogger({ level: "silent" }));
   const results = await doctorChecks(config, deps);
   out(formatChecklist(results));
-  return results.every((r) => r.ok) ? 0 : 1;
+  // Warnings do not fail: what they point at works today.
+  return results.some((r) => r.level === "fail") ? 1 : 0;
 }

@@ -3,7 +3,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Config } from "./config.js";
 import type { ServePolicy } from "./core/decide.js";
-import { DependencyError, errorMessage } from "./core/errors.js";
+import { DependencyError, errorMessage, isTransient } from "./core/errors.js";
 import { GitHubClient } from "./github/client.js";
 import { WebhookVerifier } from "./github/webhook.js";
 import { createApp, type ReadinessReport } from "./http/app.js";
@@ -17,6 +17,7 @@ import { JobEventHandler } from "./runners/handle-event.js";
 import { Reconciler, type ReconcileReport } from "./runners/reconciler.js";
 import { RunnerIndex } from "./runners/runner-index.js";
 import { Metrics } from "./metrics.js";
+import { shutDown, type ClosableListener } from "./shutdown.js";
 import { CloudflaredSupervisor, type TunnelStatus } from "./tunnel/cloudflared.js";
 import { tunnelTargetFor } from "./tunnel/settings.js";
 import { VaultStore } from "./vault/client.js";
@@ -32,7 +33,10 @@ export interface RunningService {
   metricsUrl: string | undefined;
   deps: RunnerDeps;
   reconciler: Reconciler;
-  /** Stops accepting webhooks, finishes those in flight, then stops background work. */
+  /**
+   * SIGTERM: stops taking deliveries (the tunnel first), lets those in flight and the dispatches
+   * started finish, then stops background work; bounded by SHUTDOWN_BUDGET_MS. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -90,11 +94,12 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Runn
  * Checks that must pass before we accept a single webhook. Users are promised an audited
  * credential flow, so a Vault without an audit device is refused unless explicitly allowed.
  */
-export async function startupChecks(config: Config, deps: RunnerDeps): Promise<void> {
+export async function startupChecks(config: Config, deps: RunnerDeps, waitMs = STARTUP_WAIT_MS): Promise<void> {
+  const available = <T>(what: string, fn: () => Promise<T>) => whenAvailable(what, fn, deps.log, waitMs);
   if (config.vault.requireAudit) {
     let devices: string[];
     try {
-      devices = await deps.vault.auditDevices();
+      devices = await available("Vault", () => deps.vault.auditDevices());
     } catch (err) {
       throw new StartupError(`cannot list Vault audit devices at ${config.vault.addr} (needs sudo on sys/audit): ${errorMessage(err)}`);
     }
@@ -107,21 +112,47 @@ export async function startupChecks(config: Config, deps: RunnerDeps): Promise<v
   }
   if (config.nomad.registerRunnerJob) {
     try {
-      const result = await ensureRunnerJob(deps.nomad, {
-        jobId: config.nomad.runnerJob,
-        file: config.nomad.runnerJobFile,
-        varsFile: config.nomad.runnerJobVarsFile,
-        vaultAddr: config.vault.runnerAddr,
-      });
+      const result = await available("Nomad", () =>
+        ensureRunnerJob(deps.nomad, {
+          jobId: config.nomad.runnerJob,
+          file: config.nomad.runnerJobFile,
+          varsFile: config.nomad.runnerJobVarsFile,
+          vault: { addr: config.vault.runnerAddr, namespace: config.vault.namespace },
+        }),
+      );
       deps.log.info({ job: config.nomad.runnerJob, result }, "runner job checked");
     } catch (err) {
       throw new StartupError(`cannot register Nomad job ${config.nomad.runnerJob}: ${errorMessage(err)}`);
     }
   } else {
-    const job = await deps.nomad.readJob(config.nomad.runnerJob).catch((err: unknown) => {
+    const job = await available("Nomad", () => deps.nomad.readJob(config.nomad.runnerJob)).catch((err: unknown) => {
       throw new StartupError(`cannot read Nomad job ${config.nomad.runnerJob}: ${errorMessage(err)}`);
     });
     if (!job) throw new StartupError(`Nomad job ${config.nomad.runnerJob} does not exist and NOMAD_REGISTER_RUNNER_JOB=false`);
+  }
+}
+
+/**
+ * How long start-up waits for Vault or Nomad to come back from a passing outage (sealed, no
+ * leader, restarting) before it gives up: a replica restarted during a Vault restart then starts
+ * once Vault is back instead of failing, while a wrong address still fails within a minute.
+ */
+export const STARTUP_WAIT_MS = 60_000;
+
+/** Runs `fn` until it succeeds, retrying transient dependency failures for up to `waitMs`. */
+async function whenAvailable<T>(what: string, fn: () => Promise<T>, log: Logger, waitMs: number): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  let said = "";
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || Date.now() + delay > deadline) throw err;
+      const message = errorMessage(err);
+      if (message !== said) log.warn({ err: message }, `${what} is not available yet; start-up waits for it`);
+      said = message;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 }
 
@@ -222,29 +253,40 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
   }
   reconciler.start();
 
+  let closing: Promise<void> | undefined;
   return {
     url,
     metricsUrl,
     deps,
     reconciler,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Idle keep-alive connections would hold close() open; busy ones finish their request.
-        (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
-      });
-      await handler.drain();
-      // Jobs not started yet stay queued at GitHub for the next process; those started may finish,
-      // unless they wait for GitHub's rate limit (up to a minute): those give up now.
-      const closing = queue.close(10_000);
-      deps.github.close();
-      await closing;
-      // The tunnel goes last but one: deliveries in flight finish through it.
-      await tunnel?.stop();
-      await reconciler.stop();
-      if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-      log.info("stopped");
+    close() {
+      closing ??= shutDown({
+        log,
+        tunnel,
+        listener: closableListener(server),
+        webhooks: handler,
+        // Jobs not started yet stay queued at GitHub for the next process; those started may
+        // finish, unless they wait for GitHub's rate limit (up to a minute): those give up now.
+        dispatchQueue: queue,
+        github: deps.github,
+        reconciler,
+        metrics: metricsServer && closableListener(metricsServer),
+      }).then(() => log.info("stopped"));
+      return closing;
     },
+  };
+}
+
+/** Stops accepting; idle keep-alive connections would hold close() open, busy ones finish their request. */
+function closableListener(server: ServerType): ClosableListener {
+  const http = server as ServerType & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        http.closeIdleConnections?.();
+      }),
+    forceClose: () => http.closeAllConnections?.(),
   };
 }
 

@@ -6,6 +6,7 @@ import type { GitHubAuthConfig, RunnerScope } from "../config.js";
 import { DependencyError, isNetworkError } from "../core/errors.js";
 import { Budget, GITHUB_SECONDARY_LIMITS, pointsFor, type BudgetLimits, type Claim, type Priority } from "./budget.js";
 import { octokitFetch } from "./fetch.js";
+import { PAGE_SIZE, readAllPages } from "./pages.js";
 import type { WorkflowJob } from "../core/job-event.js";
 
 /** Where a runner is registered: a repository, or its owner organisation for org-scoped runners. */
@@ -36,8 +37,21 @@ export interface GitHubClientOptions {
   budget?: BudgetLimits;
 }
 
+/**
+ * The REST API version every request asks for (X-GitHub-Api-Version). Without it GitHub answers
+ * with its default version, which moves when GitHub changes the default; with it, a request keeps
+ * the shapes this code was written against (REST docs, "API Versions").
+ */
+export const GITHUB_API_VERSION = "2022-11-28";
+
 /** Refresh cached registration/remove tokens this long before GitHub expires them (1 h). */
 const TOKEN_REFRESH_MARGIN_MS = 10 * 60_000;
+
+/**
+ * GitHub lists at most 1,000 workflow runs when the listing is filtered by `status` (REST docs,
+ * "List workflow runs for a repository"): pages past the tenth are never asked for.
+ */
+const MAX_FILTERED_RUN_PAGES = 1_000 / PAGE_SIZE;
 
 /** Conditional listings remembered (validator + what was kept of the body), least recently used out. */
 const CONDITIONAL_CACHE_ENTRIES = 2_048;
@@ -99,15 +113,6 @@ export class GitHubClient {
       this.opts.scope === "org"
         ? o.rest.actions.createRegistrationTokenForOrg({ org: target.owner })
         : o.rest.actions.createRegistrationTokenForRepo({ owner: target.owner, repo: target.repo }),
-    );
-  }
-
-  /** A remove token (for the runner's own poststop clean-up), reused like registration tokens. */
-  removeToken(target: RunnerTarget): Promise<string> {
-    return this.cachedToken("remove", target, (o) =>
-      this.opts.scope === "org"
-        ? o.rest.actions.createRemoveTokenForOrg({ org: target.owner })
-        : o.rest.actions.createRemoveTokenForRepo({ owner: target.owner, repo: target.repo }),
     );
   }
 
@@ -184,53 +189,92 @@ export class GitHubClient {
   }
 
   /**
-   * Jobs still waiting for a runner in one repository (queued runs and queued jobs of running ones).
-   * Every listing is a conditional request: unchanged ones come back 304, free under the primary
-   * rate limit (not the secondary one: GitHub charges a GET its point either way).
+   * The newest actions/runner release (`GET /repos/actions/runner/releases/latest`: the latest
+   * that is neither a draft nor a prerelease), read through the budget of `via` (with App auth
+   * any installation: the repository is public). undefined when GitHub has no such repository
+   * (404, e.g. GitHub Enterprise Server without it).
+   */
+  async latestRunnerRelease(via: Pick<RunnerTarget, "installationId"> = {}): Promise<RunnerRelease | undefined> {
+    const target = { owner: "actions", repo: "runner", installationId: via.installationId };
+    try {
+      const res = await this.call(target, "read the latest actions/runner release", (o) => o.rest.repos.getLatestRelease({ owner: "actions", repo: "runner" }));
+      return { tag: res.data.tag_name, publishedAt: res.data.published_at ?? undefined, url: res.data.html_url };
+    } catch (err) {
+      if (err instanceof DependencyError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Jobs still waiting for a runner in one repository (queued runs and queued jobs of running ones),
+   * every page of every listing. Each page is a conditional request of its own: unchanged ones come
+   * back 304, free under the primary rate limit (not the secondary one: GitHub charges a GET its
+   * point either way, so every page counts against the budget).
    */
   async listQueuedJobs(target: RunnerTarget): Promise<WorkflowJob[]> {
-    const jobs: WorkflowJob[] = [];
+    const jobs = new Map<number, WorkflowJob>();
     const repoKey = `${target.owner}/${target.repo}`.toLowerCase();
+    // A run that moved from queued to in_progress between the two listings shows up in both.
+    const seenRuns = new Set<number>();
     for (const status of ["queued", "in_progress"] as const) {
-      const runIds = await this.conditionalGet(
-        target,
-        `list ${status} runs`,
-        `runs:${repoKey}:${status}`,
-        (o, headers) => o.rest.actions.listWorkflowRunsForRepo({ owner: target.owner, repo: target.repo, status, per_page: 100, headers }),
-        (data) => data.workflow_runs.map((run) => run.id),
+      const runIds = await readAllPages(
+        (page) =>
+          this.conditionalGet(
+            target,
+            `list ${status} runs`,
+            `runs:${repoKey}:${status}:${page}`,
+            (o, headers) =>
+              o.rest.actions.listWorkflowRunsForRepo({ owner: target.owner, repo: target.repo, status, per_page: PAGE_SIZE, page, headers }),
+            (data) => ({ items: data.workflow_runs.map((run) => run.id), count: data.workflow_runs.length }),
+          ),
+        MAX_FILTERED_RUN_PAGES,
       );
       for (const runId of runIds) {
-        const queued = await this.conditionalGet(
-          target,
-          "list run jobs",
-          `jobs:${repoKey}:${runId}`,
-          (o, headers) =>
-            o.rest.actions.listJobsForWorkflowRun({ owner: target.owner, repo: target.repo, run_id: runId, filter: "latest", per_page: 100, headers }),
-          (data) => data.jobs.filter((job) => job.status === "queued").map((job) => jobFromRest(target, job)),
-        );
-        jobs.push(...queued);
+        if (seenRuns.has(runId)) continue;
+        seenRuns.add(runId);
+        for (const job of await this.listQueuedJobsOfRun(target, repoKey, runId)) jobs.set(job.id, job);
       }
     }
-    return jobs;
+    return [...jobs.values()];
+  }
+
+  private listQueuedJobsOfRun(target: RunnerTarget, repoKey: string, runId: number): Promise<WorkflowJob[]> {
+    return readAllPages((page) =>
+      this.conditionalGet(
+        target,
+        "list run jobs",
+        `jobs:${repoKey}:${runId}:${page}`,
+        (o, headers) =>
+          o.rest.actions.listJobsForWorkflowRun({
+            owner: target.owner,
+            repo: target.repo,
+            run_id: runId,
+            filter: "latest",
+            per_page: PAGE_SIZE,
+            page,
+            headers,
+          }),
+        // Shortness is judged on what GitHub sent, before keeping only the queued jobs.
+        (data) => ({ items: data.jobs.filter((job) => job.status === "queued").map((job) => jobFromRest(target, job)), count: data.jobs.length }),
+      ),
+    );
   }
 
   /** Runners registered in the target's scope whose names start with `prefix` (conditional requests). */
   async listRunners(target: RunnerTarget, prefix: string): Promise<GitHubRunner[]> {
-    const runners: GitHubRunner[] = [];
-    for (let page = 1; ; page++) {
-      const listed = await this.conditionalGet(
+    const runners = await readAllPages((page) =>
+      this.conditionalGet(
         target,
         "list runners",
         `runners:${this.scopeKey(target)}:${page}`,
         (o, headers) =>
           this.opts.scope === "org"
-            ? o.rest.actions.listSelfHostedRunnersForOrg({ org: target.owner, per_page: 100, page, headers })
-            : o.rest.actions.listSelfHostedRunnersForRepo({ owner: target.owner, repo: target.repo, per_page: 100, page, headers }),
-        (data) => ({ runners: data.runners.map(toRunner), count: data.runners.length }),
-      );
-      runners.push(...listed.runners.filter((r) => r.name.startsWith(prefix)));
-      if (listed.count < 100) return runners;
-    }
+            ? o.rest.actions.listSelfHostedRunnersForOrg({ org: target.owner, per_page: PAGE_SIZE, page, headers })
+            : o.rest.actions.listSelfHostedRunnersForRepo({ owner: target.owner, repo: target.repo, per_page: PAGE_SIZE, page, headers }),
+        (data) => ({ items: data.runners.map(toRunner), count: data.runners.length }),
+      ),
+    );
+    return runners.filter((r) => r.name.startsWith(prefix));
   }
 
   /**
@@ -373,7 +417,7 @@ export class GitHubClient {
   }
 
   private cachedToken(
-    kind: "registration" | "remove",
+    kind: "registration",
     target: RunnerTarget,
     create: (o: Octokit) => Promise<{ data: { token: string; expires_at: string } }>,
   ): Promise<string> {
@@ -464,13 +508,17 @@ export class GitHubClient {
   }
 
   /**
-   * Every request waits for budget first, and a secondary-limit answer pauses the whole budget
-   * until its retry-after: GitHub blocks integrations that keep pushing past it.
+   * Every request carries the API version, waits for budget first, and a secondary-limit answer
+   * pauses the whole budget until its retry-after: GitHub blocks integrations that keep pushing
+   * past it.
    */
   private observed(octokit: Octokit, budgetKey: string): Octokit {
     const onResponse = this.opts.onResponse;
     const budget = this.budget(budgetKey);
     octokit.hook.wrap("request", async (request, options) => {
+      // Here rather than per call: this hook sees every request of the instance, including the
+      // installation-token requests the App auth strategy makes on its own.
+      options.headers["x-github-api-version"] = GITHUB_API_VERSION;
       const points = pointsFor(options.method);
       if (points === 1) this.readPoints += points;
       const claim = (options.request as { budgetClaim?: Claim } | undefined)?.budgetClaim;
@@ -493,6 +541,15 @@ export class GitHubClient {
     });
     return octokit;
   }
+}
+
+/** A release of the runner (actions/runner) as GitHub lists it. */
+export interface RunnerRelease {
+  /** e.g. "v2.336.0". */
+  tag: string;
+  /** ISO 8601; absent for a release never published. */
+  publishedAt: string | undefined;
+  url: string;
 }
 
 export class RunnerExistsError extends Error {

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import type { NomadClient } from "./client.js";
 import type { NomadJob } from "./types.js";
 
@@ -10,17 +11,61 @@ export interface RunnerJobSource {
   jobId: string;
   file: string;
   varsFile?: string;
+  /** What the runner allocations need to reach Vault. */
+  vault: RunnerVault;
+}
+
+export interface RunnerVault {
   /** VAULT_ADDR as the runner allocations reach it. */
-  vaultAddr: string;
+  addr: string;
+  /** Vault Enterprise namespace of the runner secrets, if any. */
+  namespace?: string;
 }
 
 /**
- * HCL2 variable-file content for /v1/jobs/parse: the Vault address we know, plus the operator's
- * own variables file (which wins when it sets vault_addr itself).
+ * HCL2 variable-file content for /v1/jobs/parse: what we know of Vault, plus the operator's own
+ * variables file (which wins for any variable it sets itself).
  */
-export function runnerJobVariables(vaultAddr: string, operatorVars: string): string {
-  const ours = /^\s*vault_addr\s*=/m.test(operatorVars) ? "" : `vault_addr = ${JSON.stringify(vaultAddr)}\n`;
-  return `${ours}${operatorVars}`;
+export function runnerJobVariables(vault: RunnerVault, operatorVars: string): string {
+  const ours: Record<string, string | undefined> = { vault_addr: vault.addr, vault_namespace: vault.namespace };
+  const lines = Object.entries(ours)
+    .filter(([name, value]) => value !== undefined && !new RegExp(`^\\s*${name}\\s*=`, "m").test(operatorVars))
+    .map(([name, value]) => `${name} = ${JSON.stringify(value)}\n`);
+  return `${lines.join("")}${operatorVars}`;
+}
+
+/**
+ * The job file with every `file("<path>")` replaced by the file's text, read as the CLI reads it
+ * (relative to the job file's directory). `nomad job run` evaluates file() itself, but Nomad's
+ * `/v1/jobs/parse` parses with filesystem functions disabled (hashicorp/nomad
+ * command/agent/job_endpoint.go, AllowFS: false), so the dispatcher sends the text instead.
+ */
+export async function inlineFiles(hcl: string, jobFile: string): Promise<string> {
+  const calls = [...hcl.matchAll(/\bfile\(\s*"([^"\\]+)"\s*\)/g)];
+  let out = hcl;
+  for (const [call, path = ""] of calls) {
+    const text = await readFile(resolve(dirname(jobFile), path), "utf8");
+    // A function, not a string: `$` sequences in a replacement string would be interpreted.
+    out = out.replace(call, () => hclString(text));
+  }
+  // Any other file() call (a computed path) is left for Nomad, which refuses it by name.
+  return out;
+}
+
+/** A quoted HCL string whose value is exactly `text`: no interpolation, no directives. */
+export function hclString(text: string): string {
+  let out = '"';
+  for (const ch of text) {
+    if (ch === '"' || ch === "\\") out += `\\${ch}`;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (ch < " ") out += `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`;
+    else out += ch;
+  }
+  // `$${` and `%%{` are HCL's escapes for a literal `${` and `%{`. Replacement functions, not
+  // strings: in a replacement string `$$` stands for one `$`, which would undo the escape.
+  return `${out.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{")}"`;
 }
 
 export function specHash(jobId: string, hcl: string, variables: string): string {
@@ -48,9 +93,9 @@ export function runnerJobProblems(job: NomadJob): string[] {
  * alone so that restarts and replicas do not churn job versions.
  */
 export async function ensureRunnerJob(nomad: NomadClient, source: RunnerJobSource): Promise<"registered" | "unchanged"> {
-  const hcl = await readFile(source.file, "utf8");
+  const hcl = await inlineFiles(await readFile(source.file, "utf8"), source.file);
   const operatorVars = source.varsFile ? await readFile(source.varsFile, "utf8") : "";
-  const variables = runnerJobVariables(source.vaultAddr, operatorVars);
+  const variables = runnerJobVariables(source.vault, operatorVars);
   const hash = specHash(source.jobId, hcl, variables);
 
   const existing = await nomad.readJob(source.jobId);

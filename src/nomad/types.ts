@@ -13,7 +13,13 @@ export interface NomadJob {
   ParameterizedJob?: { Payload?: string; MetaRequired?: string[] | null; MetaOptional?: string[] | null } | null;
   TaskGroups?: Array<{
     Name: string;
-    Tasks?: Array<{ Name: string; Lifecycle?: { Hook: string; Sidecar?: boolean } | null }>;
+    Tasks?: Array<{
+      Name: string;
+      Driver?: string;
+      /** Driver settings; for docker, `image` among them. */
+      Config?: Record<string, unknown> | null;
+      Lifecycle?: { Hook: string; Sidecar?: boolean } | null;
+    }>;
   }>;
   JobModifyIndex?: number;
   [field: string]: unknown;
@@ -29,6 +35,8 @@ export interface NomadJobStub {
   Meta?: Record<string, string> | null;
   SubmitTime: number;
   ModifyIndex?: number;
+  /** Allocation counts per task group (api.JobSummary), as /v1/jobs lists them. */
+  JobSummary?: { Summary?: Record<string, Partial<Record<"Queued" | "Starting" | "Running" | "Complete" | "Failed" | "Lost" | "Unknown", number>>> | null } | null;
 }
 
 export interface AllocationStub {

@@ -27,8 +27,22 @@ export function toRunnerChild(stub: NomadJobStub, runnerJob: string, prefix: str
     runnerName,
     jobId,
     repo,
-    alive: stub.Status !== "dead" && !stub.Stop,
+    alive: isLiveChild(stub),
     // Nomad reports nanoseconds.
     changedAt: Math.floor(stub.SubmitTime / 1e6),
   };
+}
+
+/**
+ * A runner job that is, or will be, running a runner. Not one that is dead or stopped, and not
+ * one stranded on a lost node: the runner group has `disconnect { replace = false }`, so Nomad
+ * keeps such an allocation "unknown" (the job stays "running") and never replaces it
+ * (hashicorp/nomad scheduler/reconciler/reconcile_cluster.go); it is ours to stop and replace.
+ */
+export function isLiveChild(stub: Pick<NomadJobStub, "Status" | "Stop" | "JobSummary">): boolean {
+  if (stub.Status === "dead" || stub.Stop) return false;
+  const groups = Object.values(stub.JobSummary?.Summary ?? {});
+  const stranded = groups.some((g) => (g.Unknown ?? 0) + (g.Lost ?? 0) > 0);
+  const placed = groups.some((g) => (g.Queued ?? 0) + (g.Starting ?? 0) + (g.Running ?? 0) > 0);
+  return !stranded || placed;
 }

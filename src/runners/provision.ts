@@ -95,13 +95,6 @@ async function storeCredential(
   const { github, vault, settings, log } = deps;
   const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
 
-  // The remove token only lets the runner's poststop task deregister itself; without it the
-  // reconciler does that, so its failure must not hold up the runner.
-  const removeToken = retry(() => github.removeToken(target)).catch((err: unknown) => {
-    log.warn({ runner: runnerName, err: errorMessage(err) }, "no remove token; the reconciler will deregister this runner");
-    return undefined;
-  });
-
   let secret: RunnerSecret;
   const registration = registrationFor(deps, target);
   if (registration.kind === "jit") {
@@ -119,8 +112,6 @@ async function storeCredential(
     secret = { kind: "token", registration_token: await retry(() => github.registrationToken(target)) };
     log.info({ runner: runnerName, job: job.id }, "credential obtained: registration token");
   }
-  const remove = await removeToken;
-  if (remove) secret.remove_token = remove;
   await retry(() => vault.putRunnerSecret(runnerName, secret));
   log.info({ runner: runnerName, path: vault.secretPath(runnerName) }, "credential stored in Vault");
   return "stored";

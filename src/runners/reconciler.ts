@@ -6,7 +6,7 @@ import { planReconcile, type Memory, type ReconcileAction, type ReconcileSetting
 import { paceMs } from "../github/budget.js";
 import type { RunnerTarget } from "../github/client.js";
 import type { RunnerDeps } from "./deps.js";
-import { listRunnerChildren } from "./observe.js";
+import { isLiveChild, listRunnerChildren } from "./observe.js";
 import { provisionRunner, type ProvisionOutcome } from "./provision.js";
 import { releaseIdleRunner } from "./release.js";
 import { withRetry } from "./retry.js";
@@ -275,10 +275,12 @@ export class Reconciler {
         // Another replica or a delivery may have provisioned this runner again since this pass
         // looked: a live runner job means the name's registration and credential are now its own.
         const children = await deps.nomad.listJobs(dispatchedJobPrefix(deps.settings.runnerJob, action.runnerName));
-        if (children.some((c) => c.Status !== "dead" && !c.Stop)) return;
+        if (children.some(isLiveChild)) return;
         const target = targetOf(action.repo);
         const runner = await deps.github.findRunner(target, action.runnerName);
         if (runner && !runner.busy) await deps.github.deleteRunner(target, runner.id);
+        // One stranded on a lost node must not come back to life if the node does.
+        for (const child of children) if (child.Status !== "dead" && !child.Stop) await deps.nomad.stopJob(child.ID, { purge: false });
         await deps.vault.deleteRunnerSecret(action.runnerName);
         return;
       }

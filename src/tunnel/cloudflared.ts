@@ -48,9 +48,21 @@ export interface BackoffPolicy {
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000, stableAfterMs: 60_000 };
 
-/** cloudflared waits up to its --grace-period (30 s by default) for in-flight requests on SIGTERM. */
-export const DEFAULT_STOP_TIMEOUT_MS = 35_000;
-const KILL_WAIT_MS = 5_000;
+/**
+ * The `--grace-period` cloudflared is started with. On SIGTERM cloudflared unregisters its
+ * connections from the edge (new requests go to other connectors, i.e. the other replica) and
+ * lets requests in flight through it finish for this long; over QUIC it waits the whole period
+ * (cloudflare/cloudflared cmd/cloudflared/tunnel/cmd.go, waitToShutdown;
+ * connection/quic_connection.go). Its own default is 30 s (the GracePeriod flag in
+ * cmd/cloudflared/tunnel/cmd.go), which alone would fill Nomad's default max_kill_timeout.
+ * 10 s is GitHub's own timeout for a webhook delivery: a delivery still running after that has
+ * been given up by GitHub anyway.
+ */
+export const TUNNEL_GRACE_PERIOD_MS = 10_000;
+/** What stop() gives cloudflared after SIGTERM before SIGKILL: its grace period, then time to exit. */
+export const DEFAULT_STOP_TIMEOUT_MS = TUNNEL_GRACE_PERIOD_MS + 2_000;
+/** How long stop() waits for the process to go after SIGKILL (it cannot ignore that one). */
+export const KILL_WAIT_MS = 1_000;
 
 export interface CloudflaredSupervisorOptions {
   tunnel: TunnelTarget;
@@ -77,11 +89,14 @@ export interface TunnelEvents {
  * Arguments for each mode. The token is deliberately absent: it travels in the child's
  * TUNNEL_TOKEN environment variable (cloudflared reads it there), so `ps` never shows it.
  * --no-autoupdate: the image pins cloudflared; a self-replacing binary would defeat that.
+ * --grace-period on the command line, where it overrides a TUNNEL_GRACE_PERIOD passed through
+ * the environment: the service's shutdown budget counts on it.
  */
 export function cloudflaredArgs(tunnel: TunnelTarget): string[] {
-  if (tunnel.mode === "quick") return ["tunnel", "--no-autoupdate", "--url", tunnel.originUrl];
-  if ("token" in tunnel) return ["tunnel", "--no-autoupdate", "run"];
-  return ["tunnel", "--no-autoupdate", "--config", tunnel.configFile, "run"];
+  const common = ["tunnel", "--no-autoupdate", "--grace-period", `${TUNNEL_GRACE_PERIOD_MS / 1000}s`];
+  if (tunnel.mode === "quick") return [...common, "--url", tunnel.originUrl];
+  if ("token" in tunnel) return [...common, "run"];
+  return [...common, "--config", tunnel.configFile, "run"];
 }
 
 /** Parent variables cloudflared may need: finding things, proxies, CA bundles, locale. */

@@ -1,10 +1,12 @@
 import { Agent, type Dispatcher } from "undici";
 import { DependencyError } from "../core/errors.js";
 
-/** What a runner allocation gets after unwrapping: exactly one way to become a runner. */
-export type RunnerSecret =
-  | { kind: "jit"; jitconfig: string; remove_token?: string }
-  | { kind: "token"; registration_token: string; remove_token?: string };
+/**
+ * What a runner allocation gets after unwrapping: exactly one way to become a runner. No remove
+ * token: one minted at dispatch may have expired (an hour) by the time the runner stops, and it
+ * would sit where workflow code can read it; the dispatcher deregisters runners itself.
+ */
+export type RunnerSecret = { kind: "jit"; jitconfig: string } | { kind: "token"; registration_token: string };
 
 export interface VaultStoreOptions {
   addr: string;
@@ -46,14 +48,19 @@ export class VaultStore {
 
   async health(): Promise<VaultHealth> {
     // sys/health answers with its body for every state (standby 429, sealed 503, ...).
-    const { body } = await this.call("health", "GET", "sys/health", { anyStatus: true });
+    const { body } = await this.call("health", "GET", "sys/health", { anyStatus: true, rootNamespace: true });
     const res = body as Partial<VaultHealth> | undefined;
     return { initialized: res?.initialized ?? false, sealed: res?.sealed ?? true, standby: res?.standby ?? false };
   }
 
-  /** Enabled audit devices (needs `sudo` on sys/audit). */
+  /**
+   * Enabled audit devices (needs `sudo` on sys/audit). Audit devices are the server's, not a
+   * namespace's: sys/audit is served in the root namespace only (hashicorp/vault
+   * website/content/partials/api/restricted-endpoints.mdx), so this asks there whatever
+   * VAULT_NAMESPACE says; a token of a child namespace cannot list them at all.
+   */
   async auditDevices(): Promise<string[]> {
-    const { body } = await this.call("list audit devices", "GET", "sys/audit");
+    const { body } = await this.call("list audit devices", "GET", "sys/audit", { rootNamespace: true });
     const res = (body ?? {}) as Record<string, unknown>;
     const devices = (res.data as Record<string, unknown> | undefined) ?? res;
     return Object.keys(devices).filter((k) => k.endsWith("/") && typeof devices[k] === "object");
@@ -110,10 +117,12 @@ export class VaultStore {
     what: string,
     method: Dispatcher.HttpMethod,
     path: string,
-    opts: { json?: unknown; headers?: Record<string, string>; anyStatus?: boolean } = {},
+    opts: { json?: unknown; headers?: Record<string, string>; anyStatus?: boolean; rootNamespace?: boolean } = {},
   ): Promise<{ status: number; body: unknown }> {
     const timeout = this.opts.timeoutMs ?? 10_000;
     const headers = { ...this.headers, ...opts.headers };
+    // Root-only paths (sys/health, sys/audit) are not served in a namespace.
+    if (opts.rootNamespace) delete headers["x-vault-namespace"];
     if (opts.json !== undefined) headers["content-type"] = "application/json";
     let res: Dispatcher.ResponseData;
     try {

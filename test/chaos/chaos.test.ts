@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { GitHubTwin } from "../twins/github.js";
+import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
 import { VaultTwin } from "../twins/vault.js";
 import { LoadBalancer, type Fate } from "./balancer.js";
@@ -74,12 +75,12 @@ describe("chaos", () => {
         primaryRateLimit: 10_000_000,
       });
       cleanups.push(() => github.close());
-      const recorder = new RunnerRecorder(github);
       const vault = await VaultTwin.start({ audit: true });
       cleanups.push(() => vault.close());
       // Scheduling and image pull take a moment, as they do: allocations spend it pending.
-      const nomad = await NomadTwin.start({ actions: recorder, startDelayMs: 100 });
+      const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, startDelayMs: 100 });
       cleanups.push(() => nomad.close());
+      const recorder = new RunnerRecorder(github, nomad);
 
       const repos = Array.from({ length: REPOS }, (_, i) => `chaos-org-${i % 4}/service-${String(i).padStart(2, "0")}`);
       // A PAT with ALLOWED_REPOS (default), or a GitHub App installed on each organization
@@ -241,12 +242,14 @@ describe("chaos", () => {
         // A runner online and waiting for a job: its process crashes.
         const idle = live.filter((a) => idleOnline.has(nameOf(a)));
         if (idle.length > 0 && random() < 0.5) {
-          if (nomad.faults.crashMain(idle[Math.floor(random() * idle.length)]!.ID)) faultStats.crash += 1;
+          const victim = idle[Math.floor(random() * idle.length)]!;
+          if (nomad.faults.crashMain(victim.ID)) faultStats.crash += 1;
         }
         // Any allocation whose runner is not running a job: its node goes away.
         const notBusy = live.filter((a) => !busy.has(nameOf(a)));
         if (notBusy.length > 0 && random() < 0.15) {
-          nomad.faults.loseAllocation(notBusy[Math.floor(random() * notBusy.length)]!.ID);
+          const victim = notBusy[Math.floor(random() * notBusy.length)]!;
+          nomad.faults.loseAllocation(victim.ID);
           faultStats.lost += 1;
         }
       }, 250);
@@ -334,7 +337,17 @@ describe("chaos", () => {
       const jobs = github.jobs().filter((j) => ours.has(j.id));
       const served = jobs.filter((j) => j.status === "completed" && j.conclusion === "success").length;
       const lost = jobs.filter((j) => j.status !== "completed").length;
-      const failed = jobs.filter((j) => j.status === "completed" && j.conclusion !== "success").length;
+      // Runners whose process an injected fault killed: their allocation was lost, or their main
+      // task was SIGKILLed (exit 137). Faults aim at runners that are idle, but a real runner takes
+      // a job within milliseconds of being offered it, so now and then one lands just after: that
+      // job fails, as it would on a cluster, and is counted apart from failures nothing explains.
+      const killedRunner = (a: (typeof allocsAtEnd)[number]) =>
+        a.ClientStatus === "lost" || (a.TaskStates.runner?.Events ?? []).some((e) => e.Type === "Terminated" && e.ExitCode === 137);
+      const allocsAtEnd = nomad.allocations();
+      const faultedRunners = new Set(allocsAtEnd.filter(killedRunner).map((a) => a.Job.Meta?.runner_name ?? ""));
+      const failedJobs = jobs.filter((j) => j.status === "completed" && j.conclusion !== "success");
+      const failedByFault = failedJobs.filter((j) => j.runner_name !== null && faultedRunners.has(j.runner_name)).length;
+      const failed = failedJobs.length - failedByFault;
 
       // Duplicate runners, from the runner processes the Nomad twin started:
       //  (a) two processes registered under one runner name (= one GitHub job id) alive at once;
@@ -393,7 +406,7 @@ describe("chaos", () => {
       const nomadRunning = nomad.runningRunnerJobs().length;
       const delivered = balancer.deliveries.length;
       console.log(
-        `chaos: auth=${mode} seed=${SEED} jobs=${jobs.length} served=${served} lost=${lost} failed=${failed} cancelled=${cancelledIds.length} duplicate_runners=${duplicateRunners} ` +
+        `chaos: auth=${mode} seed=${SEED} jobs=${jobs.length} served=${served} lost=${lost} failed=${failed} failed_by_fault=${failedByFault} cancelled=${cancelledIds.length} duplicate_runners=${duplicateRunners} ` +
           `github_runners_left=${runnersLeft} vault_secrets_left=${secretsLeft} nomad_runner_jobs_running=${nomadRunning} ` +
           `converge_s=${convergeSeconds.toFixed(1)} jobs_done_s=${allCompletedSeconds.toFixed(1)} github_requests=${github.requests.length} leaked=${leaked.length} runner_processes=${processes.length} jit_configs=${jitCalls.length} ` +
           `peak_runners=${peakProcesses} peak_children=${peakChildren} max_dispatches_per_job=${maxDispatches} deliveries=${delivered} ` +
@@ -403,7 +416,7 @@ describe("chaos", () => {
       );
 
       const detail = {
-        notServed: jobs.filter((j) => !(j.status === "completed" && j.conclusion === "success")).slice(0, 10),
+        notServed: jobs.filter((j) => !(j.status === "completed" && j.conclusion === "success") && !faultedRunners.has(j.runner_name ?? "")).slice(0, 10),
         overlapping: overlapping.slice(0, 10),
         runTwice: runTwice.slice(0, 10),
         jitWhileAlive: jitWhileAlive.slice(0, 10),
@@ -412,9 +425,17 @@ describe("chaos", () => {
         secretsLeft: vault.kvKeys().slice(0, 10),
         nomadRunning: nomad.runningRunnerJobs().map((j) => j.ID).slice(0, 10),
       };
-      if (process.env.CHAOS_DEBUG) console.log(JSON.stringify(peakSnapshot, null, 1));
+      if (process.env.CHAOS_DEBUG) {
+        console.log(JSON.stringify(peakSnapshot, null, 1));
+        for (const job of detail.notServed) {
+          for (const alloc of allocsAtEnd.filter((a) => a.Job.Meta?.runner_name === job.runner_name)) {
+            const events = Object.fromEntries(Object.entries(alloc.TaskStates).map(([task, st]) => [task, st.Events.map((e) => `${e.Type}${e.ExitCode ? `(${e.ExitCode})` : ""}@${Math.round(e.Time / 1e6) - t0}`).join(",")]));
+            console.log(`unexplained ${job.id} ${job.runner_name} ${alloc.ClientStatus} ${alloc.DesiredStatus} ${JSON.stringify(events)} ${JSON.stringify(nomad.allocationLogs(alloc.ID)?.runner?.slice(-8))}`);
+          }
+        }
+      }
       expect({ served, lost, failed, duplicateRunners, runnersLeft, secretsLeft, nomadRunning, leaked: leaked.length }, JSON.stringify(detail, null, 1)).toEqual({
-        served: REPOS * JOBS_PER_REPO,
+        served: REPOS * JOBS_PER_REPO - failedByFault,
         lost: 0,
         failed: 0,
         duplicateRunners: 0,

@@ -4,6 +4,7 @@ import { loadConfig, type Config } from "../../src/config.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { startService, type RunningService } from "../../src/service.js";
 import { GitHubTwin, type GitHubTwinOptions } from "../twins/github.js";
+import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
 import { VaultTwin } from "../twins/vault.js";
 
@@ -17,6 +18,11 @@ export interface WorldOptions {
   app?: boolean;
   /** Repositories to create (and, with `app`, install the App on). */
   repos?: string[];
+  /**
+   * A Vault Enterprise namespace (created in the Vault twin, with its `secret/` KV mount) the
+   * service works in: VAULT_NAMESPACE.
+   */
+  vaultNamespace?: string;
   /** Log lines also go to this function (the demo prints them). */
   onLog?: (line: Record<string, unknown>) => void;
 }
@@ -38,7 +44,8 @@ export interface World {
 export async function startTwins(opts: WorldOptions = {}) {
   const github = await GitHubTwin.start(opts.github);
   const vault = await VaultTwin.start({ audit: opts.vaultAudit ?? true });
-  const nomad = await NomadTwin.start({ actions: github, slots: opts.nomadSlots });
+  const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, slots: opts.nomadSlots });
+  if (opts.vaultNamespace !== undefined) vault.createNamespace(opts.vaultNamespace);
   const installationId = 4242;
   for (const repo of opts.repos ?? ["octo-org/app"]) github.addRepo(repo, opts.app ? { installationId } : undefined);
   return { github, vault, nomad };
@@ -63,6 +70,7 @@ export function serviceEnv(
     NOMAD_ADDR: twins.nomad.url,
     VAULT_ADDR: twins.vault.url,
     VAULT_TOKEN: twins.vault.rootToken,
+    ...(opts.vaultNamespace !== undefined && { VAULT_NAMESPACE: opts.vaultNamespace }),
     HOST: "127.0.0.1",
     PORT: "0",
     METRICS_PORT: "0",

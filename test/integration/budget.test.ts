@@ -9,8 +9,8 @@ const labels = ["self-hosted", "nomad"];
 
 describe("GitHub rate limit on the dispatch path", () => {
   it("answers deliveries beyond the budget at once with 202 and never trips GitHub's secondary limit", async () => {
-    // 20 points a minute: a remove token and three JIT configs; the fourth job has to wait.
-    const w = await startTestWorld({ env: { GITHUB_POINTS_PER_MINUTE: "20" }, nomadSlots: 0 });
+    // 15 points a minute: three JIT configs; the fourth job has to wait.
+    const w = await startTestWorld({ env: { GITHUB_POINTS_PER_MINUTE: "15" }, nomadSlots: 0 });
     for (let i = 0; i < 3; i++) await w.github.queueJob({ repo: "octo-org/app", labels });
     const started = performance.now();
     const late = await w.github.queueJob({ repo: "octo-org/app", labels });

@@ -52,6 +52,22 @@ describe("dispatch path end to end (twins)", () => {
     // The prestart task unwrapped the credential exactly once, and Vault audited it.
     const unwraps = w.vault.auditLog().filter((e) => e.type === "request" && e.request.path === "sys/wrapping/unwrap");
     expect(unwraps).toHaveLength(1);
+    // The pinned image is current: GitHub neither refused it nor made it update first.
+    expect(w.github.runnerUpdates).toBe(0);
+  });
+
+  it("never asks GitHub for a remove token: the dispatcher deregisters runners, however long they lived", async () => {
+    // A remove token minted at dispatch expires after an hour and would sit where workflow code
+    // can read it; a runner that never takes its job is deregistered by the dispatcher instead.
+    const w = await startTestWorld();
+    w.nomad.faults.crashNextMain();
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
+    await eventually(() => w.nomad.allocations().some((a) => a.ClientStatus === "failed"), "runner crashed");
+    await w.service.reconciler.runOnce();
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served by a fresh runner", 30_000);
+    await w.service.reconciler.runOnce();
+    expect(w.github.runners()).toEqual([]);
+    expect(w.github.requests.filter((r) => r.url.includes("remove-token"))).toEqual([]);
   });
 
   it("never lets a credential reach Nomad or a log line", async () => {
@@ -215,6 +231,23 @@ describe("metrics", () => {
 });
 
 describe("startup", () => {
+  it("waits out a Vault that is sealed for a moment instead of failing, and says so once", async () => {
+    const twins = await startTwins();
+    try {
+      twins.vault.seal();
+      const config = loadConfig(serviceEnv(twins, "secret-secret-secret", {}));
+      const { log, logs } = captureLogger();
+      const starting = startService(config, log);
+      await eventually(() => logs.some((l) => l.includes("Vault is not available yet")), "waiting reported");
+      twins.vault.unseal();
+      const service = await starting;
+      await service.close();
+      expect(logs.filter((l) => l.includes("Vault is not available yet"))).toHaveLength(1);
+    } finally {
+      await Promise.all([twins.github.close(), twins.vault.close(), twins.nomad.close()]);
+    }
+  });
+
   it("refuses to start when Vault has no audit device, with a clear message", async () => {
     const twins = await startTwins({ vaultAudit: false });
     try {

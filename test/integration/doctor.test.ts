@@ -6,6 +6,7 @@ import { createDeps, startupChecks } from "../../src/service.js";
 import { createLogger } from "../../src/log.js";
 import { serviceEnv, startTwins } from "../harness/world.js";
 import { GitHubTwin } from "../twins/github.js";
+import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
 import { VaultTwin } from "../twins/vault.js";
 
@@ -16,7 +17,7 @@ let twins: Twins;
 beforeAll(async () => {
   const github = await GitHubTwin.start();
   const vault = await VaultTwin.start();
-  const nomad = await NomadTwin.start({ actions: github, acl: true });
+  const nomad = await NomadTwin.start({ images: twinImage, acl: true });
   github.addRepo("octo-org/app");
   twins = { github, vault, nomad };
 });
@@ -89,6 +90,42 @@ describe("doctor", () => {
     } finally {
       await vault.close();
     }
+  });
+
+  it("warns, and still passes, when the runner image is behind the newest actions/runner release", async () => {
+    const config = loadConfig({ ...serviceEnv(twins, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken });
+    await startupChecks(config, createDeps(config, createLogger({ level: "silent" })));
+    // GitHub's answer to GET /repos/actions/runner/releases/latest, a release newer than the job's image.
+    const release = { tag_name: "v99.0.0", published_at: new Date(Date.now() - 40 * 86_400_000).toISOString(), html_url: "https://github.com/actions/runner/releases/tag/v99.0.0" };
+    twins.github.faults.intercept = ({ path }) =>
+      path === "/repos/actions/runner/releases/latest" ? { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(release) } : undefined;
+    try {
+      const { code, text } = await doctor();
+      const warned = line(text, "runner image");
+      expect(warned, text).toMatch(/^\[warn\] runner image: ghcr\.io\/actions\/actions-runner:\d+\.\d+\.\d+ runs runner .* older than the newest release v99\.0\.0/);
+      expect(warned).toContain("GitHub may already refuse to assign jobs to it");
+      expect(text.split("\n")[text.split("\n").indexOf(warned) + 1]).toMatch(/fix: bump the runner job's `image` variable, e\.g\. image = "ghcr\.io\/actions\/actions-runner:99\.0\.0"/);
+      expect(text).toMatch(/all checks passed, 1 warning\(s\)$/);
+      expect(code).toBe(0);
+    } finally {
+      twins.github.faults.intercept = undefined;
+    }
+  });
+
+  it("compares the runner image with the GitHub twin's own newest release, once the twin serves it", async (ctx) => {
+    // The twin gains GET /repos/actions/runner/releases/latest in parallel work; until then this
+    // is skipped rather than asserting on a 404.
+    const probe = await fetch(`${twins.github.url}/repos/actions/runner/releases/latest`, { headers: { authorization: `token ${twins.github.createPat()}` } });
+    if (probe.status === 404) ctx.skip();
+    const release = (await probe.json()) as { tag_name: string };
+    const config = loadConfig({ ...serviceEnv(twins, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken });
+    await startupChecks(config, createDeps(config, createLogger({ level: "silent" })));
+    const { code, text } = await doctor();
+    const checked = line(text, "runner image");
+    expect(checked).toMatch(/^\[(ok|warn)\]\s+runner image: /);
+    expect(checked).not.toContain("cannot tell");
+    if (checked.startsWith("[warn]")) expect(checked).toContain(`older than the newest release ${release.tag_name}`);
+    expect(code).toBe(0);
   });
 
   it("checks the token against the shipped Nomad policy", async () => {

@@ -6,6 +6,7 @@ import { createDeps, startService, type RunningService } from "../../src/service
 import { doctorChecks } from "../../src/doctor.js";
 import { captureLogger, eventually, serviceEnv, type WorldOptions } from "../harness/world.js";
 import { GitHubTwin } from "../twins/github.js";
+import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
 import { VaultTwin } from "../twins/vault.js";
 
@@ -26,7 +27,7 @@ describe("policies/ cover every call the service makes", () => {
   it("dispatch, cancellation, reconcile and doctor run with no permission denied", async () => {
     const github = await GitHubTwin.start();
     const vault = await VaultTwin.start();
-    const nomad = await NomadTwin.start({ actions: github, acl: true });
+    const nomad = await NomadTwin.start({ images: twinImage, acl: true });
     cleanup.push(() => github.close(), () => vault.close(), () => nomad.close());
     github.addRepo("octo-org/app");
 
@@ -53,7 +54,7 @@ describe("policies/ cover every call the service makes", () => {
     await eventually(() => vault.kvKeys().length === 0, "secrets cleaned");
 
     const results = await doctorChecks(config, createDeps(config, log));
-    const failed = results.filter((r) => !r.ok && r.name !== "GitHub credentials");
+    const failed = results.filter((r) => r.level === "fail" && r.name !== "GitHub credentials");
     expect(failed).toEqual([]);
 
     const denied = [...nomad.requests, ...vault.requests].filter((r) => r.status === 403);

@@ -42,6 +42,25 @@ describe("recovery (reconciler)", () => {
     await eventually(() => w.nomad.jobs().filter((j) => j.ParentID === "github-runner").length === 0, "dead runner jobs purged");
   });
 
+  it("a runner lost with its node is never replaced by Nomad (its credential is spent); its job, and its slot, are the dispatcher's again", async () => {
+    const w = await startTestWorld({ env: { ...fast, MAX_RUNNERS: "1" }, github: { jobDurationMs: 60_000, runnerLostAfterMs: 500 } });
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels });
+    await eventually(() => w.github.runners().some((r) => r.busy), "runner took the job");
+    const [alloc] = w.nomad.allocations();
+    w.nomad.faults.loseAllocation(alloc!.ID);
+    // GitHub fails the job of a runner that stopped talking to it; a new job gets the slot.
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job failed with its runner");
+    const next = await w.github.queueJob({ repo: "octo-org/app", labels });
+    await eventually(() => w.github.jobs().find((j) => j.id === next.id)?.status === "in_progress", "next job served despite MAX_RUNNERS=1");
+    // Nomad placed no replacement for the lost allocation, so its credential was unwrapped once.
+    const lostJob = w.nomad.allocations().filter((a) => a.JobID === alloc!.JobID);
+    expect(lostJob).toHaveLength(1);
+    const unwraps = w.vault.auditLog().filter((e) => e.type === "request" && e.request.path === "sys/wrapping/unwrap");
+    expect(unwraps).toHaveLength(2);
+    // The stranded runner job is stopped, so it cannot come back if its node does.
+    await eventually(() => w.nomad.jobs().find((j) => j.ID === alloc!.JobID)?.Stop !== false, "stranded runner job stopped");
+  });
+
   it("keeps serving through a Nomad leader loss and a sealed Vault, answering 503 meanwhile", async () => {
     const w = await startTestWorld({ env: fast });
     w.nomad.setLeader(false);

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { BUNDLED_RUNNER_JOB_FILE } from "../../src/config.js";
 import { GitHubClient } from "../../src/github/client.js";
 import { NomadClient } from "../../src/nomad/client.js";
-import { runnerJobProblems, runnerJobVariables } from "../../src/nomad/runner-job.js";
+import { inlineFiles, runnerJobProblems, runnerJobVariables } from "../../src/nomad/runner-job.js";
 import { VaultStore } from "../../src/vault/client.js";
 
 const env = process.env;
@@ -57,7 +57,7 @@ describe.skipIf(!nomadReady)("Nomad (live)", () => {
 
   it("parses the runner job, registers a throw-away copy, rejects a dispatch without meta, and purges it", async () => {
     expect(await nomad.leader()).not.toBe("");
-    const job = await nomad.parseJob(readFileSync(BUNDLED_RUNNER_JOB_FILE, "utf8"), runnerJobVariables(env.VAULT_ADDR ?? "http://127.0.0.1:8200", ""));
+    const job = await nomad.parseJob(await inlineFiles(readFileSync(BUNDLED_RUNNER_JOB_FILE, "utf8"), BUNDLED_RUNNER_JOB_FILE), runnerJobVariables({ addr: env.VAULT_ADDR ?? "http://127.0.0.1:8200" }, ""));
     expect(runnerJobProblems(job)).toEqual([]);
     const id = `github-runner-livetest-${suffix}`;
     job.ID = id;

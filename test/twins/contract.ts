@@ -63,6 +63,49 @@ export interface ActionsService {
 }
 
 /**
+ * One runner process as GitHub saw it, from the moment it connected until it went away: for the
+ * in-process ActionsService a `runRunner` call; over HTTP a broker session of the listener
+ * (created when it starts listening, ended when it deletes the session or stops polling).
+ */
+export interface RunnerProcessRecord {
+  /** Runner name (`.runner` AgentName, or the config.sh `--name`). */
+  name: string;
+  agentId: number | undefined;
+  startedAt: number;
+  endedAt: number | undefined;
+  /** The GitHub job it ran, if it got one. */
+  jobId: number | undefined;
+  ok: boolean | undefined;
+  message: string | undefined;
+}
+
+/**
+ * A container image as the Nomad twin runs it: numeric user, working directory, environment, and
+ * the image's files for one container. Implemented by `actionsRunnerImage()` (runner-image.ts),
+ * the stand-in for ghcr.io/actions/actions-runner.
+ */
+export interface TwinImage {
+  /**
+   * The image's USER as numeric ids (official runner image: runner = uid 1001, gid 1001; see
+   * images/Dockerfile in actions/runner: adduser --uid 1001 runner, USER runner).
+   */
+  uid: number;
+  gid: number;
+  /** WORKDIR inside the image, e.g. /home/runner */
+  workdir: string;
+  /** ENV lines of the image (RUNNER_MANUALLY_TRAP_SIG=1, ACTIONS_RUNNER_PRINT_LOG_TO_STDOUT=1, ImageOS=ubuntu24) plus HOME. */
+  env: Record<string, string>;
+  /**
+   * Writes this container's private copy of the image's workdir under `root` (a fresh empty host
+   * dir) with the owners and modes the image has; returns the host path standing for `workdir`.
+   * Called once per task: each Nomad docker task is its own container, so files one task writes
+   * are not visible to another except through the shared alloc dir. Chowns to uid/gid when
+   * running as root; works (without chown) when not.
+   */
+  materialize(root: string): Promise<string>;
+}
+
+/**
  * Waits until `deadline` (a performance.now() time): how a twin answers at a fixed latency after
  * a request arrived, its own processing included, the way a remote API's latency is measured by
  * its caller. A timer alone fires up to a few ms late, which a latency benchmark would then
@@ -82,4 +125,27 @@ export async function holdUntil(deadline: number, signal?: AbortSignal): Promise
     });
   }
   while (performance.now() < deadline && !signal?.aborted) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/**
+ * A container image as the Nomad twin's docker driver runs it. Each task is its own container:
+ * `materialize` gives it a private copy of the image's working directory.
+ */
+export interface TwinImage {
+  /** The image's USER as numeric ids. */
+  uid: number;
+  gid: number;
+  /** WORKDIR inside the image, e.g. /home/runner. */
+  workdir: string;
+  /** ENV lines of the image (HOME included). */
+  env: Record<string, string>;
+  /** ENTRYPOINT and CMD, used when the task's config does not set them. */
+  entrypoint?: string[];
+  cmd?: string[];
+  /**
+   * Writes this container's private copy of the image's workdir under `root` (a fresh empty host
+   * directory), with the owners and modes the image has, and returns the host path standing for
+   * `workdir`.
+   */
+  materialize(root: string): Promise<string>;
 }

@@ -1,6 +1,7 @@
-// The GitHub twin's HTTP front: routing (also under /api/v3, GHES style), fault injection,
-// authentication, rate limits, conditional requests, GitHub's response headers, contract
-// validation against the OpenAPI, and recording of every exchange.
+// The GitHub twin's REST front: routing under /api/v3 (the twin is laid out like GitHub
+// Enterprise Server: web host at the root, REST API at /api/v3), fault injection, the
+// X-GitHub-Api-Version check, authentication, rate limits, conditional requests, GitHub's
+// response headers, contract validation against the OpenAPI, and recording of every exchange.
 
 import { createHash, randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -9,7 +10,7 @@ import type { Credentials, Principal } from "./github-auth.js";
 import { JWT_DECODE_ERROR } from "./github-auth.js";
 import type { RateLimiter } from "./github-ratelimit.js";
 import type { Reply, Route, RouteContext } from "./github-rest.js";
-import { gitHubError, principalHasPermission } from "./github-rest.js";
+import { gitHubError, principalHasPermission, selectApiVersion } from "./github-rest.js";
 import { gitHubOperation, validateGitHubRequest, validateGitHubResponse } from "./openapi.js";
 
 export interface HttpFrontOptions {
@@ -22,7 +23,7 @@ export interface HttpFrontOptions {
   validate: boolean;
   clock: () => number;
   lifetime: AbortSignal;
-  /** The twin's base URL (known once it listens). */
+  /** The twin's web base URL, e.g. http://127.0.0.1:1234 (known once it listens). */
   baseUrl: () => string;
 }
 
@@ -34,16 +35,21 @@ interface Handled {
   body: unknown;
 }
 
-const GHES_PREFIX = "/api/v3";
+/** Where GitHub Enterprise Server serves the REST API ("http(s)://[hostname]/api/v3"). */
+export const GHES_PREFIX = "/api/v3";
 const SECONDARY_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits";
 const PRIMARY_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-primary-rate-limits";
 
+export function isApiPath(pathname: string): boolean {
+  return pathname === GHES_PREFIX || pathname.startsWith(`${GHES_PREFIX}/`);
+}
+
 function stripGhesPrefix(pathname: string): string {
-  return pathname === GHES_PREFIX || pathname.startsWith(`${GHES_PREFIX}/`) ? pathname.slice(GHES_PREFIX.length) || "/" : pathname;
+  return isApiPath(pathname) ? pathname.slice(GHES_PREFIX.length) || "/" : pathname;
 }
 
 /** Like GitHub's: five colon-separated hex groups. */
-function newRequestId(): string {
+export function newRequestId(): string {
   const hex = (bytes: number) => randomBytes(bytes).toString("hex").toUpperCase();
   return `${hex(2)}:${hex(3)}:${hex(4)}:${hex(4)}:${Math.floor(Date.now() / 1000).toString(16).toUpperCase()}`;
 }
@@ -103,11 +109,16 @@ export class GitHubHttpFront {
       return;
     }
 
-    const handled = await this.process({ method, url, path, headers, bodyText, requestId, answerAt: arrived + (fault?.delayMs ?? 0), remote: req.socket.remoteAddress ?? "127.0.0.1" });
+    const apiVersion = selectApiVersion(headers["x-github-api-version"]);
+    const handled =
+      "reply" in apiVersion
+        ? { reply: apiVersion.reply, route: undefined, principal: undefined, body: undefined }
+        : await this.process({ method, url, path, headers, bodyText, requestId, answerAt: arrived + (fault?.delayMs ?? 0), remote: req.socket.remoteAddress ?? "127.0.0.1" });
     let { reply } = handled;
     const key = handled.principal?.key ?? `ip:${req.socket.remoteAddress ?? "127.0.0.1"}`;
     let text = reply.body === undefined ? "" : JSON.stringify(reply.body);
-    const responseHeaders: Record<string, string> = { ...this.standardHeaders(requestId, handled.principal), ...reply.headers };
+    const selected = "version" in apiVersion ? apiVersion.version : undefined;
+    const responseHeaders: Record<string, string> = { ...this.standardHeaders(requestId, handled.principal, selected), ...reply.headers };
     if (method === "GET" && reply.status === 200) {
       const etag = `W/"${createHash("sha256").update(text).digest("hex")}"`;
       responseHeaders["etag"] = etag;
@@ -120,7 +131,7 @@ export class GitHubHttpFront {
     }
     Object.assign(responseHeaders, this.rateLimitHeaders(key));
     if (text !== "") responseHeaders["content-type"] = "application/json; charset=utf-8";
-    if (this.o.validate) this.checkContract(method, url, path, handled, reply.status, text);
+    if (this.o.validate && selected !== undefined) this.checkContract(method, url, path, handled, reply.status, text);
     this.send(res, { method, rawUrl, headers, bodyText, at }, reply.status, responseHeaders, text);
   };
 
@@ -193,13 +204,13 @@ export class GitHubHttpFront {
     return best && { route: best.route, params: best.params };
   }
 
-  private standardHeaders(requestId: string, principal: Principal | undefined): Record<string, string> {
+  private standardHeaders(requestId: string, principal: Principal | undefined, apiVersion: string | undefined): Record<string, string> {
     const headers: Record<string, string> = {
       "x-github-request-id": requestId,
       "x-github-media-type": "github.v3; format=json",
-      "x-github-api-version-selected": "2022-11-28",
       vary: "Accept, Authorization, Cookie, X-GitHub-OTP",
     };
+    if (apiVersion !== undefined) headers["x-github-api-version-selected"] = apiVersion;
     if (principal?.kind === "user") {
       headers["x-oauth-scopes"] = "admin:org, repo";
       headers["x-accepted-oauth-scopes"] = "";

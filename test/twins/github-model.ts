@@ -2,7 +2,7 @@
 // runs and jobs, and the matching of queued jobs to idle runners. Pure in-memory bookkeeping with
 // no HTTP in it; the REST layer, the webhook sender and the runner protocol all act through here.
 
-import type { KeyObject } from "node:crypto";
+import { randomUUID, type KeyObject } from "node:crypto";
 
 export type JobStatus = "waiting" | "queued" | "in_progress" | "completed";
 export type JobConclusion = "success" | "failure" | "cancelled";
@@ -57,6 +57,12 @@ export interface Runner {
   registration: "jit" | "token";
   /** JIT runners: the secret inside their encoded config, and whether a runner process used it. */
   jit: { secret: string; used: boolean } | undefined;
+  /**
+   * OAuth client of the runner (`.credentials` clientId) and the key a runner registered with
+   * `config.sh` proves itself with (JIT runners use `jit.secret`).
+   */
+  clientId: string;
+  secret: string | undefined;
   jobId: number | null;
   version: string | null;
 }
@@ -162,6 +168,8 @@ export class GitHubState {
   readonly runs = new Map<number, Run>();
   readonly jobs = new Map<number, Job>();
   private idle: IdleRunner[] = [];
+  /** Told of every runner deregistration (the broker ends the runner's session). */
+  readonly runnerDeleted: Array<(runner: Runner) => void> = [];
   private readonly ids: Record<IdKind, number> = { ...ID_BASES };
   private runNumbers = new Map<number, number>();
 
@@ -251,8 +259,8 @@ export class GitHubState {
     return this.runnersIn(scope).find((r) => r.name.toLowerCase() === name.toLowerCase());
   }
 
-  createRunner(init: Pick<Runner, "name" | "scope" | "labels" | "ephemeral" | "groupId" | "registration" | "jit">): Runner {
-    const runner: Runner = { ...init, id: this.nextId("runner"), status: "offline", busy: false, jobId: null, version: null };
+  createRunner(init: Pick<Runner, "name" | "scope" | "labels" | "ephemeral" | "groupId" | "registration" | "jit"> & { secret?: string }): Runner {
+    const runner: Runner = { secret: undefined, ...init, id: this.nextId("runner"), clientId: randomUUID(), status: "offline", busy: false, jobId: null, version: null };
     this.runners.set(runner.id, runner);
     return runner;
   }
@@ -262,6 +270,7 @@ export class GitHubState {
     this.runners.delete(runner.id);
     const waiter = this.idle.find((w) => w.runner.id === runner.id);
     if (waiter) this.finishWaiting(waiter, { kind: "deleted" });
+    for (const listener of this.runnerDeleted) listener(runner);
   }
 
   // ---- runs and jobs --------------------------------------------------------------------------------
@@ -386,6 +395,29 @@ export class GitHubState {
       .sort((a, b) => a.id - b.id);
     if (this.assignment === "oldest") return eligible[0];
     return eligible.find((job) => nameEndsWithId(runner.name, job.id));
+  }
+
+  /**
+   * Undoes an assignment whose message never reached the runner (its long poll was gone): the
+   * job is queued again, as GitHub re-queues a job a runner did not acknowledge.
+   */
+  unassign(job: Job, runner: Runner): void {
+    if (job.status !== "in_progress" || job.runnerId !== runner.id) return;
+    job.status = "queued";
+    job.runnerId = null;
+    job.runnerName = null;
+    job.runnerGroupId = null;
+    job.startedAt = job.createdAt;
+    runner.busy = false;
+    runner.jobId = null;
+    this.matchJobs();
+  }
+
+  /** The runner's job is over: ephemeral runners are deregistered by GitHub, others go idle. */
+  releaseRunner(runner: Runner): void {
+    runner.busy = false;
+    runner.jobId = null;
+    if (runner.ephemeral) this.deleteRunner(runner);
   }
 
   private assign(job: Job, runner: Runner): void {

@@ -49,6 +49,26 @@ export interface RestDependencies {
   limiter: RateLimiter;
 }
 
+/**
+ * REST API versions GitHub accepts in `X-GitHub-Api-Version`: the initial calendar version and
+ * the one the OpenAPI's `x-github-breaking-changes` entries name (@octokit/openapi,
+ * generated/api.github.com.json: "version": "2026-03-10"). None of those breaking changes touch a
+ * route the twin serves, so both get the same representations. Without the header GitHub uses
+ * 2022-11-28; an unsupported value is a 400 ("API Versions", docs.github.com/rest/about-the-rest-api/api-versions).
+ */
+export const API_VERSIONS = ["2022-11-28", "2026-03-10"] as const;
+export const DEFAULT_API_VERSION = "2022-11-28";
+const API_VERSIONS_DOCS = "https://docs.github.com/rest/about-the-rest-api/api-versions";
+
+/** The version a request selects, or GitHub's 400 for one it does not support. */
+export function selectApiVersion(header: string | undefined): { version: string } | { reply: Reply } {
+  if (header === undefined) return { version: DEFAULT_API_VERSION };
+  const requested = header.trim();
+  if ((API_VERSIONS as readonly string[]).includes(requested)) return { version: requested };
+  // The docs give the status, not the wording; the message names the value like GitHub's errors do.
+  return { reply: gitHubError(400, `Invalid API version: ${requested}`, API_VERSIONS_DOCS) };
+}
+
 export function gitHubError(status: number, message: string, docs = "https://docs.github.com/rest"): Reply {
   return { status, body: { message, documentation_url: docs, status: String(status) } };
 }

@@ -1,17 +1,20 @@
-// The runner side of GitHub Actions (the twin's ActionsService): what `run.sh` and
-// `config.sh remove` do against GitHub. JIT configs are encoded like GitHub's (base64 JSON of the
-// runner's settings files) and are single-use; registration-token runners are created like
-// `config.sh --replace`. An online runner waits for a matching job without polling.
+// The runner side of GitHub Actions, in-process (the twin's ActionsService): what `run.sh` and
+// `config.sh remove` do against GitHub, for callers that do not run the runner image stand-in.
+// JIT configs are encoded like GitHub's (base64 JSON of the runner's settings files) and are
+// single-use here; registration-token runners are created like `config.sh --replace`. An online
+// runner waits for a matching job without polling. The same configs also work over HTTP with the
+// stand-in (runner-image.ts), whose traffic github-broker.ts and github-runner-admin.ts serve.
 
-import { randomBytes, randomUUID } from "node:crypto";
-import type { ActionsService, RunnerExit, RunnerStart } from "./contract.js";
+import { randomBytes } from "node:crypto";
+import type { ActionsService, RunnerExit, RunnerProcessRecord, RunnerStart } from "./contract.js";
 import type { Credentials } from "./github-auth.js";
 import type { GitHubState, Job, Runner, RunnerScope } from "./github-model.js";
 import { scopeName } from "./github-model.js";
-import type { TwinUrls } from "./github-shapes.js";
+import { LATEST_RUNNER_VERSION } from "./github-releases.js";
+import { scopeFromUrl } from "./github-runner-admin.js";
+import { actionsServiceUrls, type TwinUrls } from "./github-shapes.js";
 import type { WebhookSender } from "./github-webhooks.js";
 
-export const RUNNER_VERSION = "2.329.0";
 const REGISTRATION_DELETED =
   "The runner registration has been deleted from the server, please re-configure. Runner registrations are automatically deleted for runners that have not connected to the service recently.";
 const SHUTDOWN = "The runner has received a shutdown signal.";
@@ -24,6 +27,8 @@ export interface RunnerServiceContext {
   jobDurationMs: number;
   /** Aborts when the twin closes: every runner process ends. */
   lifetime: AbortSignal;
+  /** Every runner process the twin saw (shared with the HTTP broker). */
+  processes: RunnerProcessRecord[];
 }
 
 interface JitIdentity {
@@ -32,10 +37,16 @@ interface JitIdentity {
   secret: string;
 }
 
-/** The runner's `.runner`, `.credentials` and `.credentials_rsaparams`, base64 each, in base64 JSON. */
+/**
+ * The runner's `.runner`, `.credentials` and `.credentials_rsaparams`, base64 each, in base64
+ * JSON (the files Runner.cs writes from `--jitconfig`, actions/runner src/Runner.Listener/Runner.cs).
+ * The URLs in them are the twin's own runner services, so the decoded files give a working runner.
+ * The twin's JIT runners use the runner-admin flow (`UseRunnerAdminFlow`), so `config.sh remove`
+ * deletes them through the same calls as a runner `config.sh` registered.
+ */
 export function encodeJitConfig(runner: Runner, urls: TwinUrls, workFolder: string): string {
   if (!runner.jit) throw new Error(`runner ${runner.id} is not a JIT runner`);
-  const poolUrl = `https://pipelines.actions.githubusercontent.com/${randomBytes(12).toString("base64url")}`;
+  const services = actionsServiceUrls(urls);
   const files = {
     ".runner": {
       AgentId: runner.id,
@@ -44,14 +55,16 @@ export function encodeJitConfig(runner: Runner, urls: TwinUrls, workFolder: stri
       PoolName: "Default",
       DisableUpdate: false,
       Ephemeral: true,
-      ServerUrl: poolUrl,
+      ServerUrl: services.pipelines,
+      ServerUrlV2: services.broker,
       GitHubUrl: `${urls.web}/${scopeName(runner.scope)}`,
       WorkFolder: workFolder,
       UseV2Flow: true,
+      UseRunnerAdminFlow: true,
     },
     ".credentials": {
       Scheme: "OAuth",
-      Data: { clientId: randomUUID(), authorizationUrl: `${poolUrl}/_apis/oauth2/token`, requireFipsCryptography: "False" },
+      Data: { clientId: runner.clientId, authorizationUrl: services.token, requireFipsCryptography: "False" },
     },
     // The private key of the runner's OAuth client: the twin keeps its secret part as `d`.
     ".credentials_rsaparams": { d: runner.jit.secret, exponent: "AQAB", modulus: randomBytes(256).toString("base64") },
@@ -85,12 +98,24 @@ export class RunnerService implements ActionsService {
   constructor(private readonly ctx: RunnerServiceContext) {}
 
   async runRunner(start: RunnerStart, signal: AbortSignal): Promise<RunnerExit> {
+    const record: RunnerProcessRecord = { ...processIdentity(start), startedAt: Date.now(), endedAt: undefined, jobId: undefined, ok: undefined, message: undefined };
+    this.ctx.processes.push(record);
+    try {
+      const exit = await this.runProcess(start, signal);
+      Object.assign(record, { jobId: exit.jobId, ok: exit.ok, message: exit.message });
+      return exit;
+    } finally {
+      record.endedAt = Date.now();
+    }
+  }
+
+  private async runProcess(start: RunnerStart, signal: AbortSignal): Promise<RunnerExit> {
     const activated = start.kind === "jit" ? this.activateJit(start.jitconfig) : this.configure(start);
     if ("error" in activated) return { ok: false, message: activated.error };
     const runner = activated.runner;
     const stop = AbortSignal.any([signal, this.ctx.lifetime]);
     runner.status = "online";
-    runner.version = RUNNER_VERSION;
+    runner.version = LATEST_RUNNER_VERSION;
     let lastJob: number | undefined;
     for (;;) {
       const outcome = await this.ctx.state.waitForJob(runner, stop);
@@ -155,17 +180,8 @@ export class RunnerService implements ActionsService {
     return { runner };
   }
 
-  /** `${webUrl}/${owner}/${repo}` or `${webUrl}/${org}`, with or without a trailing slash. */
   scopeFromUrl(url: string): RunnerScope | undefined {
-    const base = this.ctx.urls.web.replace(/\/+$/, "");
-    if (!url.toLowerCase().startsWith(`${base.toLowerCase()}/`)) return undefined;
-    const parts = url.slice(base.length + 1).replace(/\/+$/, "").split("/");
-    if (parts.length === 2) {
-      const repo = this.ctx.state.findRepo(parts[0] ?? "", parts[1] ?? "");
-      return repo && { kind: "repo", repo };
-    }
-    const org = parts.length === 1 ? this.ctx.state.findOrg(parts[0] ?? "") : undefined;
-    return org && { kind: "org", org };
+    return scopeFromUrl(this.ctx.state, this.ctx.urls.web, url);
   }
 
   private removalTarget(start: RunnerStart): { scope: RunnerScope; url: string; find: () => Runner | undefined } | { error: string } {
@@ -201,9 +217,7 @@ export class RunnerService implements ActionsService {
 
   /** Ephemeral runners are deregistered by GitHub once their job is done; others go idle. */
   private release(runner: Runner): void {
-    runner.busy = false;
-    runner.jobId = null;
-    if (runner.ephemeral) this.ctx.state.deleteRunner(runner);
+    this.ctx.state.releaseRunner(runner);
   }
 
   private jobEnding(job: Job, stop: AbortSignal): Promise<"finished" | "cancelled" | "shutdown"> {
@@ -221,5 +235,17 @@ export class RunnerService implements ActionsService {
       if (stop.aborted) finish("shutdown");
       else stop.addEventListener("abort", onStop, { once: true });
     });
+  }
+}
+
+/** Name and id of the runner a process runs as (`.runner` AgentName/AgentId, or config.sh's `--name`). */
+function processIdentity(start: RunnerStart): { name: string; agentId: number | undefined } {
+  if (start.kind === "token") return { name: start.name, agentId: undefined };
+  try {
+    const files = JSON.parse(Buffer.from(start.jitconfig, "base64").toString("utf8")) as Record<string, string>;
+    const settings = JSON.parse(Buffer.from(files[".runner"] ?? "", "base64").toString("utf8")) as { AgentName?: string; AgentId?: number };
+    return { name: settings.AgentName ?? "?", agentId: settings.AgentId };
+  } catch {
+    return { name: "?", agentId: undefined };
   }
 }

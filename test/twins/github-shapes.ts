@@ -8,10 +8,27 @@ import { DEFAULT_RUNNER_GROUP, isoSeconds } from "./github-model.js";
 export type JsonObject = { [key: string]: unknown };
 
 export interface TwinUrls {
-  /** REST API base, e.g. http://127.0.0.1:1234 */
+  /** REST API base, e.g. http://127.0.0.1:1234/api/v3 */
   api: string;
-  /** Web base for html_url and runner scope URLs, e.g. https://github.com */
+  /** Web host for html_url, runner scope URLs and the runner services, e.g. http://127.0.0.1:1234 */
   web: string;
+}
+
+/**
+ * Where a runner finds the Actions services: on github.com separate hosts (pipelines.actions.
+ * githubusercontent.com, broker.actions.githubusercontent.com, vstoken...), on GitHub Enterprise
+ * Server paths of the instance's own host (`https://my-ghes/_services/pipelines/...`, as the
+ * comment in actions/runner ConfigurationManager.cs shows). The twin serves them on its web host.
+ */
+export function actionsServiceUrls(urls: TwinUrls) {
+  return {
+    /** `.runner` ServerUrl (and the runner-registration tenant URL): the run service. */
+    pipelines: `${urls.web}/_services/pipelines/`,
+    /** `.runner` ServerUrlV2: the broker the listener long-polls. */
+    broker: `${urls.web}/_services/broker/`,
+    /** `.credentials` authorizationUrl: the OAuth token endpoint. */
+    token: `${urls.web}/_services/vstoken/_apis/oauth2/token`,
+  };
 }
 
 /** What an app may do; installations inherit it, installation tokens may narrow it. */

@@ -671,7 +671,8 @@ describe("GitHub twin", () => {
       expect(failed.headers.get("x-chaos")).toBe("1");
       expect(t.runners()).toEqual([]);
       t.faults.intercept = () => ({ delayMs: 1 });
-      expect((await call(t, "GET", "/api/v3/repos/acme/faulty/actions/runners?per_page=5", { token })).status).toBe(200);
+      // twin.url is the GHES API base: requests arrive (and are recorded) under /api/v3.
+      expect((await call(t, "GET", "/repos/acme/faulty/actions/runners?per_page=5", { token })).status).toBe(200);
       const last = t.requests.at(-1);
       expect(last).toMatchObject({ method: "GET", url: "/api/v3/repos/acme/faulty/actions/runners?per_page=5", status: 200, body: "" });
       expect(last?.headers["authorization"]).toBe(`Bearer ${token}`);

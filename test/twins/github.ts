@@ -1,24 +1,28 @@
-// The GitHub twin: an HTTP server on 127.0.0.1 that behaves like api.github.com for what
-// nomad-gha-dispatcher uses (self-hosted runners, JIT configs, runner tokens, workflow runs and
-// jobs, GitHub App installations and tokens, webhook deliveries), plus the Actions service as a
-// runner sees it (ActionsService), which the Nomad twin's runner player calls in-process.
+// The GitHub twin: an HTTP server on 127.0.0.1 laid out like GitHub Enterprise Server (web host
+// at the root, REST API under /api/v3) that behaves like GitHub for what nomad-gha-dispatcher
+// uses (self-hosted runners, JIT configs, runner tokens, workflow runs and jobs, GitHub App
+// installations and tokens, webhook deliveries, actions/runner releases), plus the Actions
+// services as a runner sees them: over HTTP for the runner image stand-in (runner-image.ts), and
+// in-process (ActionsService) for the Nomad twin's runner player until it runs the stand-in.
 //
 // Pieces: github-model (state and job matching), github-auth (credentials), github-ratelimit,
-// github-shapes (JSON representations), github-webhooks (deliveries), github-runners (runner
-// protocol), github-routes (REST handlers), github-http (request pipeline), openapi (contract).
+// github-shapes (JSON representations), github-webhooks (deliveries), github-routes and
+// github-releases (REST handlers), github-http (REST pipeline), github-runner-side (runner
+// surface: github-runner-admin, github-broker, github-runners), openapi (contract).
 
 import { generateKeyPairSync } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ActionsService, FaultPlan, RecordedRequest, RunnerExit, RunnerStart } from "./contract.js";
+import type { ActionsService, FaultPlan, RecordedRequest, RunnerExit, RunnerProcessRecord, RunnerStart } from "./contract.js";
 import { Credentials } from "./github-auth.js";
-import { GitHubHttpFront } from "./github-http.js";
+import { GHES_PREFIX, GitHubHttpFront, isApiPath } from "./github-http.js";
 import type { Assignment, Job, TwinJob, TwinRunner } from "./github-model.js";
 import { GitHubState, jobSnapshot, runnerSnapshot } from "./github-model.js";
 import { DEFAULT_SECONDARY_LIMIT, RateLimiter, type SecondaryLimitOptions } from "./github-ratelimit.js";
 import { GitHubRestApi } from "./github-routes.js";
-import { RunnerService } from "./github-runners.js";
+import { releaseRoutes } from "./github-releases.js";
+import { RunnerSide } from "./github-runner-side.js";
 import { GitHubShapes, type TwinUrls } from "./github-shapes.js";
 import { WebhookSender, type TwinDelivery } from "./github-webhooks.js";
 import { gitHubOperation } from "./openapi.js";
@@ -40,10 +44,14 @@ export interface GitHubTwinOptions {
   validate?: boolean;
   /** Extension: requests per hour for authenticated callers (default 5000, like GitHub). */
   primaryRateLimit?: number;
-  /** Extension: web base for html_url and runner scope URLs (default https://github.com). */
-  webUrl?: string;
-  /** Extension: the twin's clock (ms since epoch) for token and JWT expiry (default Date.now). */
+  /** Extension: the twin's clock (ms since epoch) for token and JWT expiry and runner versions' age (default Date.now). */
   clock?: () => number;
+  /** How long a runner's self-update takes (downloading the release; default 50 ms). */
+  runnerUpdateDelayMs?: number;
+  /** A listener that stopped polling the broker for this long is gone (default 5000 ms). */
+  runnerLostAfterMs?: number;
+  /** How long the broker holds a long poll without a message (default 50 s, like GitHub's). */
+  brokerPollTimeoutMs?: number;
 }
 
 export interface TwinApp {
@@ -58,14 +66,13 @@ export class GitHubTwin implements ActionsService {
   readonly faults: FaultPlan = {};
   /** Every credential the twin ever issued (PATs, installation tokens, JIT configs, runner tokens). */
   readonly issuedSecrets: string[] = [];
-  readonly webUrl: string;
   private readonly urls: TwinUrls = { api: "", web: "" };
   private readonly state: GitHubState;
   private readonly credentials: Credentials;
   private readonly limiter: RateLimiter;
   private readonly shapes: GitHubShapes;
   private readonly webhooks: WebhookSender;
-  private readonly runnerService: RunnerService;
+  private readonly runnerSide: RunnerSide;
   private readonly lifetime = new AbortController();
   private readonly server: Server;
   private patUsers = 0;
@@ -74,10 +81,8 @@ export class GitHubTwin implements ActionsService {
     // Every delivery and delayed request in flight listens for the twin's end: many at once is normal.
     setMaxListeners(0, this.lifetime.signal);
     const clock = opts.clock ?? Date.now;
-    this.webUrl = (opts.webUrl ?? "https://github.com").replace(/\/+$/, "");
-    // Every component shares `this.urls`; `api` is filled in once the server listens.
+    // Every component shares `this.urls`; both are filled in once the server listens.
     const urls = this.urls;
-    urls.web = this.webUrl;
     this.state = new GitHubState(clock, opts.assignment ?? "oldest");
     this.credentials = new Credentials(this.state, this.issuedSecrets);
     this.limiter = new RateLimiter(clock, opts.secondaryRateLimit ?? DEFAULT_SECONDARY_LIMIT, opts.primaryRateLimit);
@@ -85,17 +90,22 @@ export class GitHubTwin implements ActionsService {
     // The user who "pushed": every workflow_job event names a sender.
     const sender = this.state.account("github-twin-actor", "User");
     this.webhooks = new WebhookSender(this.state, this.shapes, sender, this.lifetime.signal);
-    this.runnerService = new RunnerService({
+    this.runnerSide = new RunnerSide({
       state: this.state,
       credentials: this.credentials,
+      shapes: this.shapes,
       webhooks: this.webhooks,
       urls,
-      jobDurationMs: opts.jobDurationMs ?? 50,
+      clock,
       lifetime: this.lifetime.signal,
+      jobDurationMs: opts.jobDurationMs ?? 50,
+      updateDelayMs: opts.runnerUpdateDelayMs ?? 50,
+      pollTimeoutMs: opts.brokerPollTimeoutMs ?? 50_000,
+      lostAfterMs: opts.runnerLostAfterMs ?? 5000,
     });
     const api = new GitHubRestApi({ state: this.state, shapes: this.shapes, credentials: this.credentials, webhooks: this.webhooks, limiter: this.limiter });
     const front = new GitHubHttpFront({
-      routes: api.routes(),
+      routes: [...api.routes(), ...releaseRoutes(urls, clock)],
       credentials: this.credentials,
       limiter: this.limiter,
       faults: this.faults,
@@ -104,10 +114,13 @@ export class GitHubTwin implements ActionsService {
       validate: opts.validate ?? true,
       clock,
       lifetime: this.lifetime.signal,
-      baseUrl: () => this.urls.api,
+      baseUrl: () => this.urls.web,
     });
+    const surface = this.runnerSide.surface;
     this.server = createServer((req, res) => {
-      front.handle(req, res).catch((error: unknown) => {
+      const path = new URL(req.url ?? "/", "http://twin").pathname;
+      const handling = surface.claims(req) ? surface.handle(req, res) : isApiPath(path) ? front.handle(req, res) : webPage(res);
+      handling.catch((error: unknown) => {
         // A bug of the twin, not GitHub behaviour: make it visible to every test.
         this.contractViolations.push(`twin: internal error on ${req.method} ${req.url}: ${String(error)}`);
         if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
@@ -124,13 +137,40 @@ export class GitHubTwin implements ActionsService {
       twin.server.once("error", reject);
       twin.server.listen(0, "127.0.0.1", () => resolve());
     });
-    twin.urls.api = `http://127.0.0.1:${(twin.server.address() as AddressInfo).port}`;
+    // Laid out like GitHub Enterprise Server: the web host at the root, the REST API under /api/v3.
+    twin.urls.web = `http://127.0.0.1:${(twin.server.address() as AddressInfo).port}`;
+    twin.urls.api = `${twin.urls.web}${GHES_PREFIX}`;
     return twin;
   }
 
-  /** API base, e.g. http://127.0.0.1:1234 (GITHUB_API_URL); `${url}/api/v3` works too. */
+  /** REST API base, e.g. http://127.0.0.1:1234/api/v3 (GITHUB_API_URL). */
   get url(): string {
     return this.urls.api;
+  }
+
+  /** Web host, e.g. http://127.0.0.1:1234 (GITHUB_URL): html_url and runner scope URLs live here. */
+  get webUrl(): string {
+    return this.urls.web;
+  }
+
+  /** Runner-side exchanges (registration, OAuth, broker, run service, downloads), apart from `requests`. */
+  get runnerRequests(): readonly RecordedRequest[] {
+    return this.runnerSide.requests;
+  }
+
+  /** Faults for runner-side requests (`faults` covers the REST API only). */
+  get runnerFaults(): FaultPlan {
+    return this.runnerSide.faults;
+  }
+
+  /** Every runner process GitHub saw: broker sessions of runner listeners, and in-process runRunner calls. */
+  get runnerProcesses(): readonly RunnerProcessRecord[] {
+    return this.runnerSide.processes;
+  }
+
+  /** Runner self-updates performed (a runner image pinned to the latest release causes none). */
+  get runnerUpdates(): number {
+    return this.runnerSide.updatesDone;
   }
 
   get secondaryLimitHits(): number {
@@ -259,11 +299,11 @@ export class GitHubTwin implements ActionsService {
   // ---- ActionsService -------------------------------------------------------------------------------
 
   runRunner(start: RunnerStart, signal: AbortSignal): Promise<RunnerExit> {
-    return this.runnerService.runRunner(start, signal);
+    return this.runnerSide.service.runRunner(start, signal);
   }
 
   removeRunner(start: RunnerStart, removeToken: string): Promise<{ removed: boolean }> {
-    return this.runnerService.removeRunner(start, removeToken);
+    return this.runnerSide.service.removeRunner(start, removeToken);
   }
 
   // ---- lifecycle --------------------------------------------------------------------------------------
@@ -272,10 +312,17 @@ export class GitHubTwin implements ActionsService {
   async close(): Promise<void> {
     this.lifetime.abort();
     this.state.stopAllWaiting();
+    this.runnerSide.close();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
     await closed;
     await this.webhooks.settled();
     await this.webhooks.close();
   }
+}
+
+/** The web host serves no pages: anything not a runner service is GitHub's 404 page. */
+async function webPage(res: ServerResponse): Promise<void> {
+  res.writeHead(404, { "content-type": "text/html; charset=utf-8" });
+  res.end("<!DOCTYPE html><title>Page not found · GitHub</title>");
 }

@@ -47,6 +47,13 @@ export function isObject(value: unknown): value is JsonObject {
 export interface EvalScope {
   vars: Record<string, Json>;
   locals: Record<string, Json>;
+  /**
+   * Where `file()` reads from. Absent when parsing for the HTTP API: hashicorp/nomad
+   * command/agent/job_endpoint.go parses `/v1/jobs/parse` bodies with AllowFS false, and
+   * jobspec2/functions.go guardFS then fails every filesystem function. The CLI parses locally
+   * with AllowFS true and the job file's directory as the base (jobspec2/parse.go BaseDir).
+   */
+  fs?: { baseDir: string; readFile: (path: string) => string };
 }
 
 export const EMPTY_SCOPE: EvalScope = { vars: {}, locals: {} };
@@ -146,7 +153,7 @@ function evaluateExpressionSource(source: string, scope: EvalScope): Json {
   } catch (err) {
     // Arithmetic and other syntax the twin does not evaluate is fine as long as only the client
     // would have resolved it: keep it for the client, as jobspec2 does.
-    if (!/\b(var|local)\./.test(source)) return literal;
+    if (!/\b(var|local)\.|\b(file|filebase64|fileexists|fileset|abspath|basename|dirname|pathexpand)\s*\(/.test(source)) return literal;
     throw err;
   }
   return result instanceof RuntimeReference ? literal : result;
@@ -169,6 +176,9 @@ const FUNCTIONS: Record<string, (args: Json[]) => Json> = {
     return String(fmt).replace(/%[sdv]/g, () => stringifyForTemplate(args[n++] ?? null));
   },
 };
+
+/** jobspec2/functions.go wraps these in guardFS. */
+const FILESYSTEM_FUNCTIONS = new Set(["abspath", "basename", "dirname", "file", "filebase64", "fileexists", "fileset", "pathexpand"]);
 
 class ExpressionParser {
   private pos = 0;
@@ -232,9 +242,23 @@ class ExpressionParser {
     this.pos += 1;
     const args = this.parseArguments(")");
     if (args.some((arg) => arg instanceof RuntimeReference)) return new RuntimeReference(this.src);
+    if (FILESYSTEM_FUNCTIONS.has(name)) return this.callFilesystem(name, args as Json[]);
     const fn = FUNCTIONS[name];
     if (!fn) throw diagnostic("Call to unknown function", `There is no function named "${name}".`);
     return fn(args as Json[]);
+  }
+
+  /** jobspec2/functions.go: file() reads relative to the base dir; without AllowFS it fails. */
+  private callFilesystem(name: string, args: Json[]): Json {
+    const fs = this.scope.fs;
+    if (!fs) throw diagnostic("Error in function call", `Call to function "${name}" failed: filesystem function disabled.`);
+    if (name !== "file") throw diagnostic("Unsupported function", `The Nomad twin does not evaluate "${name}".`);
+    const path = String(args[0] ?? "");
+    try {
+      return fs.readFile(path.startsWith("/") ? path : `${fs.baseDir}/${path}`);
+    } catch (err) {
+      throw diagnostic("Error in function call", `Call to function "file" failed: ${(err as Error).message}.`);
+    }
   }
 
   private parseArguments(close: string): Value[] {
@@ -398,4 +422,29 @@ export function parseGoDuration(text: string): number {
   }
   if (consumed === 0 || consumed !== text.length) throw new TypeError(`time: invalid duration "${text}"`);
   return Math.round(total);
+}
+
+/** Go's time.Duration.String() of a duration in ns: "300ms", "5s", "1m30s", "1h0m0s". */
+export function formatGoDuration(ns: number): string {
+  let rest = Math.round(Math.abs(ns));
+  if (rest === 0) return "0s";
+  const sign = ns < 0 ? "-" : "";
+  // The fraction as Go prints it: up to the unit's digits, trailing zeros dropped.
+  const decimal = (value: number, unit: number, digits: number): string => {
+    const fraction = String(value % unit)
+      .padStart(digits, "0")
+      .replace(/0+$/, "");
+    return `${Math.floor(value / unit)}${fraction === "" ? "" : `.${fraction}`}`;
+  };
+  if (rest < 1e3) return `${sign}${rest}ns`;
+  if (rest < 1e6) return `${sign}${decimal(rest, 1e3, 3)}µs`;
+  if (rest < 1e9) return `${sign}${decimal(rest, 1e6, 6)}ms`;
+  const hours = Math.floor(rest / 3600e9);
+  rest -= hours * 3600e9;
+  const minutes = Math.floor(rest / 60e9);
+  rest -= minutes * 60e9;
+  const seconds = `${decimal(rest, 1e9, 9)}s`;
+  if (hours > 0) return `${sign}${hours}h${minutes}m${seconds}`;
+  if (minutes > 0) return `${sign}${minutes}m${seconds}`;
+  return `${sign}${seconds}`;
 }

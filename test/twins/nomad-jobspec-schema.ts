@@ -145,6 +145,36 @@ const LOGS: BlockSchema = {
   empty: () => nulls("MaxFiles", "MaxFileSizeMB", "Enabled", "Disabled"),
 };
 
+// api/tasks.go Vault and api/workload_identity.go WorkloadIdentity, with their hcl tags.
+const VAULT: BlockSchema = {
+  fields: {
+    role: ["Role", str],
+    namespace: ["Namespace", str],
+    cluster: ["Cluster", str],
+    env: ["Env", bool],
+    disable_file: ["DisableFile", bool],
+    change_mode: ["ChangeMode", str],
+    change_signal: ["ChangeSignal", str],
+    allow_token_expiration: ["AllowTokenExpiration", bool],
+  },
+  empty: () => nulls("Role", "Namespace", "Cluster", "Env", "DisableFile", "ChangeMode", "ChangeSignal", "AllowTokenExpiration"),
+};
+
+const IDENTITY: BlockSchema = {
+  fields: {
+    name: ["Name", str],
+    aud: ["Audience", strings],
+    change_mode: ["ChangeMode", str],
+    change_signal: ["ChangeSignal", str],
+    env: ["Env", bool],
+    file: ["File", bool],
+    filepath: ["Filepath", str],
+    ttl: ["TTL", duration],
+    extra_claims: ["ExtraClaims", strings],
+  },
+  empty: () => ({ Name: "", Audience: null, ChangeMode: "", ChangeSignal: "", Env: false, File: false, Filepath: "", ServiceName: "", TTL: 0, ExtraClaims: null }),
+};
+
 const TASK: BlockSchema = {
   fields: {
     driver: ["Driver", str],
@@ -161,7 +191,7 @@ const TASK: BlockSchema = {
     kill_timeout: ["KillTimeout", duration],
     logs: ["LogConfig", { kind: "block", schema: LOGS }],
     artifact: ["Artifacts", genericBlocks],
-    vault: ["Vault", genericBlock],
+    vault: ["Vault", { kind: "block", schema: VAULT }],
     consul: ["Consul", genericBlock],
     template: ["Templates", { kind: "blocks", schema: TEMPLATE }],
     dispatch_payload: ["DispatchPayload", genericBlock],
@@ -170,7 +200,7 @@ const TASK: BlockSchema = {
     shutdown_delay: ["ShutdownDelay", duration],
     kill_signal: ["KillSignal", str],
     kind: ["Kind", str],
-    identity: ["Identities", genericBlocks],
+    identity: ["Identities", { kind: "blocks", schema: IDENTITY }],
     secret: ["Secrets", { kind: "genericLabeledMap" }],
   },
   empty: () => ({

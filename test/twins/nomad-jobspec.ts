@@ -25,6 +25,11 @@ export interface ParseJobInput {
   hcl: string;
   /** HCL variable-file content (`name = value` lines). */
   variables?: string;
+  /**
+   * Parse as `nomad job run <file>` does (the CLI parses locally with AllowFS, relative to the
+   * file's directory); without it, as `/v1/jobs/parse` does (no filesystem functions).
+   */
+  cli?: { baseDir: string; readFile: (path: string) => string };
 }
 
 /** Parses a jobspec; throws HclError whose message is what Nomad puts after `Failed to parse job: `. */
@@ -33,7 +38,7 @@ export async function parseJobspec(input: ParseJobInput): Promise<JsonObject> {
   const assignments = await parseVariableContent(input.variables);
   rejectUnknownTopLevel(file);
   const vars = resolveVariables(file.variable, assignments);
-  const scope: EvalScope = { vars, locals: {} };
+  const scope: EvalScope = { vars, locals: {}, fs: input.cli };
   scope.locals = resolveLocals(file.locals, scope);
   const { label, body } = singleJobBlock(file.job);
   const evaluated = evaluate(body, scope);

@@ -2,20 +2,44 @@
 // non-sidecar ones must succeed) before the main tasks, a failed task kills its siblings,
 // poststop tasks run once everything else is dead (also after a failure or a stop) but never on a
 // lost node. Task states and events are reported to the server like a client's updates.
+//
+// Each task runs for real (nomad-docker.ts): its directory is built on disk with the client's
+// owners and modes (nomad-alloc-dir.ts), its templates are rendered into it (nomad-template.ts,
+// with a Vault token from its workload identity when it has a vault block), and its command runs
+// as the image's user.
 
-import type { AllocDir, ScriptHost, TaskContext, TaskScript } from "./nomad-runner-scripts.js";
-import { scriptFor } from "./nomad-runner-scripts.js";
-import type { TaskEvent, TaskState, TwinAllocation, TwinNomadJob, TwinTask, TwinTaskGroup } from "./nomad-types.js";
+import { join } from "node:path";
+import type { TwinImage } from "./contract.js";
+import { AllocDir } from "./nomad-alloc-dir.js";
+import { formatGoDuration } from "./nomad-hcl.js";
+import { Container, taskPaths } from "./nomad-docker.js";
+import { identitiesOf, identityClaims, vaultLogin, vaultRead, type ClientVaultConfig, type IdentitySigner } from "./nomad-identity.js";
+import { renderTemplateFile } from "./nomad-template.js";
+import type { JsonObject, TaskEvent, TaskState, TwinAllocation, TwinNomadJob, TwinTask, TwinTaskGroup } from "./nomad-types.js";
+import { writeFile } from "node:fs/promises";
 
 /** Go's zero time.Time, as Nomad encodes an unset StartedAt/FinishedAt. */
 const ZERO_TIME = "0001-01-01T00:00:00Z";
-const KILL_TIMEOUT_NS = 5e9;
 
 export interface RunnerReport {
   taskStates: Record<string, TaskState>;
 }
 
-export interface AllocRunnerHost extends ScriptHost {
+export interface AllocRunnerHost {
+  /** The images the client can pull, by name; undefined for one it cannot. */
+  image(name: string): TwinImage | undefined;
+  /** The client's data_dir: allocation directories go under it. */
+  dataDir: string;
+  /** The client's `max_kill_timeout` in ns: caps a task's kill_timeout (default 30 s). */
+  maxKillTimeoutNs: number;
+  /** The client's vault block; without it a task with a vault block cannot start. */
+  vault?: ClientVaultConfig;
+  signer: IdentitySigner;
+  /** Faults drawn when a task starts (each call consumes one). */
+  takePrestartFailure(): boolean;
+  takeMainCrash(): boolean;
+  /** How long a crashing runner lives before it dies. */
+  crashAfterMs: number;
   /** Scheduling and image pull before the tasks start. */
   startDelayMs: number;
   /** Delivers the client's view of the allocation to the server. */
@@ -32,6 +56,9 @@ interface TaskRun {
   crash: AbortController;
   logs: string[];
 }
+
+/** A prestart task that fails before it does anything (fault injection). */
+const INJECTED_FAILURE = ["/bin/sh", "-c", "echo 'injected failure' >&2; exit 1"];
 
 export function taskEvent(type: string, displayMessage: string, extra: Partial<TaskEvent> = {}): TaskEvent {
   return {
@@ -69,7 +96,7 @@ export function receivedTaskStates(group: TwinTaskGroup): Record<string, TaskSta
 
 export class AllocRunner {
   private readonly runs: Map<string, TaskRun>;
-  private readonly allocDir: AllocDir = {};
+  private allocDir: AllocDir | undefined;
   private readonly startGate = new AbortController();
   private killReason: KillReason | undefined;
   private flushScheduled = false;
@@ -130,6 +157,7 @@ export class AllocRunner {
   private async run(): Promise<void> {
     await abortableSleep(this.host.startDelayMs, this.startGate.signal);
     if (this.killed()) return this.finishUnstarted();
+    this.allocDir = await AllocDir.build(join(this.host.dataDir, "alloc"), this.alloc.ID, this.group.Tasks.map((t) => t.Name));
     const failed = (await this.runPrestart()) ?? (this.killed() ? undefined : await this.runMain());
     this.killLiveTasks(failed);
     if (!this.lost()) await this.runTasks(this.tasksWhere((t) => t.Lifecycle?.Hook === "poststop"));
@@ -168,17 +196,103 @@ export class AllocRunner {
     return failed;
   }
 
-  private async execute(run: TaskRun, script: TaskScript = scriptFor(run.task)): Promise<void> {
+  private async execute(run: TaskRun): Promise<void> {
     if (run.controller.signal.aborted || run.state.State === "dead") return;
     run.state.State = "running";
     run.state.StartedAt = new Date().toISOString();
-    run.state.Events.push(taskEvent("Task Setup", "Building Task Directory", { Message: "Building Task Directory" }), taskEvent("Started", "Task started by client"));
+    run.state.Events.push(taskEvent("Task Setup", "Building Task Directory", { Message: "Building Task Directory" }));
     this.publish();
-    const exitCode = await script(this.contextFor(run), this.host).catch((err: unknown) => {
-      run.logs.push(String(err));
-      return 1;
-    });
+    let exitCode: number;
+    try {
+      exitCode = await this.runContainer(run);
+    } catch (err) {
+      // A driver or template failure fails the task before its command runs (restart attempts 0).
+      run.logs.push(String(err instanceof Error ? err.message : err));
+      run.state.Events.push(taskEvent("Driver Failure", String(err instanceof Error ? err.message : err), { FailsTask: true }));
+      exitCode = run.controller.signal.aborted ? 0 : 1;
+    }
     this.finishTask(run, exitCode);
+  }
+
+  /** Templates first (the template hook runs in the task's prestart), then the container. */
+  private async runContainer(run: TaskRun): Promise<number> {
+    const allocDir = this.allocDir!;
+    const taskDir = allocDir.task(run.task.Name);
+    const config = run.task.Config ?? {};
+    const imageName = typeof config.image === "string" ? config.image : "";
+    const image = this.host.image(imageName);
+    if (!image) throw new Error(`Failed to pull \`${imageName}\`: the Nomad twin has no such image`);
+    const env = this.environmentFor(run.task, taskPaths(taskDir, allocDir.shared));
+    const vault = await this.vaultFor(run.task, taskDir.secrets, taskDir.private);
+    if (vault?.env) env.VAULT_TOKEN = vault.token;
+    for (const template of run.task.Templates ?? []) {
+      const secret = vault ? (path: string) => this.readSecret(vault.token, path, run) : undefined;
+      const text = await renderTemplateFile(template, taskDir.dir, { env: (name) => env[name] ?? "", secret });
+      if (template.Envvars === true) Object.assign(env, parseEnvFile(text));
+    }
+    if (run.controller.signal.aborted) return 0;
+    const interpolate = (value: unknown) => (Array.isArray(value) ? value.map((v) => interpolateEnv(String(v), env)) : undefined);
+    const injected = run.task.Lifecycle?.Hook === "prestart" && this.host.takePrestartFailure();
+    const container = await Container.start({
+      image,
+      entrypoint: injected ? INJECTED_FAILURE : interpolate(config.entrypoint),
+      args: injected ? [] : (interpolate(config.args) ?? (typeof config.command === "string" ? [interpolateEnv(config.command, env)] : undefined)),
+      user: typeof run.task.User === "string" && run.task.User !== "" ? run.task.User : undefined,
+      env,
+      taskDir,
+      allocDir: allocDir.shared,
+      containerRoot: join(allocDir.root, "containers", run.task.Name),
+      onLine: (line) => void run.logs.push(line),
+    });
+    // Killed while its container was being created: it goes at once, never reported started.
+    if (run.controller.signal.aborted || run.crash.signal.aborted) {
+      container.kill();
+      return (await container.exited).exitCode;
+    }
+    run.state.Events.push(taskEvent("Started", "Task started by client"));
+    this.publish();
+    const killTimeoutMs = Math.min(Number(run.task.KillTimeout ?? 5e9), this.host.maxKillTimeoutNs) / 1e6;
+    const killSignal = typeof run.task.KillSignal === "string" && run.task.KillSignal !== "" ? run.task.KillSignal : "SIGTERM";
+    const onKill = () => void container.stop(killSignal, killTimeoutMs);
+    const onCrash = () => container.kill();
+    run.controller.signal.addEventListener("abort", onKill, { once: true });
+    run.crash.signal.addEventListener("abort", onCrash, { once: true });
+    let crashTimer: NodeJS.Timeout | undefined;
+    if (!run.task.Lifecycle && this.host.takeMainCrash()) crashTimer = setTimeout(onCrash, this.host.crashAfterMs);
+    const exit = await container.exited;
+    clearTimeout(crashTimer);
+    run.controller.signal.removeEventListener("abort", onKill);
+    run.crash.signal.removeEventListener("abort", onCrash);
+    return exit.exitCode;
+  }
+
+  /** vault_hook.go: a token from the task's workload identity, written where the task finds it. */
+  private async vaultFor(task: TwinTask, secretsDir: string, privateDir: string): Promise<{ token: string; env: boolean; namespace?: string } | undefined> {
+    const block = task.Vault as JsonObject | null;
+    if (!block) return undefined;
+    const config = this.host.vault;
+    if (!config) throw new Error("Vault is not enabled on this client but the task has a vault block");
+    const identity = identitiesOf(task).find((i) => i.Name === "vault_default");
+    if (!identity) throw new Error("failed to retrieve signed workload identity: no identity named vault_default");
+    const role = typeof block.Role === "string" && block.Role !== "" ? block.Role : (config.role ?? "");
+    const namespace = typeof block.Namespace === "string" && block.Namespace !== "" ? block.Namespace : undefined;
+    const jwt = this.host.signer.sign(identityClaims(this.job, this.alloc, task, identity));
+    const token = await vaultLogin(config, role, jwt, namespace);
+    await writeFile(join(privateDir, "vault_token"), token, { mode: 0o600 });
+    if (block.DisableFile !== true) await writeFile(join(secretsDir, "vault_token"), token, { mode: 0o666 });
+    return { token, env: block.Env !== false, namespace };
+  }
+
+  /** consul-template waits for a secret that does not exist yet, retrying until the task is killed. */
+  private async readSecret(token: string, path: string, run: TaskRun): Promise<JsonObject> {
+    const config = this.host.vault!;
+    const namespace = (run.task.Vault as JsonObject | null)?.Namespace;
+    for (;;) {
+      const secret = await vaultRead(config.addr, token, path, typeof namespace === "string" && namespace !== "" ? namespace : undefined);
+      if (secret) return secret;
+      if (run.controller.signal.aborted) throw new Error(`template: no secret exists at ${path}`);
+      await abortableSleep(200, run.controller.signal);
+    }
   }
 
   private finishTask(run: TaskRun, exitCode: number): void {
@@ -218,8 +332,16 @@ export class AllocRunner {
     if (reason.kind === "sibling") {
       run.state.Events.push(taskEvent("Sibling Task Failed", `Task's sibling "${reason.failedTask}" failed`, { FailedSibling: reason.failedTask }));
     }
-    run.state.Events.push(taskEvent("Killing", `Sent interrupt. Waiting 5s before force killing`, { KillTimeout: KILL_TIMEOUT_NS }));
+    // nomad/structs/structs.go TaskEvent.SetKillTimeout: the kill timeout capped by the client's
+    // max_kill_timeout, in KillTimeout and as a Go duration in Details and the display message.
+    const timeout = Math.min(Number(run.task.KillTimeout ?? 5e9), this.host.maxKillTimeoutNs);
+    const shown = formatGoDuration(timeout);
+    run.state.Events.push(
+      taskEvent("Killing", `Sent interrupt. Waiting ${shown} before force killing`, { KillTimeout: timeout, Details: { kill_timeout: shown } }),
+    );
     run.controller.abort();
+    // A lost node takes its processes with it at once.
+    if (reason.kind === "lost") run.crash.abort(new Error("node lost"));
     this.publish();
   }
 
@@ -275,15 +397,25 @@ export class AllocRunner {
     return [...this.runs.values()].filter((run) => predicate(run.task));
   }
 
-  private contextFor(run: TaskRun): TaskContext {
-    const meta = { ...(this.job.Meta ?? {}), ...(this.group.Meta ?? {}), ...(run.task.Meta ?? {}) };
-    const env = taskEnvironment(this.alloc, this.job, run.task, meta);
-    return { task: run.task, env, meta, allocDir: this.allocDir, signal: run.controller.signal, crash: run.crash.signal, log: (line: string) => void run.logs.push(line) };
+  private environmentFor(task: TwinTask, paths: { alloc: string; local: string; secrets: string }): Record<string, string> {
+    const meta = { ...(this.job.Meta ?? {}), ...(this.group.Meta ?? {}), ...(task.Meta ?? {}) };
+    return taskEnvironment(this.alloc, this.job, task, meta, paths);
+  }
+
+  /** Client GC: the allocation's directory goes. */
+  async destroy(): Promise<void> {
+    await this.allocDir?.destroy();
   }
 }
 
 /** The NOMAD_* variables a task sees, then the task's `env` with `${...}` interpolated by the client. */
-function taskEnvironment(alloc: TwinAllocation, job: TwinNomadJob, task: TwinTask, meta: Record<string, string>): Record<string, string> {
+function taskEnvironment(
+  alloc: TwinAllocation,
+  job: TwinNomadJob,
+  task: TwinTask,
+  meta: Record<string, string>,
+  paths: { alloc: string; local: string; secrets: string },
+): Record<string, string> {
   const runtime: Record<string, string> = {
     NOMAD_ALLOC_ID: alloc.ID,
     NOMAD_ALLOC_NAME: alloc.Name,
@@ -296,18 +428,35 @@ function taskEnvironment(alloc: TwinAllocation, job: TwinNomadJob, task: TwinTas
     NOMAD_NAMESPACE: job.Namespace,
     NOMAD_REGION: job.Region,
     NOMAD_DC: "dc1",
-    NOMAD_ALLOC_DIR: "/alloc",
-    NOMAD_TASK_DIR: "/local",
-    NOMAD_SECRETS_DIR: "/secrets",
+    NOMAD_ALLOC_DIR: paths.alloc,
+    NOMAD_TASK_DIR: paths.local,
+    NOMAD_SECRETS_DIR: paths.secrets,
   };
   for (const [key, value] of Object.entries(meta)) {
     runtime[`NOMAD_META_${key}`] = value;
     runtime[`NOMAD_META_${key.toUpperCase()}`] = value;
   }
-  const lookup = (name: string): string | undefined => (name.startsWith("meta.") ? meta[name.slice(5)] : runtime[name]);
   const env: Record<string, string> = { ...runtime };
-  for (const [key, value] of Object.entries(task.Env ?? {})) {
-    env[key] = value.replace(/\$\{([^}]+)\}/g, (whole, name: string) => lookup(name.trim()) ?? whole);
+  for (const [key, value] of Object.entries(task.Env ?? {})) env[key] = interpolateEnv(value, runtime, meta);
+  return env;
+}
+
+/** client/taskenv ReplaceEnv: `${NOMAD_*}`, `${meta.x}` and the task's variables; unknown ones stay. */
+function interpolateEnv(value: string, env: Record<string, string>, meta: Record<string, string> = {}): string {
+  return value.replace(/\$\{([^}]+)\}/g, (whole, raw: string) => {
+    const name = raw.trim();
+    return (name.startsWith("meta.") ? meta[name.slice(5)] : env[name]) ?? whole;
+  });
+}
+
+/** A template with `env = true` is read as an env file (KEY=value lines, values may be quoted). */
+function parseEnvFile(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!match) continue;
+    const raw = match[2]!.trim();
+    env[match[1]!] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
   }
   return env;
 }

@@ -6,15 +6,13 @@
 
 import { randomUUID } from "node:crypto";
 import { AllocRunner, receivedTaskStates, type AllocRunnerHost, type RunnerReport } from "./nomad-runner.js";
-import type { ScriptHost } from "./nomad-runner-scripts.js";
 import { allocIsTerminal, nowNanos, type NomadState, type WriteTxn } from "./nomad-state.js";
 import type { ClientStatus, TaskState, TwinAllocation, TwinEvaluation, TwinNomadJob, TwinTaskGroup } from "./nomad-types.js";
 
 export const NODE = { ID: randomUUID(), Name: "nomad-twin-client-1" };
 
-export interface SchedulerOptions extends ScriptHost {
+export interface SchedulerOptions extends Omit<AllocRunnerHost, "report"> {
   slots: number;
-  startDelayMs: number;
 }
 
 interface Placement {
@@ -49,6 +47,8 @@ export class Scheduler {
   private readonly orphans = new Set<AllocRunner>();
   private readonly pendingEvals: Array<{ evaluation: TwinEvaluation; work: EvalWork }> = [];
   private readonly finishedLogs = new Map<string, Record<string, string[]>>();
+  /** Runners done with their allocation; their directories stay until client GC. */
+  private readonly finished = new Set<AllocRunner>();
   private tickScheduled = false;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
@@ -207,7 +207,7 @@ export class Scheduler {
   private startRunner(alloc: TwinAllocation, job: TwinNomadJob, group: TwinTaskGroup): void {
     const host: AllocRunnerHost = {
       ...this.opts,
-      actions: this.opts.actions,
+      image: (name) => this.opts.image(name),
       takePrestartFailure: () => this.opts.takePrestartFailure(),
       takeMainCrash: () => this.opts.takeMainCrash(),
       report: (allocId, update) => this.applyClientUpdate(allocId, update),
@@ -219,7 +219,8 @@ export class Scheduler {
 
   private applyClientUpdate(allocId: string, update: RunnerReport): void {
     const alloc = this.state.alloc(allocId);
-    if (!alloc || alloc.ClientStatus === "lost") return;
+    // A down node's client reports nothing more.
+    if (!alloc || alloc.ClientStatus === "lost" || alloc.ClientStatus === "unknown") return;
     const { status, description } = clientStatusOf(update.taskStates);
     this.state.write((txn) => {
       alloc.TaskStates = update.taskStates;
@@ -233,6 +234,7 @@ export class Scheduler {
 
   private onRunnerDone(allocId: string, runner: AllocRunner): void {
     this.finishedLogs.set(allocId, runner.logs());
+    this.finished.add(runner);
     this.orphans.delete(runner);
     if (this.runners.get(allocId) === runner) this.runners.delete(allocId);
     const alloc = this.state.alloc(allocId);
@@ -287,10 +289,23 @@ export class Scheduler {
     for (const alloc of stopping) this.runners.get(alloc.ID)?.stop();
   }
 
-  /** The node of an allocation went away: lost, not replaced in place, no poststop. */
+  /**
+   * The node of an allocation went down: its tasks die with it (no poststop, nothing more from its
+   * client). What the server then does follows the reconciler (hashicorp/nomad
+   * scheduler/reconciler/filters.go classificationRules, reconcile_cluster.go):
+   * - by default the allocation is lost (ClientStatus "lost", DesiredStatus "stop") and a
+   *   replacement is placed, whatever the reschedule policy (computePlacements replaces lost
+   *   allocations up to the group's count);
+   * - with `disconnect { replace = false }` (TaskGroup.Replace in nomad/structs/structs.go; it
+   *   defaults to true), a running allocation on a down node is "disconnecting" instead:
+   *   appendUnknownDisconnectingUpdates marks it ClientStatus "unknown" (DesiredStatus stays
+   *   "run") and updateByReschedulable never replaces it. An unknown allocation is not terminal
+   *   (Allocation.TerminalStatus), so its job stays "running" (state_store.go getJobStatus) until
+   *   it is stopped. A pending one ("Remaining terminal node allocs are lost") is lost and replaced.
+   */
   loseAllocation(allocId: string): void {
     const alloc = this.state.alloc(allocId);
-    if (!alloc || allocIsTerminal(alloc)) return;
+    if (!alloc || allocIsTerminal(alloc) || alloc.ClientStatus === "unknown") return;
     const runner = this.runners.get(allocId);
     if (runner) {
       this.runners.delete(allocId);
@@ -298,17 +313,23 @@ export class Scheduler {
       runner.lose();
     }
     const job = this.state.job(alloc.Namespace, alloc.JobID);
+    const group = job?.TaskGroups.find((g) => g.Name === alloc.TaskGroup);
+    const replace = (group?.Disconnect as { Replace?: boolean } | null | undefined)?.Replace !== false;
     this.state.write((txn) => {
-      alloc.ClientStatus = "lost";
-      alloc.ClientDescription = "alloc is lost since its node is down";
-      alloc.DesiredStatus = "stop";
-      alloc.DesiredDescription = "alloc is lost since its node is down";
+      if (!replace && alloc.ClientStatus === "running") {
+        alloc.ClientStatus = "unknown";
+        alloc.ClientDescription = "alloc is unknown since its node is disconnected";
+      } else {
+        alloc.ClientStatus = "lost";
+        alloc.ClientDescription = "alloc is lost since its node is down";
+        alloc.DesiredStatus = "stop";
+        alloc.DesiredDescription = "alloc is lost since its node is down";
+        alloc.AllocModifyIndex = txn.index;
+        if (job && !job.Stop) this.newEvaluation(txn, job, "node-update", { place: [{ group: alloc.TaskGroup, previous: alloc }] });
+      }
       alloc.ModifyIndex = txn.index;
-      alloc.AllocModifyIndex = txn.index;
       alloc.ModifyTime = nowNanos();
       txn.putAlloc(alloc);
-      // The reconciler replaces lost allocations (disconnect.replace defaults to true).
-      if (job && !job.Stop) this.newEvaluation(txn, job, "node-update", { place: [{ group: alloc.TaskGroup, previous: alloc }] });
     });
     this.scheduleTick();
     this.checkIdle();
@@ -355,6 +376,13 @@ export class Scheduler {
     });
   }
 
+  /** Client GC: the directories of allocations that are done go. */
+  async gcAllocDirs(): Promise<void> {
+    const done = [...this.finished];
+    this.finished.clear();
+    await Promise.all(done.map((runner) => runner.destroy()));
+  }
+
   /** Stops scheduling and kills every allocation's tasks as a node shutdown would (no poststop). */
   async close(): Promise<void> {
     this.closed = true;
@@ -362,6 +390,8 @@ export class Scheduler {
     const runners = [...this.runners.values(), ...this.orphans];
     for (const runner of runners) runner.lose();
     await Promise.all(runners.map((runner) => runner.done));
+    for (const runner of runners) this.finished.add(runner);
+    await this.gcAllocDirs();
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 }

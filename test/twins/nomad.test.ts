@@ -1,15 +1,30 @@
-// Tests of the Nomad twin against the real runner job file: parsing, registration, dispatch
-// validation and idempotency, routing, ACLs, blocking queries, and the allocation lifecycle with a
-// fake Vault (real HTTP) and a fake Actions service.
+// Tests of the Nomad twin against the real runner job file (its scripts inlined as the dispatcher
+// sends them): parsing, registration, dispatch validation and idempotency, routing, ACLs, blocking
+// queries, and the allocation lifecycle, its tasks run for real by the twin's client with a fake
+// Vault (real HTTP unwrap) and a fake actions-runner image whose run.sh and config.sh talk to a
+// fake Actions service in the test.
 
-import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ActionsService, RunnerExit, RunnerStart } from "./contract.js";
-import { NomadTwin, type TwinAllocation } from "./nomad.js";
-
-const RUNNER_JOB_HCL = readFileSync(new URL("../../jobs/github-runner.nomad.hcl", import.meta.url), "utf8");
+import {
+  api,
+  eventTypes,
+  exitCodeOf,
+  FakeActions,
+  FakeVault,
+  jitConfig,
+  parseHcl,
+  registerJob,
+  RUNNER_IMAGE,
+  RUNNER_JOB_HCL,
+  RUNNER_JOB_RAW,
+  RUNNER_SCRIPTS,
+  runnerFiles,
+  waitForAllocations,
+  type ApiResponse,
+} from "./nomad-fakes.js";
+import { NomadTwin, type NomadTwinOptions } from "./nomad.js";
 
 const META = {
   github_repo: "octo/repo",
@@ -21,125 +36,12 @@ const META = {
   credential_wrap_token: "wrap-1",
 };
 
-// ---------------------------------------------------------------------------------------------
-// Test doubles
-
-interface Credential {
-  kind: "jit" | "token";
-  jitconfig?: string;
-  registration_token?: string;
-  remove_token?: string;
-}
-
-/** Vault's unwrap endpoint: each wrapping token works once, as in Vault. */
-class FakeVault {
-  readonly unwrapped: string[] = [];
-  private readonly wrapped = new Map<string, Credential>();
-  private readonly server: Server;
-  url = "";
-
-  constructor(private readonly timeline: string[]) {
-    this.server = createServer((req, res) => {
-      const token = String(req.headers["x-vault-token"] ?? "");
-      const credential = this.wrapped.get(token);
-      if (req.method !== "POST" || req.url !== "/v1/sys/wrapping/unwrap" || !credential) {
-        res.writeHead(400, { "content-type": "application/json" });
-        res.end(JSON.stringify({ errors: ["wrapping token is not valid or does not exist"] }));
-        return;
-      }
-      this.wrapped.delete(token);
-      this.unwrapped.push(token);
-      this.timeline.push(`unwrap:${token}`);
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ request_id: "r", lease_id: "", renewable: false, lease_duration: 0, data: { data: credential, metadata: { version: 1 } }, wrap_info: null }));
-    });
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  wrap(token: string, credential: Credential): void {
-    this.wrapped.set(token, credential);
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-interface HeldRunner {
-  start: RunnerStart;
-  signal: AbortSignal;
-  finish(exit: RunnerExit): void;
-}
-
-/** The runner side of GitHub: runners either finish at once or are held until the test lets go. */
-class FakeActions implements ActionsService {
-  hold = false;
-  readonly starts: RunnerStart[] = [];
-  readonly removals: Array<{ start: RunnerStart; token: string }> = [];
-  private readonly held: HeldRunner[] = [];
-  private readonly heldWaiters: Array<(runner: HeldRunner) => void> = [];
-
-  constructor(private readonly timeline: string[]) {}
-
-  runRunner(start: RunnerStart, signal: AbortSignal): Promise<RunnerExit> {
-    this.starts.push(start);
-    this.timeline.push(`run:${start.kind}`);
-    if (!this.hold) return Promise.resolve({ ok: true, jobId: 101, message: "job 101 completed" });
-    return new Promise((resolve) => {
-      const runner: HeldRunner = { start, signal, finish: resolve };
-      signal.addEventListener("abort", () => resolve({ ok: false, message: "runner stopped" }), { once: true });
-      const waiter = this.heldWaiters.shift();
-      if (waiter) waiter(runner);
-      else this.held.push(runner);
-    });
-  }
-
-  removeRunner(start: RunnerStart, removeToken: string): Promise<{ removed: boolean }> {
-    this.removals.push({ start, token: removeToken });
-    this.timeline.push(`remove:${removeToken}`);
-    return Promise.resolve({ removed: true });
-  }
-
-  /** The next runner that comes online while `hold` is set. */
-  nextHeld(): Promise<HeldRunner> {
-    const runner = this.held.shift();
-    if (runner) return Promise.resolve(runner);
-    return new Promise((resolve) => this.heldWaiters.push(resolve));
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP helpers
-
-interface ApiResponse {
-  status: number;
-  text: string;
-  headers: Headers;
-  json<T = Record<string, unknown>>(): T;
-}
-
-async function api(twin: NomadTwin, method: string, path: string, body?: unknown, token?: string): Promise<ApiResponse> {
-  const headers: Record<string, string> = token ? { "X-Nomad-Token": token } : {};
-  const res = await fetch(twin.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, text, headers: res.headers, json: <T>() => JSON.parse(text) as T };
-}
-
 async function parseRunnerJob(twin: NomadTwin, variables: string, canonicalize = true, token?: string): Promise<Record<string, unknown>> {
-  const res = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: RUNNER_JOB_HCL, Variables: variables, Canonicalize: canonicalize }, token);
-  expect(res.status, res.text).toBe(200);
-  return res.json();
+  return parseHcl(twin, RUNNER_JOB_HCL, variables, canonicalize, token);
 }
 
 async function registerRunnerJob(twin: NomadTwin, vaultAddr: string, token?: string): Promise<void> {
-  const job = await parseRunnerJob(twin, `vault_addr = "${vaultAddr}"`, true, token);
-  const res = await api(twin, "POST", "/v1/jobs", { Job: job }, token);
-  expect(res.status, res.text).toBe(200);
+  await registerJob(twin, await parseRunnerJob(twin, `vault_addr = "${vaultAddr}"`, true, token), token);
 }
 
 async function dispatch(twin: NomadTwin, meta: Record<string, string> = META, query = "", token?: string): Promise<ApiResponse> {
@@ -152,21 +54,6 @@ async function dispatchOk(twin: NomadTwin, meta: Record<string, string> = META, 
   return res.json<{ DispatchedJobID: string }>().DispatchedJobID;
 }
 
-/** Follows a job's allocations with blocking queries until `done` holds. */
-async function waitForAllocations(twin: NomadTwin, jobId: string, done: (allocs: TwinAllocation[]) => boolean): Promise<TwinAllocation[]> {
-  let index = 0;
-  for (;;) {
-    const res = await api(twin, "GET", `/v1/job/${encodeURIComponent(jobId)}/allocations?index=${index}&wait=5s`);
-    const allocs = res.json<TwinAllocation[]>();
-    if (done(allocs)) return allocs;
-    index = Number(res.headers.get("x-nomad-index"));
-  }
-}
-
-function eventTypes(alloc: TwinAllocation, task: string): string[] {
-  return alloc.TaskStates[task]?.Events.map((event) => event.Type) ?? [];
-}
-
 // ---------------------------------------------------------------------------------------------
 
 let timeline: string[];
@@ -174,21 +61,29 @@ let vault: FakeVault;
 let actions: FakeActions;
 let twin: NomadTwin;
 
+/** A twin whose client pulls the fake runner image under the runner job's image name. */
+function startTwin(opts: Partial<NomadTwinOptions> = {}): Promise<NomadTwin> {
+  const image = actions.image();
+  return NomadTwin.start({ images: (name) => (name === RUNNER_IMAGE ? image : undefined), startDelayMs: 1, ...opts });
+}
+
 beforeEach(async () => {
   timeline = [];
   vault = new FakeVault(timeline);
   actions = new FakeActions(timeline);
   await vault.start();
-  twin = await NomadTwin.start({ actions, startDelayMs: 1 });
+  await actions.start();
+  twin = await startTwin();
 });
 
 afterEach(async () => {
   await twin.close();
+  await actions.close();
   await vault.close();
 });
 
 describe("POST /v1/jobs/parse with the real runner job", () => {
-  it("returns the API job with variables applied and runtime interpolations kept", async () => {
+  it("returns the API job with variables applied, the scripts inlined and runtime interpolations kept", async () => {
     const job = await parseRunnerJob(twin, `vault_addr = "http://vault.internal:8200"\ndatacenters = ["dc1", "dc2"]\ncpu = 500`, false);
     expect(job).toMatchObject({
       ID: "github-runner",
@@ -211,37 +106,48 @@ describe("POST /v1/jobs/parse with the real runner job", () => {
       Count: null,
       RestartPolicy: { Attempts: 0, Mode: "fail" },
       ReschedulePolicy: { Attempts: 0, Unlimited: false },
+      Disconnect: { Replace: false },
       EphemeralDisk: { SizeMB: 300 },
     });
     const tasks = group?.Tasks as Array<Record<string, unknown>>;
     expect(tasks.map((task) => [task.Name, task.Lifecycle])).toEqual([
-      ["fetch-credential", { Hook: "prestart", Sidecar: false }],
+      ["configure-runner", { Hook: "prestart", Sidecar: false }],
       ["runner", null],
-      ["remove-runner", { Hook: "poststop", Sidecar: false }],
+      ["scrub", { Hook: "poststop", Sidecar: false }],
     ]);
-    const [fetch, runner] = tasks;
-    expect(fetch).toMatchObject({
+    const [configure, runner, scrub] = tasks;
+    expect(configure).toMatchObject({
       Driver: "docker",
-      Env: { VAULT_ADDR: "http://vault.internal:8200" },
-      Config: { image: "ghcr.io/actions/actions-runner:2.329.0", entrypoint: ["/bin/bash", "-c"], args: ["bash ${NOMAD_TASK_DIR}/fetch-credential.sh"] },
-      Resources: { CPU: 100, MemoryMB: 64 },
-      Templates: [{ DestPath: "local/fetch-credential.sh", Perms: "0700" }],
+      Env: { VAULT_ADDR: "http://vault.internal:8200", VAULT_NAMESPACE: "" },
+      Config: { image: RUNNER_IMAGE, entrypoint: ["/bin/bash"], args: ["${NOMAD_TASK_DIR}/configure-runner.sh"] },
+      Resources: { CPU: 100, MemoryMB: 128 },
+      Templates: [{ DestPath: "local/configure-runner.sh", Perms: "0644" }],
     });
-    const script = (fetch?.Templates as Array<{ EmbeddedTmpl: string }>)[0]?.EmbeddedTmpl ?? "";
-    // `$${` in the job file is HCL's escape for a literal `${`, left for the client to interpolate.
-    expect(script).toContain('-H "X-Vault-Token: ${NOMAD_META_credential_wrap_token}"');
-    expect(script).toContain('"${VAULT_ADDR}/v1/sys/wrapping/unwrap"');
-    expect(script).not.toContain("$${");
-    expect(runner).toMatchObject({ Resources: { CPU: 500, MemoryMB: 4096 } });
+    expect(runner).toMatchObject({
+      Config: { image: RUNNER_IMAGE, entrypoint: ["/bin/bash"], args: ["${NOMAD_TASK_DIR}/run-runner.sh"] },
+      Resources: { CPU: 500, MemoryMB: 4096 },
+      Templates: [{ DestPath: "local/run-runner.sh", Perms: "0644" }],
+    });
+    expect(scrub).toMatchObject({
+      Config: { image: RUNNER_IMAGE, entrypoint: ["/bin/rm"], args: ["-rf", "${NOMAD_ALLOC_DIR}/runner"] },
+      Resources: { CPU: 50, MemoryMB: 32 },
+      Templates: null,
+    });
+    // The scripts arrive byte for byte: no HCL interpolation or directive touched `${...}`/`%{`.
+    const embedded = (task: Record<string, unknown> | undefined) => (task?.Templates as Array<{ EmbeddedTmpl: string }>)[0]?.EmbeddedTmpl;
+    expect(embedded(configure)).toBe(RUNNER_SCRIPTS.configure);
+    expect(embedded(runner)).toBe(RUNNER_SCRIPTS.run);
+    expect(RUNNER_SCRIPTS.configure).toContain("${NOMAD_ALLOC_DIR}/runner");
   });
 
   it("fills Nomad's defaults when asked to canonicalize", async () => {
-    const job = await parseRunnerJob(twin, "");
+    const job = await parseRunnerJob(twin, 'vault_addr = "http://vault.internal:8200"');
     expect(job).toMatchObject({ Namespace: "default", Region: "global", Priority: 50, Datacenters: ["*"], Stop: false, ParentID: "" });
-    const [group] = job.TaskGroups as Array<{ Count: number; Tasks: Array<{ Name: string; KillTimeout: number; Env: unknown; Lifecycle: unknown }> }>;
+    const [group] = job.TaskGroups as Array<{ Count: number; Tasks: Array<{ Name: string; KillTimeout: number; Env: unknown; Templates: Array<{ Perms: string }> | null }> }>;
     expect(group?.Count).toBe(1);
     expect(group?.Tasks.map((task) => task.KillTimeout)).toEqual([5e9, 5e9, 5e9]);
-    expect(group?.Tasks[0]?.Env).toEqual({ VAULT_ADDR: "http://127.0.0.1:8200" });
+    expect(group?.Tasks[0]?.Env).toEqual({ VAULT_ADDR: "http://vault.internal:8200", VAULT_NAMESPACE: "" });
+    expect(group?.Tasks.map((task) => task.Templates?.map((t) => t.Perms) ?? null)).toEqual([["0644"], ["0644"], null]);
   });
 
   it("answers bad input with Nomad's 400 texts", async () => {
@@ -253,17 +159,24 @@ describe("POST /v1/jobs/parse with the real runner job", () => {
     const empty = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: "" });
     expect([empty.status, empty.text]).toEqual([400, "Job spec is empty"]);
 
-    const badType = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: RUNNER_JOB_HCL, Variables: 'cpu = "lots"' });
+    const badType = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: RUNNER_JOB_HCL, Variables: 'vault_addr = "x"\ncpu = "lots"' });
     expect(badType.status).toBe(400);
     expect(badType.text).toContain("Invalid value for variable; The value for cpu is not compatible with the variable's type constraint: a number is required.");
 
-    const unset = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: `variable "image" {}\n${'job "x" {\n  type = "batch"\n}'}` });
-    expect(unset.status).toBe(400);
-    expect(unset.text).toContain('Unset variable "image"');
+    // vault_addr has no default: a job registered without it would have no Vault to unwrap from.
+    const noVault = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: RUNNER_JOB_HCL });
+    expect(noVault.status).toBe(400);
+    expect(noVault.text).toContain('Unset variable "vault_addr"');
+
+    // The file as it is on disk: /v1/jobs/parse has no filesystem functions (command/agent/job_endpoint.go
+    // parses with AllowFS false), which is why the dispatcher inlines the scripts.
+    const raw = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: RUNNER_JOB_RAW, Variables: 'vault_addr = "x"' });
+    expect(raw.status).toBe(400);
+    expect(raw.text).toContain('Call to function "file" failed: filesystem function disabled.');
   });
 
   it("ignores variables the job does not declare, as Nomad's non-strict parse does", async () => {
-    const job = await parseRunnerJob(twin, 'not_declared = "x"');
+    const job = await parseRunnerJob(twin, 'vault_addr = "x"\nnot_declared = "x"');
     expect(job.ID).toBe("github-runner");
   });
 });
@@ -434,7 +347,7 @@ describe("ACLs", () => {
   let secured: NomadTwin;
 
   beforeEach(async () => {
-    secured = await NomadTwin.start({ actions, acl: true, startDelayMs: 1 });
+    secured = await startTwin({ acl: true });
     await registerRunnerJob(secured, vault.url, secured.managementToken);
   });
 
@@ -480,45 +393,85 @@ describe("ACLs", () => {
     const denied = secured.createToken('namespace "*" { policy = "write" }\nnamespace "default" { policy = "deny" }');
     expect((await dispatch(secured, META, "", denied)).text).toBe("Permission denied");
     const parseOnly = secured.createToken('namespace "default" { capabilities = ["parse-job"] }');
-    expect((await api(secured, "POST", "/v1/jobs/parse", { JobHCL: RUNNER_JOB_HCL }, parseOnly)).status).toBe(200);
+    expect((await api(secured, "POST", "/v1/jobs/parse", { JobHCL: RUNNER_JOB_HCL, Variables: 'vault_addr = "x"' }, parseOnly)).status).toBe(200);
   });
 });
 
 describe("allocation lifecycle", () => {
   beforeEach(() => registerRunnerJob(twin, vault.url));
 
-  it("unwraps in prestart, runs the runner, then deregisters it in poststop", async () => {
-    vault.wrap("wrap-1", { kind: "jit", jitconfig: "ENCODED", remove_token: "rm-1" });
+  it("unwraps in prestart, hands the runner its JIT settings files, runs it to the end, then scrubs", async () => {
+    const files = runnerFiles("gha-101");
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: jitConfig(files) });
     actions.hold = true;
     const child = await dispatchOk(twin);
-    const runner = await actions.nextHeld();
-    expect(runner.start).toEqual({ kind: "jit", jitconfig: "ENCODED" });
+    const runner = await actions.nextRun();
+    expect(runner.runnerFile).toBe(files[".runner"]);
 
     const [running] = await waitForAllocations(twin, child, (allocs) => allocs[0]?.ClientStatus === "running" && allocs[0].TaskStates.runner?.State === "running");
-    expect(running?.TaskStates["fetch-credential"]).toMatchObject({ State: "dead", Failed: false });
-    expect(running?.TaskStates["remove-runner"]?.State).toBe("pending");
+    expect(runner.allocId).toBe(running?.ID);
+    expect(running?.TaskStates["configure-runner"]).toMatchObject({ State: "dead", Failed: false });
+    expect(running?.TaskStates.scrub?.State).toBe("pending");
     expect((await api(twin, "GET", `/v1/job/${encodeURIComponent(child)}`)).json<{ Status: string }>().Status).toBe("running");
     expect(twin.runningRunnerJobs().map((job) => job.ID)).toEqual([child]);
 
-    runner.finish({ ok: true, jobId: 101, message: "job 101 completed" });
+    runner.finish(0);
     await twin.waitIdle();
-    expect(timeline).toEqual(["unwrap:wrap-1", "run:jit", "remove:rm-1"]);
+    expect(timeline).toEqual(["unwrap:wrap-1", "run"]);
     const [done] = twin.allocations();
     expect(done).toMatchObject({ ClientStatus: "complete", DesiredStatus: "run", JobID: child, TaskGroup: "runner" });
     expect(eventTypes(done!, "runner")).toEqual(["Received", "Task Setup", "Started", "Terminated"]);
+    expect(eventTypes(done!, "scrub")).toEqual(["Received", "Task Setup", "Started", "Terminated"]);
     expect(Object.values(done!.TaskStates).every((state) => state.State === "dead" && !state.Failed)).toBe(true);
     expect(twin.jobs().find((job) => job.ID === child)?.Status).toBe("dead");
     expect(twin.runningRunnerJobs()).toEqual([]);
-    expect(twin.allocationLogs(done!.ID)?.["fetch-credential"]).toEqual(["credential for gha-101 unwrapped"]);
+    const logs = twin.allocationLogs(done!.ID);
+    expect(logs?.["configure-runner"]).toEqual(["runner gha-101 configured"]);
+    expect(logs?.runner).toEqual(["runner exits 0"]);
+    expect(actions.configs).toEqual([]);
   });
 
-  it("configures a registration-token runner from the dispatch meta", async () => {
-    vault.wrap("wrap-1", { kind: "token", registration_token: "REG", remove_token: "rm-1" });
+  it("fails the task with the runner's exit code when the runner fails", async () => {
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: jitConfig(runnerFiles("gha-101")) });
+    actions.hold = true;
+    await dispatchOk(twin);
+    (await actions.nextRun()).finish(3);
+    await twin.waitIdle();
+    const [alloc] = twin.allocations();
+    expect(alloc?.ClientStatus).toBe("failed");
+    expect(alloc?.TaskStates.runner).toMatchObject({ State: "dead", Failed: true });
+    expect(exitCodeOf(alloc!, "runner")).toBe(3);
+    expect(eventTypes(alloc!, "scrub")).toContain("Terminated");
+  });
+
+  it("configures a registration-token runner with config.sh from the dispatch meta", async () => {
+    vault.wrap("wrap-1", { kind: "token", registration_token: "REG" });
     await dispatchOk(twin);
     await twin.waitIdle();
-    expect(actions.starts).toEqual([
-      { kind: "token", registrationToken: "REG", url: META.runner_scope_url, name: META.runner_name, labels: ["self-hosted", "linux", "x64"], ephemeral: true },
+    expect(actions.configs.map((c) => c.args)).toEqual([
+      [
+        "--unattended",
+        "--ephemeral",
+        "--replace",
+        "--work",
+        "_work",
+        "--url",
+        META.runner_scope_url,
+        "--token",
+        "REG",
+        "--name",
+        META.runner_name,
+        "--labels",
+        META.runner_labels,
+        "--no-default-labels",
+      ],
     ]);
+    // What config.sh wrote is what the runner brought: the prestart's files reached the main task.
+    expect(actions.runs.map((run) => JSON.parse(run.runnerFile) as unknown)).toEqual([
+      { agentName: META.runner_name, gitHubUrl: META.runner_scope_url, labels: ["self-hosted", " linux", "x64"], ephemeral: true },
+    ]);
+    expect(timeline).toEqual(["unwrap:wrap-1", "config", "run"]);
+    expect(twin.allocations()[0]?.ClientStatus).toBe("complete");
   });
 
   it("fails the allocation when the unwrap fails: the runner never starts, poststop still runs", async () => {
@@ -526,18 +479,29 @@ describe("allocation lifecycle", () => {
     await twin.waitIdle();
     const [alloc] = twin.allocations();
     expect(alloc?.ClientStatus).toBe("failed");
-    expect(alloc?.TaskStates["fetch-credential"]).toMatchObject({ State: "dead", Failed: true });
-    expect(alloc?.TaskStates["fetch-credential"]?.Events.find((e) => e.Type === "Terminated")?.ExitCode).toBe(22);
+    expect(alloc?.TaskStates["configure-runner"]).toMatchObject({ State: "dead", Failed: true });
+    expect(exitCodeOf(alloc!, "configure-runner")).toBe(22); // curl --fail on an HTTP error
+    expect(twin.allocationLogs(alloc!.ID)?.["configure-runner"]?.join("\n")).toContain("The requested URL returned error: 400");
     expect(alloc?.TaskStates.runner).toMatchObject({ State: "dead", Failed: false });
     expect(eventTypes(alloc!, "runner")).toContain("Sibling Task Failed");
-    expect(eventTypes(alloc!, "remove-runner")).toEqual(["Received", "Task Setup", "Started", "Terminated"]);
-    expect(actions.starts).toEqual([]);
-    expect(actions.removals).toEqual([]);
+    expect(eventTypes(alloc!, "scrub")).toEqual(["Received", "Task Setup", "Started", "Terminated"]);
+    expect(actions.runs).toEqual([]);
     expect(twin.jobs().find((job) => job.ID === child)?.Status).toBe("dead");
   });
 
+  it("fails a JIT config that lacks a settings file before any runner starts", async () => {
+    const { ".credentials_rsaparams": _left, ...partial } = runnerFiles("gha-101");
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: jitConfig({ ...partial, "../escape": "x" }) });
+    await dispatchOk(twin);
+    await twin.waitIdle();
+    const [alloc] = twin.allocations();
+    expect(alloc?.TaskStates["configure-runner"]).toMatchObject({ State: "dead", Failed: true });
+    expect(twin.allocationLogs(alloc!.ID)?.["configure-runner"]).toEqual(["runner gha-101: .credentials_rsaparams missing from its configuration"]);
+    expect(actions.runs).toEqual([]);
+  });
+
   it("injects a prestart failure without touching Vault", async () => {
-    vault.wrap("wrap-1", { kind: "jit", jitconfig: "ENCODED" });
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: jitConfig(runnerFiles("gha-101")) });
     twin.faults.failNextPrestart();
     await dispatchOk(twin);
     await twin.waitIdle();
@@ -545,99 +509,117 @@ describe("allocation lifecycle", () => {
     expect(vault.unwrapped).toEqual([]);
   });
 
-  it("crashes the main task mid-run: allocation failed, poststop deregisters the runner", async () => {
-    vault.wrap("wrap-1", { kind: "jit", jitconfig: "ENCODED", remove_token: "rm-1" });
+  it("crashes the main task shortly after it starts: allocation failed, poststop runs", async () => {
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: jitConfig(runnerFiles("gha-101")) });
     actions.hold = true;
     twin.faults.crashNextMain();
     await dispatchOk(twin);
-    const runner = await actions.nextHeld();
     await twin.waitIdle();
-    expect(runner.signal.aborted).toBe(true);
     const [alloc] = twin.allocations();
     expect(alloc?.ClientStatus).toBe("failed");
     expect(alloc?.TaskStates.runner).toMatchObject({ State: "dead", Failed: true });
+    expect(exitCodeOf(alloc!, "runner")).toBe(137);
     expect(eventTypes(alloc!, "runner")).toContain("Not Restarting");
-    expect(actions.removals.map((r) => r.token)).toEqual(["rm-1"]);
+    expect(eventTypes(alloc!, "scrub")).toContain("Terminated");
+    // Whether or not the runner got as far as the Actions service, it is not running any more.
+    await Promise.all(actions.runs.map((run) => run.aborted));
   });
 
-  it("crashes the main task of a chosen allocation on demand (crashMain)", async () => {
-    vault.wrap("wrap-1", { kind: "jit", jitconfig: "ENCODED", remove_token: "rm-1" });
+  it("crashes the main task of a chosen allocation on demand (crashMain): the runner's connection drops", async () => {
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: jitConfig(runnerFiles("gha-101")) });
     actions.hold = true;
     await dispatchOk(twin);
-    const runner = await actions.nextHeld();
-    const [running] = twin.allocations();
-    expect(twin.faults.crashMain(running!.ID)).toBe(true);
+    const runner = await actions.nextRun();
+    expect(twin.faults.crashMain(runner.allocId)).toBe(true);
+    await runner.aborted;
     await twin.waitIdle();
-    expect(runner.signal.aborted).toBe(true);
     const [alloc] = twin.allocations();
     expect(alloc?.ClientStatus).toBe("failed");
     expect(alloc?.TaskStates.runner).toMatchObject({ State: "dead", Failed: true });
-    expect(actions.removals.map((r) => r.token)).toEqual(["rm-1"]);
-    expect(twin.faults.crashMain(running!.ID)).toBe(false);
+    expect(eventTypes(alloc!, "scrub")).toContain("Terminated");
+    expect(twin.faults.crashMain(runner.allocId)).toBe(false);
   });
 
   it("stops a running allocation when the job is stopped: runner killed, poststop runs", async () => {
-    vault.wrap("wrap-1", { kind: "jit", jitconfig: "ENCODED", remove_token: "rm-1" });
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: jitConfig(runnerFiles("gha-101")) });
     actions.hold = true;
     const child = await dispatchOk(twin);
-    const runner = await actions.nextHeld();
+    const runner = await actions.nextRun();
     const stop = await api(twin, "DELETE", `/v1/job/${encodeURIComponent(child)}`);
     expect(stop.status).toBe(200);
+    await runner.aborted;
     await twin.waitIdle();
-    expect(runner.signal.aborted).toBe(true);
     const [alloc] = twin.allocations();
     expect(alloc).toMatchObject({ DesiredStatus: "stop", ClientStatus: "complete" });
     expect(alloc?.TaskStates.runner).toMatchObject({ State: "dead", Failed: false });
     expect(eventTypes(alloc!, "runner").slice(-2)).toEqual(["Killing", "Killed"]);
-    expect(timeline).toEqual(["unwrap:wrap-1", "run:jit", "remove:rm-1"]);
+    expect(eventTypes(alloc!, "scrub")).toEqual(["Received", "Task Setup", "Started", "Terminated"]);
+    expect(timeline).toEqual(["unwrap:wrap-1", "run", "aborted"]);
     expect((await api(twin, "GET", `/v1/job/${encodeURIComponent(child)}`)).json()).toMatchObject({ Status: "dead", Stop: true });
   });
 
-  it("loses an allocation: no poststop, and the replacement cannot reuse the spent wrap token", async () => {
-    vault.wrap("wrap-1", { kind: "jit", jitconfig: "ENCODED", remove_token: "rm-1" });
+  it("loses a running allocation: runner gone, no poststop, no replacement to meet the spent wrap token", async () => {
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: jitConfig(runnerFiles("gha-101")) });
     actions.hold = true;
     const child = await dispatchOk(twin);
-    const runner = await actions.nextHeld();
-    const [original] = twin.allocations();
-    twin.faults.loseAllocation(original!.ID);
+    const runner = await actions.nextRun();
+    twin.faults.loseAllocation(runner.allocId);
+    await runner.aborted;
     await twin.waitIdle();
-    expect(runner.signal.aborted).toBe(true);
-    expect(actions.removals).toEqual([]);
 
-    const allocs = await waitForAllocations(twin, child, (list) => list.length === 2 && list.every((a) => ["lost", "failed"].includes(a.ClientStatus)));
-    const lost = allocs.find((a) => a.ID === original!.ID);
-    const replacement = allocs.find((a) => a.ID !== original!.ID);
-    expect(lost).toMatchObject({ ClientStatus: "lost", DesiredStatus: "stop", NextAllocation: replacement?.ID });
-    expect(replacement).toMatchObject({ ClientStatus: "failed" });
-    expect(twin.allocations().find((a) => a.ID === replacement?.ID)?.PreviousAllocation).toBe(original!.ID);
+    // disconnect { replace = false }: the allocation is "unknown", not lost-and-replaced
+    // (scheduler/reconciler/filters.go, reconcile_cluster.go appendUnknownDisconnectingUpdates).
+    const allocs = (await api(twin, "GET", `/v1/job/${encodeURIComponent(child)}/allocations`)).json<Array<Record<string, unknown>>>();
+    expect(allocs).toHaveLength(1);
+    expect(allocs[0]).toMatchObject({ ID: runner.allocId, ClientStatus: "unknown", DesiredStatus: "run", NextAllocation: "" });
+    expect(eventTypes(twin.allocations()[0]!, "scrub")).toEqual(["Received"]);
     expect(vault.unwrapped).toEqual(["wrap-1"]);
+    // An unknown allocation is not terminal: the child stays "running" until it is stopped.
+    expect(twin.jobs().find((job) => job.ID === child)?.Status).toBe("running");
+    await api(twin, "DELETE", `/v1/job/${encodeURIComponent(child)}`);
+    await twin.waitIdle();
     expect(twin.jobs().find((job) => job.ID === child)?.Status).toBe("dead");
+    expect(twin.allocations()).toHaveLength(1);
+  });
+
+  it("keeps each allocation's directory until client GC", async () => {
+    vault.wrap("wrap-1", { kind: "jit", jitconfig: jitConfig(runnerFiles("gha-101")) });
+    await dispatchOk(twin);
+    await twin.waitIdle();
+    const dir = twin.allocDirPath(twin.allocations()[0]!.ID);
+    expect(existsSync(join(dir, "configure-runner", "local", "configure-runner.sh"))).toBe(true);
+    expect(readFileSync(join(dir, "runner", "local", "run-runner.sh"), "utf8")).toBe(RUNNER_SCRIPTS.run);
+    twin.gc();
+    await expect.poll(() => existsSync(dir)).toBe(false);
   });
 });
 
 describe("capacity", () => {
   it("keeps dispatched jobs pending, FIFO, while every slot is taken", async () => {
-    const small = await NomadTwin.start({ actions, slots: 1, startDelayMs: 1 });
+    const small = await startTwin({ slots: 1 });
     try {
       await registerRunnerJob(small, vault.url);
-      vault.wrap("first", { kind: "jit", jitconfig: "ONE" });
-      vault.wrap("second", { kind: "jit", jitconfig: "TWO" });
+      const one = runnerFiles("one");
+      const two = runnerFiles("two");
+      vault.wrap("first", { kind: "jit", jitconfig: jitConfig(one) });
+      vault.wrap("second", { kind: "jit", jitconfig: jitConfig(two) });
       actions.hold = true;
       const first = await dispatchOk(small, { ...META, credential_wrap_token: "first" });
       const second = await dispatchOk(small, { ...META, credential_wrap_token: "second" });
-      const running = await actions.nextHeld();
-      expect(running.start).toEqual({ kind: "jit", jitconfig: "ONE" });
+      const running = await actions.nextRun();
+      expect(running.runnerFile).toBe(one[".runner"]);
 
       const waiting = (await api(small, "GET", `/v1/job/${encodeURIComponent(second)}`)).json<{ Status: string }>();
       expect(waiting.Status).toBe("pending");
       expect((await api(small, "GET", `/v1/job/${encodeURIComponent(second)}/allocations`)).json()).toEqual([]);
       const summary = (await api(small, "GET", `/v1/job/${encodeURIComponent(second)}/summary`)).json<{ Summary: { runner: { Queued: number } } }>();
       expect(summary.Summary.runner.Queued).toBe(1);
+      expect(vault.unwrapped).toEqual(["first"]);
 
-      running.finish({ ok: true, message: "done" });
-      const next = await actions.nextHeld();
-      expect(next.start).toEqual({ kind: "jit", jitconfig: "TWO" });
-      next.finish({ ok: true, message: "done" });
+      running.finish(0);
+      const next = await actions.nextRun();
+      expect(next.runnerFile).toBe(two[".runner"]);
+      next.finish(0);
       await small.waitIdle();
       expect(small.jobs().filter((job) => job.Dispatched).map((job) => [job.ID === first ? "first" : "second", job.Status])).toEqual(
         expect.arrayContaining([

@@ -1,15 +1,20 @@
 // Nomad twin: an in-process stand-in for a Nomad cluster (server + one client) that speaks
-// Nomad's HTTP API faithfully enough for nomad-gha-dispatcher, parses the real
-// jobs/github-runner.nomad.hcl, and plays each dispatched runner allocation's lifecycle:
-// prestart unwraps the credential from Vault (real HTTP), main runs the runner against the GitHub
-// twin's ActionsService, poststop deregisters it.
+// Nomad's HTTP API faithfully enough for nomad-gha-dispatcher, parses the real job files, and
+// runs each allocation's tasks for real: directories on disk with the client's owners and modes,
+// templates rendered (Vault secrets through workload identity), commands run by bash as the
+// image's user, kill timeouts capped by max_kill_timeout.
 //
 // Pieces: nomad-jobspec/nomad-hcl (HCL -> API JSON), nomad-canonical (defaults, validation),
 // nomad-state (store, statuses, blocking), nomad-server (register/dispatch/deregister/gc),
-// nomad-scheduler (slots, placement, replacement), nomad-runner(+scripts) (the client),
-// nomad-acl, nomad-http, nomad-views.
+// nomad-scheduler (slots, placement, replacement), nomad-runner (the client's alloc runner),
+// nomad-alloc-dir, nomad-template, nomad-docker, nomad-identity, nomad-acl, nomad-http,
+// nomad-views.
 
-import type { ActionsService, FaultPlan, RecordedRequest } from "./contract.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FaultPlan, RecordedRequest, TwinImage } from "./contract.js";
+import { IdentitySigner, type ClientVaultConfig } from "./nomad-identity.js";
 import { AclRegistry } from "./nomad-acl.js";
 import { NomadHttp } from "./nomad-http.js";
 import { Scheduler } from "./nomad-scheduler.js";
@@ -20,8 +25,12 @@ import type { TwinAllocation, TwinNomadJob } from "./nomad-types.js";
 export type { TwinAllocation, TwinNomadJob, TaskState, TaskEvent, ClientStatus } from "./nomad-types.js";
 
 export interface NomadTwinOptions {
-  /** The GitHub twin's runner side: what a runner process talks to. */
-  actions: ActionsService;
+  /** The images the client can pull, by name (e.g. the actions-runner stand-in). */
+  images: (name: string) => TwinImage | undefined;
+  /** The client's vault block: where tasks with a vault block log in. */
+  vault?: ClientVaultConfig;
+  /** The client's max_kill_timeout (default 30 s, command/agent/config.go). */
+  maxKillTimeoutMs?: number;
   /** Enforce ACL tokens. Off (the default), every request may do everything, as with ACLs disabled. */
   acl?: boolean;
   /** Allocations the "cluster" runs at once (default unlimited); more wait, FIFO, with their job pending. */
@@ -40,7 +49,11 @@ export interface NomadFaults extends FaultPlan {
    * failed, poststop runs). Returns false when the allocation has no main task running.
    */
   crashMain(allocId: string): boolean;
-  /** The allocation's node is lost: ClientStatus "lost", tasks killed, no poststop; Nomad places a replacement. */
+  /**
+   * The allocation's node goes down: its tasks die, no poststop runs. The allocation is "lost" and
+   * replaced, or, running in a group with `disconnect { replace = false }`, "unknown" and not
+   * replaced (its job then stays running until stopped).
+   */
   loseAllocation(allocId: string): void;
 }
 
@@ -78,6 +91,8 @@ export class NomadTwin {
     private readonly acl: AclRegistry | undefined,
     faults: NomadFaults,
     requests: RecordedRequest[],
+    private readonly dataDir: string,
+    readonly signer: IdentitySigner,
   ) {
     this.faults = faults;
     this.requests = requests;
@@ -88,8 +103,14 @@ export class NomadTwin {
     const state = new NomadState();
     const taskFaults = new TaskFaults();
     const startDelayMs = opts.startDelayMs ?? 5;
+    const dataDir = mkdtempSync(join(tmpdir(), "nomad-twin-"));
+    const signer = new IdentitySigner();
     const scheduler = new Scheduler(state, {
-      actions: opts.actions,
+      image: opts.images,
+      dataDir,
+      maxKillTimeoutNs: (opts.maxKillTimeoutMs ?? 30_000) * 1e6,
+      vault: opts.vault,
+      signer,
       slots: opts.slots ?? Number.POSITIVE_INFINITY,
       startDelayMs,
       crashAfterMs: Math.max(startDelayMs, 5),
@@ -108,7 +129,7 @@ export class NomadTwin {
     let twin: NomadTwin | undefined;
     const http = new NomadHttp({ state, server, scheduler, acl, faults, requests, hasLeader: () => twin?.leader ?? true });
     const url = await http.listen();
-    twin = new NomadTwin(url, state, server, scheduler, http, acl, faults, requests);
+    twin = new NomadTwin(url, state, server, scheduler, http, acl, faults, requests, dataDir, signer);
     return twin;
   }
 
@@ -137,14 +158,23 @@ export class NomadTwin {
     return this.jobs().filter((job) => job.Dispatched && job.Status !== "dead");
   }
 
-  /** What each task of an allocation printed (curl errors, "credential for ... unwrapped", ...). */
+  /** What each task of an allocation printed, stdout and stderr by line (curl errors, "runner ... configured", ...). */
   allocationLogs(allocId: string): Record<string, string[]> | undefined {
     return this.scheduler.logsOf(allocId);
+  }
+
+  /**
+   * The host directory of an allocation (`<data_dir>/alloc/<id>`, what `nomad alloc fs` browses),
+   * there until client GC (gc() or close()) removes it.
+   */
+  allocDirPath(allocId: string): string {
+    return join(this.dataDir, "alloc", allocId);
   }
 
   /** `nomad system gc`: dead jobs (freeing their idempotency tokens), their allocations and evaluations. */
   gc(): void {
     this.server.gc();
+    void this.scheduler.gcAllocDirs();
   }
 
   /** Without a leader the servers answer 500 `No cluster leader`; clients keep running their allocations. */
@@ -160,5 +190,6 @@ export class NomadTwin {
   async close(): Promise<void> {
     await this.scheduler.close();
     await this.http.close();
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

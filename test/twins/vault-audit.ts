@@ -34,7 +34,9 @@ export interface AuditRequest {
   mount_type?: string;
   mount_accessor?: string;
   mount_running_version?: string;
-  namespace: { id: string };
+  /** The request's namespace; `path` only outside the root namespace. */
+  namespace: { id: string; path?: string };
+  /** Relative to the request's namespace. */
   path: string;
   data?: JsonObject;
   remote_address?: string;
@@ -87,7 +89,8 @@ export interface AuditIdentity {
   token?: TokenEntry;
   /** A token string that could not be (or was not yet) resolved. */
   rawClientToken?: string;
-  policyResults?: { allowed: boolean; grantingPolicies: string[] };
+  /** `namespaceId`: where the granting policies live (the token's namespace); "root" when absent. */
+  policyResults?: { allowed: boolean; grantingPolicies: string[]; namespaceId?: string };
 }
 
 export interface AuditRecord {
@@ -229,7 +232,7 @@ function formatAuth(hasher: Hasher, identity: AuditIdentity): AuditAuth {
       : {
           granting_policies: identity.policyResults.grantingPolicies.map((name) => ({
             name,
-            namespace_id: "root",
+            namespace_id: identity.policyResults?.namespaceId ?? "root",
             type: "acl" as const,
           })),
         }),
@@ -274,7 +277,7 @@ function formatRequest(hasher: Hasher, request: LogicalRequest): AuditRequest {
     mount_type: request.mount?.type,
     mount_accessor: request.mount?.accessor,
     mount_running_version: request.mount?.runningVersion,
-    namespace: { id: "root" },
+    namespace: request.namespace.path === "" ? { id: "root" } : { id: request.namespace.id, path: request.namespace.path },
     path: request.path,
     data: request.data ? (hasher.structure(request.data, true) as JsonObject) : undefined,
     remote_address: request.remoteAddress,

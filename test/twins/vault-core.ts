@@ -1,13 +1,12 @@
 // The request pipeline, in Vault's order: seal check, request parsing, routing, wrapping-token
 // validation, token check, existence check (create vs update), ACL, audit, handler, response
 // wrapping, audit again, and the JSON envelope.
-import type { PolicyStore } from "./vault-acl.js";
 import type { AuditBroker, AuditIdentity } from "./vault-audit.js";
 import type { HttpReply, IncomingHttpRequest } from "./vault-http.js";
 import { errorReply, jsonReply } from "./vault-http.js";
+import type { NamespaceRegistry, VaultNamespace } from "./vault-namespaces.js";
 import type { ServerState } from "./vault-sys.js";
 import { healthReply, sealStatusReply } from "./vault-sys.js";
-import type { TokenStore } from "./vault-tokens.js";
 import { RESPONSE_WRAPPING_POLICY } from "./vault-tokens.js";
 import type { Backend, HandlerResult, LogicalRequest, LogicalResponse, Operation, WrapInfo } from "./vault-types.js";
 import type { Clock, JsonObject } from "./vault-util.js";
@@ -19,25 +18,13 @@ const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
 export interface CoreParts {
   clock: Clock;
   state: ServerState;
-  tokens: TokenStore;
-  policies: PolicyStore;
   audit: AuditBroker;
+  /** Every namespace with its mounts, policies and tokens; the root one when none is asked for. */
+  namespaces: NamespaceRegistry;
 }
 
 export class VaultCore {
-  private readonly backends: Backend[] = [];
-
   constructor(private readonly parts: CoreParts) {}
-
-  mount(backend: Backend): void {
-    this.backends.push(backend);
-    // Longest mount path first, so routing is a first-match scan.
-    this.backends.sort((a, b) => b.mount.path.length - a.mount.path.length);
-  }
-
-  route(path: string): Backend | undefined {
-    return this.backends.find((backend) => path.startsWith(backend.mount.path) || `${path}/` === backend.mount.path);
-  }
 
   async handle(incoming: IncomingHttpRequest): Promise<HttpReply> {
     const url = new URL(incoming.url, "http://vault.invalid");
@@ -47,17 +34,23 @@ export class VaultCore {
     if (state.sealed) return errorReply(503, ["Vault is sealed"]);
     if (!url.pathname.startsWith("/v1/")) return errorReply(404, []);
     try {
-      return await this.handleLogical(this.buildRequest(incoming, url));
+      const { request, namespace } = this.buildRequest(incoming, url);
+      return await this.handleLogical(request, namespace);
     } catch (error) {
       if (error instanceof VaultRequestError) return errorReply(error.status, error.errors);
       throw error;
     }
   }
 
-  private buildRequest(incoming: IncomingHttpRequest, url: URL): LogicalRequest {
+  private buildRequest(incoming: IncomingHttpRequest, url: URL): { request: LogicalRequest; namespace: VaultNamespace } {
     const list = incoming.method === "LIST" || (incoming.method === "GET" && isTrue(url.searchParams.get("list")));
     const operation = operationFor(incoming.method, list);
-    let path = safeDecode(url.pathname.slice("/v1/".length));
+    const resolved = this.parts.namespaces.resolve(incoming.headers["x-vault-namespace"], safeDecode(url.pathname.slice("/v1/".length)));
+    // The docs do not say how Vault answers a header naming no namespace; the twin refuses the
+    // request as it refuses a token it does not know, so nothing can be reached through it.
+    if (resolved === undefined) throw VaultRequestError.badToken();
+    const namespace = resolved.namespace;
+    let path = resolved.path;
     if (list && !path.endsWith("/")) path += "/";
     const contentType = (incoming.headers["content-type"] ?? "").split(";")[0]?.trim() ?? "";
     if (operation === "patch" && contentType !== MERGE_PATCH_CONTENT_TYPE) {
@@ -67,9 +60,10 @@ export class VaultCore {
         "unsupported media type",
       );
     }
-    return {
+    const request: LogicalRequest = {
       id: newUuid(),
       operation,
+      namespace: namespace.ref,
       path,
       mount: undefined,
       relativePath: path,
@@ -81,10 +75,11 @@ export class VaultCore {
       remoteAddress: incoming.remoteAddress,
       remotePort: incoming.remotePort,
     };
+    return { request, namespace };
   }
 
-  private async handleLogical(req: LogicalRequest): Promise<HttpReply> {
-    const backend = this.route(req.path);
+  private async handleLogical(req: LogicalRequest, namespace: VaultNamespace): Promise<HttpReply> {
+    const backend = namespace.route(req.path);
     if (backend !== undefined) {
       req.mount = backend.mount;
       req.relativePath = req.path.slice(backend.mount.path.length);
@@ -92,18 +87,19 @@ export class VaultCore {
     if (req.path.endsWith("/") && (req.operation === "update" || req.operation === "patch")) {
       return errorReply(400, ["cannot write to a path ending in '/'"]);
     }
-    if (WRAPPING_TOKEN_PATHS.has(req.path)) this.validateWrappingToken(req);
-    const identity = await this.authorize(req, backend);
+    if (WRAPPING_TOKEN_PATHS.has(req.path)) this.validateWrappingToken(req, namespace);
+    const identity = await this.authorize(req, backend, namespace);
     this.parts.audit.logRequest({ request: req, identity });
-    const response = await this.runHandler(req, backend, identity);
-    const wrapInfo = this.wrapIfAsked(req, response, backend);
+    const response = await this.runHandler(req, backend, identity, namespace);
+    const wrapInfo = this.wrapIfAsked(req, response, backend, namespace);
     this.parts.audit.logResponse({ request: req, identity, response, wrapInfo });
-    return this.render(req, response, wrapInfo, backend);
+    return this.render(req, response, wrapInfo, backend, namespace);
   }
 
   /** The backend's answer (a failure is audited as such), spending one use of the token. */
-  private async runHandler(req: LogicalRequest, backend: Backend | undefined, identity: AuditIdentity): Promise<HandlerResult> {
-    const { tokens, audit } = this.parts;
+  private async runHandler(req: LogicalRequest, backend: Backend | undefined, identity: AuditIdentity, namespace: VaultNamespace): Promise<HandlerResult> {
+    const { audit } = this.parts;
+    const tokens = namespace.tokens;
     const lastUse = req.token !== undefined && tokens.spendUse(req.token);
     try {
       if (backend === undefined) throw VaultRequestError.noRoute(req.path);
@@ -123,7 +119,7 @@ export class VaultCore {
    * bad one as a failed request. Valid: the request goes on (as the wrapping token, or as the
    * caller when the wrapping token came in the body).
    */
-  private validateWrappingToken(req: LogicalRequest): void {
+  private validateWrappingToken(req: LogicalRequest, namespace: VaultNamespace): void {
     const failed = (error: VaultRequestError): never => {
       const identity = { rawClientToken: req.clientToken };
       this.parts.audit.logRequest({ request: req, identity, error: error.auditError });
@@ -138,15 +134,17 @@ export class VaultCore {
     }
     const token = typeof bodyToken === "string" ? bodyToken : req.clientToken;
     if (token === "") failed(invalidInput("token is empty"));
-    const entry = this.parts.tokens.lookup(token);
+    // Only this namespace's view: a wrapping token made in another namespace is not found.
+    const entry = namespace.tokens.lookup(token);
     const isWrapping = entry?.policies.length === 1 && entry.policies[0] === RESPONSE_WRAPPING_POLICY;
     if (!isWrapping) failed(VaultRequestError.invalidWrappingToken());
   }
 
   /** CheckToken: who is calling and whether the ACL lets them; failures are audited here. */
-  private async authorize(req: LogicalRequest, backend: Backend | undefined): Promise<AuditIdentity> {
-    const { tokens, policies, audit } = this.parts;
-    req.token = req.clientToken === "" ? undefined : tokens.lookup(req.clientToken);
+  private async authorize(req: LogicalRequest, backend: Backend | undefined, namespace: VaultNamespace): Promise<AuditIdentity> {
+    const { audit, namespaces } = this.parts;
+    // A token of another namespace (not this one nor one above it) is as unknown as a made-up one.
+    req.token = req.clientToken === "" ? undefined : namespace.tokens.lookup(req.clientToken);
     if (backend?.isUnauthenticated?.(req)) {
       return { token: req.token, policyResults: { allowed: true, grantingPolicies: [] } };
     }
@@ -156,12 +154,15 @@ export class VaultCore {
       throw error;
     }
     if (req.operation === "update" && backend?.exists?.(req) === false) req.operation = "create";
-    await policies.settled();
+    const home = namespaces.of(req.token);
+    await home.policies.settled();
     const needsSudo = backend?.isRootPath?.(req.relativePath) ?? false;
-    const decision = policies.aclFor(req.token.policies).check(req.path, req.operation, needsSudo);
+    // The token's own namespace's policies, over the path as seen from there.
+    const scope = namespaces.aclFor(req.token, namespace);
+    const decision = scope?.acl.check(`${scope.pathPrefix}${req.path}`, req.operation, needsSudo) ?? { allowed: false, grantingPolicies: [] };
     const identity: AuditIdentity = {
       token: req.token,
-      policyResults: { allowed: decision.allowed, grantingPolicies: decision.grantingPolicies },
+      policyResults: { allowed: decision.allowed, grantingPolicies: decision.grantingPolicies, namespaceId: home.ref.id },
     };
     if (!decision.allowed) {
       const error = VaultRequestError.aclDenied();
@@ -175,12 +176,13 @@ export class VaultCore {
    * X-Vault-Wrap-TTL: the response goes into a single-use token's cubbyhole, and the caller
    * gets only the token. Raw responses and empty lists are not wrapped (Vault 404s those).
    */
-  private wrapIfAsked(req: LogicalRequest, response: HandlerResult, backend: Backend | undefined): WrapInfo | undefined {
+  /** The wrapping token belongs to the request's namespace: it unwraps only there (or below). */
+  private wrapIfAsked(req: LogicalRequest, response: HandlerResult, backend: Backend | undefined, namespace: VaultNamespace): WrapInfo | undefined {
     if (req.wrapTtlSeconds <= 0 || response === null || response.raw !== undefined) return undefined;
     if (req.operation === "list" && isEmptyList(response)) return undefined;
     const creationTimeMs = this.parts.clock();
-    const wrapping = this.parts.tokens.createWrapping({
-      body: JSON.stringify(this.envelopeFor(req, response, backend)),
+    const wrapping = namespace.tokens.createWrapping({
+      body: JSON.stringify(this.envelopeFor(req, response, backend, namespace)),
       creationPath: req.path,
       creationTimeMs,
       ttlSeconds: req.wrapTtlSeconds,
@@ -200,6 +202,7 @@ export class VaultCore {
     response: HandlerResult,
     wrapInfo: WrapInfo | undefined,
     backend: Backend | undefined,
+    namespace: VaultNamespace,
   ): HttpReply {
     if (wrapInfo !== undefined) {
       // A wrapped answer is only the wrap_info; Vault does not even set request_id on it.
@@ -212,7 +215,7 @@ export class VaultCore {
       return { status, headers: { "content-type": contentType, "cache-control": "no-store" }, body };
     }
     if (req.operation === "list" && isEmptyList(response)) return errorReply(404, []);
-    const body = this.envelopeFor(req, response, backend);
+    const body = this.envelopeFor(req, response, backend, namespace);
     const data = response.data;
     if (data && Object.keys(data).length > 0 && backend?.injectsDataIntoTopLevel?.(req.relativePath)) {
       return jsonReply(200, { ...data, ...body });
@@ -220,11 +223,11 @@ export class VaultCore {
     return jsonReply(200, body);
   }
 
-  private envelopeFor(req: LogicalRequest, response: LogicalResponse, backend: Backend | undefined): JsonObject {
+  private envelopeFor(req: LogicalRequest, response: LogicalResponse, backend: Backend | undefined, namespace: VaultNamespace): JsonObject {
     return envelope({
       requestId: req.id,
       data: response.data ?? null,
-      auth: response.auth ? this.parts.tokens.authBlock(response.auth) : null,
+      auth: response.auth ? namespace.tokens.authBlock(response.auth) : null,
       warnings: response.warnings ?? null,
       mountType: backend?.mount.type ?? "",
     });

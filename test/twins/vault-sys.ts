@@ -1,10 +1,10 @@
 // The `sys/` backend (audit devices, capabilities, response wrapping, ACL policies, mounts), plus
 // the two endpoints Vault answers outside its logical layer: sys/health and sys/seal-status.
-import type { PolicyStore } from "./vault-acl.js";
+import type { Acl, PolicyStore } from "./vault-acl.js";
 import type { AuditBroker } from "./vault-audit.js";
 import type { HttpReply } from "./vault-http.js";
 import { jsonReply } from "./vault-http.js";
-import type { TokenStore } from "./vault-tokens.js";
+import type { TokenEntry, TokenStore } from "./vault-tokens.js";
 import { RESPONSE_WRAPPING_POLICY } from "./vault-tokens.js";
 import type { Backend, HandlerResult, LogicalRequest, MountEntry } from "./vault-types.js";
 import type { Clock, JsonObject, JsonValue } from "./vault-util.js";
@@ -32,17 +32,41 @@ export interface ServerState {
   clusterId: string;
 }
 
-/** What the sys backend reaches into: the rest of the core. */
+/** What the sys backend reaches into: the rest of the core, as its namespace sees it. */
 export interface SystemServices {
   clock: Clock;
+  /** The namespace's view of the token store. */
   tokens: TokenStore;
+  /** The namespace's own policies. */
   policies: PolicyStore;
   audit: AuditBroker;
   /** Secret engine mounts (sys/mounts). */
   secretMounts(): MountEntry[];
   /** The mount serving a logical path, if any. */
   mountFor(path: string): MountEntry | undefined;
+  /** What a token may do here, over paths as seen from its own namespace (see NamespaceRegistry.aclFor). */
+  aclFor(token: TokenEntry): Promise<{ acl: Acl; pathPrefix: string } | undefined>;
+  /** The root namespace serves the root-only paths too. */
+  isRootNamespace: boolean;
+  /** sys/namespaces: the namespaces directly below this one. */
+  namespaces: NamespaceAdmin;
 }
+
+/** sys/namespaces, relative to the namespace the request is in. */
+export interface NamespaceAdmin {
+  list(): JsonObject[];
+  read(relativePath: string): JsonObject | undefined;
+  create(relativePath: string, customMetadata: Record<string, string>): JsonObject;
+  remove(relativePath: string): boolean;
+}
+
+/**
+ * sys paths only the root namespace serves (hashicorp/vault
+ * website/content/partials/api/restricted-endpoints.mdx, the "Root" column, for the paths this
+ * twin has). How Vault answers one asked for in another namespace is not documented; the twin
+ * answers as for any path the sys backend does not serve.
+ */
+const ROOT_ONLY_PATHS = [/^audit$/, /^audit\//, /^audit-hash\//];
 
 export class SystemBackend implements Backend {
   constructor(
@@ -50,8 +74,10 @@ export class SystemBackend implements Backend {
     private readonly services: SystemServices,
   ) {}
 
-  /** Only the policy paths have existence checks. */
+  /** Only the policy and namespace paths have existence checks. */
   exists(req: LogicalRequest): boolean | undefined {
+    const namespace = namespacePathIn(req.relativePath);
+    if (namespace !== undefined) return this.services.namespaces.read(namespace) !== undefined;
     const name = policyNameIn(req.relativePath);
     return name === undefined ? undefined : this.services.policies.get(name) !== undefined;
   }
@@ -73,6 +99,10 @@ export class SystemBackend implements Backend {
     const { relativePath: path, operation } = req;
     const data = req.data ?? {};
     const write = operation === "create" || operation === "update";
+    if (!this.services.isRootNamespace && ROOT_ONLY_PATHS.some((p) => p.test(path))) throw VaultRequestError.unsupportedPath();
+    if (path === "namespaces/" && operation === "list") return this.listNamespaces();
+    const namespace = namespacePathIn(path);
+    if (namespace !== undefined) return this.namespace(req, namespace);
     if (path === "audit" && operation === "read") return { data: this.services.audit.list() };
     if (path.startsWith("audit/") && write) return this.enableAudit(path.slice("audit/".length), data);
     if (path.startsWith("audit/") && operation === "delete") {
@@ -118,10 +148,9 @@ export class SystemBackend implements Backend {
     if (paths.length === 0) throw VaultRequestError.invalidRequest("paths must be supplied");
     const entry = this.services.tokens.lookup(token);
     if (entry === undefined) throw VaultRequestError.invalidRequest("invalid token");
-    await this.services.policies.settled();
-    const acl = this.services.policies.aclFor(entry.policies);
+    const scope = await this.services.aclFor(entry);
     const result: JsonObject = {};
-    for (const path of paths) result[path] = acl.capabilities(path);
+    for (const path of paths) result[path] = scope ? scope.acl.capabilities(`${scope.pathPrefix}${path}`) : ["deny"];
     if (paths.length === 1) result["capabilities"] = result[paths[0] ?? ""] ?? [];
     return { data: result };
   }
@@ -168,8 +197,8 @@ export class SystemBackend implements Backend {
     const mount = this.services.mountFor(sanitized);
     const token = this.services.tokens.lookup(req.clientToken);
     if (mount === undefined || token === undefined) throw denied;
-    await this.services.policies.settled();
-    if (!this.services.policies.aclFor(token.policies).hasAccessUnder(mount.path)) throw denied;
+    const scope = await this.services.aclFor(token);
+    if (!scope?.acl.hasAccessUnder(`${scope.pathPrefix}${mount.path}`)) throw denied;
     return { data: { ...describeMount(mount), path: mount.path } };
   }
 
@@ -182,6 +211,39 @@ export class SystemBackend implements Backend {
     const mount = this.services.secretMounts().find((candidate) => candidate.path === path);
     if (mount === undefined) throw VaultRequestError.invalidRequest(`No secret engine mount at ${path}`);
     return { data: describeMount(mount) };
+  }
+
+  /**
+   * LIST sys/namespaces: the namespaces directly below this one, as the sys/namespaces API docs
+   * show them (`keys` and `key_info`).
+   */
+  private listNamespaces(): HandlerResult {
+    const namespaces = this.services.namespaces.list();
+    const keys = namespaces.map((ns) => String(ns["key"]));
+    const keyInfo = Object.fromEntries(namespaces.map(({ key, ...info }) => [String(key), info]));
+    return { data: { keys, key_info: keyInfo } };
+  }
+
+  /** sys/namespaces/<path>: create (custom_metadata), read, delete. */
+  private namespace(req: LogicalRequest, relativePath: string): HandlerResult {
+    const admin = this.services.namespaces;
+    switch (req.operation) {
+      case "read": {
+        const found = admin.read(relativePath);
+        return found === undefined ? null : { data: found };
+      }
+      case "create":
+      case "update": {
+        const raw = req.data?.["custom_metadata"];
+        const metadata = isJsonObject(raw) ? Object.fromEntries(Object.entries(raw).map(([key, value]) => [key, String(value)])) : {};
+        return { data: admin.create(relativePath, metadata) };
+      }
+      case "delete":
+        admin.remove(relativePath);
+        return null;
+      default:
+        throw VaultRequestError.unsupportedOperation();
+    }
   }
 
   /** sys/policies/acl/<name> (field `policy`) and the older sys/policy/<name> (field `rules`). */
@@ -218,6 +280,12 @@ export class SystemBackend implements Backend {
         throw VaultRequestError.unsupportedOperation();
     }
   }
+}
+
+/** The namespace path in sys/namespaces/<path> (which may itself have slashes). */
+function namespacePathIn(relativePath: string): string | undefined {
+  const match = /^namespaces\/(.+[^/])\/?$/.exec(relativePath);
+  return match?.[1];
 }
 
 function policyNameIn(relativePath: string): string | undefined {

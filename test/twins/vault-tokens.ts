@@ -16,8 +16,28 @@ export interface WrappedResponse {
   ttlSeconds: number;
 }
 
+/** Which namespace something lives in: Vault's namespace.Namespace (helper/namespace/namespace.go). */
+export interface NamespaceRef {
+  /** "root" for the root namespace, otherwise a short random ID. */
+  id: string;
+  /** "" for the root namespace, otherwise its full path with a trailing slash ("ns1/ns2/"). */
+  path: string;
+}
+
+export const ROOT_NAMESPACE: NamespaceRef = { id: "root", path: "" };
+
+/**
+ * Whether `inner` is `outer` or lies below it (Namespace.HasParent, helper/namespace/namespace.go):
+ * a token is usable in its own namespace and in the namespaces below it, never above or beside.
+ */
+export function isWithinNamespace(inner: NamespaceRef, outer: NamespaceRef): boolean {
+  return outer.path === "" || inner.path.startsWith(outer.path);
+}
+
 export interface TokenEntry {
   id: string;
+  /** The namespace the token was created in. */
+  namespace: NamespaceRef;
   accessor: string;
   /** Sorted, as Vault stores them ("default" included unless left out on purpose). */
   policies: string[];
@@ -57,10 +77,26 @@ export function sanitizePolicies(policies: string[], addDefault: boolean): strin
   return [...names].sort();
 }
 
+/**
+ * The token store as one namespace sees it: tokens it creates belong to that namespace, and it
+ * finds only tokens of that namespace or of the namespaces above it. All views share one table.
+ */
 export class TokenStore {
-  private readonly byId = new Map<string, TokenEntry>();
+  constructor(
+    private readonly clock: Clock,
+    readonly namespace: NamespaceRef = ROOT_NAMESPACE,
+    private readonly byId = new Map<string, TokenEntry>(),
+  ) {}
 
-  constructor(private readonly clock: Clock) {}
+  /** The same tokens as `namespace` sees them. */
+  scopedTo(namespace: NamespaceRef): TokenStore {
+    return new TokenStore(this.clock, namespace, this.byId);
+  }
+
+  /** Revokes every token created in `namespace` or below it (the namespace is being deleted). */
+  revokeNamespace(namespace: NamespaceRef): void {
+    for (const [id, entry] of this.byId) if (isWithinNamespace(entry.namespace, namespace)) this.byId.delete(id);
+  }
 
   createRoot(id: string): TokenEntry {
     return this.store({
@@ -75,7 +111,7 @@ export class TokenStore {
 
   create(options: NewTokenOptions): TokenEntry {
     return this.store({
-      ...this.blankEntry(newServiceToken()),
+      ...this.blankEntry(this.newTokenId()),
       policies: sanitizePolicies(options.policies, options.noDefaultPolicy !== true),
       displayName: options.displayName ?? "token",
       meta: options.meta ?? null,
@@ -91,7 +127,7 @@ export class TokenStore {
   /** A single-use token whose only power is to unwrap `wrapped` before its TTL runs out. */
   createWrapping(wrapped: WrappedResponse): TokenEntry {
     return this.store({
-      ...this.blankEntry(newServiceToken()),
+      ...this.blankEntry(this.newTokenId()),
       policies: [RESPONSE_WRAPPING_POLICY],
       displayName: "",
       path: wrapped.creationPath,
@@ -104,10 +140,13 @@ export class TokenStore {
     });
   }
 
-  /** The live entry for a token ID; expired entries are revoked on sight. */
+  /**
+   * The live entry for a token ID, if this namespace may use it; expired entries are revoked on
+   * sight. A token of another namespace (a sibling, a child) is as unknown here as a made-up one.
+   */
   lookup(id: string): TokenEntry | undefined {
     const entry = this.byId.get(id);
-    if (entry === undefined) return undefined;
+    if (entry === undefined || !isWithinNamespace(this.namespace, entry.namespace)) return undefined;
     if (entry.expireAtMs !== null && this.clock() >= entry.expireAtMs) {
       this.byId.delete(id);
       return undefined;
@@ -188,9 +227,19 @@ export class TokenStore {
     };
   }
 
+  /**
+   * Vault appends the namespace's ID to tokens made outside the root namespace
+   * ("hvs.<random>.<namespace id>"; helper/namespace/namespace.go, SplitIDFromString).
+   */
+  private newTokenId(): string {
+    const id = newServiceToken();
+    return this.namespace.path === "" ? id : `${id}.${this.namespace.id}`;
+  }
+
   private blankEntry(id: string): TokenEntry {
     return {
       id,
+      namespace: this.namespace,
       accessor: newAccessor(),
       policies: [],
       displayName: "",

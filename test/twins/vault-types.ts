@@ -1,6 +1,6 @@
 // The twin's internal model of a request as Vault's core sees it (logical.Request /
 // logical.Response), and the contract its backends (KV, sys, token, jwt) implement.
-import type { TokenEntry } from "./vault-tokens.js";
+import type { NamespaceRef, TokenEntry } from "./vault-tokens.js";
 import type { JsonObject } from "./vault-util.js";
 
 /** logical.Operation values, as they appear in audit entries. */
@@ -21,7 +21,12 @@ export interface MountEntry {
 export interface LogicalRequest {
   id: string;
   operation: Operation;
-  /** Full logical path without /v1/, e.g. "secret/data/runners/42" (list paths end in "/"). */
+  /** The namespace the request is in (X-Vault-Namespace and any namespace prefix of the path). */
+  namespace: NamespaceRef;
+  /**
+   * Logical path without /v1/ and without the namespace, e.g. "secret/data/runners/42" (list
+   * paths end in "/").
+   */
   path: string;
   mount: MountEntry | undefined;
   /** `path` with the mount prefix removed. */

@@ -28,6 +28,11 @@ export function newServiceToken(): string {
   return `hvs.${randomBase62(24)}`;
 }
 
+/** Namespace IDs are five base62 characters ("gsudj", "HWmNL" in the sys/namespaces API docs). */
+export function newNamespaceId(): string {
+  return randomBase62(5);
+}
+
 export function newAccessor(): string {
   return randomBase62(24);
 }

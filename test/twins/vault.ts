@@ -1,23 +1,21 @@
-// A digital twin of HashiCorp Vault 1.15 (Community Edition) for tests and the demo: a real HTTP
-// server speaking Vault's API for what nomad-gha-dispatcher needs — token auth and ACL policies,
-// KV v2, response wrapping, audit devices, health, and JWT login for Nomad workload identities.
+// A digital twin of HashiCorp Vault 1.15 for tests and the demo: a real HTTP server speaking
+// Vault's API for what nomad-gha-dispatcher needs — token auth and ACL policies, KV v2, response
+// wrapping, audit devices, health, JWT login for Nomad workload identities, and Vault
+// Enterprise namespaces (X-Vault-Namespace; see vault-namespaces.ts).
 // The parts live in vault-*.ts; this file wires them together and is the only public surface.
 import { holdUntil, type FaultPlan, type RecordedRequest } from "./contract.js";
-import { PolicyStore } from "./vault-acl.js";
 import type { AuditEntry } from "./vault-audit.js";
 import { AuditBroker } from "./vault-audit.js";
 import type { JwtRole } from "./vault-auth.js";
-import { JwtAuthBackend, TokenAuthBackend } from "./vault-auth.js";
 import { VaultCore } from "./vault-core.js";
 import type { HttpReply, IncomingHttpRequest, RunningHttpServer } from "./vault-http.js";
 import { startHttpServer } from "./vault-http.js";
-import { KvV2Backend } from "./vault-kv.js";
+import { jwtMount, kvMount, mountKv, newNamespace, type MountContext } from "./vault-mounts.js";
+import { NamespaceRegistry, type VaultNamespace } from "./vault-namespaces.js";
 import type { ServerState } from "./vault-sys.js";
-import { SystemBackend, VAULT_VERSION } from "./vault-sys.js";
-import { TokenStore } from "./vault-tokens.js";
-import type { MountEntry } from "./vault-types.js";
+import { ROOT_NAMESPACE, TokenStore } from "./vault-tokens.js";
 import type { Clock } from "./vault-util.js";
-import { newMountAccessor, newServiceToken, newUuid } from "./vault-util.js";
+import { newServiceToken, newUuid } from "./vault-util.js";
 
 export type { AuditAuth, AuditEntry, AuditRequest, AuditResponse, AuditWrapInfo } from "./vault-audit.js";
 export type { JwtRole } from "./vault-auth.js";
@@ -38,44 +36,15 @@ export interface VaultTwinOptions {
 
 export const DEFAULT_AUDIT_FILE_PATH = "/var/log/vault/audit.log";
 
-/** Versions Vault 1.15.0 reports for its built-in plugins. */
-const RUNNING_VERSION = {
-  kv: "v0.16.1+builtin",
-  jwt: "v0.17.0+builtin",
-  vault: `v${VAULT_VERSION}+builtin.vault`,
-};
-
-interface MountSpec {
-  path: string;
-  type: string;
-  description: string;
-  runningVersion: string;
-  options?: Record<string, string>;
-}
-
-function mountEntry(spec: MountSpec): MountEntry {
-  const accessorPrefix = spec.path.startsWith("auth/") ? `auth_${spec.type}` : spec.type;
-  return {
-    ...spec,
-    options: spec.options ?? null,
-    accessor: newMountAccessor(accessorPrefix),
-    uuid: newUuid(),
-    local: false,
-  };
-}
-
 export class VaultTwin {
   readonly requests: RecordedRequest[] = [];
   readonly faults: FaultPlan = {};
 
   private readonly clock: Clock;
   private readonly state: ServerState;
-  private readonly tokens: TokenStore;
-  private readonly policies = new PolicyStore();
   private readonly audit: AuditBroker;
+  private readonly namespaces: NamespaceRegistry;
   private readonly core: VaultCore;
-  private readonly kv = new Map<string, KvV2Backend>();
-  private readonly jwt = new Map<string, JwtAuthBackend>();
   private server: RunningHttpServer | undefined;
   private address: string | undefined;
 
@@ -90,24 +59,21 @@ export class VaultTwin {
       clusterName: `vault-cluster-${newUuid().slice(0, 8)}`,
       clusterId: newUuid(),
     };
-    this.tokens = new TokenStore(this.clock);
     this.audit = new AuditBroker(this.clock);
-    this.core = new VaultCore({
-      clock: this.clock,
-      state: this.state,
-      tokens: this.tokens,
-      policies: this.policies,
-      audit: this.audit,
-    });
-    this.tokens.createRoot(rootToken);
-    this.mountBuiltIns();
-    for (const mount of options.kvMounts ?? ["secret"]) this.mountKv(mount);
+    const context: MountContext = { clock: this.clock, audit: this.audit, registry: () => this.namespaces };
+    const tokens = new TokenStore(this.clock);
+    this.namespaces = new NamespaceRegistry(newNamespace(ROOT_NAMESPACE, {}, tokens, context), (ref, metadata) =>
+      newNamespace(ref, metadata, tokens.scopedTo(ref), context),
+    );
+    this.core = new VaultCore({ clock: this.clock, state: this.state, audit: this.audit, namespaces: this.namespaces });
+    tokens.createRoot(rootToken);
+    for (const mount of options.kvMounts ?? ["secret"]) mountKv(this.namespaces.root, mount, this.clock);
     if (options.audit !== false) this.audit.enable("file/", "file", { file_path: DEFAULT_AUDIT_FILE_PATH });
   }
 
   static async start(options: VaultTwinOptions = {}): Promise<VaultTwin> {
     const twin = new VaultTwin(options.rootToken ?? newServiceToken(), options);
-    await twin.policies.installBuiltIns();
+    await twin.namespaces.root.policies.settled();
     twin.server = await startHttpServer((request) => twin.serve(request));
     twin.address = twin.server.url;
     return twin;
@@ -130,43 +96,53 @@ export class VaultTwin {
   }
 
   /**
+   * `vault namespace create <path>` (Vault Enterprise): `path` is absolute ("ns1", or "ns1/ns2"
+   * once ns1 exists). Unlike Vault, which mounts nothing in a new namespace, the twin mounts KV
+   * v2 at each of `kvMounts` (default ["secret"], as in the root namespace) to spare each test the
+   * `vault secrets enable`. Requests reach it with `X-Vault-Namespace: <path>` or a path prefix.
+   */
+  createNamespace(path: string, options: { kvMounts?: string[]; customMetadata?: Record<string, string> } = {}): { id: string; path: string } {
+    const namespace = this.namespaces.add(this.namespaces.root, path, options.customMetadata);
+    for (const mount of options.kvMounts ?? ["secret"]) mountKv(namespace, mount, this.clock);
+    return { ...namespace.ref };
+  }
+
+  /**
    * A service token with these policies (plus "default"). TTL defaults to Vault's 768h; with
-   * `numUses` the token is revoked after that many requests.
+   * `numUses` the token is revoked after that many requests. With `namespace` the token belongs
+   * to that namespace: its policies are that namespace's, and it works there and below only.
    */
   createToken(options: {
     policies: string[];
     ttlSeconds?: number;
     numUses?: number;
     meta?: Record<string, string>;
+    namespace?: string;
   }): string {
-    return this.tokens.create(options).id;
+    const { namespace, ...token } = options;
+    return this.namespace(namespace).tokens.create(token).id;
   }
 
   /**
-   * Stores a policy written in Vault's HCL (or JSON) policy language. Parsing is asynchronous;
-   * requests made afterwards wait for it, so there is no need to await. The promise rejects if
-   * the policy does not parse.
+   * Stores a policy written in Vault's HCL (or JSON) policy language, in the root namespace or
+   * in `namespace`. Parsing is asynchronous; requests made afterwards wait for it, so there is no
+   * need to await. The promise rejects if the policy does not parse.
    */
-  writePolicy(name: string, hcl: string): Promise<void> {
-    return this.policies.write(name, hcl);
+  writePolicy(name: string, hcl: string, namespace?: string): Promise<void> {
+    return this.namespace(namespace).policies.write(name, hcl);
   }
 
   /**
-   * `vault auth enable -path=<mount> jwt`: roles can then also be written over HTTP
-   * (`auth/<mount>/role/<name>`), and tokens log in at `auth/<mount>/login`.
+   * `vault auth enable -path=<mount> jwt` (in `namespace`, or the root one): roles can then also
+   * be written over HTTP (`auth/<mount>/role/<name>`), and tokens log in at `auth/<mount>/login`.
    */
-  enableJwtAuth(mount = "jwt-nomad"): void {
-    if (this.jwt.has(mount)) return;
-    const entry = mountEntry({ path: `auth/${mount}/`, type: "jwt", description: "", runningVersion: RUNNING_VERSION.jwt });
-    const backend = new JwtAuthBackend(entry, this.tokens, this.clock);
-    this.jwt.set(mount, backend);
-    this.core.mount(backend);
+  enableJwtAuth(mount = "jwt-nomad", namespace?: string): void {
+    jwtMount(this.namespace(namespace), mount, this.clock);
   }
 
   /** A JWT role (enabling the mount if need be) whose matching tokens may log in. */
-  configureJwtRole(name: string, role: JwtRole, mount = "jwt-nomad"): void {
-    this.enableJwtAuth(mount);
-    this.jwt.get(mount)?.configureRole(name, role);
+  configureJwtRole(name: string, role: JwtRole, mount = "jwt-nomad", namespace?: string): void {
+    jwtMount(this.namespace(namespace), mount, this.clock).configureRole(name, role);
   }
 
   seal(): void {
@@ -182,10 +158,10 @@ export class VaultTwin {
     this.state.standby = on;
   }
 
-  /** Every key in a KV v2 mount that still has metadata — for "no secret left behind" checks. */
-  kvKeys(mount = "secret"): string[] {
-    const backend = this.kv.get(mount.replace(/\/$/, ""));
-    if (backend === undefined) throw new Error(`no KV v2 mount at "${mount}"`);
+  /** Every key in a KV v2 mount (of `namespace`, or the root one) that still has metadata — for "no secret left behind" checks. */
+  kvKeys(mount = "secret", namespace?: string): string[] {
+    const backend = kvMount(this.namespace(namespace), mount);
+    if (backend === undefined) throw new Error(`no KV v2 mount at "${mount}"${namespace ? ` in namespace "${namespace}"` : ""}`);
     return backend.keys();
   }
 
@@ -194,44 +170,11 @@ export class VaultTwin {
     this.server = undefined;
   }
 
-  private mountBuiltIns(): void {
-    const sys = mountEntry({
-      path: "sys/",
-      type: "system",
-      description: "system endpoints used for control, policy and debugging",
-      runningVersion: RUNNING_VERSION.vault,
-    });
-    this.core.mount(
-      new SystemBackend(sys, {
-        clock: this.clock,
-        tokens: this.tokens,
-        policies: this.policies,
-        audit: this.audit,
-        secretMounts: () => [sys, ...[...this.kv.values()].map((backend) => backend.mount)],
-        mountFor: (path) => this.core.route(path)?.mount,
-      }),
-    );
-    const token = mountEntry({
-      path: "auth/token/",
-      type: "token",
-      description: "token based credentials",
-      runningVersion: RUNNING_VERSION.vault,
-    });
-    this.core.mount(new TokenAuthBackend(token, this.tokens));
-  }
-
-  private mountKv(name: string): void {
-    const path = `${name.replace(/\/$/, "")}/`;
-    const entry = mountEntry({
-      path,
-      type: "kv",
-      description: "key/value secret storage",
-      runningVersion: RUNNING_VERSION.kv,
-      options: { version: "2" },
-    });
-    const backend = new KvV2Backend(entry, this.clock);
-    this.kv.set(path.slice(0, -1), backend);
-    this.core.mount(backend);
+  /** A namespace by its path; the root one when none is given. */
+  private namespace(path: string | undefined): VaultNamespace {
+    const namespace = this.namespaces.get(path ?? "");
+    if (!namespace) throw new Error(`no Vault namespace "${path ?? ""}": createNamespace() it first`);
+    return namespace;
   }
 
   /** Fault plan first, then Vault; every exchange is recorded as it went over the wire. */

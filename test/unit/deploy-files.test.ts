@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import hcl2json from "@cdktf/hcl2json";
 import { beforeAll, describe, expect, it } from "vitest";
+import { SHUTDOWN_MARGIN_MS, shutdownBudgetTotalMs } from "../../src/shutdown.js";
 
 /**
  * What operators depend on in the deployment files: parsed with a real HCL2 parser (the
@@ -44,6 +45,31 @@ function seconds(duration: Json | undefined): number {
   const m = /^(\d+)(s|m|h)$/.exec(String(duration));
   if (!m) throw new Error(`not a duration: ${String(duration)}`);
   return Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as "s" | "m" | "h"];
+}
+
+/** Nomad client's max_kill_timeout default (hashicorp/nomad command/agent/config.go, DefaultConfig). */
+const NOMAD_DEFAULT_MAX_KILL_TIMEOUT_SECONDS = 30;
+
+/**
+ * Users of the base images the Dockerfile may build on: the official node images create `node`
+ * with uid and gid 1000 (nodejs/docker-node 22/bookworm-slim/Dockerfile: groupadd --gid 1000 node,
+ * useradd --uid 1000 --gid node).
+ */
+const BASE_IMAGE_USERS: Record<string, { uid: number; gid: number }> = { node: { uid: 1000, gid: 1000 } };
+
+/** The user the image's runtime stage runs as (its last USER), as numeric ids. */
+function imageUser(): { uid: number; gid: number } {
+  const users = read("Dockerfile")
+    .split("\n")
+    .map((l) => /^USER\s+(\S+)/.exec(l.trim())?.[1])
+    .filter((u): u is string => u !== undefined);
+  const last = users[users.length - 1];
+  if (last === undefined) throw new Error("the Dockerfile sets no USER");
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(last);
+  if (numeric) return { uid: Number(numeric[1]), gid: Number(numeric[2] ?? numeric[1]) };
+  const known = BASE_IMAGE_USERS[last];
+  if (!known) throw new Error(`the Dockerfile runs as "${last}", whose ids this test does not know`);
+  return known;
 }
 
 describe("jobs/dispatcher.nomad.hcl", () => {
@@ -108,9 +134,29 @@ describe("jobs/dispatcher.nomad.hcl", () => {
     expect(block(group, "reschedule")).toHaveProperty("delay");
   });
 
-  it("gives SIGTERM time to drain webhooks past cloudflared's 30 s grace period", () => {
+  it("gives SIGTERM the whole shutdown budget, within Nomad's default max_kill_timeout", () => {
     expect(task.kill_signal ?? "SIGTERM").toBe("SIGTERM");
-    expect(seconds(task.kill_timeout)).toBeGreaterThan(30);
+    const killTimeout = seconds(task.kill_timeout);
+    // A Nomad client clamps kill_timeout to its max_kill_timeout, 30 s unless configured
+    // (hashicorp/nomad command/agent/config.go, client/allocrunner/taskrunner/driver_handle.go).
+    expect(killTimeout).toBeLessThanOrEqual(NOMAD_DEFAULT_MAX_KILL_TIMEOUT_SECONDS);
+    expect(killTimeout * 1000).toBeGreaterThanOrEqual(shutdownBudgetTotalMs() + SHUTDOWN_MARGIN_MS);
+  });
+
+  it("renders every file the dispatcher reads owned by the image's user, and keeps them private", () => {
+    const user = imageUser();
+    const templates = blocks(task, "template");
+    const readByTask = templates.filter((t) => t.env !== true);
+    expect(readByTask.map((t) => t.destination)).toContain("secrets/github-app.pem");
+    for (const t of readByTask) {
+      // Without uid/gid Nomad renders the file owned by root (perms default 0644): with 0400
+      // the dispatcher, running as the image's user, gets EACCES.
+      expect({ destination: t.destination, uid: t.uid, gid: t.gid }).toEqual({ destination: t.destination, uid: user.uid, gid: user.gid });
+      expect(t.perms, String(t.destination)).toBe("0400");
+    }
+    // Env templates are read by the Nomad client (root) to build the environment, never by the
+    // task: they stay root's.
+    for (const t of templates.filter((t) => t.env === true)) expect(t).not.toHaveProperty("uid");
   });
 
   it("logs in to Vault with a Nomad >= 1.7 workload identity", () => {

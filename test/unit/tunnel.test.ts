@@ -9,6 +9,9 @@ import {
   CloudflaredSupervisor,
   TunnelStartError,
   cloudflaredArgs,
+  DEFAULT_STOP_TIMEOUT_MS,
+  KILL_WAIT_MS,
+  TUNNEL_GRACE_PERIOD_MS,
   cloudflaredEnvironment,
   formatWebhookSettings,
   parseCloudflaredLine,
@@ -17,6 +20,7 @@ import {
 } from "../../src/tunnel/cloudflared.js";
 import { loadConfig } from "../../src/config.js";
 import { originUrlFor, tunnelTargetFor } from "../../src/tunnel/settings.js";
+import { SHUTDOWN_BUDGET_MS } from "../../src/shutdown.js";
 
 const STANDIN = fileURLToPath(new URL("../fixtures/cloudflared-standin.mjs", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "tunnel-test-"));
@@ -176,14 +180,22 @@ describe("webhook settings", () => {
 
 describe("cloudflared command line and environment", () => {
   it("never puts the token on the command line", () => {
-    expect(cloudflaredArgs({ mode: "named", token: TOKEN })).toEqual(["tunnel", "--no-autoupdate", "run"]);
-    expect(cloudflaredArgs({ mode: "named", configFile: "/etc/t.yml" })).toEqual(["tunnel", "--no-autoupdate", "--config", "/etc/t.yml", "run"]);
+    const grace = ["--grace-period", "10s"];
+    expect(cloudflaredArgs({ mode: "named", token: TOKEN })).toEqual(["tunnel", "--no-autoupdate", ...grace, "run"]);
+    expect(cloudflaredArgs({ mode: "named", configFile: "/etc/t.yml" })).toEqual(["tunnel", "--no-autoupdate", ...grace, "--config", "/etc/t.yml", "run"]);
     expect(cloudflaredArgs({ mode: "quick", originUrl: "http://127.0.0.1:8080" })).toEqual([
       "tunnel",
       "--no-autoupdate",
+      ...grace,
       "--url",
       "http://127.0.0.1:8080",
     ]);
+  });
+
+  it("gives cloudflared a grace period that, with the wait for it to exit, fits the shutdown budget", () => {
+    expect(TUNNEL_GRACE_PERIOD_MS).toBe(10_000);
+    expect(DEFAULT_STOP_TIMEOUT_MS).toBeGreaterThan(TUNNEL_GRACE_PERIOD_MS);
+    expect(DEFAULT_STOP_TIMEOUT_MS + KILL_WAIT_MS).toBeLessThanOrEqual(SHUTDOWN_BUDGET_MS.tunnel);
   });
 
   it("passes only what cloudflared needs, and the token only to a token tunnel", () => {
@@ -233,7 +245,7 @@ describe("CloudflaredSupervisor with the stand-in binary", () => {
     expect(settings?.msg).toContain(`${status.url}/webhook`);
     expect(settings?.webhook).toMatchObject({ payloadUrl: `${status.url}/webhook`, contentType: "application/json", events: ["Workflow jobs"] });
     expect(rawLog()).not.toContain(PARENT_ENV.GITHUB_WEBHOOK_SECRET);
-    expect(starts()[0]?.argv).toEqual(["tunnel", "--no-autoupdate", "--url", "http://127.0.0.1:8080"]);
+    expect(starts()[0]?.argv).toEqual(["tunnel", "--no-autoupdate", "--grace-period", "10s", "--url", "http://127.0.0.1:8080"]);
     expect(starts()[0]?.tokenInEnv).toBe(false);
   });
 
@@ -243,7 +255,7 @@ describe("CloudflaredSupervisor with the stand-in binary", () => {
     await eventually(() => supervisor.status().connections === 4, "4 registered connections");
 
     const [start] = starts();
-    expect(start?.argv).toEqual(["tunnel", "--no-autoupdate", "run"]);
+    expect(start?.argv).toEqual(["tunnel", "--no-autoupdate", "--grace-period", "10s", "run"]);
     expect(start?.argv.join(" ")).not.toContain(TOKEN);
     expect(start?.tokenInEnv).toBe(true);
     expect(start?.envKeys).not.toContain("GITHUB_TOKEN");
@@ -260,7 +272,7 @@ describe("CloudflaredSupervisor with the stand-in binary", () => {
     const { supervisor, starts } = setup({ mode: "named", configFile: config });
     await supervisor.start();
     await eventually(() => supervisor.status().connected, "connection");
-    expect(starts()[0]?.argv).toEqual(["tunnel", "--no-autoupdate", "--config", config, "run"]);
+    expect(starts()[0]?.argv).toEqual(["tunnel", "--no-autoupdate", "--grace-period", "10s", "--config", config, "run"]);
     expect(starts()[0]?.tokenInEnv).toBe(false);
   });
 

@@ -1,0 +1,124 @@
+// The GitHub adapter (src/github/client.ts) against the GitHub twin, without the rest of the
+// service: what every request carries, and listings that go past their first page.
+import { describe, expect, it, onTestFinished } from "vitest";
+import { GitHubClient, GITHUB_API_VERSION } from "../../src/github/client.js";
+import { GitHubTwin, type GitHubTwinOptions } from "../twins/github.js";
+
+const labels = ["self-hosted", "nomad"];
+const INSTALLATION = 4242;
+
+async function twin(opts: GitHubTwinOptions = {}): Promise<GitHubTwin> {
+  const github = await GitHubTwin.start(opts);
+  onTestFinished(() => github.close());
+  return github;
+}
+
+function patClient(github: GitHubTwin): GitHubClient {
+  return new GitHubClient({ auth: { kind: "token", token: github.createPat() }, apiUrl: github.url, webUrl: github.webUrl, scope: "repo", runnerGroupId: 1 });
+}
+
+describe("every GitHub request", () => {
+  it(`asks for REST API version ${GITHUB_API_VERSION}: PAT, App JWT and installation requests alike`, async () => {
+    const github = await twin();
+    github.addRepo("octo-org/app", { installationId: INSTALLATION });
+    const app = github.createApp();
+    const asApp = new GitHubClient({
+      auth: { kind: "app", appId: app.appId, privateKey: app.privateKeyPem },
+      apiUrl: github.url,
+      webUrl: github.webUrl,
+      scope: "repo",
+      runnerGroupId: 1,
+    });
+    const asPat = patClient(github);
+    await github.queueJob({ repo: "octo-org/app", labels, deliver: false });
+
+    const [target] = await asApp.listInstallationRepos(); // app JWT, then an installation token
+    expect(target).toMatchObject({ owner: "octo-org", repo: "app", installationId: INSTALLATION });
+    await asApp.listQueuedJobs(target!);
+    await asApp.createJitRunner(target!, "nomad-gha-1", labels);
+    await asPat.identity();
+    await asPat.listQueuedJobs({ owner: "octo-org", repo: "app" });
+    const { runnerId } = await asPat.createJitRunner({ owner: "octo-org", repo: "app" }, "nomad-gha-2", labels);
+    await asPat.deleteRunner({ owner: "octo-org", repo: "app" }, runnerId);
+
+    // The twin is laid out like GHES: REST under /api/v3.
+    const paths = github.requests.map((r) => `${r.method} ${r.url.split("?")[0]!.replace(/^\/api\/v3/, "")}`);
+    for (const expected of ["GET /app/installations", `POST /app/installations/${INSTALLATION}/access_tokens`, "GET /installation/repositories", "GET /user"]) {
+      expect(paths).toContain(expected);
+    }
+    const without = github.requests.filter((r) => r.headers["x-github-api-version"] !== GITHUB_API_VERSION);
+    expect(without.map((r) => `${r.method} ${r.url}`)).toEqual([]);
+    expect(github.contractViolations).toEqual([]);
+  });
+});
+
+describe("listQueuedJobs", () => {
+  it("reads every page: more than 100 queued runs, and a run with more than 100 jobs", async () => {
+    const github = await twin({ validate: false });
+    github.addRepo("octo-org/app");
+    const queued: number[] = [];
+    for (let i = 0; i < 130; i++) queued.push((await github.queueJob({ repo: "octo-org/app", labels, deliver: false })).id);
+    const big = await github.queueJob({ repo: "octo-org/app", labels, deliver: false });
+    queued.push(big.id);
+    for (let i = 1; i < 150; i++) queued.push((await github.queueJob({ repo: "octo-org/app", labels, runId: big.run_id, deliver: false })).id);
+
+    const client = patClient(github);
+    const target = { owner: "octo-org", repo: "app" };
+    const mark = github.requests.length;
+    const { result, points } = await client.metered(() => client.listQueuedJobs(target));
+    expect(result.map((j) => j.id).sort((a, b) => a - b)).toEqual([...queued].sort((a, b) => a - b));
+
+    const listed = github.requests.slice(mark);
+    const pageOf = (url: string) => new URL(url, github.url).searchParams.get("page");
+    const runPages = listed.filter((r) => /\/actions\/runs\?/.test(r.url) && r.url.includes("status=queued")).map((r) => pageOf(r.url));
+    expect(runPages).toEqual(["1", "2"]); // 131 runs: a full page, then a short one
+    const bigRunPages = listed.filter((r) => r.url.includes(`/actions/runs/${big.run_id}/jobs`)).map((r) => pageOf(r.url));
+    expect(bigRunPages).toEqual(["1", "2"]); // 150 jobs
+    // Every page is a request of its own, and a point of the budget.
+    expect(points).toBe(listed.length);
+    expect(listed.length).toBe(2 + 1 + 130 + 2); // queued runs, in_progress runs, one page per small run, two for the big one
+
+    // Unchanged: every page comes back 304 from its own cache entry, and still costs its point.
+    const again = github.requests.length;
+    const second = await client.metered(() => client.listQueuedJobs(target));
+    expect(second.result).toEqual(result);
+    const repeat = github.requests.slice(again);
+    expect(new Set(repeat.map((r) => r.status))).toEqual(new Set([304]));
+    expect(second.points).toBe(repeat.length);
+    expect(repeat.length).toBe(listed.length);
+  });
+
+  it("lists a job once when its run moves from queued to in_progress between the two listings", async () => {
+    const github = await twin({ validate: false });
+    github.addRepo("octo-org/app");
+    const job = await github.queueJob({ repo: "octo-org/app", labels, deliver: false });
+    // Both status listings name the same run, as when it starts between the two requests.
+    github.faults.intercept = ({ method, path }) =>
+      method === "GET" && path === "/repos/octo-org/app/actions/runs"
+        ? { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify({ total_count: 1, workflow_runs: [{ id: job.run_id }] }) }
+        : undefined;
+    const client = patClient(github);
+    const jobs = await client.listQueuedJobs({ owner: "octo-org", repo: "app" });
+    expect(jobs.map((j) => j.id)).toEqual([job.id]);
+    expect(github.requests.filter((r) => r.url.includes(`/actions/runs/${job.run_id}/jobs`))).toHaveLength(1);
+  });
+});
+
+describe("latestRunnerRelease", () => {
+  it("reads GET /repos/actions/runner/releases/latest through the budget; a 404 (GHES) is no release", async () => {
+    const github = await twin({ validate: false });
+    const client = patClient(github);
+    const release = { tag_name: "v2.336.0", published_at: "2026-08-10T09:00:00Z", html_url: "https://github.com/actions/runner/releases/tag/v2.336.0" };
+    let status = 200;
+    github.faults.intercept = ({ path }) =>
+      path === "/repos/actions/runner/releases/latest"
+        ? { status, headers: { "content-type": "application/json" }, body: status === 200 ? JSON.stringify(release) : '{"message":"Not Found"}' }
+        : undefined;
+    const { result, points } = await client.metered(() => client.latestRunnerRelease());
+    expect(result).toEqual({ tag: "v2.336.0", publishedAt: "2026-08-10T09:00:00Z", url: release.html_url });
+    expect(points).toBe(1);
+    expect(github.requests.at(-1)?.headers["x-github-api-version"]).toBe(GITHUB_API_VERSION);
+    status = 404;
+    expect(await client.latestRunnerRelease()).toBeUndefined();
+  });
+});
