@@ -363,6 +363,7 @@ describe("kill timeout", () => {
       expect(elapsed).toBeLessThan(4000); // neither 45 s nor the 5 s default
       expect(hostProcessesWith(marker)).toEqual([]);
       expect(capped.allocationLogs(dead!.ID)?.t).toContain("got TERM");
+      expect(capped.allocationLogs(dead!.ID)?.t).not.toContain("unshare"); // the twin's own machinery stays out of the task's log
 
       const killing = dead!.TaskStates.t?.Events.find((event) => event.Type === "Killing");
       expect(killing).toMatchObject({

@@ -49,6 +49,13 @@ export interface ContainerExit {
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
 
+/**
+ * What util-linux unshare (2.38, Debian 12) prints, exiting 1, when the child it forked died of a
+ * signal it cannot re-raise on itself: it resets that signal to SIG_DFL first, which SIGKILL
+ * refuses (sys-utils/unshare.c, the WIFSIGNALED branch). Docker would report exit 137.
+ */
+const UNSHARE_SIGKILL = /^unshare: sigprocmask unblock failed/;
+
 let mountPointsReady = false;
 
 /** In a mount namespace a bind mount needs its mount point; these are created once on the host. */
@@ -68,6 +75,8 @@ export function taskPaths(taskDir: TaskDir, allocDir: string): { alloc: string; 
 export class Container {
   readonly exited: Promise<ContainerExit>;
   private killed = false;
+  /** unshare saw the container's PID 1 die of SIGKILL (see UNSHARE_SIGKILL). */
+  private diedOfSigkill = false;
 
   private constructor(private readonly child: ChildProcess) {
     // Its output is all read once stdout and stderr are closed, which can come after the exit.
@@ -77,11 +86,13 @@ export class Container {
       child.once("exit", (code, signal) => {
         // The container ends with its main process: whatever it left running dies with it.
         this.kill();
-        const number = signal ? (SIGNALS[signal] ?? 0) : 0;
-        const exit = { exitCode: code ?? 128 + number, signal: number };
         // A process that left the container's process group could hold the pipes open: wait a little only.
         const grace = new Promise<void>((done) => setTimeout(done, 1000).unref());
-        void Promise.race([outputRead, grace]).then(() => resolve(exit));
+        void Promise.race([outputRead, grace]).then(() => {
+          // unshare's own last words are on stderr, read only now.
+          const number = signal ? (SIGNALS[signal] ?? 0) : this.diedOfSigkill ? SIGNALS.SIGKILL! : 0;
+          resolve({ exitCode: this.diedOfSigkill || code === null ? 128 + number : code, signal: number });
+        });
       });
     });
   }
@@ -114,10 +125,15 @@ export class Container {
     } else {
       child = spawn(command[0]!, command.slice(1), { env, cwd: workdirHost, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     }
+    const container = new Container(child);
     for (const stream of [child.stdout, child.stderr]) {
-      if (stream) createInterface({ input: stream }).on("line", spec.onLine);
+      if (!stream) continue;
+      createInterface({ input: stream }).on("line", (line) => {
+        if (IS_ROOT && stream === child.stderr && UNSHARE_SIGKILL.test(line)) container.diedOfSigkill = true;
+        else spec.onLine(line);
+      });
     }
-    return new Container(child);
+    return container;
   }
 
   /**

@@ -1,8 +1,14 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import hcl2json from "@cdktf/hcl2json";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SHUTDOWN_MARGIN_MS, shutdownBudgetTotalMs } from "../../src/shutdown.js";
+import { AllocDir, IS_ROOT } from "../twins/nomad-alloc-dir.js";
+import { renderTemplateFile } from "../twins/nomad-template.js";
 
 /**
  * What operators depend on in the deployment files: parsed with a real HCL2 parser (the
@@ -157,6 +163,39 @@ describe("jobs/dispatcher.nomad.hcl", () => {
     // Env templates are read by the Nomad client (root) to build the environment, never by the
     // task: they stay root's.
     for (const t of templates.filter((t) => t.env === true)) expect(t).not.toHaveProperty("uid");
+  });
+
+  // What the client does with those blocks, for real: the file rendered with the owner and mode
+  // a Nomad client gives it (test/twins/nomad-template.ts) in a task directory built like the
+  // client's, then read by node running as the image's user, as the service reads its key.
+  it.skipIf(!IS_ROOT)("renders the GitHub App key so that the image's user can read it, and no one else", async () => {
+    const user = imageUser();
+    const pem = blocks(task, "template").find((t) => t.destination === "secrets/github-app.pem")!;
+    const key = "-----BEGIN RSA PRIVATE KEY-----\nnot-a-real-key\n-----END RSA PRIVATE KEY-----";
+    const secret = async () => ({ Data: { data: { GITHUB_APP_PRIVATE_KEY: key }, metadata: { version: 1 } } }); // a KV v2 read, as consul-template sees it
+    const asUser = (path: string, uid: number, gid: number) =>
+      spawnSync("setpriv", [`--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", process.execPath, "-e", `process.stdout.write(require("node:fs").readFileSync(${JSON.stringify(path)}, "utf8"))`], { encoding: "utf8" });
+    const dataDir = await mkdtemp(join(tmpdir(), "ngd-deploy-"));
+    await chmod(dataDir, 0o755); // a client's <data_dir>/alloc, which tasks traverse
+    try {
+      const alloc = await AllocDir.build(dataDir, "alloc", [taskName]);
+      const taskDir = alloc.task(taskName).dir;
+      const template = (fields: Obj) => ({ SourcePath: "", DestPath: String(fields.destination), EmbeddedTmpl: String(fields.data), Perms: String(fields.perms ?? "0644"), Uid: fields.uid, Gid: fields.gid });
+      const rendered = await renderTemplateFile(template(pem), taskDir, { env: () => "", secret });
+      expect(rendered.trim()).toBe(key);
+      const path = join(taskDir, "secrets/github-app.pem");
+      const read = asUser(path, user.uid, user.gid);
+      expect(read.stderr).toBe("");
+      expect(read.stdout.trim()).toBe(key);
+      expect(asUser(path, user.uid + 1, user.gid + 1).stderr).toContain("EACCES");
+
+      // The same block without uid/gid (the file root's, as Nomad leaves it) locks the dispatcher out.
+      const { uid: _uid, gid: _gid, ...withoutOwner } = pem;
+      await renderTemplateFile(template(withoutOwner), taskDir, { env: () => "", secret });
+      expect(asUser(path, user.uid, user.gid).stderr).toContain("EACCES");
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it("logs in to Vault with a Nomad >= 1.7 workload identity", () => {
