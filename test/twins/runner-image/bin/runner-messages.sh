@@ -107,7 +107,10 @@ handle_message() {
     JobCancellation)
       local cancelled
       jget cancelled "$body" jobId
-      [[ -n "$WORKER_PID" && "$cancelled" == "$JOB_ID" ]] && kill -USR1 "$WORKER_PID" 2>/dev/null
+      if [[ -n "$WORKER_PID" && "$cancelled" == "$JOB_ID" ]]; then
+        : >"$JOB_FILE.cancel"
+        [[ -e "$JOB_FILE.ready" ]] && kill -USR1 "$WORKER_PID" 2>/dev/null
+      fi
       return 255
       ;;
     *)
@@ -162,7 +165,7 @@ job_finished() {
   [[ "$rc" == 100 ]] && result=Succeeded
   [[ "$rc" == 103 ]] && result=Canceled
   term_line "$(utc_now): Job $JOB_NAME completed with result: $result"
-  rm -f "$JOB_FILE" "$JOB_FILE.result"
+  rm -f "$JOB_FILE" "$JOB_FILE.result" "$JOB_FILE.ready" "$JOB_FILE.cancel"
   WORKER_PID=""
   WORKER_DONE=""
   JOB_FILE=""
