@@ -6,14 +6,16 @@ const fast = { RECONCILE_INTERVAL: "1", RECONCILE_GRACE: "1", RUNNER_RETENTION: 
 const labels = ["self-hosted", "nomad"];
 
 describe("recovery (reconciler)", () => {
-  it("serves a job whose webhook was lost: ALLOWED_REPOS, ALLOWED_OWNERS (PAT) and App installations are polled", async () => {
-    for (const opts of [{ env: { ...fast, ALLOWED_REPOS: "octo-org/app" } }, { env: { ...fast, ALLOWED_OWNERS: "octo-org" } }, { env: fast, app: true }, { env: { ...fast, ALLOWED_REPOS: "octo-org/app" }, app: true }]) {
-      const w = await startTestWorld(opts);
-      const job = await w.github.queueJob({ repo: "octo-org/app", labels, deliver: false });
-      await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", `lost job served (${JSON.stringify(opts)})`);
-      await eventually(() => w.vault.kvKeys().length === 0 && w.github.runners().length === 0, "nothing left");
-      await w.close();
-    }
+  it.each([
+    ["ALLOWED_REPOS (PAT)", { env: { ...fast, ALLOWED_REPOS: "octo-org/app" } }],
+    ["ALLOWED_OWNERS (PAT)", { env: { ...fast, ALLOWED_OWNERS: "octo-org" } }],
+    ["the App's installations", { env: fast, app: true }],
+    ["ALLOWED_REPOS (App)", { env: { ...fast, ALLOWED_REPOS: "octo-org/app" }, app: true }],
+  ])("serves a job whose webhook was lost: %s polled", async (_name, opts) => {
+    const w = await startTestWorld(opts);
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels, deliver: false });
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "lost job served");
+    await eventually(() => w.vault.kvKeys().length === 0 && w.github.runners().length === 0, "nothing left");
   });
 
   it("redelivers an App's failed webhook deliveries", async () => {

@@ -1,5 +1,5 @@
 import { Writable } from "node:stream";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../src/log.js";
 import { SHUTDOWN_BUDGET_MS, SHUTDOWN_MARGIN_MS, shutDown, shutdownBudgetTotalMs, type ShutdownBudget, type ShutdownParts } from "../../src/shutdown.js";
 
@@ -56,10 +56,16 @@ describe("shutDown", () => {
 
   it("keeps to its budget when every part hangs, cutting each step short and saying so", async () => {
     const { shutdown, events, warnings } = parts(["tunnel", "listener", "webhooks", "dispatchQueue", "reconciler", "metrics"]);
-    const started = performance.now();
-    await shutDown(shutdown, SHORT);
-    const took = performance.now() - started;
-    expect(took).toBeLessThan(5 * 40 + 150);
+    // On a clock of its own: the budget is the promise, not how fast a shared machine runs.
+    vi.useFakeTimers();
+    let finished = false;
+    const done = shutDown(shutdown, SHORT).then(() => {
+      finished = true;
+    });
+    await vi.advanceTimersByTimeAsync(5 * 40);
+    vi.useRealTimers();
+    expect(finished).toBe(true);
+    await done;
     expect(events).toContain("listener force-closed");
     expect(events).toContain("metrics force-closed");
     expect(events).toContain("github closed");
