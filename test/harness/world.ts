@@ -131,7 +131,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
 }
 
 /** Polls `check` until it returns true (tests wait on outcomes, never on fixed sleeps). */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 40_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;

@@ -83,7 +83,8 @@ function setup(tunnel: TunnelTarget, overrides: Partial<CloudflaredSupervisorOpt
   return { supervisor, logs, rawLog: () => raw.join(""), starts };
 }
 
-async function eventually<T>(probe: () => T | undefined | false, what: string, timeoutMs = 8_000): Promise<T> {
+// A wait, not a speed check: each restart starts a node process, slow on a loaded machine.
+async function eventually<T>(probe: () => T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = probe();
