@@ -74,6 +74,9 @@ describe("chaos", () => {
       // ---- the world ----------------------------------------------------------------------------
       const github = await GitHubTwin.start({
         jobDurationMs: JOB_DURATION_MS,
+        // How long a runner may go without polling before GitHub fails its job. The stand-in's
+        // poll loop is bash and curl on two loaded cores: 5 s failed healthy runners now and then.
+        runnerLostAfterMs: 15_000,
         assignment: "oldest",
         // GitHub's own secondary limit would dominate the runtime; injected 403/429s still happen.
         secondaryRateLimit: { pointsPerMinute: 1_000_000, maxConcurrent: 1_000 },
