@@ -14,17 +14,18 @@ export interface AuthOptions {
   userAgent?: string;
 }
 
-type Credential = Pick<NonNullable<ConstructorParameters<typeof Octokit>[0]>, "auth" | "authStrategy">;
+type OctokitAuth = Pick<NonNullable<ConstructorParameters<typeof Octokit>[0]>, "auth" | "authStrategy">;
 
 /**
- * Which credential a target's calls use, and so which Octokit and which budget they share: the
- * PAT, or the App installation the repository belongs to.
+ * Which of our identities a target's calls use, and so which Octokit and which budget they share:
+ * the PAT, or the App installation the repository belongs to. The App's own JWT ("app") serves
+ * only calls about the App itself.
  */
-export function credentialKey(auth: GitHubAuthConfig, target: Pick<RunnerTarget, "installationId">): string {
+export function authKey(auth: GitHubAuthConfig, target: Pick<RunnerTarget, "installationId">): string {
   return auth.kind === "app" ? `installation:${target.installationId ?? "?"}` : "pat";
 }
 
-/** One Octokit per credential (PAT, App JWT, App installation), each throttled by its budget. */
+/** One Octokit per auth key (PAT, App JWT, App installation), each throttled by its budget. */
 export class Octokits {
   private readonly byKey = new Map<string, Octokit>();
 
@@ -72,7 +73,7 @@ export class Octokits {
 
   private forTarget(target: RunnerTarget): Octokit {
     const { auth } = this.opts;
-    return this.octokit(credentialKey(auth, target), () => {
+    return this.octokit(authKey(auth, target), () => {
       if (auth.kind === "token") return { auth: auth.token };
       if (target.installationId === undefined) {
         throw new DependencyError("github", "GitHub App auth needs an installation id (webhook payload has none)", undefined, false);
@@ -81,11 +82,11 @@ export class Octokits {
     });
   }
 
-  private octokit(key: string, credential: () => Credential): Octokit {
+  private octokit(key: string, auth: () => OctokitAuth): Octokit {
     let octokit = this.byKey.get(key);
     if (!octokit) {
       const base = { baseUrl: this.opts.apiUrl, userAgent: this.opts.userAgent ?? "nomad-gha-dispatcher", log: silentLog, request: { fetch: this.fetch } };
-      octokit = this.budgets.throttle(new Octokit({ ...base, ...credential() }), key);
+      octokit = this.budgets.throttle(new Octokit({ ...base, ...auth() }), key);
       this.byKey.set(key, octokit);
     }
     return octokit;

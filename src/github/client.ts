@@ -1,9 +1,9 @@
 import type { GitHubAuthConfig, RunnerScope } from "../config.js";
 import type { WorkflowJob } from "../core/job-event.js";
-import { credentialKey, Octokits } from "./auth.js";
+import { authKey, Octokits } from "./auth.js";
 import type { Budget, BudgetLimits, Claim } from "./budget.js";
 import { ConditionalGets } from "./conditional.js";
-import { Credentials } from "./credentials.js";
+import { RunnerCredentials } from "./credentials.js";
 import { redeliverFailedDeliveries } from "./deliveries.js";
 import { identity, type GitHubIdentity } from "./identity.js";
 import { listQueuedJobs } from "./jobs.js";
@@ -40,14 +40,14 @@ export class GitHubClient {
   private readonly octokits: Octokits;
   private readonly conditional: ConditionalGets;
   private readonly runners: Runners;
-  private readonly credentials: Credentials;
+  private readonly runnerCredentials: RunnerCredentials;
 
   constructor(private readonly opts: GitHubClientOptions) {
     this.budgets = new Budgets(opts.budget, opts.onResponse);
     this.octokits = new Octokits(opts, this.budgets);
     this.conditional = new ConditionalGets(this.octokits);
     this.runners = new Runners(this.octokits, this.conditional, opts.scope);
-    this.credentials = new Credentials(this.octokits, opts.scope, opts.runnerGroupId);
+    this.runnerCredentials = new RunnerCredentials(this.octokits, opts.scope, opts.runnerGroupId);
   }
 
   /** App auth: every call needs the installation the repository belongs to. */
@@ -69,12 +69,12 @@ export class GitHubClient {
    * A `claim` on the target's budget (see Budget.claim) pays for the request.
    */
   createJitRunner(target: RunnerTarget, name: string, labels: string[], claim?: Claim): Promise<{ runnerId: number; jitconfig: string }> {
-    return this.credentials.createJitRunner(target, name, labels, claim);
+    return this.runnerCredentials.createJitRunner(target, name, labels, claim);
   }
 
   /** A registration token for the target's scope, reused until shortly before it expires. */
   registrationToken(target: RunnerTarget): Promise<string> {
-    return this.credentials.registrationToken(target);
+    return this.runnerCredentials.registrationToken(target);
   }
 
   findRunner(target: RunnerTarget, name: string): Promise<GitHubRunner | undefined> {
@@ -135,7 +135,7 @@ export class GitHubClient {
 
   /** Which budget a target's calls draw from: targets with the same key share one. */
   budgetKey(target: Pick<RunnerTarget, "installationId">): string {
-    return credentialKey(this.opts.auth, target);
+    return authKey(this.opts.auth, target);
   }
 
   /** The budget a target's calls draw from (one per PAT, one per App installation). */

@@ -15,7 +15,7 @@ export class RunnerExistsError extends Error {
 }
 
 /** What a runner registers with: a single-use JIT config, or a registration token for `config.sh`. */
-export class Credentials {
+export class RunnerCredentials {
   /** By scope key: one in-flight or fresh token per scope. */
   private readonly tokens = new Map<string, Promise<{ token: string; expiresAt: number }>>();
 

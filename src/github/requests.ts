@@ -13,8 +13,8 @@ export const GITHUB_API_VERSION = "2022-11-28";
 export type ResponseHeaders = Record<string, string | number | undefined>;
 
 /**
- * What every request goes through: one Budget per credential (see credentialKey), made on first
- * use, and the hook that makes each request wait for it.
+ * What every request goes through: one Budget per auth key (see authKey), made on first use,
+ * and the hook that makes each request wait for it.
  */
 export class Budgets {
   private readonly byKey = new Map<string, Budget>();
