@@ -26,7 +26,7 @@ const MAX_REDIRECTIONS = 5;
  * whole (GitHub's REST answers are small JSON). Not undici's fetch: it keeps every Response behind
  * a WeakRef and a FinalizationRegistry, which V8's young-generation collector treats as strong
  * references, so every response outlived the collections after it, was promoted and then stayed
- * until the next full collection. A reconcile pass (some 150 requests) promoted about 2.5 MB.
+ * until the next full collection.
  * Redirects are followed as fetch does (a renamed repository answers 301).
  */
 export function octokitFetch(agent: Dispatcher): (url: string, init?: OctokitFetchInit) => Promise<OctokitFetchResponse> {
