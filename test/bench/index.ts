@@ -1,5 +1,7 @@
 // `npm run bench`: the service against its twins, one line per figure. Not part of `npm test`.
 //   BENCH_SCENARIOS=1,2   run only these (1 ingest, 2 dispatch latency, 3 burst, 4 idle)
+//   npm run bench -- vault-client   run the scenarios named (ingest, latency, burst, idle, vault-client);
+//                         5 vault-client (plain Vault client vs node-vault, see vault-client.ts) runs only when named
 //   BENCH_QUICK=1         seconds instead of minutes: a smoke test of the bench itself
 //   BENCH_INGEST_KINDS=ignored,in_progress,completed  BENCH_INGEST_ROUNDS=3
 //   BENCH_BURST_MODES=jit,token,auto  BENCH_BURST_JOBS=1000  BENCH_BURST_REPOS=50  BENCH_IDLE_SECONDS=300
@@ -16,6 +18,7 @@ import { idleScenario } from "./idle.js";
 import { ingestScenario } from "./ingest.js";
 import { latencyScenario } from "./latency.js";
 import { fmt } from "./stats.js";
+import { vaultClientScenario } from "./vault-client.js";
 
 const print = (line: string) => console.log(line);
 
@@ -26,15 +29,20 @@ async function main(): Promise<number> {
       `${fmt(totalmem() / 2 ** 30, 1)} GiB RAM (${fmt(freemem() / 2 ** 30, 1)} free)${cfg.quick ? ", QUICK (smoke test, figures not meaningful)" : ""}; ` +
       `servers run bundled, with the image's ${Object.entries(shippedMallocEnv()).map(([k, v]) => `${k}=${v}`).join(" ") || "(no MALLOC_* settings)"}`,
   );
-  const scenarios: Array<[number, string, typeof ingestScenario]> = [
-    [1, "ingest vs the floor", ingestScenario],
-    [2, "added latency on the dispatch path", latencyScenario],
-    [3, "burst at the ceiling", burstScenario],
-    [4, "idle", idleScenario],
+  const scenarios: Array<[number, string, string, typeof ingestScenario]> = [
+    [1, "ingest", "ingest vs the floor", ingestScenario],
+    [2, "latency", "added latency on the dispatch path", latencyScenario],
+    [3, "burst", "burst at the ceiling", burstScenario],
+    [4, "idle", "idle", idleScenario],
+    [5, "vault-client", "dispatch path's Vault calls, plain client vs node-vault", vaultClientScenario],
   ];
+  // Scenarios named on the command line run alone; otherwise BENCH_SCENARIOS (1-4) picks.
+  const named = process.argv.slice(2);
+  const unknown = named.filter((arg) => !scenarios.some(([, key]) => key === arg));
+  if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}: one of ${scenarios.map(([, key]) => key).join(", ")}`);
   let failed = 0;
-  for (const [n, name, run] of scenarios) {
-    if (!cfg.scenarios.has(n)) continue;
+  for (const [n, key, name, run] of scenarios) {
+    if (named.length > 0 ? !named.includes(key) : !cfg.scenarios.has(n)) continue;
     const started = performance.now();
     try {
       await run(cfg, print);
