@@ -22,11 +22,7 @@ function filesUnder(dir: string, keep: (path: string) => boolean): string[] {
 }
 
 /** Every file of the runner image stand-in is shell (scripts with a bash shebang, or sourced). */
-const scripts = [
-  ".ci/run",
-  ...filesUnder("jobs", (path) => path.endsWith(".sh")),
-  ...filesUnder("test/twins/runner-image", () => true),
-];
+const scripts = [".ci/run", ...filesUnder("jobs", (path) => path.endsWith(".sh")), ...filesUnder("test/twins/runner-image", () => true)];
 
 const version = spawnSync("shellcheck", ["--version"], { encoding: "utf8" });
 const installed = !version.error && version.status === 0;
