@@ -169,11 +169,14 @@ configure_steps() {
   if [[ "$replace" == true ]]; then term_success "Successfully replaced the runner"; else term_success "Runner successfully added"; fi
   local runner=$HTTP_BODY
 
+  # shellcheck disable=SC2016 # a jq program: its $names are jq variables
   write_json "$RUNNER_ROOT/.credentials" --arg id "$(jq -r '.authorization.client_id' <<<"$runner")" --arg auth "$(jq -r '.authorization.authorization_url' <<<"$runner")" \
     '{scheme: "OAuth", data: {clientId: $id, authorizationUrl: $auth, requireFipsCryptography: "False"}}'
+  # shellcheck disable=SC2016 # a jq program: its $names are jq variables
   write_json "$RUNNER_ROOT/.credentials_rsaparams" --arg d "$secret" --arg m "$(head -c 256 /dev/urandom | base64 -w0)" '{d: $d, exponent: "AQAB", modulus: $m}'
   chmod 600 "$RUNNER_ROOT/.credentials_rsaparams"
   term_section "Runner settings"
+  # shellcheck disable=SC2016 # a jq program: its $names are jq variables
   write_json "$RUNNER_ROOT/.runner" --argjson id "$(jq '.id' <<<"$runner")" --arg name "$name" --argjson pool "$(jq '.id' <<<"$pool")" \
     --arg poolName "$(jq -r '.name' <<<"$pool")" --argjson disable "$(jq '.updates_disabled' <<<"$register")" --argjson ephemeral "$(jq '.ephemeral' <<<"$register")" \
     --arg server "$TENANT_URL" --arg serverV2 "$(jq -r '.authorization.server_url' <<<"$runner")" --arg github "$url" --arg work "${ARG[work]:-_work}" \

@@ -112,12 +112,15 @@ http() {
   HTTP_PID=""
   HTTP_STATUS=$(<"$out")
   [[ -n "$HTTP_STATUS" ]] || HTTP_STATUS=000
+  # shellcheck disable=SC2034 # an output, read by the scripts that source this file
   HTTP_BODY=$(<"$out.body")
   # HTTP_SAVE_TO keeps the exact bytes (command substitution drops trailing newlines).
   [[ -n "${HTTP_SAVE_TO:-}" ]] && cp "$out.body" "$HTTP_SAVE_TO"
+  # shellcheck disable=SC2034 # an output, read by the scripts that source this file
   HTTP_ERROR=$(<"$out.err")
   HTTP_REQUEST_ID=""
   local name value
+  # shellcheck disable=SC2034 # HTTP_REQUEST_ID is an output, read by the scripts that source this file
   while IFS=': ' read -r name value; do
     [[ "${name,,}" == "x-github-request-id" ]] && HTTP_REQUEST_ID=${value%$'\r'}
   done <"$out.headers"

@@ -65,6 +65,7 @@ message_loop() {
         create_session || { term_error "An error occurred: Get next message failed with non-retryable error."; return 1; }
         continue
         ;;
+      *) ;; # any other error: by its HTTP status, below
     esac
     if [[ "$HTTP_STATUS" == 401 ]]; then
       # The OAuth token expired: get a new one; a deleted registration ends the runner.
