@@ -47,7 +47,7 @@ export const RECONCILE_POLL_SHARE = 0.1;
 
 export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<RunningService> {
   // With METRICS_PORT=off nobody can read them: process metrics (an event-loop monitor and a GC
-  // observer) are not collected at all; the service's own counters stay for tests and doctor.
+  // hook) are not collected at all; the service's own counters stay for tests and doctor.
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: config.metricsPort !== undefined });
   const deps = opts.deps ?? createDeps(config, log, metrics);
   await startupChecks(config, deps);

@@ -19,7 +19,7 @@ export async function listRunnerJobs(deps: Pick<RunnerDeps, "nomad" | "settings"
   return children;
 }
 
-export function toRunnerChild(stub: RunnerJobStub, runnerJob: string, prefix: string): RunnerChild | undefined {
+function toRunnerChild(stub: RunnerJobStub, runnerJob: string, prefix: string): RunnerChild | undefined {
   const runnerName = runnerOfDispatchedJob(runnerJob, prefix, stub.ID);
   const jobId = Number(stub.Meta?.github_job_id);
   const repo = stub.Meta?.github_repo;

@@ -54,7 +54,7 @@ export class DispatchQueue {
 
   constructor(
     private readonly deps: RunnerDeps,
-    private readonly opts: DispatchQueueOptions = DEFAULT_DISPATCH_QUEUE,
+    private readonly opts: DispatchQueueOptions,
     private readonly provision: Provision = provisionRunner,
   ) {
     this.book = new DispatchBook(opts);
