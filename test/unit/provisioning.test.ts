@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { provisionRunner } from "../../src/provisioning/provision.js";
 import { addRunnerJob, fakeDeps, PREFIX } from "../fakes/deps.js";
+import { fakeProvisioner } from "../fakes/provisioner.js";
 import { workflowJob } from "../harness/fixtures.js";
 
 const job = workflowJob({ id: 42, owner: "acme", repo: "app", labels: ["self-hosted", "nomad", "GPU"] });
@@ -78,5 +79,49 @@ describe("provisionRunner (credential -> secret -> dispatch)", () => {
     expect(deps.github.faults.count("createJitRunner")).toBe(1);
     expect(deps.vault.secrets.size).toBe(0);
     expect(deps.nomad.children).toEqual([]);
+  });
+});
+
+describe("Provisioner.needsRunner (the one entry point)", () => {
+  it("hands a job whose dispatch failed to the backlog for the next pass", async () => {
+    const deps = fakeDeps();
+    deps.github.faults.permanent("createJitRunner");
+    const { provisioner, backlog } = fakeProvisioner(deps);
+    await expect(provisioner.needsRunner(job, runner)).rejects.toThrow(/403/);
+    expect(backlog.passes).toBe(1);
+  });
+
+  it("has the backlog look again at a runner registered elsewhere without a credential", async () => {
+    const deps = fakeDeps();
+    deps.github.register(job, runner);
+    const { provisioner, backlog } = fakeProvisioner(deps);
+    expect(await provisioner.needsRunner(job, runner)).toEqual({ status: "in-flight" });
+    expect(backlog.inFlight).toEqual([runner]);
+  });
+
+  it("takes a planned job past the capacity gate (the plan counted it) and answers once it is queued", async () => {
+    const deps = fakeDeps();
+    addRunnerJob(deps, 1);
+    const { provisioner, backlog } = fakeProvisioner(deps, { maxRunners: 1, maxRunnersPerRepo: 1 });
+    expect(await provisioner.needsRunner(job, runner)).toEqual({ status: "over-capacity" });
+    expect(await provisioner.needsRunner(job, runner, { planned: true })).toEqual({ status: "queued", position: 0 });
+    await provisioner.queue.close(1_000);
+    expect(deps.nomad.children.map((c) => c.Meta.runner_name)).toContain(runner);
+    // Only the webhook's job was deferred for capacity.
+    expect(backlog.passes).toBe(1);
+  });
+
+  it("takes a queued dispatch out when its job ends first, so it costs nothing", async () => {
+    const deps = fakeDeps();
+    const { provisioner } = fakeProvisioner(deps);
+    // Every lane slot busy: the job waits.
+    const slow = new Promise<never>(() => undefined);
+    deps.nomad.listJobs = () => slow;
+    for (let i = 100; i < 104; i++) void provisioner.needsRunner(workflowJob({ id: i }), `${PREFIX}-${i}`).catch(() => undefined);
+    expect(await provisioner.needsRunner(job, runner)).toEqual({ status: "queued", position: 1 });
+    expect(provisioner.queue.size).toEqual({ waiting: 1, running: 4 });
+    provisioner.noLongerNeeded(runner, "job 42 completed");
+    expect(provisioner.queue.size).toEqual({ waiting: 0, running: 4 });
+    expect(deps.github.faults.count("createJitRunner")).toBe(0);
   });
 });
