@@ -20,8 +20,8 @@ import { CloudflaredSupervisor } from "./tunnel/cloudflared.js";
 import { tunnelTargetFor } from "./tunnel/settings.js";
 
 // The composition root: adapters (src/deps.ts) wired to the workflows' ports.
-export { createDeps, servePolicy, type ServiceDeps } from "./deps.js";
-export { readinessProbe, STARTUP_WAIT_MS, startupChecks, StartupError } from "./startup.js";
+export { createDeps, type ServiceDeps } from "./deps.js";
+export { startupChecks, StartupError } from "./startup.js";
 
 export interface RunningService {
   /** Base URL the HTTP server listens on. */
@@ -37,19 +37,14 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
-export interface ServiceOptions {
-  metrics?: Metrics;
-  deps?: ServiceDeps;
-}
-
 /** Share of the GitHub budget the reconciler's periodic reads may use; the rest is for runners. */
 export const RECONCILE_POLL_SHARE = 0.1;
 
-export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<RunningService> {
+export async function startService(config: Config, log: Logger): Promise<RunningService> {
   // With METRICS_PORT=off nobody can read them: process metrics (an event-loop monitor and a GC
   // hook) are not collected at all; the service's own counters stay for tests and doctor.
-  const metrics = opts.metrics ?? new Metrics({ defaultMetrics: config.metricsPort !== undefined });
-  const deps = opts.deps ?? createDeps(config, log, metrics);
+  const metrics = new Metrics({ defaultMetrics: config.metricsPort !== undefined });
+  const deps = createDeps(config, log, metrics);
   await startupChecks(config, deps);
 
   const policy = servePolicy(config);

@@ -14,8 +14,8 @@ export class StartupError extends Error {
  * Checks that must pass before we accept a single webhook. Users are promised an audited
  * credential flow, so a Vault without an audit device is refused unless explicitly allowed.
  */
-export async function startupChecks(config: Config, deps: ServiceDeps, waitMs = STARTUP_WAIT_MS): Promise<void> {
-  const available = <T>(what: string, fn: () => Promise<T>) => whenAvailable(what, fn, deps.log, waitMs);
+export async function startupChecks(config: Config, deps: ServiceDeps): Promise<void> {
+  const available = <T>(what: string, fn: () => Promise<T>) => whenAvailable(what, fn, deps.log, STARTUP_WAIT_MS);
   if (config.vault.requireAudit) {
     let devices: string[];
     try {
@@ -76,8 +76,11 @@ async function whenAvailable<T>(what: string, fn: () => Promise<T>, log: Logger,
   }
 }
 
+/** Probes more often than this share one answer. */
+const READINESS_CACHE_MS = 2_000;
+
 /** Nomad and Vault reachable and able to serve; cached briefly so probes do not hammer them. */
-export function readinessProbe(deps: ServiceDeps, tunnel?: () => TunnelStatus | undefined, cacheMs = 2_000): () => Promise<ReadinessReport> {
+export function readinessProbe(deps: ServiceDeps, tunnel?: () => TunnelStatus | undefined): () => Promise<ReadinessReport> {
   let cached: { at: number; report: Promise<ReadinessReport> } | undefined;
   const check = async (): Promise<ReadinessReport> => {
     const [nomad, vault] = await Promise.all([
@@ -98,7 +101,7 @@ export function readinessProbe(deps: ServiceDeps, tunnel?: () => TunnelStatus | 
     return { ready: Object.values(checks).every((c) => c.ok), checks };
   };
   return () => {
-    if (!cached || Date.now() - cached.at > cacheMs) cached = { at: Date.now(), report: check() };
+    if (!cached || Date.now() - cached.at > READINESS_CACHE_MS) cached = { at: Date.now(), report: check() };
     return cached.report;
   };
 }
