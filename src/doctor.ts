@@ -2,8 +2,8 @@ import { access, constants } from "node:fs/promises";
 import type { Config } from "./config.js";
 import { errorMessage } from "./core/errors.js";
 import { runnerJobProblems } from "./nomad/runner-job.js";
-import type { RunnerDeps } from "./runners/deps.js";
-import { createDeps } from "./service.js";
+import type { ServiceDeps } from "./deps.js";
+import { createDeps } from "./deps.js";
 import { createLogger } from "./log.js";
 import { checkRunnerImage } from "./doctor-runner-image.js";
 
@@ -23,11 +23,11 @@ export type CheckOutcome = Omit<CheckResult, "name">;
 type Check = () => Promise<CheckOutcome>;
 
 /** Every dependency checked for real; one line per check, a fix under each failure. */
-export async function doctorChecks(config: Config, deps: RunnerDeps): Promise<CheckResult[]> {
+export async function doctorChecks(config: Config, deps: ServiceDeps): Promise<CheckResult[]> {
   const kvData = `${config.vault.kvMount}/data/${config.vault.kvPrefix}/runners/doctor-probe`;
   const kvMeta = `${config.vault.kvMount}/metadata/${config.vault.kvPrefix}/runners/doctor-probe`;
   // Asked once: the GitHub credentials check and the runner image check both need it.
-  let identity: ReturnType<RunnerDeps["github"]["identity"]> | undefined;
+  let identity: ReturnType<ServiceDeps["github"]["identity"]> | undefined;
   const gitHubIdentity = () => (identity ??= deps.github.identity());
   const checks: Array<[string, Check]> = [
     ["webhook secret", async () => checkWebhookSecrets(config.github.webhookSecrets)],
@@ -70,7 +70,7 @@ function checkWebhookSecrets(secrets: string[]): CheckOutcome {
   return { level: "ok", detail: `${secrets.length} secret(s) configured` };
 }
 
-async function checkNomadToken(deps: RunnerDeps): Promise<CheckOutcome> {
+async function checkNomadToken(deps: ServiceDeps): Promise<CheckOutcome> {
   try {
     const token = await deps.nomad.tokenSelf();
     return { level: "ok", detail: `${token.Type} token "${token.Name}" with policies ${(token.Policies ?? []).join(", ") || "(none)"}` };
@@ -81,7 +81,7 @@ async function checkNomadToken(deps: RunnerDeps): Promise<CheckOutcome> {
   }
 }
 
-async function checkRunnerJob(config: Config, deps: RunnerDeps): Promise<CheckOutcome> {
+async function checkRunnerJob(config: Config, deps: ServiceDeps): Promise<CheckOutcome> {
   const job = await deps.nomad.readJob(config.nomad.runnerJob);
   if (!job) {
     return {
@@ -95,7 +95,7 @@ async function checkRunnerJob(config: Config, deps: RunnerDeps): Promise<CheckOu
   return { level: "ok", detail: `${config.nomad.runnerJob} is a parameterized job with prestart, main and poststop tasks` };
 }
 
-async function checkVaultHealth(deps: RunnerDeps): Promise<CheckOutcome> {
+async function checkVaultHealth(deps: ServiceDeps): Promise<CheckOutcome> {
   const h = await deps.vault.health();
   if (!h.initialized) return { level: "fail", detail: "Vault is not initialised", fix: "`vault operator init`" };
   if (h.sealed) return { level: "fail", detail: "Vault is sealed", fix: "`vault operator unseal`" };
@@ -103,7 +103,7 @@ async function checkVaultHealth(deps: RunnerDeps): Promise<CheckOutcome> {
   return { level: "ok", detail: "active and unsealed" };
 }
 
-async function checkVaultCapabilities(deps: RunnerDeps, data: string, meta: string): Promise<CheckOutcome> {
+async function checkVaultCapabilities(deps: ServiceDeps, data: string, meta: string): Promise<CheckOutcome> {
   const caps = await deps.vault.capabilities([data, meta]);
   const has = (path: string, wanted: string[]) => {
     const got = caps[path] ?? [];
@@ -118,14 +118,14 @@ async function checkVaultCapabilities(deps: RunnerDeps, data: string, meta: stri
   return { level: "ok", detail: `can write, wrap-read and delete runner secrets under ${data.replace(/\/doctor-probe$/, "")}` };
 }
 
-async function checkAudit(config: Config, deps: RunnerDeps): Promise<CheckOutcome> {
+async function checkAudit(config: Config, deps: ServiceDeps): Promise<CheckOutcome> {
   const devices = await deps.vault.auditDevices();
   if (devices.length > 0) return { level: "ok", detail: `enabled: ${devices.join(", ")}` };
   if (!config.vault.requireAudit) return { level: "ok", detail: "none enabled (allowed by VAULT_REQUIRE_AUDIT=false)" };
   return { level: "fail", detail: "no audit device enabled", fix: "`vault audit enable file file_path=/var/log/vault_audit.log`" };
 }
 
-async function checkGitHub(config: Config, identity: () => ReturnType<RunnerDeps["github"]["identity"]>): Promise<CheckOutcome> {
+async function checkGitHub(config: Config, identity: () => ReturnType<ServiceDeps["github"]["identity"]>): Promise<CheckOutcome> {
   const id = await identity();
   if (id.kind === "token") {
     const needed = config.runner.scope === "org" ? "admin:org" : "repo";

@@ -35,7 +35,7 @@ const REDACT_PATHS = [
 /**
  * JSON lines to stdout, written synchronously (pino's default): nothing is lost when the process
  * dies, and no libuv thread pool is started for them. An asynchronous destination writes through
- * that pool, whose four threads and their malloc arenas cost the idle service some 8 MB resident.
+ * that pool, whose threads and their malloc arenas add to the idle service's resident memory.
  */
 export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
   return pino(

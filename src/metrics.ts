@@ -62,8 +62,8 @@ export class Metrics {
   });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
-    // Event-loop lag sampled every 100 ms, not prom-client's 10 ms: 100 wake-ups a second were
-    // half of the idle service's CPU, and a stall worth alerting on lasts far longer.
+    // Event-loop lag sampled every 100 ms, not prom-client's 10 ms: frequent wake-ups are a large
+    // share of an idle service's CPU, and a stall worth alerting on lasts far longer.
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "ngd_", eventLoopMonitoringPrecision: 100 });
   }
 }

@@ -1,4 +1,4 @@
-// The one zod the service uses: zod/mini, a tenth of full zod's resident size. It starts with no
+// The one zod the service uses: zod/mini, much smaller resident than full zod. It starts with no
 // messages ("Invalid input" for everything); English ones, as full zod has, whichever module
 // parses first.
 import * as z from "zod/mini";

@@ -25,3 +25,14 @@ export interface JobEvent {
 export function repoFullName(job: Pick<WorkflowJob, "owner" | "repo">): string {
   return `${job.owner}/${job.repo}`;
 }
+
+/** Where a job's runner is registered: its repository (or the owner, for org-scoped runners). */
+export interface RunnerTarget {
+  owner: string;
+  repo: string;
+  installationId?: number;
+}
+
+export function targetOf(job: WorkflowJob): RunnerTarget {
+  return { owner: job.owner, repo: job.repo, installationId: job.installationId };
+}

@@ -4,14 +4,15 @@ import { errorMessage, isTransient } from "../core/errors.js";
 import type { JobEvent } from "../core/job-event.js";
 import { parseWorkflowJob, readDeliveryHeaders, type WebhookVerifier } from "../github/webhook.js";
 import type { Logger } from "../log.js";
-import type { EventOutcome } from "../runners/handle-event.js";
+import type { EventOutcome } from "../intake/event-handler.js";
 
 export interface ReadinessReport {
   ready: boolean;
   checks: Record<string, { ok: boolean; detail?: string }>;
 }
 
-export interface WebhookObserver {
+/** Counters and timings of webhook deliveries (Prometheus in production). */
+export interface DeliveryMetrics {
   delivery(event: string, outcome: string): void;
   /** A workflow_job delivery was handled (or failed) after `seconds`. */
   handled?(seconds: number): void;
@@ -25,7 +26,7 @@ export interface AppOptions {
   readiness: () => Promise<ReadinessReport>;
   bodyLimitBytes: number;
   log: Logger;
-  observer?: WebhookObserver;
+  metrics?: DeliveryMetrics;
 }
 
 /**
@@ -35,58 +36,58 @@ export interface AppOptions {
 export function createApp(opts: AppOptions): Hono {
   const app = new Hono();
   const { log } = opts;
-  const observe = (event: string, outcome: string) => opts.observer?.delivery(event, outcome);
+  const count = (event: string, outcome: string) => opts.metrics?.delivery(event, outcome);
 
-  const limit = bodyLimiter(opts.bodyLimitBytes, () => observe("unknown", "too_large"));
+  const limit = bodyLimiter(opts.bodyLimitBytes, () => count("unknown", "too_large"));
 
   const receive = async (c: Context): Promise<Response> => {
     const raw = await c.req.text();
     if (!(await opts.verifier.verify(raw, c.req.header("x-hub-signature-256")))) {
-      observe("unknown", "bad_signature");
+      count("unknown", "bad_signature");
       log.warn({ delivery: c.req.header("x-github-delivery") }, "webhook rejected: bad or missing signature");
       return c.json({ error: "invalid or missing X-Hub-Signature-256" }, 401);
     }
     const headers = readDeliveryHeaders((name) => c.req.header(name));
     if (typeof headers === "string") {
-      observe("unknown", "bad_request");
+      count("unknown", "bad_request");
       return c.json({ error: headers }, 400);
     }
     let payload: unknown;
     try {
       payload = JSON.parse(raw);
     } catch {
-      observe(headers.event, "bad_request");
+      count(headers.event, "bad_request");
       return c.json({ error: "body is not valid JSON" }, 400);
     }
     if (headers.event === "ping") {
-      observe("ping", "pong");
+      count("ping", "pong");
       return c.json({ outcome: "pong" });
     }
     if (headers.event !== "workflow_job") {
-      observe(headers.event, "ignored");
+      count(headers.event, "ignored");
       return c.json({ outcome: "ignored", reason: `event ${headers.event} is not handled` });
     }
     const parsed = parseWorkflowJob(payload);
     if (parsed.ok === "ignore") {
-      observe(headers.event, "ignored");
+      count(headers.event, "ignored");
       return c.json({ outcome: "ignored", reason: parsed.reason });
     }
     if (!parsed.ok) {
-      observe(headers.event, "bad_request");
+      count(headers.event, "bad_request");
       return c.json({ error: parsed.error }, 400);
     }
     const started = performance.now();
     try {
       const result = await opts.handle(parsed.event);
-      opts.observer?.handled?.((performance.now() - started) / 1000);
-      observe(headers.event, result.outcome);
+      opts.metrics?.handled?.((performance.now() - started) / 1000);
+      count(headers.event, result.outcome);
       return c.json(result, result.outcome === "in-flight" || result.outcome === "deferred" ? 202 : 200);
     } catch (err) {
       // GitHub marks the delivery failed; the job is still queued at GitHub, so the reconciler
       // (or a redelivery) picks it up once the dependency is back.
-      opts.observer?.failed?.(err);
+      opts.metrics?.failed?.(err);
       const transient = isTransient(err);
-      observe(headers.event, transient ? "retry_later" : "error");
+      count(headers.event, transient ? "retry_later" : "error");
       log.error({ delivery: headers.id, job: parsed.event.job.id, err: errorMessage(err) }, "webhook handling failed");
       return c.json({ error: errorMessage(err), retry: transient }, transient ? 503 : 500);
     }

@@ -1,15 +1,16 @@
 import { Agent, type Dispatcher } from "undici";
 import { DependencyError } from "../core/errors.js";
-import type { AllocationStub, DispatchResult, NomadJob, NomadJobStub } from "./types.js";
+import type { DispatchResult, NomadJob, NomadJobStub } from "./types.js";
 
 export interface NomadClientOptions {
   addr: string;
   token?: string;
   namespace: string;
   region?: string;
-  /** Per-request timeout in ms (Nomad answers in milliseconds unless it has no leader). */
-  timeoutMs?: number;
 }
+
+/** Per-request timeout: Nomad answers in milliseconds unless it has no leader. */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 /** Thin client for the few Nomad HTTP API endpoints the dispatcher needs. */
 export class NomadClient {
@@ -69,10 +70,6 @@ export class NomadClient {
     return this.call("GET", "/v1/jobs", undefined, { prefix, meta: "true" });
   }
 
-  jobAllocations(id: string): Promise<AllocationStub[]> {
-    return this.call("GET", `/v1/job/${encodeURIComponent(id)}/allocations`);
-  }
-
   async stopJob(id: string, opts: { purge: boolean }): Promise<void> {
     await this.call("DELETE", `/v1/job/${encodeURIComponent(id)}`, undefined, opts.purge ? { purge: "true" } : {});
   }
@@ -91,8 +88,8 @@ export class NomadClient {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        headersTimeout: this.opts.timeoutMs ?? 10_000,
-        bodyTimeout: this.opts.timeoutMs ?? 10_000,
+        headersTimeout: REQUEST_TIMEOUT_MS,
+        bodyTimeout: REQUEST_TIMEOUT_MS,
       });
     } catch (err) {
       throw new DependencyError("nomad", `Nomad ${method} ${path}: ${(err as Error).message}`, undefined, true);

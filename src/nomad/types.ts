@@ -39,16 +39,6 @@ export interface NomadJobStub {
   JobSummary?: { Summary?: Record<string, Partial<Record<"Queued" | "Starting" | "Running" | "Complete" | "Failed" | "Lost" | "Unknown", number>>> | null } | null;
 }
 
-export interface AllocationStub {
-  ID: string;
-  JobID: string;
-  ClientStatus: "pending" | "running" | "complete" | "failed" | "lost" | "unknown";
-  DesiredStatus: string;
-  TaskStates?: Record<string, { State: string; Failed: boolean }> | null;
-  CreateTime: number;
-  ModifyTime: number;
-}
-
 export interface DispatchResult {
   dispatchedJobId: string;
   /** false when Nomad returned an existing child for the idempotency token. */

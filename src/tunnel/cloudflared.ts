@@ -4,145 +4,24 @@ import { createInterface } from "node:readline";
 import cloudflared from "cloudflared";
 import type { Logger } from "../log.js";
 import { checkTunnelConfigFile, resolveCloudflaredBinary, TunnelStartError } from "./binary.js";
-import { formatWebhookSettings, parseCloudflaredLine, webhookSettingsFor, type CloudflaredLine } from "./output.js";
+import { cloudflaredArgs, cloudflaredEnvironment } from "./command.js";
+import { formatWebhookSettings, logCloudflaredLine, parseCloudflaredLine, webhookSettingsFor } from "./output.js";
+import {
+  DEFAULT_BACKOFF,
+  DEFAULT_STOP_TIMEOUT_MS,
+  KILL_WAIT_MS,
+  type BackoffPolicy,
+  type CloudflaredSupervisorOptions,
+  type TunnelEvents,
+  type TunnelStatus,
+  type TunnelTarget,
+} from "./target.js";
 
 export { TunnelStartError, type TunnelStartProblem } from "./binary.js";
 export { parseCloudflaredLine, formatWebhookSettings, webhookSettingsFor } from "./output.js";
 export type { CloudflaredEvent, CloudflaredLevel, CloudflaredLine } from "./output.js";
-
-/**
- * Which tunnel to run.
- * - quick: an account-less trycloudflare.com tunnel to `originUrl`; its URL changes on every start.
- * - named + token: a tunnel managed in the Cloudflare dashboard (ingress rules live there).
- * - named + configFile: a locally managed tunnel (`cloudflared tunnel create`) whose ingress
- *   rules are in the file, e.g. wrangler-free-tunnel.yml.
- */
-export type TunnelTarget =
-  | { mode: "quick"; originUrl: string }
-  | { mode: "named"; token: string }
-  | { mode: "named"; configFile: string };
-
-export type TunnelMode = TunnelTarget["mode"];
-
-export interface TunnelStatus {
-  mode: TunnelMode;
-  /** At least one connection to the Cloudflare edge is registered, so webhooks can arrive. */
-  connected: boolean;
-  /** Registered edge connections (a named tunnel holds 4, a quick tunnel 1). */
-  connections: number;
-  /** Public URL of a quick tunnel once cloudflared printed it. */
-  url?: string;
-  /** How often cloudflared was started again after dying on its own. */
-  restarts: number;
-  lastError?: string;
-}
-
-export interface BackoffPolicy {
-  /** Delay before the first restart. */
-  initialMs: number;
-  /** The delay doubles per consecutive failure up to this. */
-  maxMs: number;
-  /** A run at least this long counts as healthy and resets the doubling. */
-  stableAfterMs: number;
-}
-
-export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000, stableAfterMs: 60_000 };
-
-/**
- * The `--grace-period` cloudflared is started with. On SIGTERM cloudflared unregisters its
- * connections from the edge (new requests go to other connectors, i.e. the other replica) and
- * lets requests in flight through it finish for this long; over QUIC it waits the whole period
- * (cloudflare/cloudflared cmd/cloudflared/tunnel/cmd.go, waitToShutdown;
- * connection/quic_connection.go). Its own default is 30 s (the GracePeriod flag in
- * cmd/cloudflared/tunnel/cmd.go), which alone would fill Nomad's default max_kill_timeout.
- * 10 s is GitHub's own timeout for a webhook delivery: a delivery still running after that has
- * been given up by GitHub anyway.
- */
-export const TUNNEL_GRACE_PERIOD_MS = 10_000;
-/** What stop() gives cloudflared after SIGTERM before SIGKILL: its grace period, then time to exit. */
-export const DEFAULT_STOP_TIMEOUT_MS = TUNNEL_GRACE_PERIOD_MS + 2_000;
-/** How long stop() waits for the process to go after SIGKILL (it cannot ignore that one). */
-export const KILL_WAIT_MS = 1_000;
-
-export interface CloudflaredSupervisorOptions {
-  tunnel: TunnelTarget;
-  /** Path to the cloudflared executable (CLOUDFLARED_BIN), or a bare name looked up on PATH. */
-  binPath: string;
-  logger: Logger;
-  /** Extra environment for cloudflared, over the allow-listed parent environment. */
-  env?: Record<string, string | undefined>;
-  backoff?: Partial<BackoffPolicy>;
-  /** How long stop() waits after SIGTERM before SIGKILL. */
-  stopTimeoutMs?: number;
-  /** Environment to take PATH, proxy and TUNNEL_* settings from; process.env by default. */
-  parentEnv?: Record<string, string | undefined>;
-}
-
-export interface TunnelEvents {
-  url: [url: string];
-  connected: [connIndex: number];
-  disconnected: [connIndex: number | undefined];
-  exit: [info: { code: number | null; signal: NodeJS.Signals | null; expected: boolean }];
-}
-
-/**
- * Arguments for each mode. The token is deliberately absent: it travels in the child's
- * TUNNEL_TOKEN environment variable (cloudflared reads it there), so `ps` never shows it.
- * --no-autoupdate: the image pins cloudflared; a self-replacing binary would defeat that.
- * --grace-period on the command line, where it overrides a TUNNEL_GRACE_PERIOD passed through
- * the environment: the service's shutdown budget counts on it.
- */
-export function cloudflaredArgs(tunnel: TunnelTarget): string[] {
-  const common = ["tunnel", "--no-autoupdate", "--grace-period", `${TUNNEL_GRACE_PERIOD_MS / 1000}s`];
-  if (tunnel.mode === "quick") return [...common, "--url", tunnel.originUrl];
-  if ("token" in tunnel) return [...common, "run"];
-  return [...common, "--config", tunnel.configFile, "run"];
-}
-
-/** Parent variables cloudflared may need: finding things, proxies, CA bundles, locale. */
-const INHERITED = [
-  "PATH",
-  "HOME",
-  "USER",
-  "TZ",
-  "LANG",
-  "LC_ALL",
-  "TMPDIR",
-  "SSL_CERT_FILE",
-  "SSL_CERT_DIR",
-  "HTTP_PROXY",
-  "HTTPS_PROXY",
-  "NO_PROXY",
-  "http_proxy",
-  "https_proxy",
-  "no_proxy",
-];
-/** Credentials are set explicitly per mode, never inherited by accident. */
-const NEVER_INHERITED = new Set(["TUNNEL_TOKEN", "TUNNEL_TOKEN_FILE"]);
-
-/**
- * The child's environment. Allow-listed rather than inherited: the dispatcher's own
- * environment holds GitHub, Vault and Nomad credentials that cloudflared has no use for.
- * TUNNEL_* variables pass through so operators can tune cloudflared (TUNNEL_LOGLEVEL,
- * TUNNEL_TRANSPORT_PROTOCOL, TUNNEL_EDGE_IP_VERSION, ...) without code changes.
- */
-export function cloudflaredEnvironment(
-  tunnel: TunnelTarget,
-  parentEnv: Record<string, string | undefined>,
-  extra: Record<string, string | undefined> = {},
-): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(parentEnv)) {
-    if (value === undefined || NEVER_INHERITED.has(key)) continue;
-    if (INHERITED.includes(key) || key.startsWith("TUNNEL_")) env[key] = value;
-  }
-  for (const [key, value] of Object.entries(extra)) {
-    if (value === undefined || NEVER_INHERITED.has(key)) continue;
-    env[key] = value;
-  }
-  if (tunnel.mode === "named" && "token" in tunnel) env.TUNNEL_TOKEN = tunnel.token;
-  return env;
-}
+export * from "./target.js";
+export { cloudflaredArgs, cloudflaredEnvironment } from "./command.js";
 
 /**
  * Runs cloudflared for the lifetime of the service and keeps it running.
@@ -366,7 +245,7 @@ export class CloudflaredSupervisor extends EventEmitter<TunnelEvents> {
   private onLine(raw: string): void {
     if (raw.trim() === "") return;
     const line = parseCloudflaredLine(this.redact(raw));
-    this.logLine(line);
+    logCloudflaredLine(this.cloudflaredLog, line);
 
     if (line.error !== undefined) {
       this.noteError(line.error);
@@ -407,28 +286,6 @@ export class CloudflaredSupervisor extends EventEmitter<TunnelEvents> {
       }
       this.log.info({ url: event.url, webhook: webhookSettingsFor(event.url) }, formatWebhookSettings(event.url));
       this.emit("url", event.url);
-    }
-  }
-
-  private logLine(line: CloudflaredLine): void {
-    const fields = Object.keys(line.fields).length > 0 ? { fields: line.fields } : {};
-    switch (line.level) {
-      case "error":
-      case "fatal":
-        this.cloudflaredLog.error(fields, line.message);
-        break;
-      case "warn":
-        this.cloudflaredLog.warn(fields, line.message);
-        break;
-      case "info":
-        // cloudflared is chatty at INF; state changes are logged by the supervisor at info.
-        this.cloudflaredLog.debug(fields, line.message);
-        break;
-      case "debug":
-        this.cloudflaredLog.trace(fields, line.message);
-        break;
-      default:
-        this.cloudflaredLog.warn(line.message);
     }
   }
 

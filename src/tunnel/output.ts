@@ -8,8 +8,11 @@
  *
  * Its output is the only interface it offers for connection state (its metrics server
  * listens on a random port unless told otherwise), so the supervisor derives readiness from
- * these lines. Everything here is pure so it can be tested against captured output.
+ * these lines. Parsing is pure so it can be tested against captured output; logCloudflaredLine
+ * relays a parsed line to our log.
  */
+
+import type { Logger } from "../log.js";
 
 export type CloudflaredLevel = "debug" | "info" | "warn" | "error" | "fatal";
 
@@ -163,4 +166,27 @@ export function formatWebhookSettings(publicUrl: string): string {
     `  Events:         "Let me select individual events" -> ${s.events.map((e) => `"${e}"`).join(", ")} only`,
     "A quick tunnel gets a new URL every time cloudflared starts; use TUNNEL=named for anything that must keep working.",
   ].join("\n");
+}
+
+/** Relays one cloudflared line to our log at a matching level (INF, which is chatty, at debug). */
+export function logCloudflaredLine(log: Logger, line: CloudflaredLine): void {
+  const fields = Object.keys(line.fields).length > 0 ? { fields: line.fields } : {};
+  switch (line.level) {
+    case "error":
+    case "fatal":
+      log.error(fields, line.message);
+      break;
+    case "warn":
+      log.warn(fields, line.message);
+      break;
+    case "info":
+      // cloudflared is chatty at INF; state changes are logged by the supervisor at info.
+      log.debug(fields, line.message);
+      break;
+    case "debug":
+      log.trace(fields, line.message);
+      break;
+    default:
+      log.warn(line.message);
+  }
 }

@@ -15,8 +15,6 @@ export interface VaultStoreOptions {
   kvMount: string;
   kvPrefix: string;
   timeoutMs?: number;
-  /** Skip TLS verification (like the Vault CLI's VAULT_SKIP_VERIFY, which is the default). */
-  skipTlsVerify?: boolean;
 }
 
 export interface VaultHealth {
@@ -35,7 +33,8 @@ export class VaultStore {
   private readonly headers: Record<string, string>;
 
   constructor(private readonly opts: VaultStoreOptions) {
-    const skipVerify = opts.skipTlsVerify ?? envFlag(process.env.VAULT_SKIP_VERIFY);
+    // Skips TLS verification like the Vault CLI does with VAULT_SKIP_VERIFY.
+    const skipVerify = envFlag(process.env.VAULT_SKIP_VERIFY);
     this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 32, ...(skipVerify ? { connect: { rejectUnauthorized: false } } : {}) });
     this.headers = { "x-vault-token": opts.token, accept: "application/json" };
     if (opts.namespace) this.headers["x-vault-namespace"] = opts.namespace;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { jobFromRest } from "../../src/github/client.js";
 import type { TwinJob } from "../twins/github.js";
-import { provisionRunner } from "../../src/runners/provision.js";
+import { provisionRunner } from "../../src/provisioning/provision.js";
 import { eventually } from "../harness/world.js";
 import { startTestWorld } from "../harness/test-world.js";
 

@@ -4,7 +4,7 @@ import type { JobEvent } from "../../src/core/job-event.js";
 import { WebhookVerifier } from "../../src/github/webhook.js";
 import { createApp } from "../../src/http/app.js";
 import { createLogger } from "../../src/log.js";
-import type { EventOutcome } from "../../src/runners/handle-event.js";
+import type { EventOutcome } from "../../src/intake/event-handler.js";
 
 const SECRET = "test-secret-with-enough-length";
 

@@ -2,10 +2,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { WorkflowJob } from "../../src/core/job-event.js";
 import { Budget } from "../../src/github/budget.js";
 import { createLogger } from "../../src/log.js";
-import type { RunnerDeps } from "../../src/runners/deps.js";
-import { DispatchQueue, type QueueOutcome } from "../../src/runners/dispatch-queue.js";
+import type { RunnerDeps } from "../../src/ports/index.js";
+import { DispatchQueue, type QueueOutcome } from "../../src/provisioning/dispatch-queue.js";
 import { workflowJob } from "../harness/fixtures.js";
-import type { ProvisionOutcome } from "../../src/runners/provision.js";
+import type { ProvisionOutcome } from "../../src/provisioning/provision.js";
 
 afterEach(() => vi.useRealTimers());
 

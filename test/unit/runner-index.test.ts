@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RunnerIndex } from "../../src/runners/runner-index.js";
+import { RunnerIndex } from "../../src/core/runner-index.js";
 
 function clock() {
   let t = 0;

@@ -1,5 +1,9 @@
+import { Occupancy, type Limits } from "./capacity.js";
 import type { WorkflowJob } from "./job-event.js";
 import { repoFullName } from "./job-event.js";
+import { runnerNameFor } from "./naming.js";
+
+export type { Limits } from "./capacity.js";
 
 /** One dispatched runner job in Nomad, reduced to what reconciliation needs. */
 export interface RunnerChild {
@@ -14,7 +18,7 @@ export interface RunnerChild {
   changedAt: number;
 }
 
-/** What the reconciler observed, plain data. */
+/** What the reconciler found in GitHub, Nomad and Vault, plain data. */
 export interface World {
   now: number;
   /** GitHub jobs still queued that we serve. */
@@ -28,11 +32,6 @@ export interface World {
   inFlight: string[];
   /** Our runner registrations at GitHub (by name prefix), with the repository they serve. */
   registered: Array<{ id: number; name: string; repo: string; busy: boolean; online: boolean }>;
-}
-
-export interface Limits {
-  maxRunners: number;
-  maxRunnersPerRepo: number;
 }
 
 export interface ReconcileSettings extends Limits {
@@ -67,7 +66,7 @@ export interface Memory {
 
 /**
  * Compares what GitHub wants (queued jobs) with what exists (Nomad children, Vault secrets) and
- * lists what to do. Pure: the imperative shell observes the world and executes the actions.
+ * lists what to do. Pure: the reconciler (src/reconciling) discovers the world and applies the actions.
  */
 export function planReconcile(world: World, settings: ReconcileSettings, memory: Memory): ReconcileAction[] {
   const actions: ReconcileAction[] = [];
@@ -78,7 +77,7 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
     return world.now - first >= settings.graceMs;
   };
 
-  const runnerFor = (job: WorkflowJob) => `${settings.runnerNamePrefix}-${job.id}`;
+  const runnerFor = (job: WorkflowJob) => runnerNameFor(settings.runnerNamePrefix, job.id);
   const queuedByRunner = new Map(world.queued.map((j) => [runnerFor(j), j]));
   const alive = world.children.filter((c) => c.alive);
   const aliveRunners = new Set(alive.map((c) => c.runnerName));
@@ -148,11 +147,9 @@ function planCapacity(
   const queuedRunners = new Set(world.queued.map(runnerFor));
   const repos = new Set([...world.queued.map((j) => repoFullName(j).toLowerCase()), ...alive.map((c) => c.repo.toLowerCase())]);
   const waiting = new Map<string, WorkflowJob[]>();
-  const perRepoAlive = new Map<string, number>();
 
   for (const repo of repos) {
     const repoAlive = alive.filter((c) => c.repo.toLowerCase() === repo);
-    perRepoAlive.set(repo, repoAlive.length);
     const spare = repoAlive.filter((c) => !queuedRunners.has(c.runnerName) && !world.busyRunners.has(c.runnerName));
     const needy = world.queued
       .filter((j) => repoFullName(j).toLowerCase() === repo && !repoAlive.some((c) => c.runnerName === runnerFor(j)))
@@ -165,19 +162,17 @@ function planCapacity(
     waiting.set(repo, needy.slice(covered));
   }
 
-  let total = alive.length;
+  const occupancy = new Occupancy(alive.map((c) => c.repo));
   const order = [...waiting.keys()].sort((a, b) => byAge(waiting.get(a)![0]!, waiting.get(b)![0]!) || a.localeCompare(b));
   let progressed = true;
-  while (progressed && total < limits.maxRunners) {
+  while (progressed && occupancy.total < limits.maxRunners) {
     progressed = false;
     for (const repo of order) {
       const queue = waiting.get(repo)!;
-      const count = perRepoAlive.get(repo) ?? 0;
-      if (queue.length === 0 || count >= limits.maxRunnersPerRepo || total >= limits.maxRunners) continue;
+      if (queue.length === 0 || !occupancy.admits(repo, limits)) continue;
       const job = queue.shift()!;
       actions.push({ kind: "provision", job, runnerName: runnerFor(job) });
-      perRepoAlive.set(repo, count + 1);
-      total += 1;
+      occupancy.add(repo);
       progressed = true;
     }
   }

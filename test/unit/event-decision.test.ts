@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decide, matchesPolicy, type ServePolicy } from "../../src/core/decide.js";
+import { decide, matchesPolicy, type ServePolicy } from "../../src/core/event-decision.js";
 import type { JobAction, WorkflowJob } from "../../src/core/job-event.js";
 import { workflowJob } from "../harness/fixtures.js";
 

@@ -1,6 +1,9 @@
-import type { Limits } from "../core/reconcile.js";
-import type { RunnerDeps } from "./deps.js";
-import { listRunnerChildren } from "./observe.js";
+import { isUnlimited, Occupancy, type Limits } from "../core/capacity.js";
+import type { RunnerDeps } from "../ports/index.js";
+import { listRunnerJobs } from "../ports/runner-jobs.js";
+
+/** A dispatch this process finished counts until Nomad lists it, for at most this long. */
+const RECENT_DISPATCH_MS = 60_000;
 
 /**
  * Enforces MAX_RUNNERS / MAX_RUNNERS_PER_REPO on the webhook path. Nomad is the count of record;
@@ -13,33 +16,31 @@ export class CapacityGate {
   private readonly recent = new Map<string, { repo: string; at: number }>();
 
   constructor(
-    private readonly deps: RunnerDeps,
+    private readonly deps: Pick<RunnerDeps, "nomad" | "settings" | "runnerIndex">,
     private readonly limits: Limits,
   ) {}
 
   get unlimited(): boolean {
-    return !Number.isFinite(this.limits.maxRunners) && !Number.isFinite(this.limits.maxRunnersPerRepo);
+    return isUnlimited(this.limits);
   }
 
   /** Reserves a slot for `runnerName`; returns false when the limits are reached. */
   async reserve(repo: string, runnerName: string): Promise<boolean> {
     if (this.unlimited) return true;
-    const children = await listRunnerChildren(this.deps);
+    const children = await listRunnerJobs(this.deps);
     // Synchronous from here on: concurrent reservations in this process see each other.
     const now = Date.now();
     const alive = new Map<string, string>();
     for (const c of children) if (c.alive) alive.set(c.runnerName, c.repo.toLowerCase());
     const dead = new Set(children.filter((c) => !c.alive).map((c) => c.runnerName));
     for (const [name, r] of this.recent) {
-      if (now - r.at > 60_000 || dead.has(name)) this.recent.delete(name);
+      if (now - r.at > RECENT_DISPATCH_MS || dead.has(name)) this.recent.delete(name);
       else alive.set(name, r.repo);
     }
     for (const [name, r] of this.reserved) alive.set(name, r);
     if (alive.has(runnerName)) return true;
-    const key = repo.toLowerCase();
-    const inRepo = [...alive.values()].filter((r) => r === key).length;
-    if (alive.size >= this.limits.maxRunners || inRepo >= this.limits.maxRunnersPerRepo) return false;
-    this.reserved.set(runnerName, key);
+    if (!new Occupancy(alive.values()).admits(repo, this.limits)) return false;
+    this.reserved.set(runnerName, repo.toLowerCase());
     return true;
   }
 

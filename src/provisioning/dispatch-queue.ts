@@ -1,7 +1,7 @@
 import { DispatchBook, type BookLimits } from "../core/dispatch-book.js";
-import type { WorkflowJob } from "../core/job-event.js";
-import type { RunnerDeps } from "./deps.js";
-import { provisionRunner, targetOf, type ProvisionOutcome } from "./provision.js";
+import { targetOf, type WorkflowJob } from "../core/job-event.js";
+import type { RunnerDeps } from "../ports/index.js";
+import { CREDENTIAL_POINTS, provisionRunner, type ProvisionOutcome } from "./provision.js";
 
 export interface DispatchQueueOptions extends BookLimits {
   /**
@@ -13,11 +13,8 @@ export interface DispatchQueueOptions extends BookLimits {
   answerWithinMs: number;
 }
 
-/** Sized for a burst of thousands of jobs on a small box (a waiting job costs about 1 KB). */
+/** Sized for a burst of thousands of jobs on a small box (a waiting job is a few small objects). */
 export const DEFAULT_DISPATCH_QUEUE: DispatchQueueOptions = { maxJobs: 10_000, concurrencyPerLane: 32, answerWithinMs: 8_000 };
-
-/** A runner credential costs 5 points (JIT config or registration token). */
-const CREDENTIAL_POINTS = 5;
 
 /** "cancelled": taken out before it started (its job completed meanwhile, or shutdown). */
 export type QueueOutcome = ProvisionOutcome | { status: "cancelled"; reason: string };
@@ -57,7 +54,7 @@ export class DispatchQueue {
 
   constructor(
     private readonly deps: RunnerDeps,
-    private readonly opts: DispatchQueueOptions = DEFAULT_DISPATCH_QUEUE,
+    private readonly opts: DispatchQueueOptions,
     private readonly provision: Provision = provisionRunner,
   ) {
     this.book = new DispatchBook(opts);

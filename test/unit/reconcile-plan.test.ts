@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { WorkflowJob } from "../../src/core/job-event.js";
 import { workflowJob } from "../harness/fixtures.js";
-import { planReconcile, type Memory, type ReconcileSettings, type RunnerChild, type World } from "../../src/core/reconcile.js";
+import { planReconcile, type Memory, type ReconcileSettings, type RunnerChild, type World } from "../../src/core/reconcile-plan.js";
 
 const NOW = Date.parse("2026-11-23T10:00:00Z");
 const settings: ReconcileSettings = {

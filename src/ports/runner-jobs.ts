@@ -1,10 +1,12 @@
-import type { RunnerChild } from "../core/reconcile.js";
 import { runnerOfDispatchedJob } from "../core/naming.js";
-import type { NomadJobStub } from "../nomad/types.js";
-import type { RunnerDeps } from "./deps.js";
+import type { RunnerChild } from "../core/reconcile-plan.js";
+import type { RunnerDeps, RunnerJobStub } from "./index.js";
 
-/** Every runner job this deployment dispatched (by child ID prefix and dispatcher meta). */
-export async function listRunnerChildren(deps: RunnerDeps): Promise<RunnerChild[]> {
+/**
+ * Every runner job this deployment dispatched (by child ID prefix and dispatcher meta): the count
+ * of record for capacity, and what the reconciler plans with.
+ */
+export async function listRunnerJobs(deps: Pick<RunnerDeps, "nomad" | "settings" | "runnerIndex">): Promise<RunnerChild[]> {
   const { runnerJob, runnerNamePrefix, dispatcherId } = deps.settings;
   const startedAt = deps.runnerIndex?.listingStarted();
   const stubs = await deps.nomad.listJobs(`${runnerJob}/dispatch-${runnerNamePrefix}-`);
@@ -17,7 +19,7 @@ export async function listRunnerChildren(deps: RunnerDeps): Promise<RunnerChild[
   return children;
 }
 
-export function toRunnerChild(stub: NomadJobStub, runnerJob: string, prefix: string): RunnerChild | undefined {
+function toRunnerChild(stub: RunnerJobStub, runnerJob: string, prefix: string): RunnerChild | undefined {
   const runnerName = runnerOfDispatchedJob(runnerJob, prefix, stub.ID);
   const jobId = Number(stub.Meta?.github_job_id);
   const repo = stub.Meta?.github_repo;
@@ -39,10 +41,15 @@ export function toRunnerChild(stub: NomadJobStub, runnerJob: string, prefix: str
  * keeps such an allocation "unknown" (the job stays "running") and never replaces it
  * (hashicorp/nomad scheduler/reconciler/reconcile_cluster.go); it is ours to stop and replace.
  */
-export function isLiveChild(stub: Pick<NomadJobStub, "Status" | "Stop" | "JobSummary">): boolean {
+export function isLiveChild(stub: Pick<RunnerJobStub, "Status" | "Stop" | "JobSummary">): boolean {
   if (stub.Status === "dead" || stub.Stop) return false;
   const groups = Object.values(stub.JobSummary?.Summary ?? {});
   const stranded = groups.some((g) => (g.Unknown ?? 0) + (g.Lost ?? 0) > 0);
   const placed = groups.some((g) => (g.Queued ?? 0) + (g.Starting ?? 0) + (g.Running ?? 0) > 0);
   return !stranded || placed;
+}
+
+/** A runner job not yet asked to stop: stopping it again is a wasted call. */
+export function isUnstopped(stub: Pick<RunnerJobStub, "Status" | "Stop">): boolean {
+  return stub.Status !== "dead" && !stub.Stop;
 }

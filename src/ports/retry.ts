@@ -1,14 +1,14 @@
 import { setTimeout } from "node:timers/promises";
 import pRetry, { AbortError } from "p-retry";
 import { DependencyError, isTransient } from "../core/errors.js";
-import type { RunnerSettings } from "./deps.js";
+import type { RetrySchedule } from "./index.js";
 
 /**
  * Retries transient dependency failures with exponential backoff. Permanent failures, and rate
  * limits asking for a longer wait than our schedule allows, surface at once: the caller answers
  * the delivery with an error and the reconciler takes the job over later.
  */
-export function withRetry<T>(fn: () => Promise<T>, schedule: RunnerSettings["retry"]): Promise<T> {
+export function withRetry<T>(fn: () => Promise<T>, schedule: RetrySchedule): Promise<T> {
   return pRetry(
     async () => {
       try {

@@ -1,12 +1,10 @@
-import { errorMessage } from "../core/errors.js";
-import type { WorkflowJob } from "../core/job-event.js";
-import { repoFullName } from "../core/job-event.js";
+import { repoFullName, targetOf, type RunnerTarget, type WorkflowJob } from "../core/job-event.js";
 import { dispatchedJobPrefix, idempotencyTokenFor } from "../core/naming.js";
-import type { Claim } from "../github/budget.js";
-import { RunnerExistsError, type RunnerTarget } from "../github/client.js";
-import type { RunnerSecret } from "../vault/client.js";
-import type { RunnerDeps } from "./deps.js";
-import { withRetry } from "./retry.js";
+import { isRunnerExists, type BudgetClaim, type RunnerDeps, type RunnerSecret } from "../ports/index.js";
+import { withRetry } from "../ports/retry.js";
+
+/** A runner credential costs 5 points (JIT config or registration token). */
+export const CREDENTIAL_POINTS = 5;
 
 export type ProvisionOutcome =
   | { status: "dispatched"; nomadJobId: string }
@@ -18,10 +16,6 @@ export type ProvisionOutcome =
    * such a runner once it is stale).
    */
   | { status: "in-flight" };
-
-export function targetOf(job: WorkflowJob): RunnerTarget {
-  return { owner: job.owner, repo: job.repo, installationId: job.installationId };
-}
 
 /** Labels the runner registers with: ours plus whatever the job asked for, so it can take it. */
 export function runnerLabelsFor(job: WorkflowJob, ours: string[]): string[] {
@@ -77,11 +71,11 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
  * the same free points; and half the minute's budget stays free for the registration and remove
  * tokens (5 points per repository and hour each) the fallback needs.
  */
-function registrationFor(deps: RunnerDeps, target: RunnerTarget): { kind: "jit"; claim?: Claim } | { kind: "token" } {
+function registrationFor(deps: RunnerDeps, target: RunnerTarget): { kind: "jit"; claim?: BudgetClaim } | { kind: "token" } {
   const mode = deps.settings.registration;
   if (mode !== "auto") return { kind: mode };
   const budget = deps.github.budgetFor(target);
-  const claim = budget.claim(5, budget.pointsPerMinute / 2);
+  const claim = budget.claim(CREDENTIAL_POINTS, budget.pointsPerMinute / 2);
   return claim ? { kind: "jit", claim } : { kind: "token" };
 }
 
@@ -104,7 +98,7 @@ async function storeCredential(
       secret = { kind: "jit", jitconfig: created.jitconfig };
       log.info({ runner: runnerName, runnerId: created.runnerId, job: job.id }, "credential obtained: JIT runner config");
     } catch (err) {
-      if (!(err instanceof RunnerExistsError)) throw err;
+      if (!isRunnerExists(err)) throw err;
       // Registered by an earlier attempt: carry on from Vault if that attempt got so far.
       return (await retry(() => vault.hasRunnerSecret(runnerName))) ? "resumed" : "in-flight";
     }

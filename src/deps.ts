@@ -1,0 +1,69 @@
+import type { Config } from "./config.js";
+import type { ServePolicy } from "./core/event-decision.js";
+import { RunnerIndex } from "./core/runner-index.js";
+import { GitHubClient } from "./github/client.js";
+import type { Metrics } from "./metrics.js";
+import type { Logger } from "./log.js";
+import { NomadClient } from "./nomad/client.js";
+import type { RunnerDeps } from "./ports/index.js";
+import { VaultStore } from "./vault/client.js";
+
+/**
+ * The adapters wired to the workflows' ports: the workflows see them as RunnerDeps (narrow ports),
+ * start-up checks, readiness and doctor use the rest of each client.
+ */
+export interface ServiceDeps extends RunnerDeps {
+  github: GitHubClient;
+  vault: VaultStore;
+  nomad: NomadClient;
+}
+
+export function servePolicy(config: Config): ServePolicy {
+  return {
+    labels: config.runner.labels,
+    allowedOwners: config.allowedOwners,
+    allowedRepos: config.allowedRepos,
+    runnerNamePrefix: config.runner.namePrefix,
+  };
+}
+
+export function createDeps(config: Config, log: Logger, metrics?: Metrics): ServiceDeps {
+  return {
+    log,
+    runnerIndex: new RunnerIndex(),
+    github: new GitHubClient({
+      onResponse: (headers) => {
+        const remaining = Number(headers["x-ratelimit-remaining"]);
+        if (metrics && Number.isFinite(remaining)) metrics.rateLimitRemaining.set(remaining);
+      },
+      auth: config.github.auth,
+      budget: config.github.budget,
+      apiUrl: config.github.apiUrl,
+      webUrl: config.github.webUrl,
+      scope: config.runner.scope,
+      runnerGroupId: config.runner.groupId,
+    }),
+    vault: new VaultStore({
+      addr: config.vault.addr,
+      token: config.vault.token,
+      namespace: config.vault.namespace,
+      kvMount: config.vault.kvMount,
+      kvPrefix: config.vault.kvPrefix,
+    }),
+    nomad: new NomadClient({
+      addr: config.nomad.addr,
+      token: config.nomad.token,
+      namespace: config.nomad.namespace,
+      region: config.nomad.region,
+    }),
+    settings: {
+      runnerJob: config.nomad.runnerJob,
+      registration: config.runner.registration,
+      dispatcherId: config.dispatcherId,
+      runnerNamePrefix: config.runner.namePrefix,
+      runnerLabels: config.runner.labels,
+      wrapTtl: config.vault.wrapTtl,
+      retry: { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 2_000 },
+    },
+  };
+}

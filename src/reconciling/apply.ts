@@ -1,0 +1,74 @@
+import { errorMessage } from "../core/errors.js";
+import type { RunnerTarget } from "../core/job-event.js";
+import type { ReconcileAction } from "../core/reconcile-plan.js";
+import type { RunnerDeps } from "../ports/index.js";
+import type { Provisioner } from "../provisioning/provisioner.js";
+import { deleteRunnerSecret, purgeRunnerJob, releaseRunner } from "../teardown/release.js";
+import type { Targets } from "./discovery.js";
+import { forEachLimited } from "./for-each-limited.js";
+import type { ReconcileReport } from "./report.js";
+
+/** How the reconciler asks for a runner: the same entry point as the webhooks (the Provisioner). */
+export type RunnerDemand = Pick<Provisioner, "needsRunner">;
+
+/** Clean-up first (it frees capacity and idempotency tokens), then purges, then dispatches. */
+const PHASES: Array<ReconcileAction["kind"][]> = [["clean", "abandon", "release", "delete-secret"], ["purge"], ["provision"]];
+
+/** Applies a plan, counting what was done and what failed in `report`; one failure stops nothing. */
+export async function applyPlan(
+  deps: Pick<RunnerDeps, "github" | "nomad" | "vault" | "log" | "settings">,
+  demand: RunnerDemand,
+  actions: ReconcileAction[],
+  targets: Targets,
+  report: ReconcileReport,
+): Promise<void> {
+  const targetOf = (repo: string): RunnerTarget => {
+    const known = targets.get(repo.toLowerCase());
+    if (known) return known;
+    const [owner = "", name = ""] = repo.split("/");
+    return { owner, repo: name };
+  };
+  for (const kinds of PHASES) {
+    const batch = actions.filter((a) => kinds.includes(a.kind));
+    await forEachLimited(batch, 8, async (action) => {
+      try {
+        await apply(deps, demand, action, targetOf);
+        report.actions[action.kind] += 1;
+      } catch (err) {
+        report.errors.push(`${action.kind} ${"runnerName" in action ? action.runnerName : ""}: ${errorMessage(err)}`);
+      }
+    });
+  }
+}
+
+async function apply(
+  deps: Pick<RunnerDeps, "github" | "nomad" | "vault" | "log" | "settings">,
+  demand: RunnerDemand,
+  action: ReconcileAction,
+  targetOf: (repo: string) => RunnerTarget,
+): Promise<void> {
+  switch (action.kind) {
+    case "clean":
+      // Another replica or a delivery may have provisioned this runner again since this pass
+      // looked: then the name's registration and credential are the new runner's (teardown checks).
+      await releaseRunner(deps, targetOf(action.repo), action.runnerName, "leftovers");
+      return;
+    case "abandon":
+    case "release":
+      await releaseRunner(deps, targetOf(action.repo), action.runnerName, "unneeded");
+      return;
+    case "delete-secret":
+      await deleteRunnerSecret(deps, action.runnerName);
+      return;
+    case "purge":
+      await purgeRunnerJob(deps, action.childId);
+      return;
+    case "provision": {
+      const job = { ...action.job, installationId: action.job.installationId ?? targetOf(`${action.job.owner}/${action.job.repo}`).installationId };
+      // Capacity is in the plan; the dispatch queue provisions it and reports the outcome.
+      const need = await demand.needsRunner(job, action.runnerName, { planned: true });
+      if (need.status === "queue-full") throw new Error(`dispatch queue full or closed (${need.waiting} waiting); next pass`);
+      return;
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import { matchesPolicy, type ServePolicy } from "../core/event-decision.js";
+import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
+import type { World } from "../core/reconcile-plan.js";
+import type { RunnerDeps } from "../ports/index.js";
+import { withRetry } from "../ports/retry.js";
+import { listRunnerJobs } from "../ports/runner-jobs.js";
+import { forEachLimited } from "./for-each-limited.js";
+
+/** Repository lists change rarely; listing them every pass would spend the rate-limit budget. */
+const REPO_LIST_CACHE_MS = 10 * 60_000;
+
+export interface DiscoveryOptions {
+  /** Repositories served with a PAT (ALLOWED_REPOS); an App lists its installations' repos. */
+  staticRepos: string[];
+  /** Owners whose repositories are served with a PAT (ALLOWED_OWNERS); listed every few minutes. */
+  owners: string[];
+}
+
+/** Targets by lower-cased `owner/repo`. */
+export type Targets = Map<string, RunnerTarget>;
+
+/**
+ * Finds the world the plan compares: queued jobs at GitHub for every repository served, our
+ * registrations there, our runner jobs in Nomad and our credentials in Vault.
+ */
+export class Discovery {
+  private readonly seenRepos = new Map<string, RunnerTarget>();
+  private listedRepos: { at: number; targets: RunnerTarget[] } | undefined;
+  private readonly inFlight = new Set<string>();
+
+  constructor(
+    private readonly deps: Pick<RunnerDeps, "github" | "nomad" | "vault" | "settings" | "runnerIndex">,
+    private readonly policy: ServePolicy,
+    private readonly opts: DiscoveryOptions,
+  ) {}
+
+  /** Remember a repository from a webhook so its queue is watched even with an App or owners list. */
+  watchRepo(target: RunnerTarget): void {
+    this.seenRepos.set(`${target.owner}/${target.repo}`.toLowerCase(), target);
+  }
+
+  /** Provisioning found the runner registered but no credential yet; reported on the next pass. */
+  recheckInFlight(runnerName: string): void {
+    this.inFlight.add(runnerName);
+  }
+
+  async discover(): Promise<{ world: World; targets: Targets }> {
+    const { deps } = this;
+    const [children, secrets, targets] = await Promise.all([listRunnerJobs(deps), deps.vault.listRunnerSecrets(), this.servedRepos()]);
+    for (const child of children) {
+      const [owner = "", repo = ""] = child.repo.split("/");
+      this.addTarget(targets, owner, repo);
+    }
+
+    const queued: WorkflowJob[] = [];
+    const busyRunners = new Set<string>();
+    await forEachLimited([...targets.values()], 4, async (target) => {
+      // Retried like every other call: one pass reads every repository, and one sporadic
+      // failure (5xx, a rate limit's retry-after) must not throw the whole pass away.
+      const jobs = await withRetry(() => deps.github.listQueuedJobs(target), deps.settings.retry);
+      queued.push(...jobs.filter((j) => matchesPolicy(j, this.policy).ok));
+    });
+    // Our registrations in every scope: busy runners are never released, and a registration
+    // without a runner job or credential is an orphan to remove.
+    const registered: World["registered"] = [];
+    const scopes = new Map<string, RunnerTarget>();
+    for (const target of targets.values()) if (!scopes.has(deps.github.scopeKey(target))) scopes.set(deps.github.scopeKey(target), target);
+    await forEachLimited([...scopes.values()], 4, async (target) => {
+      const runners = await withRetry(() => deps.github.listRunners(target, `${deps.settings.runnerNamePrefix}-`), deps.settings.retry);
+      for (const r of runners) {
+        registered.push({ id: r.id, name: r.name, repo: `${target.owner}/${target.repo}`, busy: r.busy, online: r.status === "online" });
+        if (r.busy) busyRunners.add(r.name);
+      }
+    });
+
+    const inFlight = [...this.inFlight];
+    this.inFlight.clear();
+    return { world: { now: Date.now(), queued, busyRunners, children, secrets, inFlight, registered }, targets };
+  }
+
+  private async servedRepos(): Promise<Targets> {
+    if (!this.listedRepos || Date.now() - this.listedRepos.at > REPO_LIST_CACHE_MS) {
+      this.listedRepos = { at: Date.now(), targets: await this.listServedRepos() };
+    }
+    const targets: Targets = new Map();
+    for (const target of this.listedRepos.targets) {
+      if (matchesPolicy({ owner: target.owner, repo: target.repo, labels: this.policy.labels } as WorkflowJob, this.policy).ok) {
+        this.addTarget(targets, target.owner, target.repo);
+      }
+    }
+    for (const full of this.opts.staticRepos) {
+      const [owner = "", repo = ""] = full.split("/");
+      this.addTarget(targets, owner, repo);
+    }
+    for (const target of this.seenRepos.values()) this.addTarget(targets, target.owner, target.repo);
+    return targets;
+  }
+
+  /**
+   * Adds a repository with the installation its calls must use. With App auth a repository no
+   * installation covers cannot be polled, so it is left out rather than failing the pass.
+   */
+  private addTarget(targets: Targets, owner: string, repo: string): void {
+    const key = `${owner}/${repo}`.toLowerCase();
+    if (targets.has(key)) return;
+    const installationId =
+      this.seenRepos.get(key)?.installationId ??
+      this.listedRepos?.targets.find((t) => `${t.owner}/${t.repo}`.toLowerCase() === key)?.installationId;
+    if (this.deps.github.usesApp && installationId === undefined) return;
+    targets.set(key, { owner, repo, installationId });
+  }
+
+  /** An App serves its installations' repositories; a PAT the repositories of ALLOWED_OWNERS. */
+  private async listServedRepos(): Promise<RunnerTarget[]> {
+    const fromApp = await this.deps.github.listInstallationRepos();
+    if (fromApp.length > 0) return fromApp;
+    const owned: RunnerTarget[] = [];
+    for (const owner of this.opts.owners) owned.push(...(await this.deps.github.listOwnerRepos(owner)));
+    return owned;
+  }
+}

@@ -1,0 +1,95 @@
+import type { ServePolicy } from "../core/event-decision.js";
+import { errorMessage } from "../core/errors.js";
+import type { RunnerTarget } from "../core/job-event.js";
+import { planReconcile, type Memory, type ReconcileSettings } from "../core/reconcile-plan.js";
+import type { RunnerDeps } from "../ports/index.js";
+import type { Backlog } from "../provisioning/provisioner.js";
+import { applyPlan, type RunnerDemand } from "./apply.js";
+import { Discovery, type DiscoveryOptions } from "./discovery.js";
+import { Redelivery } from "./redelivery.js";
+import { emptyReport, type ReconcileReport } from "./report.js";
+import { PassScheduler, type SchedulerOptions } from "./scheduler.js";
+
+export type { ReconcileReport } from "./report.js";
+
+export interface ReconcilerOptions extends ReconcileSettings, DiscoveryOptions, SchedulerOptions {
+  /** How far back failed App webhook deliveries are redelivered on the first pass. */
+  redeliverWindowMs: number;
+}
+
+/**
+ * The loop that makes the promises hold when webhooks do not: every interval (and when asked) it
+ * redelivers failed webhook deliveries, discovers GitHub, Nomad and Vault, plans with the pure
+ * `planReconcile`, and applies the plan. Jobs that need a runner go to the same entry point as
+ * the webhooks'. All state it needs is rebuilt from those three systems, except `firstSeen`,
+ * which only delays.
+ */
+export class Reconciler implements Backlog {
+  private readonly memory: Memory = { firstSeen: new Map() };
+  private readonly discovery: Discovery;
+  private readonly redelivery: Redelivery;
+  private readonly scheduler: PassScheduler;
+
+  constructor(
+    private readonly deps: Pick<RunnerDeps, "github" | "nomad" | "vault" | "log" | "settings" | "runnerIndex">,
+    policy: ServePolicy,
+    private readonly opts: ReconcilerOptions,
+    private readonly demand: RunnerDemand,
+    private readonly onReport?: (report: ReconcileReport) => void,
+  ) {
+    this.discovery = new Discovery(deps, policy, opts);
+    this.redelivery = new Redelivery(deps, opts.redeliverWindowMs);
+    this.scheduler = new PassScheduler(() => this.runOnce(), (pass) => deps.github.metered(pass), opts);
+  }
+
+  /**
+   * How long after the last pass ended the next periodic one starts: the interval, or longer when
+   * the pass read so much that its reads would otherwise exceed the reconciler's share.
+   */
+  nextPassInMs(): number {
+    return this.scheduler.nextPassInMs();
+  }
+
+  start(): void {
+    this.scheduler.start();
+  }
+
+  stop(): Promise<void> {
+    return this.scheduler.stop();
+  }
+
+  /** Resolves once no pass is running (tests, shutdown). */
+  idle(): Promise<void> {
+    return this.scheduler.idle();
+  }
+
+  passSoon(): void {
+    this.scheduler.soon();
+  }
+
+  watchRepo(target: RunnerTarget): void {
+    this.discovery.watchRepo(target);
+  }
+
+  recheckInFlight(runnerName: string): void {
+    this.discovery.recheckInFlight(runnerName);
+  }
+
+  async runOnce(): Promise<ReconcileReport> {
+    const report = emptyReport();
+    try {
+      await this.redelivery.run(report);
+      const { world, targets } = await this.discovery.discover();
+      report.queued = world.queued.length;
+      report.alive = world.children.filter((c) => c.alive).length;
+      const actions = planReconcile(world, this.opts, this.memory);
+      await applyPlan(this.deps, this.demand, actions, targets, report);
+    } catch (err) {
+      report.errors.push(errorMessage(err));
+    }
+    if (report.errors.length > 0) this.deps.log.warn({ errors: report.errors.slice(0, 5) }, "reconcile pass had errors");
+    else if (Object.values(report.actions).some((n) => n > 0)) this.deps.log.info({ ...report.actions }, "reconciled");
+    this.onReport?.(report);
+    return report;
+  }
+}

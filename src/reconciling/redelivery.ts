@@ -1,0 +1,33 @@
+import { errorMessage } from "../core/errors.js";
+import type { RunnerDeps } from "../ports/index.js";
+import type { ReconcileReport } from "./report.js";
+
+/** A delivery may show in GitHub's log a little after it was attempted: windows overlap this much. */
+const DELIVERY_LOG_OVERLAP_MS = 60_000;
+
+/**
+ * Asks GitHub to deliver again the App's webhook deliveries that failed (a 503 while a dependency
+ * was down, or this service not running): they come back through the webhook path like any other.
+ */
+export class Redelivery {
+  private since: number;
+
+  constructor(
+    private readonly deps: Pick<RunnerDeps, "github" | "log">,
+    /** How far back failed deliveries are redelivered on the first pass. */
+    windowMs: number,
+  ) {
+    this.since = Date.now() - windowMs;
+  }
+
+  async run(report: ReconcileReport): Promise<void> {
+    const startedAt = Date.now();
+    try {
+      const count = await this.deps.github.redeliverFailedDeliveries(this.since);
+      this.since = startedAt - DELIVERY_LOG_OVERLAP_MS;
+      if (count > 0) this.deps.log.info({ count }, "redelivered failed webhook deliveries");
+    } catch (err) {
+      report.errors.push(errorMessage(err));
+    }
+  }
+}

@@ -1,0 +1,13 @@
+import type { ReconcileAction } from "../core/reconcile-plan.js";
+
+/** What one pass did: metrics and logs are made from it. */
+export interface ReconcileReport {
+  actions: Record<ReconcileAction["kind"], number>;
+  queued: number;
+  alive: number;
+  errors: string[];
+}
+
+export function emptyReport(): ReconcileReport {
+  return { actions: { purge: 0, provision: 0, release: 0, clean: 0, "delete-secret": 0, abandon: 0 }, queued: 0, alive: 0, errors: [] };
+}

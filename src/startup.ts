@@ -1,0 +1,108 @@
+import type { Config } from "./config.js";
+import { errorMessage, isTransient } from "./core/errors.js";
+import type { ServiceDeps } from "./deps.js";
+import type { ReadinessReport } from "./http/app.js";
+import type { Logger } from "./log.js";
+import { ensureRunnerJob } from "./nomad/runner-job.js";
+import type { TunnelStatus } from "./tunnel/cloudflared.js";
+
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+/**
+ * Checks that must pass before we accept a single webhook. Users are promised an audited
+ * credential flow, so a Vault without an audit device is refused unless explicitly allowed.
+ */
+export async function startupChecks(config: Config, deps: ServiceDeps): Promise<void> {
+  const available = <T>(what: string, fn: () => Promise<T>) => whenAvailable(what, fn, deps.log, STARTUP_WAIT_MS);
+  if (config.vault.requireAudit) {
+    let devices: string[];
+    try {
+      devices = await available("Vault", () => deps.vault.auditDevices());
+    } catch (err) {
+      throw new StartupError(`cannot list Vault audit devices at ${config.vault.addr} (needs sudo on sys/audit): ${errorMessage(err)}`);
+    }
+    if (devices.length === 0) {
+      throw new StartupError(
+        `Vault at ${config.vault.addr} has no audit device enabled, so runner credential access would not be audited. ` +
+          "Enable one (vault audit enable file file_path=/var/log/vault_audit.log) or set VAULT_REQUIRE_AUDIT=false.",
+      );
+    }
+  }
+  if (config.nomad.registerRunnerJob) {
+    try {
+      const result = await available("Nomad", () =>
+        ensureRunnerJob(deps.nomad, {
+          jobId: config.nomad.runnerJob,
+          file: config.nomad.runnerJobFile,
+          varsFile: config.nomad.runnerJobVarsFile,
+          vault: { addr: config.vault.runnerAddr, namespace: config.vault.namespace },
+        }),
+      );
+      deps.log.info({ job: config.nomad.runnerJob, result }, "runner job checked");
+    } catch (err) {
+      throw new StartupError(`cannot register Nomad job ${config.nomad.runnerJob}: ${errorMessage(err)}`);
+    }
+  } else {
+    const job = await available("Nomad", () => deps.nomad.readJob(config.nomad.runnerJob)).catch((err: unknown) => {
+      throw new StartupError(`cannot read Nomad job ${config.nomad.runnerJob}: ${errorMessage(err)}`);
+    });
+    if (!job) throw new StartupError(`Nomad job ${config.nomad.runnerJob} does not exist and NOMAD_REGISTER_RUNNER_JOB=false`);
+  }
+}
+
+/**
+ * How long start-up waits for Vault or Nomad to come back from a passing outage (sealed, no
+ * leader, restarting) before it gives up: a replica restarted during a Vault restart then starts
+ * once Vault is back instead of failing, while a wrong address still fails within a minute.
+ */
+export const STARTUP_WAIT_MS = 60_000;
+
+/** Runs `fn` until it succeeds, retrying transient dependency failures for up to `waitMs`. */
+async function whenAvailable<T>(what: string, fn: () => Promise<T>, log: Logger, waitMs: number): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  let said = "";
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || Date.now() + delay > deadline) throw err;
+      const message = errorMessage(err);
+      if (message !== said) log.warn({ err: message }, `${what} is not available yet; start-up waits for it`);
+      said = message;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+/** Probes more often than this share one answer. */
+const READINESS_CACHE_MS = 2_000;
+
+/** Nomad and Vault reachable and able to serve; cached briefly so probes do not hammer them. */
+export function readinessProbe(deps: ServiceDeps, tunnel?: () => TunnelStatus | undefined): () => Promise<ReadinessReport> {
+  let cached: { at: number; report: Promise<ReadinessReport> } | undefined;
+  const check = async (): Promise<ReadinessReport> => {
+    const [nomad, vault] = await Promise.all([
+      deps.nomad.leader().then(
+        (leader) => ({ ok: leader !== "", detail: leader ? `leader ${leader}` : "no leader" }),
+        (err: unknown) => ({ ok: false, detail: errorMessage(err) }),
+      ),
+      deps.vault.health().then(
+        (h) => ({ ok: h.initialized && !h.sealed && !h.standby, detail: h.sealed ? "sealed" : h.standby ? "standby" : "active" }),
+        (err: unknown) => ({ ok: false, detail: errorMessage(err) }),
+      ),
+    ]);
+    const checks: ReadinessReport["checks"] = { nomad, vault };
+    const t = tunnel?.();
+    if (t) {
+      checks.tunnel = { ok: t.connected, detail: t.connected ? `${t.connections} edge connection(s)` : (t.lastError ?? "not connected") };
+    }
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  };
+  return () => {
+    if (!cached || Date.now() - cached.at > READINESS_CACHE_MS) cached = { at: Date.now(), report: check() };
+    return cached.report;
+  };
+}
+

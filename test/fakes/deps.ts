@@ -1,0 +1,44 @@
+import { RunnerIndex } from "../../src/core/runner-index.js";
+import { createLogger } from "../../src/log.js";
+import type { RunnerDeps, RunnerSettings } from "../../src/ports/index.js";
+import { FakeGitHub } from "./github.js";
+import { FakeRunnerJobs } from "./runner-jobs.js";
+import { FakeSecretStore } from "./secret-store.js";
+
+export const PREFIX = "nomad-gha";
+export const RUNNER_JOB = "github-runner";
+
+/** The workflows' ports on in-memory fakes; retries as many as production's, milliseconds apart. */
+export function fakeDeps(settings: Partial<RunnerSettings> = {}) {
+  const github = new FakeGitHub();
+  const vault = new FakeSecretStore();
+  const nomad = new FakeRunnerJobs();
+  const deps = {
+    github,
+    vault,
+    nomad,
+    log: createLogger({ level: "silent" }),
+    runnerIndex: new RunnerIndex(),
+    settings: {
+      runnerJob: RUNNER_JOB,
+      registration: "jit",
+      dispatcherId: "test-dispatcher",
+      runnerNamePrefix: PREFIX,
+      runnerLabels: ["self-hosted", "nomad"],
+      wrapTtl: "10m",
+      retry: { retries: 4, minTimeoutMs: 1, maxTimeoutMs: 2 },
+      ...settings,
+    },
+  } satisfies RunnerDeps;
+  return deps;
+}
+
+export type FakeDeps = ReturnType<typeof fakeDeps>;
+
+/** A live runner job for `jobId` of `repo`, as an earlier dispatch (or another replica) left it. */
+export function addRunnerJob(deps: FakeDeps, jobId: number, repo = "acme/app", state: { Status?: "pending" | "running" | "dead"; SubmitTime?: number } = {}): string {
+  const runner = `${PREFIX}-${jobId}`;
+  const id = `${RUNNER_JOB}/dispatch-${runner}-1700000000-${jobId.toString(16).padStart(8, "0").slice(-8)}`;
+  deps.nomad.add({ ID: id, Meta: { github_repo: repo, github_job_id: String(jobId), runner_name: runner, dispatcher_id: deps.settings.dispatcherId }, ...state });
+  return id;
+}

@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { isUnlimited, Occupancy } from "../../src/core/capacity.js";
+import { CapacityGate } from "../../src/provisioning/capacity-gate.js";
+import { addRunnerJob, fakeDeps, PREFIX } from "../fakes/deps.js";
+
+const limits = { maxRunners: 3, maxRunnersPerRepo: 2 };
+
+describe("Occupancy (the one capacity model)", () => {
+  it("refuses a repository at its cap and admits another, case-insensitively", () => {
+    const o = new Occupancy(["acme/app", "Acme/App"]);
+    expect(o.admits("ACME/app", limits)).toBe(false);
+    expect(o.admits("acme/lib", limits)).toBe(true);
+  });
+
+  it("refuses every repository at the total cap", () => {
+    const o = new Occupancy(["a/1", "b/2"]);
+    expect(o.admits("c/3", limits)).toBe(true);
+    o.add("c/3");
+    expect(o.total).toBe(3);
+    expect(o.admits("d/4", limits)).toBe(false);
+  });
+
+  it("knows unlimited from limited", () => {
+    expect(isUnlimited({ maxRunners: Infinity, maxRunnersPerRepo: Infinity })).toBe(true);
+    expect(isUnlimited({ maxRunners: Infinity, maxRunnersPerRepo: 1 })).toBe(false);
+  });
+});
+
+describe("CapacityGate", () => {
+  it("refuses above the per-repository cap, counting live runner jobs in Nomad", async () => {
+    const deps = fakeDeps();
+    addRunnerJob(deps, 1);
+    addRunnerJob(deps, 2);
+    const gate = new CapacityGate(deps, limits);
+    expect(await gate.reserve("acme/app", `${PREFIX}-3`)).toBe(false);
+    expect(await gate.reserve("acme/lib", `${PREFIX}-4`)).toBe(true);
+  });
+
+  it("does not count dead runner jobs", async () => {
+    const deps = fakeDeps();
+    addRunnerJob(deps, 1, "acme/app", { Status: "dead" });
+    addRunnerJob(deps, 2, "acme/app", { Status: "dead" });
+    expect(await new CapacityGate(deps, limits).reserve("acme/app", `${PREFIX}-3`)).toBe(true);
+  });
+
+  it("counts its own reservations, so concurrent deliveries cannot overshoot the cap", async () => {
+    const gate = new CapacityGate(fakeDeps(), { maxRunners: 10, maxRunnersPerRepo: 1 });
+    const results = await Promise.all([gate.reserve("acme/app", `${PREFIX}-1`), gate.reserve("acme/app", `${PREFIX}-2`)]);
+    expect(results.sort()).toEqual([false, true]);
+  });
+
+  it("frees a reservation whose dispatch failed, and keeps one whose dispatch Nomad does not list yet", async () => {
+    const gate = new CapacityGate(fakeDeps(), { maxRunners: 10, maxRunnersPerRepo: 1 });
+    expect(await gate.reserve("acme/app", `${PREFIX}-1`)).toBe(true);
+    gate.settle(`${PREFIX}-1`, false);
+    expect(await gate.reserve("acme/app", `${PREFIX}-2`)).toBe(true);
+    gate.settle(`${PREFIX}-2`, true);
+    expect(await gate.reserve("acme/app", `${PREFIX}-3`)).toBe(false);
+  });
+
+  it("admits a runner that holds its slot already (a redelivery)", async () => {
+    const deps = fakeDeps();
+    addRunnerJob(deps, 1);
+    const gate = new CapacityGate(deps, { maxRunners: 1, maxRunnersPerRepo: 1 });
+    expect(await gate.reserve("acme/app", `${PREFIX}-1`)).toBe(true);
+  });
+
+  it("asks Nomad nothing when unlimited", async () => {
+    const deps = fakeDeps();
+    expect(await new CapacityGate(deps, { maxRunners: Infinity, maxRunnersPerRepo: Infinity }).reserve("acme/app", `${PREFIX}-1`)).toBe(true);
+    expect(deps.nomad.faults.calls).toEqual([]);
+  });
+});

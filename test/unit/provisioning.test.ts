@@ -1,0 +1,127 @@
+import { describe, expect, it } from "vitest";
+import { provisionRunner } from "../../src/provisioning/provision.js";
+import { addRunnerJob, fakeDeps, PREFIX } from "../fakes/deps.js";
+import { fakeProvisioner } from "../fakes/provisioner.js";
+import { workflowJob } from "../harness/fixtures.js";
+
+const job = workflowJob({ id: 42, owner: "acme", repo: "app", labels: ["self-hosted", "nomad", "GPU"] });
+const runner = `${PREFIX}-42`;
+
+describe("provisionRunner (credential -> secret -> dispatch)", () => {
+  it("stores the credential in Vault before it dispatches, and hands the runner job only a wrapping token", async () => {
+    const deps = fakeDeps();
+    expect(await provisionRunner(deps, job, runner)).toMatchObject({ status: "dispatched" });
+    expect(deps.vault.secrets.get(runner)).toEqual({ kind: "jit", jitconfig: `jit:${runner}` });
+    const [child] = deps.nomad.children;
+    expect(child!.Meta).toMatchObject({
+      github_repo: "acme/app",
+      github_job_id: "42",
+      runner_name: runner,
+      credential_wrap_token: `wrapped:${runner}:10m`,
+      dispatcher_id: "test-dispatcher",
+    });
+    // The job's own labels are added, lower-cased, to ours.
+    expect(child!.Meta.runner_labels).toBe("self-hosted,nomad,gpu");
+    expect(JSON.stringify(child!.Meta)).not.toContain(`jit:${runner}`);
+    expect(deps.vault.faults.calls).toEqual(["putRunnerSecret", "wrapRunnerSecret"]);
+  });
+
+  it("never dispatches when the secret could not be stored", async () => {
+    const deps = fakeDeps();
+    deps.vault.faults.permanent("putRunnerSecret");
+    await expect(provisionRunner(deps, job, runner)).rejects.toThrow(/403/);
+    expect(deps.nomad.faults.count("dispatch")).toBe(0);
+    expect(deps.nomad.children).toEqual([]);
+  });
+
+  it("retries a transient Vault failure and then dispatches", async () => {
+    const deps = fakeDeps();
+    deps.vault.faults.transient("putRunnerSecret", 2);
+    expect(await provisionRunner(deps, job, runner)).toMatchObject({ status: "dispatched" });
+    expect(deps.vault.faults.count("putRunnerSecret")).toBe(3);
+    expect(deps.nomad.children).toHaveLength(1);
+  });
+
+  it("answers a repeat with the existing runner job, without asking GitHub for a credential", async () => {
+    const deps = fakeDeps();
+    const existing = addRunnerJob(deps, 42);
+    expect(await provisionRunner(deps, job, runner)).toEqual({ status: "duplicate", nomadJobId: existing });
+    expect(deps.github.faults.calls).toEqual([]);
+    expect(deps.nomad.children).toHaveLength(1);
+  });
+
+  it("reports 'in-flight' without dispatching when the runner is registered but has no credential yet", async () => {
+    const deps = fakeDeps();
+    deps.github.register(job, runner);
+    expect(await provisionRunner(deps, job, runner)).toEqual({ status: "in-flight" });
+    expect(deps.nomad.faults.count("dispatch")).toBe(0);
+  });
+
+  it("resumes from the stored credential when an earlier attempt registered the runner and stored it", async () => {
+    const deps = fakeDeps();
+    deps.github.register(job, runner);
+    deps.vault.secrets.set(runner, { kind: "jit", jitconfig: "from-earlier" });
+    expect(await provisionRunner(deps, job, runner)).toMatchObject({ status: "dispatched" });
+    expect(deps.vault.secrets.get(runner)).toEqual({ kind: "jit", jitconfig: "from-earlier" });
+  });
+
+  it("uses a registration token when configured to", async () => {
+    const deps = fakeDeps({ registration: "token" });
+    expect(await provisionRunner(deps, job, runner)).toMatchObject({ status: "dispatched" });
+    expect(deps.vault.secrets.get(runner)).toEqual({ kind: "token", registration_token: "registration-token" });
+    expect(deps.github.faults.count("createJitRunner")).toBe(0);
+  });
+
+  it("gives up at once on a permanent GitHub failure, storing and dispatching nothing", async () => {
+    const deps = fakeDeps();
+    deps.github.faults.permanent("createJitRunner");
+    await expect(provisionRunner(deps, job, runner)).rejects.toThrow(/403/);
+    expect(deps.github.faults.count("createJitRunner")).toBe(1);
+    expect(deps.vault.secrets.size).toBe(0);
+    expect(deps.nomad.children).toEqual([]);
+  });
+});
+
+describe("Provisioner.needsRunner (the one entry point)", () => {
+  it("hands a job whose dispatch failed to the backlog for the next pass", async () => {
+    const deps = fakeDeps();
+    deps.github.faults.permanent("createJitRunner");
+    const { provisioner, backlog } = fakeProvisioner(deps);
+    await expect(provisioner.needsRunner(job, runner)).rejects.toThrow(/403/);
+    expect(backlog.passes).toBe(1);
+  });
+
+  it("has the backlog look again at a runner registered elsewhere without a credential", async () => {
+    const deps = fakeDeps();
+    deps.github.register(job, runner);
+    const { provisioner, backlog } = fakeProvisioner(deps);
+    expect(await provisioner.needsRunner(job, runner)).toEqual({ status: "in-flight" });
+    expect(backlog.inFlight).toEqual([runner]);
+  });
+
+  it("takes a planned job past the capacity gate (the plan counted it) and answers once it is queued", async () => {
+    const deps = fakeDeps();
+    addRunnerJob(deps, 1);
+    const { provisioner, backlog } = fakeProvisioner(deps, { maxRunners: 1, maxRunnersPerRepo: 1 });
+    expect(await provisioner.needsRunner(job, runner)).toEqual({ status: "over-capacity" });
+    expect(await provisioner.needsRunner(job, runner, { planned: true })).toEqual({ status: "queued", position: 0 });
+    await provisioner.queue.close(1_000);
+    expect(deps.nomad.children.map((c) => c.Meta.runner_name)).toContain(runner);
+    // Only the webhook's job was deferred for capacity.
+    expect(backlog.passes).toBe(1);
+  });
+
+  it("takes a queued dispatch out when its job ends first, so it costs nothing", async () => {
+    const deps = fakeDeps();
+    const { provisioner } = fakeProvisioner(deps);
+    // Every lane slot busy: the job waits.
+    const slow = new Promise<never>(() => undefined);
+    deps.nomad.listJobs = () => slow;
+    for (let i = 100; i < 104; i++) void provisioner.needsRunner(workflowJob({ id: i }), `${PREFIX}-${i}`).catch(() => undefined);
+    expect(await provisioner.needsRunner(job, runner)).toEqual({ status: "queued", position: 1 });
+    expect(provisioner.queue.size).toEqual({ waiting: 1, running: 4 });
+    provisioner.noLongerNeeded(runner, "job 42 completed");
+    expect(provisioner.queue.size).toEqual({ waiting: 0, running: 4 });
+    expect(deps.github.faults.count("createJitRunner")).toBe(0);
+  });
+});
