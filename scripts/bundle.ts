@@ -3,8 +3,9 @@
 // faster and keeps about 20 MB less resident: module records and their sources are most of an
 // idle Node service's memory. Names are kept and a source map is written next to it, so stack
 // traces stay readable (node --enable-source-maps maps them back to src/).
-import { build, type BuildOptions, type Plugin } from "esbuild";
+
 import { fileURLToPath } from "node:url";
+import { type BuildOptions, build, type Plugin } from "esbuild";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 

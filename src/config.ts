@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { envSchema as buildEnvSchema, describeIssue, list, type Env } from "./config/env-schema.js";
+import { envSchema as buildEnvSchema, describeIssue, type Env, list } from "./config/env-schema.js";
 import { githubAuth } from "./config/github-auth.js";
 
 /** Where the bundled runner job lives, relative to this file in both src/ and dist/. */
@@ -8,9 +8,7 @@ export const BUNDLED_RUNNER_JOB_FILE = fileURLToPath(new URL("../jobs/github-run
 export type RunnerRegistration = "jit" | "token" | "auto";
 export type RunnerScope = "repo" | "org";
 
-export type GitHubAuthConfig =
-  | { kind: "token"; token: string }
-  | { kind: "app"; appId: number; privateKey: string };
+export type GitHubAuthConfig = { kind: "token"; token: string } | { kind: "app"; appId: number; privateKey: string };
 
 export interface Config {
   host: string;

@@ -8,9 +8,9 @@ import {
   imageTag,
   parseRunnerVersion,
   RUNNER_UPDATE_WINDOW_DAYS,
+  type RunnerVersion,
   runnerFreshness,
   runnerImageOf,
-  type RunnerVersion,
 } from "./runner-image.js";
 
 export interface RunnerImageCheckDeps {
@@ -63,9 +63,12 @@ export async function checkRunnerImage(config: Config, deps: RunnerImageCheckDep
     return cannotTell(`cannot ask GitHub for the newest runner release: ${errorMessage(err)}`);
   }
   if (!release) {
-    return cannotTell(`GitHub at ${config.github.apiUrl} has no actions/runner releases (GitHub Enterprise Server?); runner ${formatRunnerVersion(version)} in ${image}`, {
-      fix: "compare the image's runner version with the newest one your GitHub supports",
-    });
+    return cannotTell(
+      `GitHub at ${config.github.apiUrl} has no actions/runner releases (GitHub Enterprise Server?); runner ${formatRunnerVersion(version)} in ${image}`,
+      {
+        fix: "compare the image's runner version with the newest one your GitHub supports",
+      },
+    );
   }
   const latest = parseRunnerVersion(release.tag);
   if (!latest) return cannotTell(`the newest actions/runner release has an unexpected tag "${release.tag}"`);

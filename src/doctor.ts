@@ -1,11 +1,11 @@
 import { access, constants } from "node:fs/promises";
 import type { Config } from "./config.js";
 import { errorMessage } from "./core/errors.js";
-import { runnerJobProblems } from "./nomad/runner-job.js";
 import type { ServiceDeps } from "./deps.js";
 import { createDeps } from "./deps.js";
-import { createLogger } from "./log.js";
 import { checkRunnerImage } from "./doctor-runner-image.js";
+import { createLogger } from "./log.js";
+import { runnerJobProblems } from "./nomad/runner-job.js";
 
 /** "warn": works today, but needs attention (doctor still exits 0). */
 export type CheckLevel = "ok" | "warn" | "fail";
@@ -65,7 +65,11 @@ const FIX_ON_ERROR: Record<string, string> = {
 function checkWebhookSecrets(secrets: string[]): CheckOutcome {
   const weak = secrets.filter((s) => s.length < 20);
   if (weak.length > 0) {
-    return { level: "fail", detail: `${weak.length} webhook secret(s) shorter than 20 characters`, fix: "use `openssl rand -hex 32` for GITHUB_WEBHOOK_SECRET" };
+    return {
+      level: "fail",
+      detail: `${weak.length} webhook secret(s) shorter than 20 characters`,
+      fix: "use `openssl rand -hex 32` for GITHUB_WEBHOOK_SECRET",
+    };
   }
   return { level: "ok", detail: `${secrets.length} secret(s) configured` };
 }
@@ -113,7 +117,11 @@ async function checkVaultCapabilities(deps: ServiceDeps, data: string, meta: str
   if (!has(data, ["create", "read", "update"])) missing.push(`create, read, update on ${data.replace(/doctor-probe$/, "*")}`);
   if (!has(meta, ["delete"])) missing.push(`delete on ${meta.replace(/doctor-probe$/, "*")}`);
   if (missing.length > 0) {
-    return { level: "fail", detail: `token lacks ${missing.join("; ")}`, fix: "`vault policy write nomad-gha-dispatcher policies/vault-dispatcher.policy.hcl` and attach it to the token" };
+    return {
+      level: "fail",
+      detail: `token lacks ${missing.join("; ")}`,
+      fix: "`vault policy write nomad-gha-dispatcher policies/vault-dispatcher.policy.hcl` and attach it to the token",
+    };
   }
   return { level: "ok", detail: `can write, wrap-read and delete runner secrets under ${data.replace(/\/doctor-probe$/, "")}` };
 }
@@ -130,11 +138,16 @@ async function checkGitHub(config: Config, identity: () => ReturnType<ServiceDep
   if (id.kind === "token") {
     const needed = config.runner.scope === "org" ? "admin:org" : "repo";
     if (id.scopes && !id.scopes.includes(needed)) {
-      return { level: "fail", detail: `token of ${id.login} lacks the ${needed} scope (has ${id.scopes.join(", ") || "none"})`, fix: `create a token with the ${needed} scope` };
+      return {
+        level: "fail",
+        detail: `token of ${id.login} lacks the ${needed} scope (has ${id.scopes.join(", ") || "none"})`,
+        fix: `create a token with the ${needed} scope`,
+      };
     }
     return { level: "ok", detail: `token of ${id.login}${id.scopes ? ` with scopes ${id.scopes.join(", ")}` : " (fine-grained)"}` };
   }
-  if (id.installations.length === 0) return { level: "fail", detail: `App ${id.slug} is not installed anywhere`, fix: "install the App on the repositories or organisation" };
+  if (id.installations.length === 0)
+    return { level: "fail", detail: `App ${id.slug} is not installed anywhere`, fix: "install the App on the repositories or organisation" };
   const permission = config.runner.scope === "org" ? "organization_self_hosted_runners" : "administration";
   const lacking = id.installations.filter((i) => i.permissions[permission] !== "write");
   if (lacking.length > 0) {
@@ -158,7 +171,11 @@ async function checkCloudflared(config: Config): Promise<CheckOutcome> {
     try {
       await access(config.tunnel.configFile, constants.R_OK);
     } catch {
-      return { level: "fail", detail: `named tunnel without TUNNEL_TOKEN and no config at ${config.tunnel.configFile}`, fix: "set TUNNEL_TOKEN or TUNNEL_CONFIG" };
+      return {
+        level: "fail",
+        detail: `named tunnel without TUNNEL_TOKEN and no config at ${config.tunnel.configFile}`,
+        fix: "set TUNNEL_TOKEN or TUNNEL_CONFIG",
+      };
     }
   }
   return { level: "ok", detail: `${config.tunnel.cloudflaredBin} (${config.tunnel.mode} tunnel)` };

@@ -1,9 +1,9 @@
 import type { AddressInfo } from "node:net";
-import { serve, type ServerType } from "@hono/node-server";
+import { type ServerType, serve } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage } from "./core/errors.js";
-import { createDeps, servePolicy, type ServiceDeps } from "./deps.js";
+import { createDeps, type ServiceDeps, servePolicy } from "./deps.js";
 import { paceMs } from "./github/budget.js";
 import { WebhookVerifier } from "./github/webhook.js";
 import { createApp } from "./http/app.js";
@@ -13,15 +13,15 @@ import { Metrics } from "./metrics.js";
 import { CapacityGate } from "./provisioning/capacity-gate.js";
 import { DEFAULT_DISPATCH_QUEUE, DispatchQueue } from "./provisioning/dispatch-queue.js";
 import { Provisioner } from "./provisioning/provisioner.js";
-import { Reconciler, type ReconcileReport } from "./reconciling/reconciler.js";
-import { shutDown, type ClosableListener } from "./shutdown.js";
-import { readinessProbe, startupChecks, StartupError } from "./startup.js";
+import { type ReconcileReport, Reconciler } from "./reconciling/reconciler.js";
+import { type ClosableListener, shutDown } from "./shutdown.js";
+import { readinessProbe, StartupError, startupChecks } from "./startup.js";
 import { CloudflaredSupervisor } from "./tunnel/cloudflared.js";
 import { tunnelTargetFor } from "./tunnel/settings.js";
 
 // The composition root: adapters (src/deps.ts) wired to the workflows' ports.
 export { createDeps, type ServiceDeps } from "./deps.js";
-export { startupChecks, StartupError } from "./startup.js";
+export { StartupError, startupChecks } from "./startup.js";
 
 export interface RunningService {
   /** Base URL the HTTP server listens on. */
@@ -49,11 +49,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
 
   const policy = servePolicy(config);
   // Jobs accepted from webhooks (and found by the reconciler) wait in the queue for GitHub's rate limit.
-  const provisioner = new Provisioner(
-    deps,
-    new CapacityGate(deps, config.limits),
-    new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE),
-    (s) => metrics.dispatchLatency.observe(s),
+  const provisioner = new Provisioner(deps, new CapacityGate(deps, config.limits), new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), (s) =>
+    metrics.dispatchLatency.observe(s),
   );
   const queue = provisioner.queue;
   const pollPointsPerMinute = config.github.budget.pointsPerMinute * RECONCILE_POLL_SHARE;

@@ -105,4 +105,3 @@ export function readinessProbe(deps: ServiceDeps, tunnel?: () => TunnelStatus | 
     return cached.report;
   };
 }
-

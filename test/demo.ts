@@ -52,7 +52,9 @@ async function main(): Promise<number> {
   say(color(35, "nomad"), "runner allocation finished: prestart -> runner -> poststop");
 
   const unwraps = vault.auditLog().filter((e) => e.type === "response" && e.request.path === "sys/wrapping/unwrap").length;
-  const leaked = github.issuedSecrets.filter((s) => world.logs.some((l) => l.includes(s)) || nomad.requests.some((r) => r.body.includes(s) || r.url.includes(s)));
+  const leaked = github.issuedSecrets.filter(
+    (s) => world.logs.some((l) => l.includes(s)) || nomad.requests.some((r) => r.body.includes(s) || r.url.includes(s)),
+  );
   console.log();
   console.log(
     color(1, "result:") +

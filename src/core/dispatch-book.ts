@@ -75,7 +75,7 @@ export class DispatchBook<T> {
   /** A started job is done (whatever the outcome): it leaves the book and frees its lane slot. */
   finish(key: string): void {
     const entry = this.entries.get(key);
-    if (!entry || entry.state !== "running") return;
+    if (entry?.state !== "running") return;
     this.entries.delete(key);
     const lane = this.lanes.get(entry.lane)!;
     lane.running -= 1;
@@ -85,7 +85,7 @@ export class DispatchBook<T> {
   /** Takes a job that has not started out of the book; a started one cannot be taken back. */
   cancel(key: string): T | undefined {
     const entry = this.entries.get(key);
-    if (!entry || entry.state !== "waiting") return undefined;
+    if (entry?.state !== "waiting") return undefined;
     this.entries.delete(key);
     const lane = this.lanes.get(entry.lane)!;
     lane.waiting.splice(lane.waiting.indexOf(key), 1);
@@ -112,7 +112,7 @@ export class DispatchBook<T> {
   /** 1 for the next job of its lane to start, 0 when running or not in the book. */
   position(key: string): number {
     const entry = this.entries.get(key);
-    if (!entry || entry.state !== "waiting") return 0;
+    if (entry?.state !== "waiting") return 0;
     return this.lanes.get(entry.lane)!.waiting.indexOf(key) + 1;
   }
 

@@ -1,4 +1,4 @@
-import { Occupancy, type Limits } from "./capacity.js";
+import { type Limits, Occupancy } from "./capacity.js";
 import type { WorkflowJob } from "./job-event.js";
 import { repoFullName } from "./job-event.js";
 import { runnerNameFor } from "./naming.js";
@@ -151,9 +151,7 @@ function planCapacity(
   for (const repo of repos) {
     const repoAlive = alive.filter((c) => c.repo.toLowerCase() === repo);
     const spare = repoAlive.filter((c) => !queuedRunners.has(c.runnerName) && !world.busyRunners.has(c.runnerName));
-    const needy = world.queued
-      .filter((j) => repoFullName(j).toLowerCase() === repo && !repoAlive.some((c) => c.runnerName === runnerFor(j)))
-      .sort(byAge);
+    const needy = world.queued.filter((j) => repoFullName(j).toLowerCase() === repo && !repoAlive.some((c) => c.runnerName === runnerFor(j))).sort(byAge);
     const covered = Math.min(spare.length, needy.length);
     // Release the spares beyond what the needy jobs can use.
     for (const child of spare.slice(covered)) {

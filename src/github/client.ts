@@ -5,13 +5,13 @@ import type { Budget, BudgetLimits, Claim } from "./budget.js";
 import { ConditionalGets } from "./conditional.js";
 import { RunnerCredentials } from "./credentials.js";
 import { redeliverFailedDeliveries } from "./deliveries.js";
-import { identity, type GitHubIdentity } from "./identity.js";
+import { type GitHubIdentity, identity } from "./identity.js";
 import { listQueuedJobs } from "./jobs.js";
 import { latestRunnerRelease, type RunnerRelease } from "./releases.js";
 import { listInstallationRepos, listOwnerRepos } from "./repositories.js";
 import { Budgets, type ResponseHeaders } from "./requests.js";
-import { Runners, type GitHubRunner } from "./runners.js";
-import { scopeKey, scopeUrl, type RunnerTarget } from "./target.js";
+import { type GitHubRunner, Runners } from "./runners.js";
+import { type RunnerTarget, scopeKey, scopeUrl } from "./target.js";
 
 export { RunnerExistsError } from "./credentials.js";
 export { jobFromRest } from "./jobs.js";

@@ -2,7 +2,7 @@ import type { RunnerScope } from "../config.js";
 import type { Octokits } from "./auth.js";
 import type { Claim } from "./budget.js";
 import { hasStatus } from "./errors.js";
-import { scopeKey, type RunnerTarget } from "./target.js";
+import { type RunnerTarget, scopeKey } from "./target.js";
 
 /** Refresh cached registration tokens this long before GitHub expires them (1 h). */
 const TOKEN_REFRESH_MARGIN_MS = 10 * 60_000;

@@ -9,8 +9,7 @@ export function toDependencyError(what: string, err: unknown): DependencyError {
     const retryAfter = Number(headers["retry-after"] ?? NaN);
     const remaining = headers["x-ratelimit-remaining"];
     const reset = Number(headers["x-ratelimit-reset"] ?? NaN);
-    const rateLimited =
-      err.status === 429 || (err.status === 403 && (remaining === "0" || /rate limit/i.test(err.message)));
+    const rateLimited = err.status === 429 || (err.status === 403 && (remaining === "0" || /rate limit/i.test(err.message)));
     const waitSeconds = Number.isFinite(retryAfter)
       ? retryAfter
       : rateLimited && Number.isFinite(reset)

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from "node:http";
-import { interceptors, type Dispatcher } from "undici";
+import { type Dispatcher, interceptors } from "undici";
 
 /** What Octokit passes to `fetch` (@octokit/request): a URL string and these options. */
 interface OctokitFetchInit {

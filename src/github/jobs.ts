@@ -27,8 +27,7 @@ export async function listQueuedJobs(conditional: ConditionalGets, target: Runne
           target,
           `list ${status} runs`,
           `runs:${repoKey}:${status}:${page}`,
-          (o, headers) =>
-            o.rest.actions.listWorkflowRunsForRepo({ owner: target.owner, repo: target.repo, status, per_page: PAGE_SIZE, page, headers }),
+          (o, headers) => o.rest.actions.listWorkflowRunsForRepo({ owner: target.owner, repo: target.repo, status, per_page: PAGE_SIZE, page, headers }),
           (data) => ({ items: data.workflow_runs.map((run) => run.id), count: data.workflow_runs.length }),
         ),
       MAX_FILTERED_RUN_PAGES,

@@ -20,7 +20,9 @@ export interface RunnerRelease {
 export async function latestRunnerRelease(octokits: Octokits, via: Pick<RunnerTarget, "installationId"> = {}): Promise<RunnerRelease | undefined> {
   const target = { owner: "actions", repo: "runner", installationId: via.installationId };
   try {
-    const res = await octokits.call(target, "read the latest actions/runner release", (o) => o.rest.repos.getLatestRelease({ owner: "actions", repo: "runner" }));
+    const res = await octokits.call(target, "read the latest actions/runner release", (o) =>
+      o.rest.repos.getLatestRelease({ owner: "actions", repo: "runner" }),
+    );
     return { tag: res.data.tag_name, publishedAt: res.data.published_at ?? undefined, url: res.data.html_url };
   } catch (err) {
     if (hasStatus(err, 404)) return undefined;

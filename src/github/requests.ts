@@ -1,7 +1,7 @@
-import type { Octokit } from "@octokit/rest";
 import { RequestError } from "@octokit/request-error";
+import type { Octokit } from "@octokit/rest";
 import { DependencyError } from "../core/errors.js";
-import { Budget, GITHUB_SECONDARY_LIMITS, pointsFor, type BudgetLimits, type Claim, type Priority } from "./budget.js";
+import { Budget, type BudgetLimits, type Claim, GITHUB_SECONDARY_LIMITS, type Priority, pointsFor } from "./budget.js";
 
 /**
  * The REST API version every request asks for (X-GitHub-Api-Version). Without it GitHub answers

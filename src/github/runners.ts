@@ -3,7 +3,7 @@ import type { Octokits } from "./auth.js";
 import type { ConditionalGets } from "./conditional.js";
 import { hasStatus } from "./errors.js";
 import { PAGE_SIZE, readAllPages } from "./pages.js";
-import { scopeKey, type RunnerTarget } from "./target.js";
+import { type RunnerTarget, scopeKey } from "./target.js";
 
 export interface GitHubRunner {
   id: number;

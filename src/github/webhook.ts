@@ -1,6 +1,6 @@
 import { Webhooks } from "@octokit/webhooks";
-import { z } from "../validation.js";
 import type { JobEvent } from "../core/job-event.js";
+import { z } from "../validation.js";
 
 /**
  * Step one of receiving a webhook: is the body signed with one of our secrets? More than one
@@ -68,9 +68,7 @@ const workflowJobPayload = z.object({
  * Step two, after verification: the `workflow_job` payload as plain data. Unknown actions are
  * reported as such rather than as malformed, so a future GitHub action is ignored, not rejected.
  */
-export function parseWorkflowJob(
-  payload: unknown,
-): { ok: true; event: JobEvent } | { ok: false; error: string } | { ok: "ignore"; reason: string } {
+export function parseWorkflowJob(payload: unknown): { ok: true; event: JobEvent } | { ok: false; error: string } | { ok: "ignore"; reason: string } {
   const action = (payload as { action?: unknown } | null)?.action;
   if (typeof action === "string" && !KNOWN_ACTIONS.has(action)) {
     return { ok: "ignore", reason: `workflow_job action ${action} is not one we act on` };

@@ -1,10 +1,10 @@
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { errorMessage, isTransient } from "../core/errors.js";
 import type { JobEvent } from "../core/job-event.js";
 import { parseWorkflowJob, readDeliveryHeaders, type WebhookVerifier } from "../github/webhook.js";
-import type { Logger } from "../log.js";
 import type { EventOutcome } from "../intake/event-handler.js";
+import type { Logger } from "../log.js";
 
 export interface ReadinessReport {
   ready: boolean;

@@ -1,5 +1,5 @@
-import { decide, type Decision, type ServePolicy } from "../core/event-decision.js";
-import { repoFullName, targetOf, type JobEvent } from "../core/job-event.js";
+import { type Decision, decide, type ServePolicy } from "../core/event-decision.js";
+import { type JobEvent, repoFullName, targetOf } from "../core/job-event.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Provisioner } from "../provisioning/provisioner.js";
 import { releaseRunner, releaseSpentRunner } from "../teardown/release.js";
@@ -50,9 +50,7 @@ export class JobEventHandler {
     const key = `${event.action}:${event.job.id}`;
     const running = this.inFlight.get(key);
     if (running) return running;
-    const work = (decision.kind === "provision" ? this.provision(event, decision) : this.release(event, decision)).finally(() =>
-      this.inFlight.delete(key),
-    );
+    const work = (decision.kind === "provision" ? this.provision(event, decision) : this.release(event, decision)).finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, work);
     return work;
   }
@@ -68,7 +66,10 @@ export class JobEventHandler {
     // Debug, and its context built only when wanted: on a busy organisation these are most events.
     const { log } = this.deps;
     if (log.isLevelEnabled("debug")) {
-      log.debug({ job: event.job.id, repo: repoFullName(event.job), action: event.action, ...outcome }, decision.kind === "ignore" ? "event ignored" : "runner picked up job");
+      log.debug(
+        { job: event.job.id, repo: repoFullName(event.job), action: event.action, ...outcome },
+        decision.kind === "ignore" ? "event ignored" : "runner picked up job",
+      );
     }
     return outcome;
   }

@@ -50,18 +50,10 @@ export class NomadClient {
     await this.call("POST", "/v1/jobs", { Job: job });
   }
 
-  async dispatch(
-    parentId: string,
-    input: { meta: Record<string, string>; idempotencyToken: string; idPrefixTemplate?: string },
-  ): Promise<DispatchResult> {
+  async dispatch(parentId: string, input: { meta: Record<string, string>; idempotencyToken: string; idPrefixTemplate?: string }): Promise<DispatchResult> {
     const query = { idempotency_token: input.idempotencyToken };
     const body = { Meta: input.meta, IdPrefixTemplate: input.idPrefixTemplate };
-    const res = await this.call<{ DispatchedJobID: string; EvalID: string }>(
-      "POST",
-      `/v1/job/${encodeURIComponent(parentId)}/dispatch`,
-      body,
-      query,
-    );
+    const res = await this.call<{ DispatchedJobID: string; EvalID: string }>("POST", `/v1/job/${encodeURIComponent(parentId)}/dispatch`, body, query);
     // Nomad answers a repeated idempotency token with the existing child and no new evaluation.
     return { dispatchedJobId: res.DispatchedJobID, created: res.EvalID !== "" };
   }

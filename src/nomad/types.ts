@@ -36,7 +36,9 @@ export interface NomadJobStub {
   SubmitTime: number;
   ModifyIndex?: number;
   /** Allocation counts per task group (api.JobSummary), as /v1/jobs lists them. */
-  JobSummary?: { Summary?: Record<string, Partial<Record<"Queued" | "Starting" | "Running" | "Complete" | "Failed" | "Lost" | "Unknown", number>>> | null } | null;
+  JobSummary?: {
+    Summary?: Record<string, Partial<Record<"Queued" | "Starting" | "Running" | "Complete" | "Failed" | "Lost" | "Unknown", number>>> | null;
+  } | null;
 }
 
 export interface DispatchResult {

@@ -99,7 +99,9 @@ export interface RunnerJobStub {
   Meta?: Record<string, string> | null;
   /** Nanoseconds since epoch. */
   SubmitTime: number;
-  JobSummary?: { Summary?: Record<string, Partial<Record<"Queued" | "Starting" | "Running" | "Complete" | "Failed" | "Lost" | "Unknown", number>>> | null } | null;
+  JobSummary?: {
+    Summary?: Record<string, Partial<Record<"Queued" | "Starting" | "Running" | "Complete" | "Failed" | "Lost" | "Unknown", number>>> | null;
+  } | null;
 }
 
 /** Runner jobs in Nomad: children of the parameterized runner job. */

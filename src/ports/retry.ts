@@ -26,6 +26,11 @@ export function withRetry<T>(fn: () => Promise<T>, schedule: RetrySchedule): Pro
         const wait = err instanceof DependencyError ? err.retryAfterSeconds : undefined;
         if (wait) await setTimeout(wait * 1000);
       },
-      retries: schedule.retries, minTimeout: schedule.minTimeoutMs, maxTimeout: schedule.maxTimeoutMs, factor: 2, randomize: true },
+      retries: schedule.retries,
+      minTimeout: schedule.minTimeoutMs,
+      maxTimeout: schedule.maxTimeoutMs,
+      factor: 2,
+      randomize: true,
+    },
   );
 }

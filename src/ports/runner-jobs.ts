@@ -15,7 +15,11 @@ export async function listRunnerJobs(deps: Pick<RunnerDeps, "nomad" | "settings"
     // Another deployment sharing the namespace and prefix is not ours to touch.
     return child && (stub.Meta?.dispatcher_id ?? dispatcherId) === dispatcherId ? [child] : [];
   });
-  if (startedAt !== undefined) deps.runnerIndex?.listingDone(startedAt, children.map((c) => c.runnerName));
+  if (startedAt !== undefined)
+    deps.runnerIndex?.listingDone(
+      startedAt,
+      children.map((c) => c.runnerName),
+    );
   return children;
 }
 

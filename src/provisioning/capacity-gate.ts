@@ -1,4 +1,4 @@
-import { isUnlimited, Occupancy, type Limits } from "../core/capacity.js";
+import { isUnlimited, type Limits, Occupancy } from "../core/capacity.js";
 import type { RunnerDeps } from "../ports/index.js";
 import { listRunnerJobs } from "../ports/runner-jobs.js";
 

@@ -1,7 +1,7 @@
-import { DispatchBook, type BookLimits } from "../core/dispatch-book.js";
+import { type BookLimits, DispatchBook } from "../core/dispatch-book.js";
 import { targetOf, type WorkflowJob } from "../core/job-event.js";
 import type { RunnerDeps } from "../ports/index.js";
-import { CREDENTIAL_POINTS, provisionRunner, type ProvisionOutcome } from "./provision.js";
+import { CREDENTIAL_POINTS, type ProvisionOutcome, provisionRunner } from "./provision.js";
 
 export interface DispatchQueueOptions extends BookLimits {
   /**

@@ -1,6 +1,6 @@
-import { repoFullName, targetOf, type RunnerTarget, type WorkflowJob } from "../core/job-event.js";
+import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
 import { dispatchedJobPrefix, idempotencyTokenFor } from "../core/naming.js";
-import { isRunnerExists, type BudgetClaim, type RunnerDeps, type RunnerSecret } from "../ports/index.js";
+import { type BudgetClaim, isRunnerExists, type RunnerDeps, type RunnerSecret } from "../ports/index.js";
 import { withRetry } from "../ports/retry.js";
 
 /** A runner credential costs 5 points (JIT config or registration token). */
@@ -59,9 +59,7 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
       idPrefixTemplate: runnerName,
     }),
   );
-  return result.created
-    ? { status: "dispatched", nomadJobId: result.dispatchedJobId }
-    : { status: "duplicate", nomadJobId: result.dispatchedJobId };
+  return result.created ? { status: "dispatched", nomadJobId: result.dispatchedJobId } : { status: "duplicate", nomadJobId: result.dispatchedJobId };
 }
 
 /**
@@ -80,12 +78,7 @@ function registrationFor(deps: RunnerDeps, target: RunnerTarget): { kind: "jit";
 }
 
 /** Gets a credential from GitHub and writes it to Vault; "resumed" when an earlier attempt did. */
-async function storeCredential(
-  deps: RunnerDeps,
-  job: WorkflowJob,
-  target: RunnerTarget,
-  runnerName: string,
-): Promise<"stored" | "resumed" | "in-flight"> {
+async function storeCredential(deps: RunnerDeps, job: WorkflowJob, target: RunnerTarget, runnerName: string): Promise<"stored" | "resumed" | "in-flight"> {
   const { github, vault, settings, log } = deps;
   const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
 

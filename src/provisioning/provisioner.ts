@@ -1,5 +1,5 @@
 import { errorMessage } from "../core/errors.js";
-import { repoFullName, targetOf, type RunnerTarget, type WorkflowJob } from "../core/job-event.js";
+import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { CapacityGate } from "./capacity-gate.js";
 import type { DispatchQueue, QueueOutcome } from "./dispatch-queue.js";

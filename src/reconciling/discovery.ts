@@ -104,8 +104,7 @@ export class Discovery {
     const key = `${owner}/${repo}`.toLowerCase();
     if (targets.has(key)) return;
     const installationId =
-      this.seenRepos.get(key)?.installationId ??
-      this.listedRepos?.targets.find((t) => `${t.owner}/${t.repo}`.toLowerCase() === key)?.installationId;
+      this.seenRepos.get(key)?.installationId ?? this.listedRepos?.targets.find((t) => `${t.owner}/${t.repo}`.toLowerCase() === key)?.installationId;
     if (this.deps.github.usesApp && installationId === undefined) return;
     targets.set(key, { owner, repo, installationId });
   }

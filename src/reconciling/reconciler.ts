@@ -1,7 +1,7 @@
-import type { ServePolicy } from "../core/event-decision.js";
 import { errorMessage } from "../core/errors.js";
+import type { ServePolicy } from "../core/event-decision.js";
 import type { RunnerTarget } from "../core/job-event.js";
-import { planReconcile, type Memory, type ReconcileSettings } from "../core/reconcile-plan.js";
+import { type Memory, planReconcile, type ReconcileSettings } from "../core/reconcile-plan.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Backlog } from "../provisioning/provisioner.js";
 import { applyPlan, type RunnerDemand } from "./apply.js";
@@ -39,7 +39,11 @@ export class Reconciler implements Backlog {
   ) {
     this.discovery = new Discovery(deps, policy, opts);
     this.redelivery = new Redelivery(deps, opts.redeliverWindowMs);
-    this.scheduler = new PassScheduler(() => this.runOnce(), (pass) => deps.github.metered(pass), opts);
+    this.scheduler = new PassScheduler(
+      () => this.runOnce(),
+      (pass) => deps.github.metered(pass),
+      opts,
+    );
   }
 
   /**

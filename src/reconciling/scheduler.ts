@@ -67,16 +67,21 @@ export class PassScheduler {
     this.lastStart = Date.now();
     const pass = this.metered(this.pass);
     this.running = pass;
-    void pass.then(({ points }) => (this.lastPass = { points, ms: Date.now() - this.lastStart }), () => undefined).finally(() => {
-      this.running = undefined;
-      if (this.stopped) return;
-      if (this.again) {
-        this.again = false;
-        setImmediate(() => this.soon());
-      } else {
-        this.timer = setTimeout(() => this.soon(), this.nextPassInMs());
-        this.timer.unref?.();
-      }
-    });
+    void pass
+      .then(
+        ({ points }) => (this.lastPass = { points, ms: Date.now() - this.lastStart }),
+        () => undefined,
+      )
+      .finally(() => {
+        this.running = undefined;
+        if (this.stopped) return;
+        if (this.again) {
+          this.again = false;
+          setImmediate(() => this.soon());
+        } else {
+          this.timer = setTimeout(() => this.soon(), this.nextPassInMs());
+          this.timer.unref?.();
+        }
+      });
   }
 }

@@ -2,12 +2,7 @@ import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 
-export type TunnelStartProblem =
-  | "binary-not-found"
-  | "binary-not-executable"
-  | "config-not-found"
-  | "invalid-options"
-  | "stopped";
+export type TunnelStartProblem = "binary-not-found" | "binary-not-executable" | "config-not-found" | "invalid-options" | "stopped";
 
 /** Why the tunnel cannot start at all; restarting would not help, so it is thrown, not retried. */
 export class TunnelStartError extends Error {
@@ -46,10 +41,7 @@ export async function resolveCloudflaredBinary(binPath: string, pathEnv: string 
       // keep looking, like a shell would
     }
   }
-  throw new TunnelStartError(
-    "binary-not-found",
-    `cloudflared binary not found: no executable "${binPath}" on PATH: ${INSTALL_HINT} to its full path`,
-  );
+  throw new TunnelStartError("binary-not-found", `cloudflared binary not found: no executable "${binPath}" on PATH: ${INSTALL_HINT} to its full path`);
 }
 
 async function checkExecutable(file: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { createInterface } from "node:readline";
 import cloudflared from "cloudflared";
@@ -7,21 +7,21 @@ import { checkTunnelConfigFile, resolveCloudflaredBinary, TunnelStartError } fro
 import { cloudflaredArgs, cloudflaredEnvironment } from "./command.js";
 import { formatWebhookSettings, logCloudflaredLine, parseCloudflaredLine, webhookSettingsFor } from "./output.js";
 import {
+  type BackoffPolicy,
+  type CloudflaredSupervisorOptions,
   DEFAULT_BACKOFF,
   DEFAULT_STOP_TIMEOUT_MS,
   KILL_WAIT_MS,
-  type BackoffPolicy,
-  type CloudflaredSupervisorOptions,
   type TunnelEvents,
   type TunnelStatus,
   type TunnelTarget,
 } from "./target.js";
 
 export { TunnelStartError, type TunnelStartProblem } from "./binary.js";
-export { parseCloudflaredLine, formatWebhookSettings, webhookSettingsFor } from "./output.js";
-export type { CloudflaredEvent, CloudflaredLevel, CloudflaredLine } from "./output.js";
-export * from "./target.js";
 export { cloudflaredArgs, cloudflaredEnvironment } from "./command.js";
+export type { CloudflaredEvent, CloudflaredLevel, CloudflaredLine } from "./output.js";
+export { formatWebhookSettings, parseCloudflaredLine, webhookSettingsFor } from "./output.js";
+export * from "./target.js";
 
 /**
  * Runs cloudflared for the lifetime of the service and keeps it running.
@@ -261,10 +261,7 @@ export class CloudflaredSupervisor extends EventEmitter<TunnelEvents> {
       const wasConnected = this.connections.size > 0;
       this.connections.add(event.connIndex);
       if (!wasConnected) {
-        this.log.info(
-          { connIndex: event.connIndex, location: event.location, protocol: event.protocol },
-          "tunnel connected to the Cloudflare edge",
-        );
+        this.log.info({ connIndex: event.connIndex, location: event.location, protocol: event.protocol }, "tunnel connected to the Cloudflare edge");
       }
       this.emit("connected", event.connIndex);
     } else if (event.kind === "disconnected") {

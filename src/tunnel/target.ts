@@ -9,10 +9,7 @@ import type { Logger } from "../log.js";
  * - named + configFile: a locally managed tunnel (`cloudflared tunnel create`) whose ingress
  *   rules are in the file, e.g. wrangler-free-tunnel.yml.
  */
-export type TunnelTarget =
-  | { mode: "quick"; originUrl: string }
-  | { mode: "named"; token: string }
-  | { mode: "named"; configFile: string };
+export type TunnelTarget = { mode: "quick"; originUrl: string } | { mode: "named"; token: string } | { mode: "named"; configFile: string };
 
 export type TunnelMode = TunnelTarget["mode"];
 

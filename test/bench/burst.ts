@@ -5,7 +5,7 @@ import { burstLowerBoundMs, GITHUB_SECONDARY_LIMITS } from "../../src/github/bud
 import type { BenchConfig } from "./config.js";
 import { PATH_LATENCIES } from "./latency.js";
 import { fmt, mb, sleep, verdict } from "./stats.js";
-import { repoNames, startBenchWorld, type BenchWorld } from "./world.js";
+import { type BenchWorld, repoNames, startBenchWorld } from "./world.js";
 
 type Mode = "jit" | "token" | "auto";
 

@@ -1,10 +1,10 @@
 // Parent side of server-process.ts: spawns the server under test in its own Node process,
 // bundled into one file with the options `npm run build` ships the service with (see
 // scripts/bundle.ts): what runs here is what runs in production, module for module.
-import { fork, type ChildProcess } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 import { bundleOptions } from "../../scripts/bundle.js";
 import type { ChildStats, FromChild, PathTimes, ToChild } from "./server-process.js";
 
@@ -52,7 +52,12 @@ export async function startServerChild(kind: "service" | "floor", env: Record<st
       ...shippedMallocEnv(),
       ...env,
       // BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2 ...": extra environment of the server processes.
-      ...Object.fromEntries((process.env.BENCH_CHILD_ENV ?? "").split(" ").filter((kv) => kv.includes("=")).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
+      ...Object.fromEntries(
+        (process.env.BENCH_CHILD_ENV ?? "")
+          .split(" ")
+          .filter((kv) => kv.includes("="))
+          .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+      ),
     },
     // The service logs JSON lines to stdout as in production; the bench does not read them.
     stdio: ["ignore", process.env.BENCH_CHILD_STDOUT ? "inherit" : "ignore", "inherit", "ipc"],

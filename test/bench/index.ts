@@ -27,7 +27,11 @@ async function main(): Promise<number> {
   print(
     `bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ` +
       `${fmt(totalmem() / 2 ** 30, 1)} GiB RAM (${fmt(freemem() / 2 ** 30, 1)} free)${cfg.quick ? ", QUICK (smoke test, figures not meaningful)" : ""}; ` +
-      `servers run bundled, with the image's ${Object.entries(shippedMallocEnv()).map(([k, v]) => `${k}=${v}`).join(" ") || "(no MALLOC_* settings)"}`,
+      `servers run bundled, with the image's ${
+        Object.entries(shippedMallocEnv())
+          .map(([k, v]) => `${k}=${v}`)
+          .join(" ") || "(no MALLOC_* settings)"
+      }`,
   );
   const scenarios: Array<[number, string, string, typeof ingestScenario]> = [
     [1, "ingest", "ingest vs the floor", ingestScenario],

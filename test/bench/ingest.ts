@@ -2,10 +2,10 @@
 // parses JSON), for events the service ignores, observes or acts on. Each server runs in its own
 // process; autocannon and the twins share this one.
 import autocannon, { type Result } from "autocannon";
-import { startServerChild, type ServerChild } from "./child.js";
+import { type ServerChild, startServerChild } from "./child.js";
+import type { BenchConfig } from "./config.js";
 import { deliveries, type IngestKind } from "./payloads.js";
 import { fmt, median, percentile, verdict } from "./stats.js";
-import type { BenchConfig } from "./config.js";
 import { startBenchWorld } from "./world.js";
 
 const COST: Record<IngestKind, string> = {
@@ -23,7 +23,12 @@ interface Round {
   p99: number;
 }
 
-async function cannon(server: ServerChild, set: Array<{ body: string; headers: Record<string, string> }>, seconds: number, connections: number): Promise<Round> {
+async function cannon(
+  server: ServerChild,
+  set: Array<{ body: string; headers: Record<string, string> }>,
+  seconds: number,
+  connections: number,
+): Promise<Round> {
   const url = server.url;
   const cpuBefore = (await server.stats()).cpuSeconds;
   let next = 0;

@@ -6,7 +6,7 @@
 import type { RecordedRequest } from "../twins/contract.js";
 import type { BenchConfig } from "./config.js";
 import { fmt, percentile, sleep, verdict } from "./stats.js";
-import { repoNames, startBenchWorld, type Latencies } from "./world.js";
+import { type Latencies, repoNames, startBenchWorld } from "./world.js";
 
 export const PATH_LATENCIES: Latencies = { githubMs: 150, vaultMs: 5, nomadMs: 10 };
 

@@ -37,9 +37,9 @@ export class NodeVaultStore implements RunnerSecretStore {
   private readonly root: NodeVault.client;
 
   constructor(private readonly opts: VaultStoreOptions) {
-    const skipVerify = opts.skipTlsVerify ?? envFlag(process.env.VAULT_SKIP_VERIFY);
+    const skipVerify = envFlag(process.env.VAULT_SKIP_VERIFY);
     const requestOptions: NodeVault.VaultOptions["requestOptions"] = {
-      timeout: opts.timeoutMs ?? 10_000,
+      timeout: 10_000,
       ...(skipVerify ? { strictSSL: false, agentOptions: { keepAlive: true } } : {}),
     };
     const base = { endpoint: opts.addr, token: opts.token, requestOptions };
@@ -113,7 +113,10 @@ export class NodeVaultStore implements RunnerSecretStore {
     } catch (err) {
       const status = (err as { response?: { statusCode?: unknown } }).response?.statusCode;
       if (typeof status !== "number") throw new DependencyError("vault", `Vault ${what}: ${(err as Error).message}`, undefined, true);
-      const reason = String((err as Error).message).replace(/\s+/g, " ").trim() || `status ${status}`;
+      const reason =
+        String((err as Error).message)
+          .replace(/\s+/g, " ")
+          .trim() || `status ${status}`;
       throw new DependencyError("vault", `Vault ${what}: ${status} ${reason}`, status, status === 429 || status >= 500);
     }
   }

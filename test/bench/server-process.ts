@@ -2,12 +2,13 @@
 // server (`floor`: Hono + @hono/node-server, HMAC verify + JSON.parse, nothing else), so that
 // the server under test has a process of its own: its RSS and CPU are its own, and autocannon
 // and the twins do not share its event loop. Talks to the bench over IPC.
-import { serve } from "@hono/node-server";
+
 import { subscribe } from "node:diagnostics_channel";
 import type { IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
 import { Webhooks } from "@octokit/webhooks";
 import { Hono } from "hono";
-import type { AddressInfo } from "node:net";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
 import { startService } from "../../src/service.js";
@@ -150,6 +151,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  send({ type: "failed", error: err instanceof Error ? err.stack ?? err.message : String(err) });
+  send({ type: "failed", error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   process.exit(1);
 });

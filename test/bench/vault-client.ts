@@ -43,9 +43,9 @@ function sizing(cfg: BenchConfig, env = process.env) {
 let built: Promise<void> | undefined;
 const entry = (client: Client) => `${ROOT}.tmp/bench/${CLIENTS[client]}.mjs`;
 function buildChildren(): Promise<void> {
-  built ??= Promise.all(
-    (Object.keys(CLIENTS) as Client[]).map((c) => build(bundleOptions(`${ROOT}test/bench/${CLIENTS[c]}.ts`, entry(c)))),
-  ).then(() => undefined);
+  built ??= Promise.all((Object.keys(CLIENTS) as Client[]).map((c) => build(bundleOptions(`${ROOT}test/bench/${CLIENTS[c]}.ts`, entry(c))))).then(
+    () => undefined,
+  );
   return built;
 }
 
@@ -92,7 +92,8 @@ async function runOnce(client: Client, round: number, s: ReturnType<typeof sizin
     // The last wrapping token unwraps to the credential written: the client did the real thing.
     const unwrapped = await fetch(`${twin.url}/v1/sys/wrapping/unwrap`, { method: "POST", headers: { "x-vault-token": result.last.wrapToken } });
     const data = ((await unwrapped.json()) as { data?: { data?: unknown } }).data?.data;
-    if (JSON.stringify(data) !== JSON.stringify(result.last.secret)) throw new Error(`${client}: wrapping token of ${result.last.runner} does not unwrap to its credential`);
+    if (JSON.stringify(data) !== JSON.stringify(result.last.secret))
+      throw new Error(`${client}: wrapping token of ${result.last.runner} does not unwrap to its credential`);
     return { ...result, client, twinConnections: seen };
   } finally {
     unsubscribe("net.server.socket", onSocket);
@@ -230,7 +231,10 @@ export async function vaultClientScenario(cfg: BenchConfig, print: (line: string
   const tree = dependencyTree();
   print(
     `[5] vault-client bundle: the service's bundle ${fmt(impact.service / 1024, 0)} KB, with node-vault ${fmt(impact.withNodeVault / 1024, 0)} KB ` +
-      `(+${fmt((impact.withNodeVault - impact.service) / 1024, 0)} KB: ${impact.top.slice(0, 8).map(([pkg, b]) => `${pkg} ${fmt(b / 1024, 0)} KB`).join(", ")}) | ` +
+      `(+${fmt((impact.withNodeVault - impact.service) / 1024, 0)} KB: ${impact.top
+        .slice(0, 8)
+        .map(([pkg, b]) => `${pkg} ${fmt(b / 1024, 0)} KB`)
+        .join(", ")}) | ` +
       `node_modules: node-vault and its ${tree.packages.length - 1} dependencies ${fmt(tree.bytes / 1024, 0)} KB on disk, ${fmt(tree.devOnlyBytes / 1024, 0)} KB of it needed by no production dependency (${tree.packages.join(" ")})`,
   );
 }

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { serviceEnv, startTwins } from "../harness/world.js";
 import type { GitHubTwinOptions } from "../twins/github.js";
-import { startServerChild, type ServerChild } from "./child.js";
+import { type ServerChild, startServerChild } from "./child.js";
 
 export interface Latencies {
   githubMs: number;

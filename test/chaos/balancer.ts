@@ -134,10 +134,7 @@ export class LoadBalancer {
         await sleep(fate.ms);
         break;
       case "duplicate": {
-        const [first, second] = await Promise.all([
-          this.forward(req.url ?? "/", headers, body, record),
-          this.forward(req.url ?? "/", headers, body, record),
-        ]);
+        const [first, second] = await Promise.all([this.forward(req.url ?? "/", headers, body, record), this.forward(req.url ?? "/", headers, body, record)]);
         const answer = first.status >= 200 && first.status < 300 ? first : second;
         return reply(answer.status, answer.text);
       }

@@ -21,7 +21,7 @@ import { GitHubTwin } from "../twins/github.js";
 import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
 import { VaultTwin } from "../twins/vault.js";
-import { LoadBalancer, type Fate } from "./balancer.js";
+import { type Fate, LoadBalancer } from "./balancer.js";
 import { RunnerRecorder } from "./recorder.js";
 import { Replica } from "./replicas.js";
 
@@ -154,7 +154,18 @@ describe("chaos", () => {
       const loopDelay = monitorEventLoopDelay({ resolution: 20 });
       loopDelay.enable();
       const since = () => Date.now() - t0;
-      const faultStats = { github5xx: 0, github403: 0, github429: 0, prestart: 0, crashOnStart: 0, crash: 0, lost: 0, vaultSealed: 0, nomadNoLeader: 0, replicaKills: 0 };
+      const faultStats = {
+        github5xx: 0,
+        github403: 0,
+        github429: 0,
+        prestart: 0,
+        crashOnStart: 0,
+        crash: 0,
+        lost: 0,
+        vaultSealed: 0,
+        nomadNoLeader: 0,
+        replicaKills: 0,
+      };
       const github5xxWindows = [
         [3_000, 4_500],
         [11_000, 12_500],
@@ -190,7 +201,11 @@ describe("chaos", () => {
         }
         if (limit === "429") {
           faultStats.github429 += 1;
-          return { status: 429, headers: { "content-type": "application/json", "retry-after": String(between(1, 2)) }, body: JSON.stringify({ message: "Too Many Requests" }) };
+          return {
+            status: 429,
+            headers: { "content-type": "application/json", "retry-after": String(between(1, 2)) },
+            body: JSON.stringify({ message: "Too Many Requests" }),
+          };
         }
         return undefined;
       };
@@ -272,7 +287,8 @@ describe("chaos", () => {
       let peakProcesses = 0;
       const sampler = setInterval(() => {
         const alive = nomad.jobs().filter((j) => j.Dispatched && j.Status !== "dead" && !j.Stop);
-        if (alive.length > peakChildren) peakSnapshot = { t: since(), children: alive.map((j) => `${j.ID} ${j.Meta?.github_repo} submit=${Math.round(j.SubmitTime / 1e6) - t0}`) };
+        if (alive.length > peakChildren)
+          peakSnapshot = { t: since(), children: alive.map((j) => `${j.ID} ${j.Meta?.github_repo} submit=${Math.round(j.SubmitTime / 1e6) - t0}`) };
         peakChildren = Math.max(peakChildren, alive.length);
         peakProcesses = Math.max(peakProcesses, recorder.alive().length);
         const byJob = new Map<string, string[]>();
@@ -319,16 +335,19 @@ describe("chaos", () => {
       const converged = () => {
         const jobs = github.jobs().filter((j) => everyJob.has(j.id));
         return (
-          jobs.every((j) => j.status === "completed") &&
-          github.runners().length === 0 &&
-          vault.kvKeys().length === 0 &&
-          nomad.runningRunnerJobs().length === 0
+          jobs.every((j) => j.status === "completed") && github.runners().length === 0 && vault.kvKeys().length === 0 && nomad.runningRunnerJobs().length === 0
         );
       };
       const deadline = t0 + CONVERGE_TIMEOUT_MS;
       let allCompletedSeconds = NaN;
       while (!converged() && Date.now() < deadline) {
-        if (Number.isNaN(allCompletedSeconds) && github.jobs().filter((j) => ours.has(j.id)).every((j) => j.status === "completed")) {
+        if (
+          Number.isNaN(allCompletedSeconds) &&
+          github
+            .jobs()
+            .filter((j) => ours.has(j.id))
+            .every((j) => j.status === "completed")
+        ) {
           allCompletedSeconds = since() / 1000;
         }
         await sleep(250);
@@ -404,11 +423,15 @@ describe("chaos", () => {
       const maxDispatches = Math.max(0, ...dispatchesPerJob.values());
       if (process.env.CHAOS_DEBUG) {
         loopDelay.disable();
-        console.log(`event loop delay of the twins' process: p50=${(loopDelay.percentile(50) / 1e6).toFixed(0)}ms p99=${(loopDelay.percentile(99) / 1e6).toFixed(0)}ms max=${(loopDelay.max / 1e6).toFixed(0)}ms cpu=${JSON.stringify(process.cpuUsage())}`);
+        console.log(
+          `event loop delay of the twins' process: p50=${(loopDelay.percentile(50) / 1e6).toFixed(0)}ms p99=${(loopDelay.percentile(99) / 1e6).toFixed(0)}ms max=${(loopDelay.max / 1e6).toFixed(0)}ms cpu=${JSON.stringify(process.cpuUsage())}`,
+        );
         const [churniest] = [...dispatchesPerJob].sort((a, b) => b[1] - a[1])[0] ?? [];
         for (const alloc of nomad.allocations().filter((a) => a.Job.Meta?.github_job_id === churniest)) {
           const events = Object.fromEntries(Object.entries(alloc.TaskStates).map(([task, st]) => [task, st.Events.map((e) => e.Type).join(",")]));
-          console.log(`churn ${churniest} ${alloc.JobID} created=${Math.round(alloc.CreateTime / 1e6) - t0} ${alloc.ClientStatus} ${JSON.stringify(events)} ${JSON.stringify(nomad.allocationLogs(alloc.ID))}`);
+          console.log(
+            `churn ${churniest} ${alloc.JobID} created=${Math.round(alloc.CreateTime / 1e6) - t0} ${alloc.ClientStatus} ${JSON.stringify(events)} ${JSON.stringify(nomad.allocationLogs(alloc.ID))}`,
+          );
         }
       }
 
@@ -436,18 +459,31 @@ describe("chaos", () => {
         doubleDispatch: [...doubleDispatch].slice(0, 10),
         runnersLeft: github.runners().slice(0, 10),
         secretsLeft: vault.kvKeys().slice(0, 10),
-        nomadRunning: nomad.runningRunnerJobs().map((j) => j.ID).slice(0, 10),
+        nomadRunning: nomad
+          .runningRunnerJobs()
+          .map((j) => j.ID)
+          .slice(0, 10),
       };
       if (process.env.CHAOS_DEBUG) {
         console.log(JSON.stringify(peakSnapshot, null, 1));
         for (const job of detail.notServed) {
           for (const alloc of allocsAtEnd.filter((a) => a.Job.Meta?.runner_name === job.runner_name)) {
-            const events = Object.fromEntries(Object.entries(alloc.TaskStates).map(([task, st]) => [task, st.Events.map((e) => `${e.Type}${e.ExitCode ? `(${e.ExitCode})` : ""}@${Math.round(e.Time / 1e6) - t0}`).join(",")]));
-            console.log(`unexplained ${job.id} ${job.runner_name} ${alloc.ClientStatus} ${alloc.DesiredStatus} ${JSON.stringify(events)} ${JSON.stringify(nomad.allocationLogs(alloc.ID)?.runner?.slice(-8))}`);
+            const events = Object.fromEntries(
+              Object.entries(alloc.TaskStates).map(([task, st]) => [
+                task,
+                st.Events.map((e) => `${e.Type}${e.ExitCode ? `(${e.ExitCode})` : ""}@${Math.round(e.Time / 1e6) - t0}`).join(","),
+              ]),
+            );
+            console.log(
+              `unexplained ${job.id} ${job.runner_name} ${alloc.ClientStatus} ${alloc.DesiredStatus} ${JSON.stringify(events)} ${JSON.stringify(nomad.allocationLogs(alloc.ID)?.runner?.slice(-8))}`,
+            );
           }
         }
       }
-      expect({ served, lost, failed, duplicateRunners, runnersLeft, secretsLeft, nomadRunning, leaked: leaked.length }, JSON.stringify(detail, null, 1)).toEqual({
+      expect(
+        { served, lost, failed, duplicateRunners, runnersLeft, secretsLeft, nomadRunning, leaked: leaked.length },
+        JSON.stringify(detail, null, 1),
+      ).toEqual({
         served: REPOS * JOBS_PER_REPO - failedByFault,
         lost: 0,
         failed: 0,

@@ -2,7 +2,7 @@
 // port picked here (PORT=0 would not tell us which), logging JSON lines to a file per
 // incarnation so the logs can be searched afterwards.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";

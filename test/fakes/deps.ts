@@ -36,9 +36,18 @@ export function fakeDeps(settings: Partial<RunnerSettings> = {}) {
 export type FakeDeps = ReturnType<typeof fakeDeps>;
 
 /** A live runner job for `jobId` of `repo`, as an earlier dispatch (or another replica) left it. */
-export function addRunnerJob(deps: FakeDeps, jobId: number, repo = "acme/app", state: { Status?: "pending" | "running" | "dead"; SubmitTime?: number } = {}): string {
+export function addRunnerJob(
+  deps: FakeDeps,
+  jobId: number,
+  repo = "acme/app",
+  state: { Status?: "pending" | "running" | "dead"; SubmitTime?: number } = {},
+): string {
   const runner = `${PREFIX}-${jobId}`;
   const id = `${RUNNER_JOB}/dispatch-${runner}-1700000000-${jobId.toString(16).padStart(8, "0").slice(-8)}`;
-  deps.nomad.add({ ID: id, Meta: { github_repo: repo, github_job_id: String(jobId), runner_name: runner, dispatcher_id: deps.settings.dispatcherId }, ...state });
+  deps.nomad.add({
+    ID: id,
+    Meta: { github_repo: repo, github_job_id: String(jobId), runner_name: runner, dispatcher_id: deps.settings.dispatcherId },
+    ...state,
+  });
   return id;
 }

@@ -57,7 +57,9 @@ export class FakeGitHub implements GitHubPorts {
 
   async listRunners(target: RunnerTarget, prefix: string): Promise<RegisteredRunner[]> {
     this.faults.enter("listRunners");
-    return this.runnersOf(target).filter((r) => r.name.startsWith(prefix)).map((r) => ({ ...r }));
+    return this.runnersOf(target)
+      .filter((r) => r.name.startsWith(prefix))
+      .map((r) => ({ ...r }));
   }
 
   async deleteRunner(target: RunnerTarget, runnerId: number): Promise<"deleted" | "busy" | "gone"> {

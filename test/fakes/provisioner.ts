@@ -1,7 +1,7 @@
 import type { RunnerTarget } from "../../src/core/job-event.js";
 import { CapacityGate } from "../../src/provisioning/capacity-gate.js";
 import { DispatchQueue } from "../../src/provisioning/dispatch-queue.js";
-import { Provisioner, type Backlog } from "../../src/provisioning/provisioner.js";
+import { type Backlog, Provisioner } from "../../src/provisioning/provisioner.js";
 import type { FakeDeps } from "./deps.js";
 
 /** A backlog (the reconciler's side of provisioning) that records what it was told. */

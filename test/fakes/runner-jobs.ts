@@ -1,4 +1,4 @@
-import type { RunnerJobs, RunnerJobStub } from "../../src/ports/index.js";
+import type { RunnerJobStub, RunnerJobs } from "../../src/ports/index.js";
 import { Faults } from "./faults.js";
 
 /** A dispatched child as the fake keeps it: what Nomad lists, plus what it was dispatched with. */

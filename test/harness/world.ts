@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
-import { loadConfig, type Config } from "../../src/config.js";
+import { type Config, loadConfig } from "../../src/config.js";
 import { createLogger, type Logger } from "../../src/log.js";
-import { startService, type RunningService } from "../../src/service.js";
+import { type RunningService, startService } from "../../src/service.js";
 import { GitHubTwin, type GitHubTwinOptions } from "../twins/github.js";
 import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
@@ -51,11 +51,7 @@ export async function startTwins(opts: WorldOptions = {}) {
   return { github, vault, nomad };
 }
 
-export function serviceEnv(
-  twins: Awaited<ReturnType<typeof startTwins>>,
-  webhookSecret: string,
-  opts: WorldOptions,
-): Record<string, string> {
+export function serviceEnv(twins: Awaited<ReturnType<typeof startTwins>>, webhookSecret: string, opts: WorldOptions): Record<string, string> {
   const auth: Record<string, string> = opts.app
     ? (() => {
         const app = twins.github.createApp();

@@ -2,8 +2,8 @@
 // wait for the budget, conditional polling, and a reconciler that keeps to its share.
 import { describe, expect, it } from "vitest";
 import { GitHubClient } from "../../src/github/client.js";
-import { eventually, startTwins } from "../harness/world.js";
 import { startTestWorld } from "../harness/test-world.js";
+import { eventually, startTwins } from "../harness/world.js";
 
 const labels = ["self-hosted", "nomad"];
 

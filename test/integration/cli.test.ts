@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { once } from "node:events";
 import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 import { afterEach, describe, expect, it } from "vitest";
 import { bundleOptions } from "../../scripts/bundle.js";
 import { eventually, serviceEnv, startTwins } from "../harness/world.js";

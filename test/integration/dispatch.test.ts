@@ -2,9 +2,9 @@ import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { startService, StartupError } from "../../src/service.js";
-import { captureLogger, eventually, serviceEnv, startTwins, type World } from "../harness/world.js";
+import { StartupError, startService } from "../../src/service.js";
 import { startTestWorld } from "../harness/test-world.js";
+import { captureLogger, eventually, serviceEnv, startTwins, type World } from "../harness/world.js";
 
 const require = createRequire(import.meta.url);
 type Example = { action: string; workflow_job: { labels: string[]; id: number; run_id: number }; repository: { name: string; owner: { login: string } } };
@@ -16,12 +16,18 @@ function everythingNomadSaw(w: World): string {
 }
 
 function sideEffectCalls(w: World): number {
-  return w.github.requests.length + w.vault.requests.length + w.nomad.requests.filter((r) => !r.url.startsWith("/v1/jobs/parse") && !r.url.startsWith("/v1/job/github-runner?") && !r.url.startsWith("/v1/jobs?")).length;
+  return (
+    w.github.requests.length +
+    w.vault.requests.length +
+    w.nomad.requests.filter((r) => !r.url.startsWith("/v1/jobs/parse") && !r.url.startsWith("/v1/job/github-runner?") && !r.url.startsWith("/v1/jobs?")).length
+  );
 }
 
 async function postSigned(w: World, event: string, payload: unknown, opts: { secret?: string; delivery?: string } = {}) {
   const body = JSON.stringify(payload);
-  const signature = `sha256=${createHmac("sha256", opts.secret ?? w.webhookSecret).update(body).digest("hex")}`;
+  const signature = `sha256=${createHmac("sha256", opts.secret ?? w.webhookSecret)
+    .update(body)
+    .digest("hex")}`;
   return fetch(`${w.service.url}/webhook`, {
     method: "POST",
     body,
@@ -113,10 +119,17 @@ describe("dispatch path end to end (twins)", () => {
     const w = await startTestWorld();
     await w.service.reconciler.idle();
     const before = { github: w.github.requests.length, vault: w.vault.requests.length, nomad: w.nomad.requests.length };
-    const payload = { ...examples.find((e) => e.action === "queued")!, workflow_job: { ...examples.find((e) => e.action === "queued")!.workflow_job, labels: ["self-hosted", "nomad"] } };
+    const payload = {
+      ...examples.find((e) => e.action === "queued")!,
+      workflow_job: { ...examples.find((e) => e.action === "queued")!.workflow_job, labels: ["self-hosted", "nomad"] },
+    };
     const res = await postSigned(w, "workflow_job", payload, { secret: "not-the-secret" });
     expect(res.status).toBe(401);
-    const unsigned = await fetch(`${w.service.url}/webhook`, { method: "POST", body: JSON.stringify(payload), headers: { "x-github-event": "workflow_job", "x-github-delivery": "x" } });
+    const unsigned = await fetch(`${w.service.url}/webhook`, {
+      method: "POST",
+      body: JSON.stringify(payload),
+      headers: { "x-github-event": "workflow_job", "x-github-delivery": "x" },
+    });
     expect(unsigned.status).toBe(401);
     expect({ github: w.github.requests.length, vault: w.vault.requests.length, nomad: w.nomad.requests.length }).toEqual(before);
   });
@@ -133,7 +146,10 @@ describe("dispatch path end to end (twins)", () => {
     }
     for (const action of ["waiting", "in_progress"]) {
       const example = examples.find((e) => e.action === action)!;
-      const matching = { ...example, workflow_job: { ...example.workflow_job, labels: ["self-hosted", "nomad"], runner_name: action === "in_progress" ? "someone-else" : null } };
+      const matching = {
+        ...example,
+        workflow_job: { ...example.workflow_job, labels: ["self-hosted", "nomad"], runner_name: action === "in_progress" ? "someone-else" : null },
+      };
       expect(await (await postSigned(w, "workflow_job", matching)).json()).toMatchObject({ outcome: "ignored" });
     }
     expect((await postSigned(w, "push", { ref: "refs/heads/main" })).status).toBe(200);
@@ -147,7 +163,10 @@ describe("dispatch path end to end (twins)", () => {
     // The first reconcile pass lists our runner jobs: from then on the runner index knows them.
     await w.service.reconciler.idle();
     const completed = examples.find((e) => e.action === "completed")!;
-    const foreign = (id: number) => ({ ...completed, workflow_job: { ...completed.workflow_job, id, labels: ["self-hosted", "nomad"], runner_name: "GitHub Actions 5" } });
+    const foreign = (id: number) => ({
+      ...completed,
+      workflow_job: { ...completed.workflow_job, id, labels: ["self-hosted", "nomad"], runner_name: "GitHub Actions 5" },
+    });
     const calls = () => w.github.requests.length + w.vault.requests.length + w.nomad.requests.length;
     const before = calls();
     const res = await postSigned(w, "workflow_job", foreign(777_001));
@@ -175,7 +194,9 @@ describe("dispatch path end to end (twins)", () => {
     expect(await res.json()).toMatchObject({ outcome: "dispatched", runner: `nomad-gha-${queued.workflow_job.id}` });
     const dispatch = w.nomad.requests.find((r) => r.url.includes("/dispatch"))!;
     expect(dispatch.url).toContain(`idempotency_token=nomad-gha-dispatcher-job-${queued.workflow_job.id}`);
-    expect(JSON.parse(dispatch.body)).toMatchObject({ Meta: { github_repo: repo, github_job_id: String(queued.workflow_job.id), runner_name: `nomad-gha-${queued.workflow_job.id}` } });
+    expect(JSON.parse(dispatch.body)).toMatchObject({
+      Meta: { github_repo: repo, github_job_id: String(queued.workflow_job.id), runner_name: `nomad-gha-${queued.workflow_job.id}` },
+    });
   });
 
   it("a job held for approval gets a runner only once approved", async () => {

@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { runDoctor } from "../../src/doctor.js";
-import { createDeps, startupChecks } from "../../src/service.js";
 import { createLogger } from "../../src/log.js";
-import { serviceEnv, startTwins } from "../harness/world.js";
+import { createDeps, startupChecks } from "../../src/service.js";
+import { serviceEnv, type startTwins } from "../harness/world.js";
 import { GitHubTwin } from "../twins/github.js";
 import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
@@ -96,15 +96,25 @@ describe("doctor", () => {
     const config = loadConfig({ ...serviceEnv(twins, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken });
     await startupChecks(config, createDeps(config, createLogger({ level: "silent" })));
     // GitHub's answer to GET /repos/actions/runner/releases/latest, a release newer than the job's image.
-    const release = { tag_name: "v99.0.0", published_at: new Date(Date.now() - 40 * 86_400_000).toISOString(), html_url: "https://github.com/actions/runner/releases/tag/v99.0.0" };
+    const release = {
+      tag_name: "v99.0.0",
+      published_at: new Date(Date.now() - 40 * 86_400_000).toISOString(),
+      html_url: "https://github.com/actions/runner/releases/tag/v99.0.0",
+    };
     twins.github.faults.intercept = ({ path }) =>
-      path === "/repos/actions/runner/releases/latest" ? { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(release) } : undefined;
+      path === "/repos/actions/runner/releases/latest"
+        ? { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(release) }
+        : undefined;
     try {
       const { code, text } = await doctor();
       const warned = line(text, "runner image");
-      expect(warned, text).toMatch(/^\[warn\] runner image: ghcr\.io\/actions\/actions-runner:\d+\.\d+\.\d+ runs runner .* older than the newest release v99\.0\.0/);
+      expect(warned, text).toMatch(
+        /^\[warn\] runner image: ghcr\.io\/actions\/actions-runner:\d+\.\d+\.\d+ runs runner .* older than the newest release v99\.0\.0/,
+      );
       expect(warned).toContain("GitHub may already refuse to assign jobs to it");
-      expect(text.split("\n")[text.split("\n").indexOf(warned) + 1]).toMatch(/fix: bump the runner job's `image` variable, e\.g\. image = "ghcr\.io\/actions\/actions-runner:99\.0\.0"/);
+      expect(text.split("\n")[text.split("\n").indexOf(warned) + 1]).toMatch(
+        /fix: bump the runner job's `image` variable, e\.g\. image = "ghcr\.io\/actions\/actions-runner:99\.0\.0"/,
+      );
       expect(text).toMatch(/all checks passed, 1 warning\(s\)$/);
       expect(code).toBe(0);
     } finally {

@@ -1,7 +1,7 @@
 // The GitHub adapter (src/github/client.ts) against the GitHub twin, without the rest of the
 // service: what every request carries, and listings that go past their first page.
 import { describe, expect, it, onTestFinished } from "vitest";
-import { GitHubClient, GITHUB_API_VERSION } from "../../src/github/client.js";
+import { GITHUB_API_VERSION, GitHubClient } from "../../src/github/client.js";
 import { GitHubTwin, type GitHubTwinOptions } from "../twins/github.js";
 
 const labels = ["self-hosted", "nomad"];

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { createDeps, startService, type RunningService } from "../../src/service.js";
 import { doctorChecks } from "../../src/doctor.js";
+import { createDeps, type RunningService, startService } from "../../src/service.js";
 import { captureLogger, eventually, serviceEnv, type WorldOptions } from "../harness/world.js";
 import { GitHubTwin } from "../twins/github.js";
 import { twinImage } from "../twins/images.js";
@@ -28,7 +28,11 @@ describe("policies/ cover every call the service makes", () => {
     const github = await GitHubTwin.start();
     const vault = await VaultTwin.start();
     const nomad = await NomadTwin.start({ images: twinImage, acl: true });
-    cleanup.push(() => github.close(), () => vault.close(), () => nomad.close());
+    cleanup.push(
+      () => github.close(),
+      () => vault.close(),
+      () => nomad.close(),
+    );
     github.addRepo("octo-org/app");
 
     await vault.writePolicy("nomad-gha-dispatcher", policy("vault-dispatcher.policy.hcl"));

@@ -1,10 +1,10 @@
 // Repairs the chaos suite (test/chaos) showed were missing, each in isolation.
 import { describe, expect, it } from "vitest";
 import { jobFromRest } from "../../src/github/client.js";
-import type { TwinJob } from "../twins/github.js";
 import { provisionRunner } from "../../src/provisioning/provision.js";
-import { eventually } from "../harness/world.js";
 import { startTestWorld } from "../harness/test-world.js";
+import { eventually } from "../harness/world.js";
+import type { TwinJob } from "../twins/github.js";
 
 const labels = ["self-hosted", "nomad"];
 
@@ -84,5 +84,13 @@ describe("reconciler repairs", () => {
 
 /** The REST fields jobFromRest reads, from the twin's snapshot. */
 function restOf(job: TwinJob) {
-  return { id: job.id, run_id: job.run_id, status: job.status, conclusion: job.conclusion, labels: job.labels, runner_name: job.runner_name, created_at: job.created_at };
+  return {
+    id: job.id,
+    run_id: job.run_id,
+    status: job.status,
+    conclusion: job.conclusion,
+    labels: job.labels,
+    runner_name: job.runner_name,
+    created_at: job.created_at,
+  };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { eventually } from "../harness/world.js";
 import { startTestWorld } from "../harness/test-world.js";
+import { eventually } from "../harness/world.js";
 
 const fast = { RECONCILE_INTERVAL: "1", RECONCILE_GRACE: "1", RUNNER_RETENTION: "0" };
 const labels = ["self-hosted", "nomad"];
@@ -81,12 +81,21 @@ describe("recovery (reconciler)", () => {
     const w = await startTestWorld({ env: { ...fast, MAX_RUNNERS: "1" }, github: { jobDurationMs: 200 } });
     const jobs: Array<{ id: number }> = [];
     for (let i = 0; i < 3; i++) jobs.push(await w.github.queueJob({ repo: "octo-org/app", labels }));
-    expect(w.github.deliveries().filter((d) => d.action === "queued").map((d) => d.status_code)).toEqual([200, 202, 202]);
+    expect(
+      w.github
+        .deliveries()
+        .filter((d) => d.action === "queued")
+        .map((d) => d.status_code),
+    ).toEqual([200, 202, 202]);
     let peak = 0;
-    await eventually(() => {
-      peak = Math.max(peak, w.nomad.runningRunnerJobs().length);
-      return jobs.every((j) => w.github.jobs().find((x) => x.id === j.id)?.status === "completed");
-    }, "all three served", 30_000);
+    await eventually(
+      () => {
+        peak = Math.max(peak, w.nomad.runningRunnerJobs().length);
+        return jobs.every((j) => w.github.jobs().find((x) => x.id === j.id)?.status === "completed");
+      },
+      "all three served",
+      30_000,
+    );
     expect(peak).toBe(1);
   });
 });

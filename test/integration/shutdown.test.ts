@@ -2,8 +2,8 @@
 // so Nomad's kill_timeout (jobs/dispatcher.nomad.hcl) is never what ends it.
 import { describe, expect, it } from "vitest";
 import { SHUTDOWN_BUDGET_MS } from "../../src/shutdown.js";
-import { eventually } from "../harness/world.js";
 import { startTestWorld } from "../harness/test-world.js";
+import { eventually } from "../harness/world.js";
 
 const labels = ["self-hosted", "nomad"];
 

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { eventually } from "../harness/world.js";
 import { startTestWorld } from "../harness/test-world.js";
+import { eventually } from "../harness/world.js";
 
 const STANDIN = fileURLToPath(new URL("../fixtures/cloudflared-standin.mjs", import.meta.url));
 

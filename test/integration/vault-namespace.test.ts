@@ -3,8 +3,8 @@
 // (The runner allocation unwrapping in the namespace is the runner job's part: the Nomad twin's
 // runner sends X-Vault-Namespace once jobs/github-runner.nomad.hcl passes it on.)
 import { describe, expect, it } from "vitest";
-import { eventually } from "../harness/world.js";
 import { startTestWorld } from "../harness/test-world.js";
+import { eventually } from "../harness/world.js";
 
 describe("VAULT_NAMESPACE", () => {
   it("stores the runner credential in the namespace and dispatches a wrapping token only that namespace unwraps", async () => {
@@ -19,7 +19,8 @@ describe("VAULT_NAMESPACE", () => {
     for (const r of w.vault.requests) expect(r.headers["x-vault-namespace"], r.url).toBe(rootOnly.has(r.url.split("?")[0] ?? "") ? undefined : "ci");
 
     const wrapToken = w.nomad.jobs().find((j) => j.Dispatched)?.Meta?.["credential_wrap_token"] ?? "";
-    const unwrap = (headers: Record<string, string>) => fetch(`${w.vault.url}/v1/sys/wrapping/unwrap`, { method: "POST", headers: { "X-Vault-Token": wrapToken, ...headers } });
+    const unwrap = (headers: Record<string, string>) =>
+      fetch(`${w.vault.url}/v1/sys/wrapping/unwrap`, { method: "POST", headers: { "X-Vault-Token": wrapToken, ...headers } });
     expect((await unwrap({})).status).toBe(400); // from the root namespace it does not exist
     expect((await unwrap({ "X-Vault-Namespace": "ci" })).status).toBe(200);
   });

@@ -57,7 +57,10 @@ describe.skipIf(!nomadReady)("Nomad (live)", () => {
 
   it("parses the runner job, registers a throw-away copy, rejects a dispatch without meta, and purges it", async () => {
     expect(await nomad.leader()).not.toBe("");
-    const job = await nomad.parseJob(await inlineFiles(readFileSync(BUNDLED_RUNNER_JOB_FILE, "utf8"), BUNDLED_RUNNER_JOB_FILE), runnerJobVariables({ addr: env.VAULT_ADDR ?? "http://127.0.0.1:8200" }, ""));
+    const job = await nomad.parseJob(
+      await inlineFiles(readFileSync(BUNDLED_RUNNER_JOB_FILE, "utf8"), BUNDLED_RUNNER_JOB_FILE),
+      runnerJobVariables({ addr: env.VAULT_ADDR ?? "http://127.0.0.1:8200" }, ""),
+    );
     expect(runnerJobProblems(job)).toEqual([]);
     const id = `github-runner-livetest-${suffix}`;
     job.ID = id;

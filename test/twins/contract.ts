@@ -20,10 +20,10 @@ export interface FaultPlan {
    * Called for every request before it is handled; return a response to inject a fault
    * (e.g. `{ status: 503, body: ... }`), or undefined to handle it normally.
    */
-  intercept?: (req: { method: string; path: string }) =>
-    | { status: number; headers?: Record<string, string>; body: string; delayMs?: number }
-    | { delayMs: number }
-    | undefined;
+  intercept?: (req: {
+    method: string;
+    path: string;
+  }) => { status: number; headers?: Record<string, string>; body: string; delayMs?: number } | { delayMs: number } | undefined;
 }
 
 /**

@@ -3,7 +3,7 @@
 // runner registration / remove tokens. Every secret issued is appended to `issued` so tests can
 // assert none of them leaks into logs.
 
-import { randomBytes, verify, type KeyObject } from "node:crypto";
+import { type KeyObject, randomBytes, verify } from "node:crypto";
 import type { Account, App, GitHubState, Installation, RunnerScope } from "./github-model.js";
 import { scopeKey } from "./github-model.js";
 
@@ -23,8 +23,7 @@ export type AuthResult = { ok: true; principal: Principal } | { ok: false; messa
 
 export const JWT_DECODE_ERROR = "A JSON web token could not be decoded";
 const EXP_TOO_FAR = "'Expiration time' claim ('exp') is too far in the future";
-const EXP_PASSED =
-  "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
+const EXP_PASSED = "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
 const IAT_INVALID = "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
 /** GitHub rejects app JWTs that live longer than 10 minutes. */
 const MAX_JWT_LIFETIME_S = 600;

@@ -86,7 +86,11 @@ export class Broker {
       { method: "POST", template: "/_services/broker/acknowledge", handle: (c) => this.authed(c, (r) => this.acknowledge(r, c)) },
       { method: "POST", template: "/_services/pipelines/acquirejob", handle: (c) => this.authed(c, (r) => this.acquireJob(r, c)) },
       { method: "POST", template: "/_services/pipelines/completejob", handle: (c) => this.authed(c, (r) => this.completeJob(r, c)) },
-      { method: "POST", template: "/_services/pipelines/renewjob", handle: (c) => this.authed(c, () => ({ status: 200, body: { lockedUntil: new Date(Date.now() + 600_000).toISOString() } })) },
+      {
+        method: "POST",
+        template: "/_services/pipelines/renewjob",
+        handle: (c) => this.authed(c, () => ({ status: 200, body: { lockedUntil: new Date(Date.now() + 600_000).toISOString() } })),
+      },
     ];
   }
 
@@ -114,7 +118,13 @@ export class Broker {
       return { status: 400, body: { error: "invalid_client", error_description: "The client is not registered." } };
     }
     if (typeof claims.exp === "number" && claims.exp * 1000 < this.o.state.clock()) {
-      return { status: 400, body: { error: "invalid_client", error_description: `The client assertion expired. Current server time is ${new Date(this.o.state.clock()).toISOString()}.` } };
+      return {
+        status: 400,
+        body: {
+          error: "invalid_client",
+          error_description: `The client assertion expired. Current server time is ${new Date(this.o.state.clock()).toISOString()}.`,
+        },
+      };
     }
     const token = `twin_runner_${randomBytes(24).toString("base64url")}`;
     this.o.credentials.recordSecret(token);
@@ -146,7 +156,15 @@ export class Broker {
   private createSession(runner: Runner, call: RunnerCall): RunnerReply {
     if (this.sessionOf(runner)) return { status: 409, body: { message: `A session for runner ${runner.name} already exists.` } };
     const agent = (jsonBody(call)?.["agent"] ?? {}) as { version?: unknown };
-    const record: RunnerProcessRecord = { name: runner.name, agentId: runner.id, startedAt: Date.now(), endedAt: undefined, jobId: undefined, ok: undefined, message: undefined };
+    const record: RunnerProcessRecord = {
+      name: runner.name,
+      agentId: runner.id,
+      startedAt: Date.now(),
+      endedAt: undefined,
+      jobId: undefined,
+      ok: undefined,
+      message: undefined,
+    };
     this.o.processes.push(record);
     const session: Session = { id: randomUUID(), runner, record, polls: 0, lostTimer: undefined, mailbox: [], wake: undefined, job: undefined };
     this.sessions.set(session.id, session);
@@ -248,7 +266,13 @@ export class Broker {
   /** A RunnerJobRequest for the assigned job; it goes back to the queue if the listener missed it. */
   private offerJob(session: Session, job: Job): RunnerReply {
     const requestId = randomUUID();
-    const body = this.message("RunnerJobRequest", { id: String(job.id), runner_request_id: requestId, should_acknowledge: true, run_service_url: `${this.o.urls.web}/_services/pipelines/`, billing_owner_id: "" });
+    const body = this.message("RunnerJobRequest", {
+      id: String(job.id),
+      runner_request_id: requestId,
+      should_acknowledge: true,
+      run_service_url: `${this.o.urls.web}/_services/pipelines/`,
+      billing_owner_id: "",
+    });
     return {
       status: 200,
       body,

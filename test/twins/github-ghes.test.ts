@@ -43,7 +43,10 @@ describe("GitHub twin as a GHES-like host", () => {
     expect([newer.status, newer.headers.get("x-github-api-version-selected")]).toEqual([200, "2026-03-10"]);
     const bad = await get(`${twin.url}/rate_limit`, { ...auth, "x-github-api-version": "2021-01-01" });
     expect(bad.status).toBe(400);
-    expect(bad.json()).toMatchObject({ message: "Invalid API version: 2021-01-01", documentation_url: "https://docs.github.com/rest/about-the-rest-api/api-versions" });
+    expect(bad.json()).toMatchObject({
+      message: "Invalid API version: 2021-01-01",
+      documentation_url: "https://docs.github.com/rest/about-the-rest-api/api-versions",
+    });
     expect(twin.requests.map((r) => r.headers["x-github-api-version"])).toEqual([undefined, "2026-03-10", "2021-01-01"]);
     expect(twin.contractViolations).toEqual([]);
   });
@@ -105,7 +108,9 @@ describe("GitHub twin as a GHES-like host", () => {
     expect(second.headers.get("link")).toContain('rel="prev"');
     // per_page defaults to 30 and is capped at 100.
     expect(((await get(`${twin.url}/repos/octo-org/busy/actions/runs`, auth)).json() as { workflow_runs: unknown[] }).workflow_runs.length).toBe(30);
-    expect(((await get(`${twin.url}/repos/octo-org/busy/actions/runs?per_page=500`, auth)).json() as { workflow_runs: unknown[] }).workflow_runs.length).toBe(100);
+    expect(((await get(`${twin.url}/repos/octo-org/busy/actions/runs?per_page=500`, auth)).json() as { workflow_runs: unknown[] }).workflow_runs.length).toBe(
+      100,
+    );
 
     const run = await twin.queueJob({ repo: "octo-org/busy", labels: ["x"], deliver: false });
     for (let i = 0; i < 104; i++) await twin.queueJob({ repo: "octo-org/busy", labels: ["x"], runId: run.run_id, deliver: false });

@@ -5,7 +5,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { holdUntil, type FaultPlan, type RecordedRequest } from "./contract.js";
+import { type FaultPlan, holdUntil, type RecordedRequest } from "./contract.js";
 import type { Credentials, Principal } from "./github-auth.js";
 import { JWT_DECODE_ERROR } from "./github-auth.js";
 import type { RateLimiter } from "./github-ratelimit.js";
@@ -51,9 +51,10 @@ function stripGhesPrefix(pathname: string): string {
 /** Like GitHub's: five colon-separated hex groups. */
 export function newRequestId(): string {
   const hex = (bytes: number) => randomBytes(bytes).toString("hex").toUpperCase();
-  return `${hex(2)}:${hex(3)}:${hex(4)}:${hex(4)}:${Math.floor(Date.now() / 1000).toString(16).toUpperCase()}`;
+  return `${hex(2)}:${hex(3)}:${hex(4)}:${hex(4)}:${Math.floor(Date.now() / 1000)
+    .toString(16)
+    .toUpperCase()}`;
 }
-
 
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
@@ -113,7 +114,16 @@ export class GitHubHttpFront {
     const handled =
       "reply" in apiVersion
         ? { reply: apiVersion.reply, route: undefined, principal: undefined, body: undefined }
-        : await this.process({ method, url, path, headers, bodyText, requestId, answerAt: arrived + (fault?.delayMs ?? 0), remote: req.socket.remoteAddress ?? "127.0.0.1" });
+        : await this.process({
+            method,
+            url,
+            path,
+            headers,
+            bodyText,
+            requestId,
+            answerAt: arrived + (fault?.delayMs ?? 0),
+            remote: req.socket.remoteAddress ?? "127.0.0.1",
+          });
     let { reply } = handled;
     const key = handled.principal?.key ?? `ip:${req.socket.remoteAddress ?? "127.0.0.1"}`;
     let text = reply.body === undefined ? "" : JSON.stringify(reply.body);
@@ -172,12 +182,7 @@ export class GitHubHttpFront {
     }
   }
 
-  private async execute(
-    r: { url: URL; bodyText: string },
-    route: Route,
-    params: Record<string, string>,
-    principal: Principal,
-  ): Promise<Handled> {
+  private async execute(r: { url: URL; bodyText: string }, route: Route, params: Record<string, string>, principal: Principal): Promise<Handled> {
     if (!route.free && !this.o.limiter.consumePrimary(principal.key)) return { reply: primaryLimitReply(principal), route, principal, body: undefined };
     let body: unknown;
     if (r.bodyText.trim() !== "") {

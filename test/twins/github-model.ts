@@ -2,7 +2,7 @@
 // runs and jobs, and the matching of queued jobs to idle runners. Pure in-memory bookkeeping with
 // no HTTP in it; the REST layer, the webhook sender and the runner protocol all act through here.
 
-import { randomUUID, type KeyObject } from "node:crypto";
+import { type KeyObject, randomUUID } from "node:crypto";
 
 export type JobStatus = "waiting" | "queued" | "in_progress" | "completed";
 export type JobConclusion = "success" | "failure" | "cancelled";
@@ -260,7 +260,16 @@ export class GitHubState {
   }
 
   createRunner(init: Pick<Runner, "name" | "scope" | "labels" | "ephemeral" | "groupId" | "registration" | "jit"> & { secret?: string }): Runner {
-    const runner: Runner = { secret: undefined, ...init, id: this.nextId("runner"), clientId: randomUUID(), status: "offline", busy: false, jobId: null, version: null };
+    const runner: Runner = {
+      secret: undefined,
+      ...init,
+      id: this.nextId("runner"),
+      clientId: randomUUID(),
+      status: "offline",
+      busy: false,
+      jobId: null,
+      version: null,
+    };
     this.runners.set(runner.id, runner);
     return runner;
   }
@@ -390,9 +399,7 @@ export class GitHubState {
   }
 
   private pickJob(runner: Runner): Job | undefined {
-    const eligible = [...this.jobs.values()]
-      .filter((job) => job.status === "queued" && runnerServes(runner, job))
-      .sort((a, b) => a.id - b.id);
+    const eligible = [...this.jobs.values()].filter((job) => job.status === "queued" && runnerServes(runner, job)).sort((a, b) => a.id - b.id);
     if (this.assignment === "oldest") return eligible[0];
     return eligible.find((job) => nameEndsWithId(runner.name, job.id));
   }

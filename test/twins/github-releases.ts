@@ -16,9 +16,9 @@
 
 import { createHash } from "node:crypto";
 import type { Route } from "./github-rest.js";
-import type { RunnerRoute } from "./github-runner-http.js";
 import { notFound, paginate } from "./github-rest.js";
-import { legacyNodeId, type JsonObject, type TwinUrls } from "./github-shapes.js";
+import type { RunnerRoute } from "./github-runner-http.js";
+import { type JsonObject, legacyNodeId, type TwinUrls } from "./github-shapes.js";
 
 export interface RunnerRelease {
   version: string;
@@ -227,7 +227,14 @@ export function releaseDownloadRoute(o: { delayMs: number; downloaded: () => voi
       if (!RUNNER_RELEASES.some((r) => r.version === version) || !platform) return { status: 404, body: "Not Found" };
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, o.delayMs);
-        call.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        call.signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
       });
       if (call.signal.aborted) return { status: 499, body: "" };
       o.downloaded();

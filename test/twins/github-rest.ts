@@ -129,7 +129,8 @@ export function jitRequest(body: unknown): JitInput | { problem: string } {
   }
   const { name, runner_group_id: group, labels, work_folder: workFolder = "_work" } = fields;
   if (typeof name !== "string" || name.trim() === "") return { problem: `For 'properties/name', ${JSON.stringify(name)} is not a non-empty string.` };
-  if (typeof group !== "number" || !Number.isInteger(group)) return { problem: `For 'properties/runner_group_id', ${JSON.stringify(group)} is not an integer.` };
+  if (typeof group !== "number" || !Number.isInteger(group))
+    return { problem: `For 'properties/runner_group_id', ${JSON.stringify(group)} is not an integer.` };
   if (!Array.isArray(labels) || !labels.every((l): l is string => typeof l === "string" && l !== "")) {
     return { problem: `For 'properties/labels', ${JSON.stringify(labels)} is not an array of non-empty strings.` };
   }
@@ -155,7 +156,10 @@ export function tokenRequest(body: unknown): TokenInput | { problem: string } {
   if (ids !== undefined && !(Array.isArray(ids) && ids.every((r) => typeof r === "number"))) {
     return { problem: "Invalid request.\n\nFor 'properties/repository_ids', the value is not an array of integers." };
   }
-  if (permissions !== undefined && (typeof permissions !== "object" || permissions === null || !Object.values(permissions).every((v) => v === "read" || v === "write"))) {
+  if (
+    permissions !== undefined &&
+    (typeof permissions !== "object" || permissions === null || !Object.values(permissions).every((v) => v === "read" || v === "write"))
+  ) {
     return { problem: "Invalid request.\n\nFor 'properties/permissions', the value is not a map of read/write levels." };
   }
   return {

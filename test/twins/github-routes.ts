@@ -57,7 +57,8 @@ export class GitHubRestApi {
     for (const kind of ["repo", "org"] as const) {
       const base = kind === "repo" ? "/repos/{owner}/{repo}/actions/runners" : "/orgs/{org}/actions/runners";
       const where = kind === "repo" ? "a-repository" : "an-organization";
-      const permission = kind === "repo" ? { name: "administration", level: "write" as const } : { name: "organization_self_hosted_runners", level: "write" as const };
+      const permission =
+        kind === "repo" ? { name: "administration", level: "write" as const } : { name: "organization_self_hosted_runners", level: "write" as const };
       const readPermission = { ...permission, level: "read" as const };
       const scoped = (docs: string, fn: (scope: RunnerScope, ctx: RouteContext) => Reply) => (ctx: RouteContext) => {
         const scope = this.scopeOf(kind, ctx, docs);
@@ -70,12 +71,54 @@ export class GitHubRestApi {
       const getDocs = `${RUNNERS_DOCS}#get-a-self-hosted-runner-for-${where}`;
       const deleteDocs = `${RUNNERS_DOCS}#delete-a-self-hosted-runner-from-${where}`;
       routes.push(
-        { method: "POST", template: `${base}/generate-jitconfig`, docs: jitDocs, auth: "token", permission, handle: scoped(jitDocs, (s, c) => this.generateJitConfig(s, c, jitDocs)) },
-        { method: "POST", template: `${base}/registration-token`, docs: registrationDocs, auth: "token", permission, handle: scoped(registrationDocs, (s) => this.runnerToken("registration", s)) },
-        { method: "POST", template: `${base}/remove-token`, docs: removeDocs, auth: "token", permission, handle: scoped(removeDocs, (s) => this.runnerToken("remove", s)) },
-        { method: "GET", template: base, docs: listDocs, auth: "token", permission: readPermission, handle: scoped(listDocs, (s, c) => this.listRunners(s, c)) },
-        { method: "GET", template: `${base}/{runner_id}`, docs: getDocs, auth: "token", permission: readPermission, handle: scoped(getDocs, (s, c) => this.getRunner(s, c, getDocs)) },
-        { method: "DELETE", template: `${base}/{runner_id}`, docs: deleteDocs, auth: "token", permission, handle: scoped(deleteDocs, (s, c) => this.deleteRunner(s, c, deleteDocs)) },
+        {
+          method: "POST",
+          template: `${base}/generate-jitconfig`,
+          docs: jitDocs,
+          auth: "token",
+          permission,
+          handle: scoped(jitDocs, (s, c) => this.generateJitConfig(s, c, jitDocs)),
+        },
+        {
+          method: "POST",
+          template: `${base}/registration-token`,
+          docs: registrationDocs,
+          auth: "token",
+          permission,
+          handle: scoped(registrationDocs, (s) => this.runnerToken("registration", s)),
+        },
+        {
+          method: "POST",
+          template: `${base}/remove-token`,
+          docs: removeDocs,
+          auth: "token",
+          permission,
+          handle: scoped(removeDocs, (s) => this.runnerToken("remove", s)),
+        },
+        {
+          method: "GET",
+          template: base,
+          docs: listDocs,
+          auth: "token",
+          permission: readPermission,
+          handle: scoped(listDocs, (s, c) => this.listRunners(s, c)),
+        },
+        {
+          method: "GET",
+          template: `${base}/{runner_id}`,
+          docs: getDocs,
+          auth: "token",
+          permission: readPermission,
+          handle: scoped(getDocs, (s, c) => this.getRunner(s, c, getDocs)),
+        },
+        {
+          method: "DELETE",
+          template: `${base}/{runner_id}`,
+          docs: deleteDocs,
+          auth: "token",
+          permission,
+          handle: scoped(deleteDocs, (s, c) => this.deleteRunner(s, c, deleteDocs)),
+        },
       );
     }
     return routes;
@@ -140,9 +183,30 @@ export class GitHubRestApi {
     const runJobsDocs = "https://docs.github.com/rest/actions/workflow-jobs#list-jobs-for-a-workflow-run";
     const permission = { name: "actions", level: "read" as const };
     return [
-      { method: "GET", template: "/repos/{owner}/{repo}/actions/jobs/{job_id}", docs: jobDocs, auth: "token", permission, handle: (ctx) => this.getJob(ctx, jobDocs) },
-      { method: "GET", template: "/repos/{owner}/{repo}/actions/runs", docs: runsDocs, auth: "token", permission, handle: (ctx) => this.listRuns(ctx, runsDocs) },
-      { method: "GET", template: "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs", docs: runJobsDocs, auth: "token", permission, handle: (ctx) => this.listRunJobs(ctx, runJobsDocs) },
+      {
+        method: "GET",
+        template: "/repos/{owner}/{repo}/actions/jobs/{job_id}",
+        docs: jobDocs,
+        auth: "token",
+        permission,
+        handle: (ctx) => this.getJob(ctx, jobDocs),
+      },
+      {
+        method: "GET",
+        template: "/repos/{owner}/{repo}/actions/runs",
+        docs: runsDocs,
+        auth: "token",
+        permission,
+        handle: (ctx) => this.listRuns(ctx, runsDocs),
+      },
+      {
+        method: "GET",
+        template: "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+        docs: runJobsDocs,
+        auth: "token",
+        permission,
+        handle: (ctx) => this.listRunJobs(ctx, runJobsDocs),
+      },
     ];
   }
 
@@ -203,13 +267,37 @@ export class GitHubRestApi {
     return [
       { method: "GET", template: "/app", docs: d.app, auth: "app", handle: (ctx) => ({ status: 200, body: this.deps.shapes.app(appOf(ctx)) }) },
       { method: "GET", template: "/app/installations", docs: d.installations, auth: "app", handle: (ctx) => this.listInstallations(ctx) },
-      { method: "GET", template: "/app/installations/{installation_id}", docs: d.installation, auth: "app", handle: (ctx) => this.getInstallation(ctx, d.installation) },
-      { method: "GET", template: "/repos/{owner}/{repo}/installation", docs: d.repoInstallation, auth: "app", handle: (ctx) => this.getRepoInstallation(ctx, d.repoInstallation) },
-      { method: "POST", template: "/app/installations/{installation_id}/access_tokens", docs: d.token, auth: "app", handle: (ctx) => this.createInstallationToken(ctx, d.token) },
+      {
+        method: "GET",
+        template: "/app/installations/{installation_id}",
+        docs: d.installation,
+        auth: "app",
+        handle: (ctx) => this.getInstallation(ctx, d.installation),
+      },
+      {
+        method: "GET",
+        template: "/repos/{owner}/{repo}/installation",
+        docs: d.repoInstallation,
+        auth: "app",
+        handle: (ctx) => this.getRepoInstallation(ctx, d.repoInstallation),
+      },
+      {
+        method: "POST",
+        template: "/app/installations/{installation_id}/access_tokens",
+        docs: d.token,
+        auth: "app",
+        handle: (ctx) => this.createInstallationToken(ctx, d.token),
+      },
       { method: "GET", template: "/installation/repositories", docs: d.repositories, auth: "installation", handle: (ctx) => this.listInstallationRepos(ctx) },
       { method: "GET", template: "/app/hook/deliveries", docs: d.deliveries, auth: "app", handle: (ctx) => this.listDeliveries(ctx, d.deliveries) },
       { method: "GET", template: "/app/hook/deliveries/{delivery_id}", docs: d.delivery, auth: "app", handle: (ctx) => this.getDelivery(ctx, d.delivery) },
-      { method: "POST", template: "/app/hook/deliveries/{delivery_id}/attempts", docs: d.redeliver, auth: "app", handle: (ctx) => this.redeliver(ctx, d.redeliver) },
+      {
+        method: "POST",
+        template: "/app/hook/deliveries/{delivery_id}/attempts",
+        docs: d.redeliver,
+        auth: "app",
+        handle: (ctx) => this.redeliver(ctx, d.redeliver),
+      },
     ];
   }
 
@@ -252,9 +340,7 @@ export class GitHubRestApi {
     if (unknownName || unknownId) {
       return gitHubError(422, "There is at least one repository that does not exist or is not accessible to the parent installation.", docs);
     }
-    const chosen = narrowed
-      ? all.filter((r) => request.repositories?.includes(r.name.toLowerCase()) || request.repositoryIds?.includes(r.id))
-      : all;
+    const chosen = narrowed ? all.filter((r) => request.repositories?.includes(r.name.toLowerCase()) || request.repositoryIds?.includes(r.id)) : all;
     const permissions = request.permissions ?? { ...APP_PERMISSIONS };
     if (!Object.entries(permissions).every(([name, level]) => permits(APP_PERMISSIONS[name], level))) {
       return gitHubError(422, "The permissions requested are not granted to this installation.", docs);
@@ -334,15 +420,30 @@ export class GitHubRestApi {
     const orgReposDocs = "https://docs.github.com/rest/repos/repos#list-organization-repositories";
     const userReposDocs = "https://docs.github.com/rest/repos/repos#list-repositories-for-a-user";
     return [
-      { method: "GET", template: "/orgs/{org}/repos", docs: orgReposDocs, auth: "token", handle: (ctx) => this.listOwnerRepos(ctx, ctx.params["org"] ?? "", "Organization", orgReposDocs) },
-      { method: "GET", template: "/users/{username}/repos", docs: userReposDocs, auth: "token", handle: (ctx) => this.listOwnerRepos(ctx, ctx.params["username"] ?? "", "User", userReposDocs) },
+      {
+        method: "GET",
+        template: "/orgs/{org}/repos",
+        docs: orgReposDocs,
+        auth: "token",
+        handle: (ctx) => this.listOwnerRepos(ctx, ctx.params["org"] ?? "", "Organization", orgReposDocs),
+      },
+      {
+        method: "GET",
+        template: "/users/{username}/repos",
+        docs: userReposDocs,
+        auth: "token",
+        handle: (ctx) => this.listOwnerRepos(ctx, ctx.params["username"] ?? "", "User", userReposDocs),
+      },
       { method: "GET", template: "/rate_limit", docs: rateDocs, auth: "any", free: true, handle: (ctx) => this.rateLimit(ctx) },
       {
         method: "GET",
         template: "/user",
         docs: userDocs,
         auth: "user",
-        handle: (ctx) => (ctx.principal.kind === "user" ? { status: 200, body: this.deps.shapes.privateUser(ctx.principal.user) } : gitHubError(403, "Resource not accessible by integration", userDocs)),
+        handle: (ctx) =>
+          ctx.principal.kind === "user"
+            ? { status: 200, body: this.deps.shapes.privateUser(ctx.principal.user) }
+            : gitHubError(403, "Resource not accessible by integration", userDocs),
       },
       {
         method: "GET",

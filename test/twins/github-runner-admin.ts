@@ -13,10 +13,10 @@
 
 import { randomBytes } from "node:crypto";
 import type { Credentials } from "./github-auth.js";
+import { GHES_PREFIX } from "./github-http.js";
 import type { GitHubState, Runner, RunnerScope } from "./github-model.js";
 import { DEFAULT_RUNNER_GROUP } from "./github-model.js";
 import { compareVersions, MIN_REGISTRATION_VERSION } from "./github-releases.js";
-import { GHES_PREFIX } from "./github-http.js";
 import type { RunnerCall, RunnerReply, RunnerRoute } from "./github-runner-http.js";
 import { jsonBody } from "./github-runner-http.js";
 import { actionsServiceUrls, type GitHubShapes, type TwinUrls } from "./github-shapes.js";
@@ -34,7 +34,10 @@ export interface RunnerAdminContext {
 export function scopeFromUrl(state: GitHubState, web: string, url: string): RunnerScope | undefined {
   const base = web.replace(/\/+$/, "");
   if (!url.toLowerCase().startsWith(`${base.toLowerCase()}/`)) return undefined;
-  const parts = url.slice(base.length + 1).replace(/\/+$/, "").split("/");
+  const parts = url
+    .slice(base.length + 1)
+    .replace(/\/+$/, "")
+    .split("/");
   if (parts.length === 2) {
     const repo = state.findRepo(parts[0] ?? "", parts[1] ?? "");
     return repo && { kind: "repo", repo };
@@ -56,8 +59,18 @@ export function runnerAdminRoutes(ctx: RunnerAdminContext): RunnerRoute[] {
   for (const base of [`${api}/repos/{owner}/{repo}/actions`, `${api}/orgs/{org}/actions`]) {
     routes.push(
       { method: "GET", template: `${base}/runner-groups`, remoteAuth: true, handle: (call) => withScope(ctx, call, "registration", () => runnerGroups()) },
-      { method: "GET", template: `${base}/runners`, remoteAuth: true, handle: (call) => withScope(ctx, call, "any", (scope) => runnersNamed(ctx, scope, call)) },
-      { method: "DELETE", template: `${base}/runners/{runner_id}`, remoteAuth: true, handle: (call) => withScope(ctx, call, "remove", (scope) => removeRunner(ctx, scope, call)) },
+      {
+        method: "GET",
+        template: `${base}/runners`,
+        remoteAuth: true,
+        handle: (call) => withScope(ctx, call, "any", (scope) => runnersNamed(ctx, scope, call)),
+      },
+      {
+        method: "DELETE",
+        template: `${base}/runners/{runner_id}`,
+        remoteAuth: true,
+        handle: (call) => withScope(ctx, call, "remove", (scope) => removeRunner(ctx, scope, call)),
+      },
     );
   }
   return routes;
@@ -73,7 +86,12 @@ function pathScope(ctx: RunnerAdminContext, call: RunnerCall): RunnerScope | und
   return found && { kind: "repo", repo: found };
 }
 
-function withScope(ctx: RunnerAdminContext, call: RunnerCall, purpose: "registration" | "remove" | "any", fn: (scope: RunnerScope) => RunnerReply): RunnerReply {
+function withScope(
+  ctx: RunnerAdminContext,
+  call: RunnerCall,
+  purpose: "registration" | "remove" | "any",
+  fn: (scope: RunnerScope) => RunnerReply,
+): RunnerReply {
   const scope = pathScope(ctx, call);
   const token = remoteAuthToken(call);
   if (!scope) return NOT_FOUND;
@@ -119,7 +137,10 @@ function register(ctx: RunnerAdminContext, call: RunnerCall): RunnerReply {
   if (body["group_id"] !== DEFAULT_RUNNER_GROUP.id) return NOT_FOUND;
   // GitHub's minimum for configuring a runner (community discussion 194762); the wording is the twin's.
   if (compareVersions(version, MIN_REGISTRATION_VERSION) < 0) {
-    return { status: 422, body: { message: `Runner version v${version} is deprecated and cannot be registered. The minimum supported version is v${MIN_REGISTRATION_VERSION}.` } };
+    return {
+      status: 422,
+      body: { message: `Runner version v${version} is deprecated and cannot be registered. The minimum supported version is v${MIN_REGISTRATION_VERSION}.` },
+    };
   }
   const existing = ctx.state.runnerNamed(scope, name);
   if (existing && body["replace"] !== true) return { status: 409, body: { message: `Already exists - A runner with the name ${name} already exists.` } };

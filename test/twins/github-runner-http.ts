@@ -10,7 +10,7 @@
 // GitHub calls are not disturbed by runners polling.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { holdUntil, type FaultPlan, type RecordedRequest } from "./contract.js";
+import { type FaultPlan, holdUntil, type RecordedRequest } from "./contract.js";
 import { newRequestId } from "./github-http.js";
 
 export interface RunnerCall {

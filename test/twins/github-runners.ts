@@ -69,9 +69,7 @@ export function encodeJitConfig(runner: Runner, urls: TwinUrls, workFolder: stri
     // The private key of the runner's OAuth client: the twin keeps its secret part as `d`.
     ".credentials_rsaparams": { d: runner.jit.secret, exponent: "AQAB", modulus: randomBytes(256).toString("base64") },
   };
-  const encodedFiles = Object.fromEntries(
-    Object.entries(files).map(([name, content]) => [name, Buffer.from(JSON.stringify(content)).toString("base64")]),
-  );
+  const encodedFiles = Object.fromEntries(Object.entries(files).map(([name, content]) => [name, Buffer.from(JSON.stringify(content)).toString("base64")]));
   return Buffer.from(JSON.stringify(encodedFiles)).toString("base64");
 }
 
@@ -98,7 +96,14 @@ export class RunnerService implements ActionsService {
   constructor(private readonly ctx: RunnerServiceContext) {}
 
   async runRunner(start: RunnerStart, signal: AbortSignal): Promise<RunnerExit> {
-    const record: RunnerProcessRecord = { ...processIdentity(start), startedAt: Date.now(), endedAt: undefined, jobId: undefined, ok: undefined, message: undefined };
+    const record: RunnerProcessRecord = {
+      ...processIdentity(start),
+      startedAt: Date.now(),
+      endedAt: undefined,
+      jobId: undefined,
+      ok: undefined,
+      message: undefined,
+    };
     this.ctx.processes.push(record);
     try {
       const exit = await this.runProcess(start, signal);

@@ -116,9 +116,7 @@ export class WebhookSender {
    * the job's earlier events.
    */
   sendJobEvent(job: Job, action: WorkflowJobAction): Promise<void> {
-    const messages = this.hooks
-      .filter((hook) => this.hookWants(hook, job.run.repo))
-      .map((hook) => ({ hook, payload: this.payload(job, action, hook) }));
+    const messages = this.hooks.filter((hook) => this.hookWants(hook, job.run.repo)).map((hook) => ({ hook, payload: this.payload(job, action, hook) }));
     const previous = this.jobChains.get(job.id) ?? Promise.resolve();
     const sending = previous.then(async () => {
       await Promise.all(messages.map((m) => this.deliver(m.hook, "workflow_job", m.payload, randomUUID(), false)));

@@ -130,7 +130,10 @@ describe("openapi validator", () => {
 
   it("matches concrete paths to templates, literal segments first, also under /api/v3", () => {
     expect(matchGitHubPath("POST", "/repos/o/r/actions/runners/generate-jitconfig")?.template).toBe("/repos/{owner}/{repo}/actions/runners/generate-jitconfig");
-    expect(matchGitHubPath("GET", "/api/v3/orgs/acme/actions/runners/7")).toEqual({ template: "/orgs/{org}/actions/runners/{runner_id}", params: { org: "acme", runner_id: "7" } });
+    expect(matchGitHubPath("GET", "/api/v3/orgs/acme/actions/runners/7")).toEqual({
+      template: "/orgs/{org}/actions/runners/{runner_id}",
+      params: { org: "acme", runner_id: "7" },
+    });
     expect(gitHubOperation("GET", "/nothing/here")).toBeUndefined();
   });
 
@@ -160,7 +163,10 @@ describe("openapi validator", () => {
       const status = route.method === "POST" ? (route.template.endsWith("/attempts") ? 202 : 201) : route.method === "DELETE" ? 204 : 200;
       for (const example of gitHubResponseExamples(route.method, route.template, status)) {
         const problems = validateGitHubResponse(route.method, route.template, status, example);
-        expect(problems.filter((p) => !exampleDefects[name]?.test(p)), name).toEqual([]);
+        expect(
+          problems.filter((p) => !exampleDefects[name]?.test(p)),
+          name,
+        ).toEqual([]);
         checked++;
       }
     }
@@ -226,7 +232,15 @@ describe("GitHub twin", () => {
 
     it("sends GitHub's headers on every response", async () => {
       const res = await call(twin, "GET", "/repos/octo-org/app/actions/runners", { token: pat });
-      for (const name of ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-used", "x-ratelimit-resource", "x-github-request-id", "etag"]) {
+      for (const name of [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "x-ratelimit-used",
+        "x-ratelimit-resource",
+        "x-github-request-id",
+        "etag",
+      ]) {
         expect(res.headers.get(name), name).toBeTruthy();
       }
       expect(res.headers.get("x-ratelimit-limit")).toBe("5000");
@@ -242,8 +256,14 @@ describe("GitHub twin", () => {
       expect(obj(ok.json)["slug"]).toBe(app.slug);
       const cases: [string, string][] = [
         [appJwt(app.appId, app.privateKeyPem, { exp: now + 3600 }), "'Expiration time' claim ('exp') is too far in the future"],
-        [appJwt(app.appId, app.privateKeyPem, { iat: now - 700, exp: now - 100 }), "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires"],
-        [appJwt(app.appId, app.privateKeyPem, { iat: now + 120 }), "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued"],
+        [
+          appJwt(app.appId, app.privateKeyPem, { iat: now - 700, exp: now - 100 }),
+          "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
+        ],
+        [
+          appJwt(app.appId, app.privateKeyPem, { iat: now + 120 }),
+          "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued",
+        ],
         [appJwt(app.appId + 1, app.privateKeyPem), "A JSON web token could not be decoded"],
         [appJwt(app.appId, twin.createApp().privateKeyPem), "A JSON web token could not be decoded"],
       ];
@@ -276,7 +296,10 @@ describe("GitHub twin", () => {
       expect(repos["total_count"]).toBe(2);
       expect(obj((await call(twin, "GET", "/user", { token })).json)["message"]).toBe("Resource not accessible by integration");
       // Narrowed to one repository and read-only actions: runner administration is refused.
-      const narrow = obj((await call(twin, "POST", "/app/installations/4242/access_tokens", { token: jwt, body: { repositories: ["other"], permissions: { actions: "read" } } })).json);
+      const narrow = obj(
+        (await call(twin, "POST", "/app/installations/4242/access_tokens", { token: jwt, body: { repositories: ["other"], permissions: { actions: "read" } } }))
+          .json,
+      );
       expect((await call(twin, "GET", "/repos/octo-org/app/actions/runs", { token: String(narrow["token"]) })).status).toBe(404);
       expect((await call(twin, "GET", "/repos/octo-org/other/actions/runs", { token: String(narrow["token"]) })).status).toBe(200);
       expect((await call(twin, "POST", "/repos/octo-org/other/actions/runners/registration-token", { token: String(narrow["token"]) })).status).toBe(403);
@@ -301,7 +324,9 @@ describe("GitHub twin", () => {
       const clocked = await startTwin({ clock: () => now });
       clocked.addRepo("acme/api", { installationId: 7 });
       const clockedApp = clocked.createApp();
-      const created = obj((await call(clocked, "POST", "/app/installations/7/access_tokens", { token: appJwt(clockedApp.appId, clockedApp.privateKeyPem) })).json);
+      const created = obj(
+        (await call(clocked, "POST", "/app/installations/7/access_tokens", { token: appJwt(clockedApp.appId, clockedApp.privateKeyPem) })).json,
+      );
       const token = String(created["token"]);
       const registration = String(obj((await call(clocked, "POST", "/repos/acme/api/actions/runners/registration-token", { token })).json)["token"]);
       expect((await call(clocked, "GET", "/repos/acme/api", { token })).status).toBe(200);
@@ -324,13 +349,27 @@ describe("GitHub twin", () => {
       const files = JSON.parse(Buffer.from(start.jitconfig, "base64").toString()) as Record<string, string>;
       expect(Object.keys(files).sort()).toEqual([".credentials", ".credentials_rsaparams", ".runner"]);
       const settings = JSON.parse(Buffer.from(files[".runner"] ?? "", "base64").toString()) as Obj;
-      expect(settings).toMatchObject({ AgentId: runner["id"], AgentName: "jit-one", PoolId: 1, GitHubUrl: `${twin.webUrl}/octo-org/app`, WorkFolder: "_work", Ephemeral: true });
+      expect(settings).toMatchObject({
+        AgentId: runner["id"],
+        AgentName: "jit-one",
+        PoolId: 1,
+        GitHubUrl: `${twin.webUrl}/octo-org/app`,
+        WorkFolder: "_work",
+        Ephemeral: true,
+      });
       expect(settings["ServerUrl"]).toBeTypeOf("string");
 
-      const again = await call(twin, "POST", "/repos/octo-org/app/actions/runners/generate-jitconfig", { token: pat, body: { name: "jit-one", runner_group_id: 1, labels: ["x"] } });
+      const again = await call(twin, "POST", "/repos/octo-org/app/actions/runners/generate-jitconfig", {
+        token: pat,
+        body: { name: "jit-one", runner_group_id: 1, labels: ["x"] },
+      });
       expect(again.status).toBe(409);
       expect(obj(again.json)["message"]).toBe("Already exists - A runner with the name jit-one already exists.");
-      for (const body of [{ name: "n", runner_group_id: 1, labels: [] }, { name: "n", runner_group_id: 1, labels: Array.from({ length: 101 }, (_, i) => `l${i}`) }, { runner_group_id: 1, labels: ["x"] }]) {
+      for (const body of [
+        { name: "n", runner_group_id: 1, labels: [] },
+        { name: "n", runner_group_id: 1, labels: Array.from({ length: 101 }, (_, i) => `l${i}`) },
+        { runner_group_id: 1, labels: ["x"] },
+      ]) {
         const res = await call(twin, "POST", "/repos/octo-org/app/actions/runners/generate-jitconfig", { token: pat, body });
         expect(res.status, JSON.stringify(body).slice(0, 60)).toBe(422);
         expect(obj(res.json)["message"]).toMatch(/^Invalid request\.\n\n/);
@@ -353,7 +392,13 @@ describe("GitHub twin", () => {
       await twin.deliveriesSettled();
       expect(eventsFor(receiver.received, queued.id)).toEqual(["queued/queued", "in_progress/in_progress", "completed/completed"]);
       const job = obj((await call(twin, "GET", `/repos/octo-org/app/actions/jobs/${queued.id}`, { token: pat })).json);
-      expect(job).toMatchObject({ status: "completed", conclusion: "success", runner_id: runner["id"], runner_name: `runner-${queued.id}`, runner_group_name: "Default" });
+      expect(job).toMatchObject({
+        status: "completed",
+        conclusion: "success",
+        runner_id: runner["id"],
+        runner_name: `runner-${queued.id}`,
+        runner_group_name: "Default",
+      });
       expect(twin.runners().some((r) => r.id === runner["id"])).toBe(false);
       const reuse = await twin.runRunner(start, new AbortController().signal);
       expect(reuse.ok).toBe(false);
@@ -379,7 +424,14 @@ describe("GitHub twin", () => {
       const registration = obj((await call(twin, "POST", "/repos/octo-org/app/actions/runners/registration-token", { token: pat })).json);
       expect(registration["token"]).toMatch(/^[A-Z0-9]{29}$/);
       expect(Date.parse(String(registration["expires_at"]))).toBeGreaterThan(Date.now() + 59 * 60 * 1000);
-      const start: RunnerStart = { kind: "token", registrationToken: String(registration["token"]), url: `${twin.webUrl}/octo-org/app`, name: "classic", labels: ["classic"], ephemeral: true };
+      const start: RunnerStart = {
+        kind: "token",
+        registrationToken: String(registration["token"]),
+        url: `${twin.webUrl}/octo-org/app`,
+        name: "classic",
+        labels: ["classic"],
+        ephemeral: true,
+      };
       expect(await twin.runRunner(start, AbortSignal.abort())).toEqual({ ok: false, message: "stopped" });
       const first = twin.runners().find((r) => r.name === "classic");
       expect(first).toMatchObject({ status: "offline", registration: "token", scope: "octo-org/app" });
@@ -492,7 +544,15 @@ describe("GitHub twin", () => {
       expect(obj(repository["owner"])["login"]).toBe("octo-org");
       expect(obj(hook.payload["installation"])["id"]).toBe(4242);
       expect(obj(hook.payload["organization"])["login"]).toBe("octo-org");
-      expect(workflowJob(hook)).toMatchObject({ id: job.id, run_id: job.run_id, labels: ["hooks"], status: "queued", conclusion: null, runner_id: null, steps: [] });
+      expect(workflowJob(hook)).toMatchObject({
+        id: job.id,
+        run_id: job.run_id,
+        labels: ["hooks"],
+        status: "queued",
+        conclusion: null,
+        runner_id: null,
+        steps: [],
+      });
       expect(String(workflowJob(hook)["run_url"])).toBe(`${twin.url}/repos/octo-org/app/actions/runs/${job.run_id}`);
       await twin.cancelJob(job.id);
     });
@@ -579,12 +639,23 @@ describe("GitHub twin", () => {
       // The app hook only hears about its installation's repository; it failed both times, once.
       expect(appReceiver.received).toHaveLength(2);
       const refused = t.deliveries().filter((d) => d.url.endsWith("/refused"));
-      expect(refused.map((d) => [d.status, d.status_code])).toEqual([["failed to connect to host", 0], ["failed to connect to host", 0], ["failed to connect to host", 0]]);
+      expect(refused.map((d) => [d.status, d.status_code])).toEqual([
+        ["failed to connect to host", 0],
+        ["failed to connect to host", 0],
+        ["failed to connect to host", 0],
+      ]);
 
       const list = await call(t, "GET", "/app/hook/deliveries?per_page=1", { token: jwt });
       expect(list.status).toBe(200);
       const [newest] = list.json as Obj[];
-      expect(newest).toMatchObject({ event: "workflow_job", action: "completed", status: "Invalid HTTP Response: 500", status_code: 500, redelivery: false, installation_id: 99 });
+      expect(newest).toMatchObject({
+        event: "workflow_job",
+        action: "completed",
+        status: "Invalid HTTP Response: 500",
+        status_code: 500,
+        redelivery: false,
+        installation_id: 99,
+      });
       const next = /<([^>]+)>; rel="next"/.exec(list.headers.get("link") ?? "")?.[1] ?? "";
       const older = (await call(t, "GET", next.replace(t.url, ""), { token: jwt })).json as Obj[];
       expect(older.map((d) => d["action"])).toEqual(["queued"]);
@@ -620,7 +691,9 @@ describe("GitHub twin", () => {
       expect((await call(t, "GET", "/repos/acme/limited/actions/runners", { token })).status).toBe(200);
       const limited = await call(t, "POST", "/repos/acme/limited/actions/runners/registration-token", { token });
       expect(limited.status).toBe(403);
-      expect(obj(limited.json)["message"]).toMatch(/^You have exceeded a secondary rate limit\. Please wait a few minutes before you try again\. If you reach out to GitHub Support for help, please include the request ID [0-9A-F:]+\.$/);
+      expect(obj(limited.json)["message"]).toMatch(
+        /^You have exceeded a secondary rate limit\. Please wait a few minutes before you try again\. If you reach out to GitHub Support for help, please include the request ID [0-9A-F:]+\.$/,
+      );
       expect(obj(limited.json)["documentation_url"]).toBe("https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits");
       const retryAfter = Number(limited.headers.get("retry-after"));
       expect(retryAfter).toBeGreaterThan(0);
@@ -664,8 +737,12 @@ describe("GitHub twin", () => {
       const t = await startTwin();
       t.addRepo("acme/faulty");
       const token = t.createPat();
-      t.faults.intercept = ({ method, path }) => (method === "POST" && path.endsWith("/generate-jitconfig") ? { status: 503, body: "upstream unavailable", headers: { "x-chaos": "1" } } : undefined);
-      const failed = await call(t, "POST", "/repos/acme/faulty/actions/runners/generate-jitconfig", { token, body: { name: "a", runner_group_id: 1, labels: ["x"] } });
+      t.faults.intercept = ({ method, path }) =>
+        method === "POST" && path.endsWith("/generate-jitconfig") ? { status: 503, body: "upstream unavailable", headers: { "x-chaos": "1" } } : undefined;
+      const failed = await call(t, "POST", "/repos/acme/faulty/actions/runners/generate-jitconfig", {
+        token,
+        body: { name: "a", runner_group_id: 1, labels: ["x"] },
+      });
       expect(failed.status).toBe(503);
       expect(failed.text).toBe("upstream unavailable");
       expect(failed.headers.get("x-chaos")).toBe("1");
@@ -692,7 +769,9 @@ describe("GitHub twin", () => {
       await call(t, "GET", "/definitely/not/github", { token });
       expect(t.contractViolations.join("\n")).toMatch(/request: POST .*generate-jitconfig: request body must have required property 'runner_group_id'/);
       expect(t.contractViolations.join("\n")).toMatch(/request: GET .*actions\/runs: query parameter status/);
-      expect(t.contractViolations.join("\n")).toMatch(/twin: GET \/repos\/\{owner\}\/\{repo\}\/actions\/artifacts exists in GitHub's API but the twin does not implement it/);
+      expect(t.contractViolations.join("\n")).toMatch(
+        /twin: GET \/repos\/\{owner\}\/\{repo\}\/actions\/artifacts exists in GitHub's API but the twin does not implement it/,
+      );
       expect(t.contractViolations.join("\n")).toMatch(/request: GET \/definitely\/not\/github: no such operation/);
     });
 
@@ -725,7 +804,9 @@ describe("GitHub twin", () => {
       const routes = new GitHubRestApi({} as RestDependencies).routes();
       for (const route of routes) expect(used, `${route.method} ${route.template} was exercised`).toContain(`${route.method} ${route.template}`);
       // The bodies sent on purpose to provoke 422/400 are the caller's violations; nothing else may appear.
-      const unexpected = twin.contractViolations.filter((v) => !/^request: POST \/repos\/octo-org\/app\/actions\/runners\/generate-jitconfig: request (body|body is not valid JSON)/.test(v));
+      const unexpected = twin.contractViolations.filter(
+        (v) => !/^request: POST \/repos\/octo-org\/app\/actions\/runners\/generate-jitconfig: request (body|body is not valid JSON)/.test(v),
+      );
       expect(unexpected.join("\n")).toBe("");
     });
 

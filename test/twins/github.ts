@@ -20,11 +20,11 @@ import { GHES_PREFIX, GitHubHttpFront, isApiPath } from "./github-http.js";
 import type { Assignment, Job, TwinJob, TwinRunner } from "./github-model.js";
 import { GitHubState, jobSnapshot, runnerSnapshot } from "./github-model.js";
 import { DEFAULT_SECONDARY_LIMIT, RateLimiter, type SecondaryLimitOptions } from "./github-ratelimit.js";
-import { GitHubRestApi } from "./github-routes.js";
 import { releaseRoutes } from "./github-releases.js";
+import { GitHubRestApi } from "./github-routes.js";
 import { RunnerSide } from "./github-runner-side.js";
 import { GitHubShapes, type TwinUrls } from "./github-shapes.js";
-import { WebhookSender, type TwinDelivery } from "./github-webhooks.js";
+import { type TwinDelivery, WebhookSender } from "./github-webhooks.js";
 import { gitHubOperation } from "./openapi.js";
 
 export type { TwinJob, TwinRunner } from "./github-model.js";
@@ -215,7 +215,10 @@ export class GitHubTwin implements ActionsService {
    * `installationId` the repository belongs to that installation (created on first use, owned by
    * the first app, or by `appId`).
    */
-  addRepo(fullName: string, opts: { installationId?: number; ownerType?: "Organization" | "User"; appId?: number } = {}): { id: number; owner: string; name: string } {
+  addRepo(
+    fullName: string,
+    opts: { installationId?: number; ownerType?: "Organization" | "User"; appId?: number } = {},
+  ): { id: number; owner: string; name: string } {
     const repo = this.state.addRepo(fullName, opts.ownerType ?? "Organization", opts.installationId);
     if (opts.appId !== undefined && opts.installationId !== undefined) {
       const installation = this.state.installations.get(opts.installationId);

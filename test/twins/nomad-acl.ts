@@ -105,7 +105,10 @@ function ruleFor(policy: CompiledPolicy, namespace: string): NamespaceRule | und
 }
 
 function globMatches(pattern: string, value: string): boolean {
-  const source = pattern.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*");
+  const source = pattern
+    .split("*")
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
   return new RegExp(`^${source}$`).test(value);
 }
 

@@ -134,7 +134,9 @@ function canonicalizeGroup(raw: JsonObject, jobType: string, jobReschedule: Json
     },
     ReschedulePolicy: canonicalReschedule(jobType, jobReschedule, optObject(raw.ReschedulePolicy)),
     RestartPolicy: restart,
-    Migrate: optObject(raw.Migrate) ?? (jobType === "service" ? { MaxParallel: 1, HealthCheck: "checks", MinHealthyTime: 10 * SECOND, HealthyDeadline: 5 * MINUTE } : null),
+    Migrate:
+      optObject(raw.Migrate) ??
+      (jobType === "service" ? { MaxParallel: 1, HealthCheck: "checks", MinHealthyTime: 10 * SECOND, HealthyDeadline: 5 * MINUTE } : null),
     Meta: optStringMap(raw.Meta),
     Tasks: [],
   };
@@ -195,7 +197,7 @@ function canonicalizeTask(raw: JsonObject, groupRestart: RestartPolicy): TwinTas
     LogConfig: {
       MaxFiles: optNumber(logs?.MaxFiles) ?? 10,
       MaxFileSizeMB: optNumber(logs?.MaxFileSizeMB) ?? 10,
-      Disabled: optBool(logs?.Disabled) ?? (optBool(logs?.Enabled) === false ? true : false),
+      Disabled: optBool(logs?.Disabled) ?? optBool(logs?.Enabled) === false,
     },
     Templates: Array.isArray(raw.Templates) ? objects(raw.Templates).map(canonicalTemplate) : null,
     RestartPolicy: mergeDefined(groupRestart, optObject(raw.RestartPolicy)),

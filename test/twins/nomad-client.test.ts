@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { NomadTwin, type NomadTwinOptions, type TwinAllocation } from "./nomad.js";
 import {
   allCommandLines,
   api,
@@ -20,17 +21,16 @@ import {
   nobodyIds,
   parseHcl,
   processUmask,
-  registerJob,
   RUNNER_IMAGE,
   RUNNER_JOB_HCL,
   RUNNER_UID,
+  registerJob,
   runHcl,
   runnerFiles,
   until,
   waitForAllocations,
 } from "./nomad-fakes.js";
 import { formatGoDuration } from "./nomad-hcl.js";
-import { NomadTwin, type NomadTwinOptions, type TwinAllocation } from "./nomad.js";
 import { VaultTwin } from "./vault.js";
 
 const ROOT_ONLY = "[needs root: the twin's client chowns, bind-mounts and drops to the image's user only as root, as a real client]";
@@ -296,7 +296,12 @@ describe("the runner's credential", () => {
     const secrets = {
       wrapToken,
       jit,
-      ...Object.fromEntries(Object.entries(files).flatMap(([name, text]) => [[name, text], [`${name} (base64)`, Buffer.from(text).toString("base64")]])),
+      ...Object.fromEntries(
+        Object.entries(files).flatMap(([name, text]) => [
+          [name, text],
+          [`${name} (base64)`, Buffer.from(text).toString("base64")],
+        ]),
+      ),
     };
     expect(secretsIn(cmdlines, secrets)).toEqual([]);
     const { wrapToken: _spent, ...credential } = secrets;
@@ -305,10 +310,12 @@ describe("the runner's credential", () => {
     // The wrapping token is job meta, and Nomad gives every task the job's meta as NOMAD_META_*
     // (hashicorp/nomad client/taskenv/env.go), so the main task sees it there, spent: Vault took
     // it once, in the prestart, and refuses it now.
-    expect(env.split("\n").filter((line) => line.includes(wrapToken)).sort()).toEqual([
-      `NOMAD_META_CREDENTIAL_WRAP_TOKEN=${wrapToken}`,
-      `NOMAD_META_credential_wrap_token=${wrapToken}`,
-    ]);
+    expect(
+      env
+        .split("\n")
+        .filter((line) => line.includes(wrapToken))
+        .sort(),
+    ).toEqual([`NOMAD_META_CREDENTIAL_WRAP_TOKEN=${wrapToken}`, `NOMAD_META_credential_wrap_token=${wrapToken}`]);
     expect(vault.unwrapped).toEqual([wrapToken]);
     const again = await fetch(`${vault.url}/v1/sys/wrapping/unwrap`, { method: "POST", headers: { "X-Vault-Token": wrapToken } });
     expect(again.status).toBe(400);
@@ -426,7 +433,12 @@ describe("lost allocations", () => {
     const allocs = await waitForAllocations(twin, "plain", (list) => list.length === 2 && list.some((a) => a.ClientStatus === "running"));
     const lost = allocs.find((a) => a.ID === original!.ID);
     const replacement = allocs.find((a) => a.ID !== original!.ID);
-    expect(lost).toMatchObject({ ClientStatus: "lost", DesiredStatus: "stop", ClientDescription: "alloc is lost since its node is down", NextAllocation: replacement?.ID });
+    expect(lost).toMatchObject({
+      ClientStatus: "lost",
+      DesiredStatus: "stop",
+      ClientDescription: "alloc is lost since its node is down",
+      NextAllocation: replacement?.ID,
+    });
     expect(twin.allocations().find((a) => a.ID === replacement?.ID)?.PreviousAllocation).toBe(original!.ID);
     await api(twin, "DELETE", "/v1/job/plain");
     await twin.waitIdle();
@@ -442,7 +454,12 @@ describe("lost allocations", () => {
     await twin.waitIdle();
     const allocs = (await api(twin, "GET", "/v1/job/kept/allocations")).json<TwinAllocation[]>();
     expect(allocs).toHaveLength(1);
-    expect(allocs[0]).toMatchObject({ ClientStatus: "unknown", DesiredStatus: "run", ClientDescription: "alloc is unknown since its node is disconnected", NextAllocation: "" });
+    expect(allocs[0]).toMatchObject({
+      ClientStatus: "unknown",
+      DesiredStatus: "run",
+      ClientDescription: "alloc is unknown since its node is disconnected",
+      NextAllocation: "",
+    });
     expect((await api(twin, "GET", "/v1/job/kept")).json()).toMatchObject({ Status: "running" });
     const summary = (await api(twin, "GET", "/v1/job/kept/summary")).json<{ Summary: { g: Record<string, number> } }>();
     expect(summary.Summary.g).toMatchObject({ Unknown: 1, Lost: 0, Running: 0 });
@@ -541,7 +558,10 @@ describe("Vault secrets through workload identity", () => {
     const umask = processUmask();
 
     const tokens: string[] = [];
-    for (const [groupName, inEnv] of [["env", true], ["noenv", false]] as const) {
+    for (const [groupName, inEnv] of [
+      ["env", true],
+      ["noenv", false],
+    ] as const) {
       const alloc = oneAlloc(allocs, groupName);
       expect(alloc.ClientStatus, JSON.stringify(withVault.allocationLogs(alloc.ID))).toBe("complete");
       const taskDir = join(withVault.allocDirPath(alloc.ID), "t");
@@ -557,7 +577,9 @@ describe("Vault secrets through workload identity", () => {
 
     // The token is the JWT login's, with the role's policy and the claims it maps.
     const self = await fetch(`${vaultTwin.url}/v1/auth/token/lookup-self`, { headers: { "X-Vault-Token": tokens[0]! } });
-    expect((await self.json()) as unknown).toMatchObject({ data: { policies: ["default", "read-x"], meta: { nomad_job_id: "vaulted", nomad_task: "t", role: "r" } } });
+    expect((await self.json()) as unknown).toMatchObject({
+      data: { policies: ["default", "read-x"], meta: { nomad_job_id: "vaulted", nomad_task: "t", role: "r" } },
+    });
 
     // nomad/structs/structs.go Job.GetIDforWorkloadIdentity: a dispatched child signs as its parent.
     const logins = vaultTwin.requests.filter((req) => req.url === "/v1/auth/jwt-nomad/login");

@@ -14,7 +14,7 @@
 // root, the command runs as the current user with the host paths in NOMAD_*_DIR (ownership is
 // then not what a client gives, and tests that depend on it skip).
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createInterface } from "node:readline";

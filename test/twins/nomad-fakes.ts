@@ -98,7 +98,16 @@ export class FakeVault {
       this.unwrapped.push(token);
       this.timeline.push(`unwrap:${token}`);
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ request_id: "r", lease_id: "", renewable: false, lease_duration: 0, data: { data: credential, metadata: { version: 1 } }, wrap_info: null }));
+      res.end(
+        JSON.stringify({
+          request_id: "r",
+          lease_id: "",
+          renewable: false,
+          lease_duration: 0,
+          data: { data: credential, metadata: { version: 1 } },
+          wrap_info: null,
+        }),
+      );
     });
   }
 
@@ -127,8 +136,18 @@ export interface RunnerFiles {
 export function runnerFiles(name: string): RunnerFiles {
   const id = randomUUID();
   return {
-    ".runner": JSON.stringify({ agentId: 7, agentName: name, poolId: 1, serverUrl: "https://pipelines.actions.githubusercontent.com/x", workFolder: "_work", ephemeral: true }),
-    ".credentials": JSON.stringify({ scheme: "OAuth", data: { clientId: `client-${id}`, authorizationUrl: "https://vstoken.actions.githubusercontent.com/x" } }),
+    ".runner": JSON.stringify({
+      agentId: 7,
+      agentName: name,
+      poolId: 1,
+      serverUrl: "https://pipelines.actions.githubusercontent.com/x",
+      workFolder: "_work",
+      ephemeral: true,
+    }),
+    ".credentials": JSON.stringify({
+      scheme: "OAuth",
+      data: { clientId: `client-${id}`, authorizationUrl: "https://vstoken.actions.githubusercontent.com/x" },
+    }),
     ".credentials_rsaparams": JSON.stringify({ d: `rsa-d-${id}`, modulus: `rsa-n-${id}` }),
   };
 }

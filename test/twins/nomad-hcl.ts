@@ -344,9 +344,7 @@ class ExpressionParser {
 // ---------------------------------------------------------------------------------------------
 // Type constraints (`type = list(string)`), converted like cty's convert package.
 
-export type TypeConstraint =
-  | { kind: "string" | "number" | "bool" | "any" }
-  | { kind: "list" | "set" | "map"; element: TypeConstraint };
+export type TypeConstraint = { kind: "string" | "number" | "bool" | "any" } | { kind: "list" | "set" | "map"; element: TypeConstraint };
 
 /** hcl2json renders `type = list(string)` as the template `${list(string)}`. */
 export function parseTypeConstraint(raw: Json | undefined): TypeConstraint {
@@ -404,7 +402,7 @@ function describeType(type: TypeConstraint): string {
 const DURATION_UNITS: Record<string, number> = {
   ns: 1,
   us: 1e3,
-  "µs": 1e3,
+  µs: 1e3,
   ms: 1e6,
   s: 1e9,
   m: 60e9,

@@ -96,7 +96,10 @@ export function parseBoolParam(query: URLSearchParams, field: string): boolean |
   if (!raw) return undefined;
   if (["1", "t", "T", "TRUE", "true", "True"].includes(raw)) return true;
   if (["0", "f", "F", "FALSE", "false", "False"].includes(raw)) return false;
-  throw new NomadError(500, `Failed to parse value of ${JSON.stringify(field)} (${raw}) as a bool: strconv.ParseBool: parsing ${JSON.stringify(raw)}: invalid syntax`);
+  throw new NomadError(
+    500,
+    `Failed to parse value of ${JSON.stringify(field)} (${raw}) as a bool: strconv.ParseBool: parsing ${JSON.stringify(raw)}: invalid syntax`,
+  );
 }
 
 export function blockingParams(query: URLSearchParams): { minIndex: number; waitMs: number } {
@@ -155,4 +158,3 @@ export function errorReply(err: unknown): Reply {
   if (err instanceof HclError) return { status: 500, body: err.message, headers: plainText() };
   return { status: 500, body: err instanceof Error ? err.message : String(err), headers: plainText() };
 }
-

@@ -3,13 +3,14 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { holdUntil, type FaultPlan, type RecordedRequest } from "./contract.js";
-import { UNRESTRICTED, type AclRegistry, type AclSubject } from "./nomad-acl.js";
+import { type FaultPlan, holdUntil, type RecordedRequest } from "./contract.js";
+import { type AclRegistry, type AclSubject, UNRESTRICTED } from "./nomad-acl.js";
 import { canonicalizeJob } from "./nomad-canonical.js";
 import { HclError, isObject } from "./nomad-hcl.js";
 import {
   allow,
   blockingParams,
+  type Call,
   decodeBody,
   errorReply,
   flattenHeaders,
@@ -20,16 +21,15 @@ import {
   plainText,
   queryHeaders,
   queryReply,
+  type Reply,
   readBody,
   stringMap,
   tokenOf,
   writeReply,
-  type Call,
-  type Reply,
 } from "./nomad-http-util.js";
 import { parseJobspec } from "./nomad-jobspec.js";
 import type { Scheduler } from "./nomad-scheduler.js";
-import { NomadError, type DispatchRequest, type NomadServer } from "./nomad-server.js";
+import { type DispatchRequest, NomadError, type NomadServer } from "./nomad-server.js";
 import type { NomadState } from "./nomad-state.js";
 import type { JsonObject } from "./nomad-types.js";
 import { ACLS_DISABLED_TOKEN, ANONYMOUS_TOKEN, allocFull, allocStub, jobStub, jobSummary } from "./nomad-views.js";
@@ -161,8 +161,20 @@ export class NomadHttp {
     const subject = await this.subject(call);
     if (!subject.management && !subject.allowCoarse("agent", "read")) throw new NomadError(403, "Permission denied");
     return jsonReply({
-      config: { Region: "global", Datacenter: "dc1", NodeName: "nomad-twin", Version: { Version: "1.10.5", VersionPrerelease: "", Revision: "twin" }, ACL: { Enabled: Boolean(this.deps.acl) } },
-      member: { Name: "nomad-twin.global", Addr: "127.0.0.1", Port: 4648, Status: "alive", Tags: { region: "global", dc: "dc1", role: "nomad", build: "1.10.5" } },
+      config: {
+        Region: "global",
+        Datacenter: "dc1",
+        NodeName: "nomad-twin",
+        Version: { Version: "1.10.5", VersionPrerelease: "", Revision: "twin" },
+        ACL: { Enabled: Boolean(this.deps.acl) },
+      },
+      member: {
+        Name: "nomad-twin.global",
+        Addr: "127.0.0.1",
+        Port: 4648,
+        Status: "alive",
+        Tags: { region: "global", dc: "dc1", role: "nomad", build: "1.10.5" },
+      },
       stats: { nomad: { leader: String(this.deps.hasLeader()), known_regions: "1" } },
     });
   }
@@ -353,11 +365,7 @@ export class NomadHttp {
   // -------------------------------------------------------------------------------------------
   // Blocking queries (`?index=N&wait=5s`): hold until the result's index passes N or wait elapses.
 
-  private async blockingQuery(
-    call: Call,
-    compute: () => { index: number; body: unknown },
-    notFound?: string,
-  ): Promise<Reply> {
+  private async blockingQuery(call: Call, compute: () => { index: number; body: unknown }, notFound?: string): Promise<Reply> {
     const { minIndex, waitMs } = blockingParams(call.query);
     const deadline = Date.now() + waitMs;
     let result = compute();

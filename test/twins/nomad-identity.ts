@@ -13,7 +13,7 @@
 // nomad/structs/config/vault.go). writeToken puts the token in private/vault_token (0600) and,
 // unless disable_file, secrets/vault_token (0666).
 
-import { createSign, generateKeyPairSync, randomUUID, type KeyObject } from "node:crypto";
+import { createSign, generateKeyPairSync, type KeyObject, randomUUID } from "node:crypto";
 import type { JsonObject, TwinAllocation, TwinNomadJob, TwinTask } from "./nomad-types.js";
 
 export class IdentitySigner {

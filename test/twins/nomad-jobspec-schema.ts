@@ -31,7 +31,18 @@ function nulls(...fields: string[]): JsonObject {
   return Object.fromEntries(fields.map((field) => [field, null]));
 }
 
-const CONSTRAINT_OPERATOR_SHORTHANDS = ["distinct_hosts", "distinct_property", "regexp", "version", "semver", "set_contains", "set_contains_any", "set_contains_all", "is_set", "is_not_set"];
+const CONSTRAINT_OPERATOR_SHORTHANDS = [
+  "distinct_hosts",
+  "distinct_property",
+  "regexp",
+  "version",
+  "semver",
+  "set_contains",
+  "set_contains_any",
+  "set_contains_all",
+  "is_set",
+  "is_not_set",
+];
 
 const CONSTRAINT: BlockSchema = {
   fields: {
@@ -67,7 +78,13 @@ const AFFINITY: BlockSchema = {
 };
 
 const RESTART: BlockSchema = {
-  fields: { interval: ["Interval", duration], attempts: ["Attempts", int], delay: ["Delay", duration], mode: ["Mode", str], render_templates: ["RenderTemplates", bool] },
+  fields: {
+    interval: ["Interval", duration],
+    attempts: ["Attempts", int],
+    delay: ["Delay", duration],
+    mode: ["Mode", str],
+    render_templates: ["RenderTemplates", bool],
+  },
   empty: () => nulls("Interval", "Attempts", "Delay", "Mode", "RenderTemplates"),
 };
 
@@ -130,7 +147,25 @@ const TEMPLATE: BlockSchema = {
     error_on_missing_key: ["ErrMissingKey", bool],
   },
   empty: () =>
-    nulls("SourcePath", "DestPath", "EmbeddedTmpl", "ChangeMode", "ChangeScript", "ChangeSignal", "Once", "Splay", "Perms", "Uid", "Gid", "LeftDelim", "RightDelim", "Envvars", "VaultGrace", "Wait", "ErrMissingKey"),
+    nulls(
+      "SourcePath",
+      "DestPath",
+      "EmbeddedTmpl",
+      "ChangeMode",
+      "ChangeScript",
+      "ChangeSignal",
+      "Once",
+      "Splay",
+      "Perms",
+      "Uid",
+      "Gid",
+      "LeftDelim",
+      "RightDelim",
+      "Envvars",
+      "VaultGrace",
+      "Wait",
+      "ErrMissingKey",
+    ),
   // jobspec2's normalizeTemplates
   normalize: (template) => {
     template.ChangeMode ??= "restart";
@@ -172,7 +207,18 @@ const IDENTITY: BlockSchema = {
     ttl: ["TTL", duration],
     extra_claims: ["ExtraClaims", strings],
   },
-  empty: () => ({ Name: "", Audience: null, ChangeMode: "", ChangeSignal: "", Env: false, File: false, Filepath: "", ServiceName: "", TTL: 0, ExtraClaims: null }),
+  empty: () => ({
+    Name: "",
+    Audience: null,
+    ChangeMode: "",
+    ChangeSignal: "",
+    Env: false,
+    File: false,
+    Filepath: "",
+    ServiceName: "",
+    TTL: 0,
+    ExtraClaims: null,
+  }),
 };
 
 const TASK: BlockSchema = {
@@ -207,7 +253,25 @@ const TASK: BlockSchema = {
     Name: "",
     Driver: "",
     User: "",
-    ...nulls("Lifecycle", "Config", "Constraints", "Affinities", "Env", "Services", "Resources", "RestartPolicy", "Meta", "KillTimeout", "LogConfig", "Artifacts", "Vault", "Consul", "Templates", "DispatchPayload", "VolumeMounts"),
+    ...nulls(
+      "Lifecycle",
+      "Config",
+      "Constraints",
+      "Affinities",
+      "Env",
+      "Services",
+      "Resources",
+      "RestartPolicy",
+      "Meta",
+      "KillTimeout",
+      "LogConfig",
+      "Artifacts",
+      "Vault",
+      "Consul",
+      "Templates",
+      "DispatchPayload",
+      "VolumeMounts",
+    ),
     Leader: false,
     ShutdownDelay: 0,
     KillSignal: "",
@@ -243,7 +307,30 @@ const GROUP: BlockSchema = {
   },
   empty: () => ({
     Name: "",
-    ...nulls("Count", "Constraints", "Affinities", "Tasks", "Spreads", "Volumes", "RestartPolicy", "Disconnect", "ReschedulePolicy", "EphemeralDisk", "Update", "Migrate", "Networks", "Meta", "Services", "ShutdownDelay", "MaxRunDuration", "StopAfterClientDisconnect", "MaxClientDisconnect", "Scaling", "Consul", "PreventRescheduleOnLost"),
+    ...nulls(
+      "Count",
+      "Constraints",
+      "Affinities",
+      "Tasks",
+      "Spreads",
+      "Volumes",
+      "RestartPolicy",
+      "Disconnect",
+      "ReschedulePolicy",
+      "EphemeralDisk",
+      "Update",
+      "Migrate",
+      "Networks",
+      "Meta",
+      "Services",
+      "ShutdownDelay",
+      "MaxRunDuration",
+      "StopAfterClientDisconnect",
+      "MaxClientDisconnect",
+      "Scaling",
+      "Consul",
+      "PreventRescheduleOnLost",
+    ),
   }),
 };
 
@@ -291,8 +378,47 @@ export const JOB: BlockSchema = {
     ui: ["UI", genericBlock],
   },
   empty: () => ({
-    ...nulls("Region", "Namespace", "ID", "Name", "Type", "Priority", "AllAtOnce", "Datacenters", "NodePool", "Constraints", "Affinities", "TaskGroups", "Update", "Multiregion", "Spreads", "Periodic", "ParameterizedJob", "Reschedule", "Migrate", "Meta", "UI", "Stop", "ParentID"),
+    ...nulls(
+      "Region",
+      "Namespace",
+      "ID",
+      "Name",
+      "Type",
+      "Priority",
+      "AllAtOnce",
+      "Datacenters",
+      "NodePool",
+      "Constraints",
+      "Affinities",
+      "TaskGroups",
+      "Update",
+      "Multiregion",
+      "Spreads",
+      "Periodic",
+      "ParameterizedJob",
+      "Reschedule",
+      "Migrate",
+      "Meta",
+      "UI",
+      "Stop",
+      "ParentID",
+    ),
     Dispatched: false,
-    ...nulls("DispatchIdempotencyToken", "Payload", "ConsulNamespace", "VaultNamespace", "NomadTokenID", "Status", "StatusDescription", "Stable", "Version", "SubmitTime", "CreateIndex", "ModifyIndex", "JobModifyIndex", "VersionTag"),
+    ...nulls(
+      "DispatchIdempotencyToken",
+      "Payload",
+      "ConsulNamespace",
+      "VaultNamespace",
+      "NomadTokenID",
+      "Status",
+      "StatusDescription",
+      "Stable",
+      "Version",
+      "SubmitTime",
+      "CreateIndex",
+      "ModifyIndex",
+      "JobModifyIndex",
+      "VersionTag",
+    ),
   }),
 };

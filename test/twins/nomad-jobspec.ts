@@ -4,18 +4,18 @@
 // nomad-canonical.ts.
 
 import {
-  EMPTY_SCOPE,
-  HclError,
   convertToType,
   diagnostic,
+  EMPTY_SCOPE,
+  type EvalScope,
   evaluate,
+  HclError,
   isObject,
   parseGoDuration,
   parseHcl,
   parseTypeConstraint,
-  type EvalScope,
 } from "./nomad-hcl.js";
-import { JOB, type BlockSchema, type FieldKind } from "./nomad-jobspec-schema.js";
+import { type BlockSchema, type FieldKind, JOB } from "./nomad-jobspec-schema.js";
 import type { Json, JsonObject } from "./nomad-types.js";
 
 /** Nomad parses request bodies under this name, so its diagnostics say `input.hcl:line,col`. */
@@ -160,7 +160,9 @@ class BlockDecoder {
       case "string":
         return expectScalar(key, value, "string", (v) => (typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" ? String(v) : undefined));
       case "int":
-        return expectScalar(key, value, "number", (v) => (typeof v === "number" ? Math.trunc(v) : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : undefined));
+        return expectScalar(key, value, "number", (v) =>
+          typeof v === "number" ? Math.trunc(v) : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : undefined,
+        );
       case "bool":
         return expectScalar(key, value, "bool", (v) => (typeof v === "boolean" ? v : v === "true" || v === "false" ? v === "true" : undefined));
       case "duration":

@@ -8,15 +8,15 @@
 // with a Vault token from its workload identity when it has a vault block), and its command runs
 // as the image's user.
 
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TwinImage } from "./contract.js";
 import { AllocDir } from "./nomad-alloc-dir.js";
-import { formatGoDuration } from "./nomad-hcl.js";
 import { Container, taskPaths } from "./nomad-docker.js";
-import { identitiesOf, identityClaims, vaultLogin, vaultRead, type ClientVaultConfig, type IdentitySigner } from "./nomad-identity.js";
+import { formatGoDuration } from "./nomad-hcl.js";
+import { type ClientVaultConfig, type IdentitySigner, identitiesOf, identityClaims, vaultLogin, vaultRead } from "./nomad-identity.js";
 import { renderTemplateFile } from "./nomad-template.js";
 import type { JsonObject, TaskEvent, TaskState, TwinAllocation, TwinNomadJob, TwinTask, TwinTaskGroup } from "./nomad-types.js";
-import { writeFile } from "node:fs/promises";
 
 /** Go's zero time.Time, as Nomad encodes an unset StartedAt/FinishedAt. */
 const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -157,7 +157,11 @@ export class AllocRunner {
   private async run(): Promise<void> {
     await abortableSleep(this.host.startDelayMs, this.startGate.signal);
     if (this.killed()) return this.finishUnstarted();
-    this.allocDir = await AllocDir.build(join(this.host.dataDir, "alloc"), this.alloc.ID, this.group.Tasks.map((t) => t.Name));
+    this.allocDir = await AllocDir.build(
+      join(this.host.dataDir, "alloc"),
+      this.alloc.ID,
+      this.group.Tasks.map((t) => t.Name),
+    );
     const failed = (await this.runPrestart()) ?? (this.killed() ? undefined : await this.runMain());
     this.killLiveTasks(failed);
     if (!this.lost()) await this.runTasks(this.tasksWhere((t) => t.Lifecycle?.Hook === "poststop"));
@@ -308,7 +312,10 @@ export class AllocRunner {
         // restart { attempts = 0, mode = "fail" }: the first failure is final.
         state.Failed = true;
         state.Events.push(
-          taskEvent("Not Restarting", "Policy allows no restarts", { FailsTask: true, Details: { fails_task: "true", restart_reason: "Policy allows no restarts" } }),
+          taskEvent("Not Restarting", "Policy allows no restarts", {
+            FailsTask: true,
+            Details: { fails_task: "true", restart_reason: "Policy allows no restarts" },
+          }),
         );
       }
     }

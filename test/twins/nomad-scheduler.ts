@@ -5,8 +5,8 @@
 // are replaced, as Nomad's reconciler does.
 
 import { randomUUID } from "node:crypto";
-import { AllocRunner, receivedTaskStates, type AllocRunnerHost, type RunnerReport } from "./nomad-runner.js";
-import { allocIsTerminal, nowNanos, type NomadState, type WriteTxn } from "./nomad-state.js";
+import { AllocRunner, type AllocRunnerHost, type RunnerReport, receivedTaskStates } from "./nomad-runner.js";
+import { allocIsTerminal, type NomadState, nowNanos, type WriteTxn } from "./nomad-state.js";
 import type { ClientStatus, TaskState, TwinAllocation, TwinEvaluation, TwinNomadJob, TwinTaskGroup } from "./nomad-types.js";
 
 export const NODE = { ID: randomUUID(), Name: "nomad-twin-client-1" };

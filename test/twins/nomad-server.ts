@@ -3,9 +3,9 @@
 // `fmt.Errorf`s in Nomad surface over HTTP as 500, as in Nomad.
 
 import { randomBytes } from "node:crypto";
-import { JOB_MAX_PRIORITY, JOB_MIN_PRIORITY, applyServerDefaults, canonicalizeJob, specChanged, validateJob } from "./nomad-canonical.js";
+import { applyServerDefaults, canonicalizeJob, JOB_MAX_PRIORITY, JOB_MIN_PRIORITY, specChanged, validateJob } from "./nomad-canonical.js";
 import type { Scheduler } from "./nomad-scheduler.js";
-import { allocIsTerminal, evalIsTerminal, isParameterizedParent, nowNanos, type NomadState } from "./nomad-state.js";
+import { allocIsTerminal, evalIsTerminal, isParameterizedParent, type NomadState, nowNanos } from "./nomad-state.js";
 import type { JsonObject, TwinNomadJob } from "./nomad-types.js";
 
 /** An error with the HTTP status and text/plain body Nomad's agent would answer. */

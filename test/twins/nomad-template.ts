@@ -50,10 +50,7 @@ export async function renderTemplateFile(template: TwinTemplate, taskDir: string
 // ---------------------------------------------------------------------------------------------
 // Parsing
 
-type Node =
-  | { kind: "text"; text: string }
-  | { kind: "output"; pipeline: string }
-  | { kind: "with" | "if"; pipeline: string; body: Node[]; otherwise: Node[] };
+type Node = { kind: "text"; text: string } | { kind: "output"; pipeline: string } | { kind: "with" | "if"; pipeline: string; body: Node[]; otherwise: Node[] };
 
 interface Token {
   kind: "text" | "action";

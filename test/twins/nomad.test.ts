@@ -7,7 +7,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { NomadTwin, type NomadTwinOptions } from "./nomad.js";
 import {
+  type ApiResponse,
   api,
   eventTypes,
   exitCodeOf,
@@ -15,16 +17,14 @@ import {
   FakeVault,
   jitConfig,
   parseHcl,
-  registerJob,
   RUNNER_IMAGE,
   RUNNER_JOB_HCL,
   RUNNER_JOB_RAW,
   RUNNER_SCRIPTS,
+  registerJob,
   runnerFiles,
   waitForAllocations,
-  type ApiResponse,
 } from "./nomad-fakes.js";
-import { NomadTwin, type NomadTwinOptions } from "./nomad.js";
 
 const META = {
   github_repo: "octo/repo",
@@ -134,7 +134,7 @@ describe("POST /v1/jobs/parse with the real runner job", () => {
       Templates: null,
     });
     // The scripts arrive byte for byte: no HCL interpolation or directive touched `${...}`/`%{`.
-    const embedded = (task: Record<string, unknown> | undefined) => (task?.Templates as Array<{ EmbeddedTmpl: string }>)[0]?.EmbeddedTmpl;
+    const embedded = (task: Record<string, unknown> | undefined) => (task?.Templates as Array<{ EmbeddedTmpl: string }> | undefined)?.[0]?.EmbeddedTmpl;
     expect(embedded(configure)).toBe(RUNNER_SCRIPTS.configure);
     expect(embedded(runner)).toBe(RUNNER_SCRIPTS.run);
     expect(RUNNER_SCRIPTS.configure).toContain("${NOMAD_ALLOC_DIR}/runner");
@@ -143,7 +143,10 @@ describe("POST /v1/jobs/parse with the real runner job", () => {
   it("fills Nomad's defaults when asked to canonicalize", async () => {
     const job = await parseRunnerJob(twin, 'vault_addr = "http://vault.internal:8200"');
     expect(job).toMatchObject({ Namespace: "default", Region: "global", Priority: 50, Datacenters: ["*"], Stop: false, ParentID: "" });
-    const [group] = job.TaskGroups as Array<{ Count: number; Tasks: Array<{ Name: string; KillTimeout: number; Env: unknown; Templates: Array<{ Perms: string }> | null }> }>;
+    const [group] = job.TaskGroups as Array<{
+      Count: number;
+      Tasks: Array<{ Name: string; KillTimeout: number; Env: unknown; Templates: Array<{ Perms: string }> | null }>;
+    }>;
     expect(group?.Count).toBe(1);
     expect(group?.Tasks.map((task) => task.KillTimeout)).toEqual([5e9, 5e9, 5e9]);
     expect(group?.Tasks[0]?.Env).toEqual({ VAULT_ADDR: "http://vault.internal:8200", VAULT_NAMESPACE: "" });
@@ -154,14 +157,18 @@ describe("POST /v1/jobs/parse with the real runner job", () => {
     const syntax = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: 'job "x" {\n  type = \n}' });
     expect(syntax.status).toBe(400);
     expect(syntax.headers.get("content-type")).toBe("text/plain; charset=utf-8");
-    expect(syntax.text).toBe("Failed to parse job: input.hcl:2,10-3,1: Invalid expression; Expected the start of an expression, but found an invalid expression token.");
+    expect(syntax.text).toBe(
+      "Failed to parse job: input.hcl:2,10-3,1: Invalid expression; Expected the start of an expression, but found an invalid expression token.",
+    );
 
     const empty = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: "" });
     expect([empty.status, empty.text]).toEqual([400, "Job spec is empty"]);
 
     const badType = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: RUNNER_JOB_HCL, Variables: 'vault_addr = "x"\ncpu = "lots"' });
     expect(badType.status).toBe(400);
-    expect(badType.text).toContain("Invalid value for variable; The value for cpu is not compatible with the variable's type constraint: a number is required.");
+    expect(badType.text).toContain(
+      "Invalid value for variable; The value for cpu is not compatible with the variable's type constraint: a number is required.",
+    );
 
     // vault_addr has no default: a job registered without it would have no Vault to unwrap from.
     const noVault = await api(twin, "POST", "/v1/jobs/parse", { JobHCL: RUNNER_JOB_HCL });
@@ -256,7 +263,9 @@ describe("dispatch", () => {
     expect(templated.json<{ DispatchedJobID: string }>().DispatchedJobID).toMatch(/^github-runner\/dispatch-run-202-\d{10}-[0-9a-f]{8}$/);
 
     await twin.waitIdle();
-    const stubs = (await api(twin, "GET", "/v1/jobs?prefix=github-runner/&meta=true")).json<Array<{ ID: string; Status: string; ParameterizedJob: boolean; Meta?: Record<string, string> }>>();
+    const stubs = (await api(twin, "GET", "/v1/jobs?prefix=github-runner/&meta=true")).json<
+      Array<{ ID: string; Status: string; ParameterizedJob: boolean; Meta?: Record<string, string> }>
+    >();
     expect(stubs.map((stub) => [stub.Status, stub.ParameterizedJob, stub.Meta?.runner_name])).toEqual([
       ["dead", false, "gha-101"],
       ["dead", false, "gha-101"],
@@ -408,7 +417,11 @@ describe("allocation lifecycle", () => {
     const runner = await actions.nextRun();
     expect(runner.runnerFile).toBe(files[".runner"]);
 
-    const [running] = await waitForAllocations(twin, child, (allocs) => allocs[0]?.ClientStatus === "running" && allocs[0].TaskStates.runner?.State === "running");
+    const [running] = await waitForAllocations(
+      twin,
+      child,
+      (allocs) => allocs[0]?.ClientStatus === "running" && allocs[0].TaskStates.runner?.State === "running",
+    );
     expect(runner.allocId).toBe(running?.ID);
     expect(running?.TaskStates["configure-runner"]).toMatchObject({ State: "dead", Failed: false });
     expect(running?.TaskStates.scrub?.State).toBe("pending");
@@ -621,7 +634,12 @@ describe("capacity", () => {
       expect(next.runnerFile).toBe(two[".runner"]);
       next.finish(0);
       await small.waitIdle();
-      expect(small.jobs().filter((job) => job.Dispatched).map((job) => [job.ID === first ? "first" : "second", job.Status])).toEqual(
+      expect(
+        small
+          .jobs()
+          .filter((job) => job.Dispatched)
+          .map((job) => [job.ID === first ? "first" : "second", job.Status]),
+      ).toEqual(
         expect.arrayContaining([
           ["first", "dead"],
           ["second", "dead"],

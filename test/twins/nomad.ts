@@ -14,15 +14,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FaultPlan, RecordedRequest, TwinImage } from "./contract.js";
-import { IdentitySigner, type ClientVaultConfig } from "./nomad-identity.js";
 import { AclRegistry } from "./nomad-acl.js";
 import { NomadHttp } from "./nomad-http.js";
+import { type ClientVaultConfig, IdentitySigner } from "./nomad-identity.js";
 import { Scheduler } from "./nomad-scheduler.js";
 import { NomadServer } from "./nomad-server.js";
 import { NomadState } from "./nomad-state.js";
 import type { TwinAllocation, TwinNomadJob } from "./nomad-types.js";
 
-export type { TwinAllocation, TwinNomadJob, TaskState, TaskEvent, ClientStatus } from "./nomad-types.js";
+export type { ClientStatus, TaskEvent, TaskState, TwinAllocation, TwinNomadJob } from "./nomad-types.js";
 
 export interface NomadTwinOptions {
   /** The images the client can pull, by name (e.g. the actions-runner stand-in). */

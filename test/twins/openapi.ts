@@ -27,8 +27,7 @@ export interface GitHubOperation {
 const require = createRequire(import.meta.url);
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the
 // module object at type level, so pick whichever form is callable.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
-  addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
 
 /** GitHub Enterprise Server serves the same API under this prefix. */
 const GHES_PREFIX = "/api/v3";
@@ -164,7 +163,11 @@ function findTemplate(method: string, path: string): PathMatch | undefined {
     const match = matchSegments(template, segments);
     if (!match) continue;
     // One character per segment: "1" literal, "0" parameter; lexicographic max = most literal.
-    const score = template.split("/").slice(1).map((s) => (s.startsWith("{") ? "0" : "1")).join("");
+    const score = template
+      .split("/")
+      .slice(1)
+      .map((s) => (s.startsWith("{") ? "0" : "1"))
+      .join("");
     if (!best || score > best.score) best = { match, score };
   }
   return best?.match;
@@ -331,9 +334,7 @@ export function validateGitHubRequest(method: string, pathWithQuery: string, bod
   if (!op) return [`${label}: no such operation in the GitHub OpenAPI`];
   const operation = operationObject(method, op.template) ?? {};
   const query = new URLSearchParams(pathWithQuery.split("?")[1] ?? "");
-  const problems = [
-    ...validateParameters(op, operation, isTemplate(pathWithQuery) ? undefined : op.params, query, label),
-  ];
+  const problems = [...validateParameters(op, operation, isTemplate(pathWithQuery) ? undefined : op.params, query, label)];
   const parsed = parseBody(body);
   if (parsed.error) return [...problems, `${label}: request ${parsed.error}`];
   problems.push(...validateRequestBody(op, asObject(operation["requestBody"]), parsed.value, label));
@@ -353,7 +354,7 @@ function validateParameters(
     if (!parameter) continue;
     const name = String(parameter["name"]);
     const where = parameter["in"];
-    const raw = where === "path" ? pathParams?.[name] : where === "query" ? query.get(name) ?? undefined : undefined;
+    const raw = where === "path" ? pathParams?.[name] : where === "query" ? (query.get(name) ?? undefined) : undefined;
     if (raw === undefined) {
       if (where === "query" && parameter["required"] === true) problems.push(`${label}: missing query parameter ${name}`);
       continue;
@@ -361,10 +362,14 @@ function validateParameters(
     const schema = parameter["schema"];
     if (schema === undefined) continue;
     // Coercion mutates its input, so validate a holder object rather than the bare string.
-    const validate = compiled(`${op.method} ${op.template} param ${name}`, {
-      type: "object",
-      properties: { value: schema },
-    }, true);
+    const validate = compiled(
+      `${op.method} ${op.template} param ${name}`,
+      {
+        type: "object",
+        properties: { value: schema },
+      },
+      true,
+    );
     if (!validate({ value: raw })) problems.push(...describeErrors(validate.errors, `${label}: ${where} parameter ${name}`, "/value"));
   }
   return problems;

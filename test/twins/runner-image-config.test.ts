@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { GitHubTwin } from "./github.js";
 import { LATEST_RUNNER_VERSION, versionVerdict } from "./github-releases.js";
-import { CAN_DROP_TO_RUNNER, container, gitHub, NEEDS_ROOT, rest, RUN_JIT_FILES } from "./runner-image-harness.js";
+import { CAN_DROP_TO_RUNNER, container, gitHub, NEEDS_ROOT, RUN_JIT_FILES, rest } from "./runner-image-harness.js";
 
 /** 2026-12-01: v2.336.0 (2026-07-20) has been out for more than 30 days. */
 const DECEMBER = Date.parse("2026-12-01T00:00:00Z");
@@ -22,7 +22,10 @@ function configure(twin: GitHubTwin, registrationToken: string, name: string, ex
 describe("runner versions as GitHub enforces them", () => {
   it("refuses a runner with updates disabled once a newer release is more than 30 days old, updates one with updates enabled", () => {
     expect(versionVerdict("2.335.1", true, Date.parse("2026-08-01T00:00:00Z"))).toEqual({ kind: "current" });
-    expect(versionVerdict("2.335.1", true, Date.parse("2026-08-25T00:00:00Z"))).toEqual({ kind: "refuse", message: "Runner version v2.335.1 is deprecated and cannot receive messages." });
+    expect(versionVerdict("2.335.1", true, Date.parse("2026-08-25T00:00:00Z"))).toEqual({
+      kind: "refuse",
+      message: "Runner version v2.335.1 is deprecated and cannot receive messages.",
+    });
     expect(versionVerdict("2.335.1", false, Date.parse("2026-08-01T00:00:00Z"))).toEqual({ kind: "update", target: "2.336.0" });
     expect(versionVerdict(LATEST_RUNNER_VERSION, true, DECEMBER)).toEqual({ kind: "current" });
     // Newer than any release the twin knows: current, not refused.
@@ -42,7 +45,13 @@ describe.skipIf(!CAN_DROP_TO_RUNNER)(`config.sh of the runner image stand-in (${
     expect(config.output()).toContain("√ Settings Saved.");
     expect(twin.runners()).toMatchObject([{ name: "classic-1", labels: ["gpu", "linux"], ephemeral: true, status: "offline", registration: "token" }]);
     const settings = JSON.parse(await readFile(join(box.workdir, ".runner"), "utf8")) as Record<string, unknown>;
-    expect(settings).toMatchObject({ agentName: "classic-1", disableUpdate: true, ephemeral: true, gitHubUrl: `${twin.webUrl}/octo-org/app`, workFolder: "_work" });
+    expect(settings).toMatchObject({
+      agentName: "classic-1",
+      disableUpdate: true,
+      ephemeral: true,
+      gitHubUrl: `${twin.webUrl}/octo-org/app`,
+      workFolder: "_work",
+    });
     // The URL is a GHES one: the runner derived {host}/api/v3 and authenticated with RemoteAuth.
     const calls = twin.runnerRequests.map((r) => `${r.method} ${r.url} ${r.headers["authorization"]}`);
     expect(calls).toEqual([
@@ -130,7 +139,12 @@ describe.skipIf(!CAN_DROP_TO_RUNNER)(`config.sh of the runner image stand-in (${
     const job = await twin.queueJob({ repo: "octo-org/app", labels: ["gpu"] });
     expect((await runner.exited).code, runner.output()).toBe(0);
     expect(twin.jobs()).toMatchObject([{ id: job.id, conclusion: "success", runner_name: "old-1" }]);
-    for (const line of [`Downloading ${LATEST_RUNNER_VERSION} runner`, "Runner listener exit because of updating", "Update finished successfully.", "Restarting runner..."]) {
+    for (const line of [
+      `Downloading ${LATEST_RUNNER_VERSION} runner`,
+      "Runner listener exit because of updating",
+      "Update finished successfully.",
+      "Restarting runner...",
+    ]) {
       expect(runner.output()).toContain(line);
     }
     const version = box.run("./bin/Runner.Listener --version");

@@ -2,9 +2,9 @@
 // image's environment, as the image's user (uid/gid 1001 through setpriv), in its own process
 // group so a test can signal it like a stopped container and kill whatever is left at the end.
 
-import { spawn, type ChildProcess } from "node:child_process";
-import { createServer, type Server } from "node:http";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -58,7 +58,8 @@ export async function container(version: string): Promise<Container> {
     workdir,
     run(script, opts = {}) {
       const env = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...image.env, ...opts.env };
-      const command = opts.asUser === false ? ["bash", "-c", script] : ["setpriv", `--reuid=${image.uid}`, `--regid=${image.gid}`, "--clear-groups", "bash", "-c", script];
+      const command =
+        opts.asUser === false ? ["bash", "-c", script] : ["setpriv", `--reuid=${image.uid}`, `--regid=${image.gid}`, "--clear-groups", "bash", "-c", script];
       const child = spawn(command[0]!, command.slice(1), { cwd: workdir, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
       processes.push(child);
       let text = "";
@@ -69,7 +70,9 @@ export async function container(version: string): Promise<Container> {
       };
       child.stdout?.on("data", collect);
       child.stderr?.on("data", collect);
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.on("close", (code, signal) => resolve({ code, signal })),
+      );
       return {
         child,
         output: () => text,

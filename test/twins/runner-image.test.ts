@@ -6,10 +6,14 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LATEST_RUNNER_VERSION } from "./github-releases.js";
 import { actionsRunnerImage } from "./runner-image.js";
-import { CAN_DROP_TO_RUNNER, container, gitHub, NEEDS_ROOT, rest, RUN_JIT_FILES } from "./runner-image-harness.js";
+import { CAN_DROP_TO_RUNNER, container, gitHub, NEEDS_ROOT, RUN_JIT_FILES, rest } from "./runner-image-harness.js";
 
 async function jitConfig(twin: Parameters<typeof rest>[0], pat: string, name: string): Promise<string> {
-  const created = await rest(twin, pat, "/repos/octo-org/app/actions/runners/generate-jitconfig", { name, runner_group_id: 1, labels: ["self-hosted", "linux", "gpu"] });
+  const created = await rest(twin, pat, "/repos/octo-org/app/actions/runners/generate-jitconfig", {
+    name,
+    runner_group_id: 1,
+    labels: ["self-hosted", "linux", "gpu"],
+  });
   return String(created["encoded_jit_config"]);
 }
 
@@ -61,7 +65,15 @@ describe.skipIf(!CAN_DROP_TO_RUNNER)(`runner image stand-in as uid 1001 (${CAN_D
     expect(twin.runnerUpdates).toBe(0);
     // The listener's traffic is the runner surface's, not the REST API's.
     const paths = twin.runnerRequests.map((r) => `${r.method} ${r.url.split("?")[0]}`);
-    expect(paths).toEqual(expect.arrayContaining(["POST /_services/broker/session", "GET /_services/broker/message", "POST /_services/pipelines/acquirejob", "POST /_services/pipelines/completejob", "DELETE /_services/broker/session"]));
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        "POST /_services/broker/session",
+        "GET /_services/broker/message",
+        "POST /_services/pipelines/acquirejob",
+        "POST /_services/pipelines/completejob",
+        "DELETE /_services/broker/session",
+      ]),
+    );
     expect(twin.requests.some((r) => r.url.startsWith("/_services"))).toBe(false);
   });
 
@@ -130,7 +142,10 @@ describe.skipIf(!CAN_DROP_TO_RUNNER)(`runner image stand-in as uid 1001 (${CAN_D
     const runner = box.run(RUN_JIT_FILES, { env: { JITCONFIG: await jitConfig(twin, pat, "gone-1") } });
     await runner.printed("Listening for Jobs");
     const [registered] = twin.runners();
-    const res = await fetch(`${twin.url}/repos/octo-org/app/actions/runners/${registered!.id}`, { method: "DELETE", headers: { authorization: `Bearer ${pat}` } });
+    const res = await fetch(`${twin.url}/repos/octo-org/app/actions/runners/${registered!.id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${pat}` },
+    });
     expect(res.status).toBe(204);
     expect((await runner.exited).code, runner.output()).toBe(0);
     expect(runner.output()).toContain("The runner no longer exists on the server. Cleaning up local configuration.");

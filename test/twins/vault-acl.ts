@@ -1,15 +1,13 @@
 // ACL policies: parsing real Vault policy HCL (or its JSON form) and deciding, path by path and
 // capability by capability, what a token may do — with Vault's matching and priority rules.
 import hcl2json from "@cdktf/hcl2json";
-import type { Operation } from "./vault-types.js";
 import { RESPONSE_WRAPPING_POLICY } from "./vault-tokens.js";
+import type { Operation } from "./vault-types.js";
 import { isJsonObject } from "./vault-util.js";
 
 export type Capability = "create" | "read" | "update" | "delete" | "list" | "patch" | "sudo" | "deny";
 
-const CAPABILITIES: ReadonlySet<string> = new Set<Capability>([
-  "create", "read", "update", "delete", "list", "patch", "sudo", "deny",
-]);
+const CAPABILITIES: ReadonlySet<string> = new Set<Capability>(["create", "read", "update", "delete", "list", "patch", "sudo", "deny"]);
 
 /** Pre-0.9 `policy = "..."` shorthands, still accepted by Vault. */
 const LEGACY_POLICY_CAPABILITIES: Record<string, Capability[]> = {
@@ -64,9 +62,7 @@ export async function parsePolicy(name: string, text: string): Promise<Policy> {
   const paths = document["path"];
   if (paths === undefined) return { name, text, rules: [] };
   if (!isJsonObject(paths)) throw new Error(`failed to parse policy: "path" must be a block`);
-  const rules = Object.entries(paths).flatMap(([pattern, blocks]) =>
-    (Array.isArray(blocks) ? blocks : [blocks]).map((block) => parseRule(pattern, block)),
-  );
+  const rules = Object.entries(paths).flatMap(([pattern, blocks]) => (Array.isArray(blocks) ? blocks : [blocks]).map((block) => parseRule(pattern, block)));
   return { name, text, rules };
 }
 
@@ -126,7 +122,10 @@ export class Acl {
   private readonly exactRules = new Map<string, MergedRule>();
   private readonly wildcardRules: MergedRule[] = [];
 
-  constructor(readonly isRoot: boolean, policies: Policy[]) {
+  constructor(
+    readonly isRoot: boolean,
+    policies: Policy[],
+  ) {
     const merged = new Map<string, MergedRule>();
     for (const policy of policies) {
       for (const rule of policy.rules) mergeRule(merged, policy.name, rule);
@@ -142,9 +141,8 @@ export class Acl {
     if (this.isRoot) return { allowed: true, grantingPolicies: ["root"] };
     const rule = this.ruleFor(path, operation === "list");
     const capabilities = rule?.capabilities ?? new Set<Capability>();
-    const allowed =
-      !capabilities.has("deny") && capabilities.has(operation) && (!needsSudo || capabilities.has("sudo"));
-    return { allowed, grantingPolicies: allowed ? rule?.grantedBy.get(operation) ?? [] : [] };
+    const allowed = !capabilities.has("deny") && capabilities.has(operation) && (!needsSudo || capabilities.has("sudo"));
+    return { allowed, grantingPolicies: allowed ? (rule?.grantedBy.get(operation) ?? []) : [] };
   }
 
   /** sys/capabilities-self's answer: sorted capability names, ["deny"] for none, ["root"] for root. */
@@ -160,9 +158,7 @@ export class Acl {
     if (this.isRoot) return true;
     if (this.capabilities(prefix)[0] !== "deny") return true;
     const grants = (rule: MergedRule) => rule.capabilities.size > 0 && !rule.capabilities.has("deny");
-    const below = [...this.exactRules.values(), ...this.wildcardRules].filter((rule) =>
-      rule.pattern.startsWith(prefix),
-    );
+    const below = [...this.exactRules.values(), ...this.wildcardRules].filter((rule) => rule.pattern.startsWith(prefix));
     return below.some(grants) || this.wildcardRules.some((rule) => grants(rule) && matchWildcard(rule, prefix));
   }
 
@@ -269,10 +265,7 @@ export class PolicyStore {
 
   /** Installs the built-ins (default and response-wrapping) exactly as Vault ships them. */
   async installBuiltIns(): Promise<void> {
-    await Promise.all([
-      this.install("default", DEFAULT_POLICY_HCL),
-      this.install(RESPONSE_WRAPPING_POLICY, RESPONSE_WRAPPING_POLICY_HCL),
-    ]);
+    await Promise.all([this.install("default", DEFAULT_POLICY_HCL), this.install(RESPONSE_WRAPPING_POLICY, RESPONSE_WRAPPING_POLICY_HCL)]);
   }
 
   async settled(): Promise<void> {

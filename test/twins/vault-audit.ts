@@ -168,10 +168,7 @@ export class AuditBroker {
 
   list(): Record<string, AuditDeviceInfo> {
     return Object.fromEntries(
-      [...this.devices.values()].map(({ type, description, options, local, path }) => [
-        path,
-        { type, description, options, local, path },
-      ]),
+      [...this.devices.values()].map(({ type, description, options, local, path }) => [path, { type, description, options, local, path }]),
     );
   }
 
@@ -210,7 +207,7 @@ export class AuditBroker {
   /** Parsed lines of one device's log (default: the first device ever enabled). */
   entries(rawPath?: string): AuditEntry[] {
     const path = rawPath ?? [...this.logs.keys()][0];
-    const lines = path === undefined ? [] : this.logs.get(devicePath(path)) ?? [];
+    const lines = path === undefined ? [] : (this.logs.get(devicePath(path)) ?? []);
     return lines.map((line) => JSON.parse(line) as AuditEntry);
   }
 
@@ -320,9 +317,7 @@ function responseData(record: AuditResponseRecord): JsonObject | null {
 
 /** A KV read's `data.data` is the secret as the client wrote it, numbers included. */
 function hashResponseData(hasher: Hasher, data: JsonObject): JsonObject {
-  return Object.fromEntries(
-    Object.entries(data).map(([key, value]) => [key, hasher.structure(value, key === "data")]),
-  );
+  return Object.fromEntries(Object.entries(data).map(([key, value]) => [key, hasher.structure(value, key === "data")]));
 }
 
 function formatWrapInfo(hasher: Hasher, wrapInfo: WrapInfo): AuditWrapInfo {

@@ -165,9 +165,7 @@ export class JwtAuthBackend implements Backend {
       const accepted = Array.isArray(allowed) ? allowed : [allowed];
       const presented = Array.isArray(actual) ? actual.map(String) : [String(actual)];
       if (!presented.some((value) => accepted.includes(value))) {
-        throw VaultRequestError.invalidRequest(
-          `error validating claims: claim "${claim}" does not match any associated bound claim values`,
-        );
+        throw VaultRequestError.invalidRequest(`error validating claims: claim "${claim}" does not match any associated bound claim values`);
       }
     }
     return claims;
@@ -203,7 +201,11 @@ function roleFromRequest(data: JsonObject): JwtRole {
   const role: JwtRole = { ...data };
   for (const listField of ["token_policies", "policies", "bound_audiences"] as const) {
     const value = data[listField];
-    if (typeof value === "string") role[listField] = value.split(",").map((item) => item.trim()).filter(Boolean);
+    if (typeof value === "string")
+      role[listField] = value
+        .split(",")
+        .map((item) => item.trim())
+        .filter(Boolean);
   }
   return role;
 }

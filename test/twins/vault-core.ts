@@ -54,11 +54,7 @@ export class VaultCore {
     if (list && !path.endsWith("/")) path += "/";
     const contentType = (incoming.headers["content-type"] ?? "").split(";")[0]?.trim() ?? "";
     if (operation === "patch" && contentType !== MERGE_PATCH_CONTENT_TYPE) {
-      throw new VaultRequestError(
-        415,
-        [`PATCH requires Content-Type of ${MERGE_PATCH_CONTENT_TYPE}, provided ${contentType}`],
-        "unsupported media type",
-      );
+      throw new VaultRequestError(415, [`PATCH requires Content-Type of ${MERGE_PATCH_CONTENT_TYPE}, provided ${contentType}`], "unsupported media type");
     }
     const request: LogicalRequest = {
       id: newUuid(),
@@ -125,8 +121,7 @@ export class VaultCore {
       this.parts.audit.logRequest({ request: req, identity, error: error.auditError });
       throw error;
     };
-    const invalidInput = (reason: string) =>
-      new VaultRequestError(403, [`error validating wrapping token: ${reason}`], "error validating wrapping token");
+    const invalidInput = (reason: string) => new VaultRequestError(403, [`error validating wrapping token: ${reason}`], "error validating wrapping token");
     const bodyToken = req.data?.["token"];
     if (bodyToken !== undefined && bodyToken !== null) {
       if (typeof bodyToken !== "string") failed(invalidInput("could not decode token in request body"));
@@ -275,7 +270,7 @@ function queryData(url: URL): JsonObject | null {
   for (const key of new Set(url.searchParams.keys())) {
     if (key === "list") continue;
     const values = url.searchParams.getAll(key);
-    data[key] = values.length === 1 ? values[0] ?? "" : values;
+    data[key] = values.length === 1 ? (values[0] ?? "") : values;
   }
   return Object.keys(data).length === 0 ? null : data;
 }

@@ -174,12 +174,12 @@ export type HttpHandler = (request: IncomingHttpRequest) => Promise<HttpReply>;
 export async function startHttpServer(handler: HttpHandler): Promise<RunningHttpServer> {
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
-    void readIncoming(req).then(handler).then(
-      (reply) => res.writeHead(reply.status, reply.headers).end(reply.body),
-      (error: unknown) => res.writeHead(500, { "content-type": "application/json" }).end(
-        `${JSON.stringify({ errors: [String(error)] })}\n`,
-      ),
-    );
+    void readIncoming(req)
+      .then(handler)
+      .then(
+        (reply) => res.writeHead(reply.status, reply.headers).end(reply.body),
+        (error: unknown) => res.writeHead(500, { "content-type": "application/json" }).end(`${JSON.stringify({ errors: [String(error)] })}\n`),
+      );
   });
   // Vault is a Go server: Go sets TCP_NODELAY on every connection. Without it the response,
   // written through the wrapper in two pieces, waits for the client's delayed ACK (~40 ms).
@@ -211,7 +211,7 @@ async function readIncoming(req: http.IncomingMessage): Promise<IncomingHttpRequ
     headers[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return {
-    method: req.headers[LIST_MARKER_HEADER] === "LIST" ? "LIST" : req.method ?? "GET",
+    method: req.headers[LIST_MARKER_HEADER] === "LIST" ? "LIST" : (req.method ?? "GET"),
     url: req.url ?? "/",
     headers,
     body: Buffer.concat(chunks).toString("utf8"),

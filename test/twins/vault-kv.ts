@@ -2,14 +2,7 @@
 // metadata (max_versions, delete_version_after, cas_required, custom_metadata) and listing.
 import type { Backend, HandlerResult, LogicalRequest, MountEntry, Operation } from "./vault-types.js";
 import type { Clock, JsonObject, JsonValue } from "./vault-util.js";
-import {
-  durationParameter,
-  envelope,
-  formatGoDuration,
-  isJsonObject,
-  rfc3339Nano,
-  VaultRequestError,
-} from "./vault-util.js";
+import { durationParameter, envelope, formatGoDuration, isJsonObject, rfc3339Nano, VaultRequestError } from "./vault-util.js";
 
 /** The engine's built-in cap on kept versions when neither key nor mount sets one. */
 const DEFAULT_MAX_VERSIONS = 10;
@@ -132,7 +125,7 @@ export class KvV2Backend implements Backend {
     if (versionMeta === undefined) return null;
     const gone = this.isDeleted(versionMeta) || versionMeta.destroyed;
     const body: JsonObject = {
-      data: gone ? null : this.secrets.get(key)?.get(version) ?? null,
+      data: gone ? null : (this.secrets.get(key)?.get(version) ?? null),
       metadata: describeVersion(meta, version, versionMeta),
     };
     if (!gone) return { data: body };

@@ -5,8 +5,8 @@ import { PolicyStore } from "./vault-acl.js";
 import type { AuditBroker } from "./vault-audit.js";
 import { JwtAuthBackend, TokenAuthBackend } from "./vault-auth.js";
 import { KvV2Backend } from "./vault-kv.js";
-import { canonicalNamespacePath, describeNamespace, VaultNamespace, type NamespaceRegistry } from "./vault-namespaces.js";
-import { SystemBackend, VAULT_VERSION, type NamespaceAdmin } from "./vault-sys.js";
+import { canonicalNamespacePath, describeNamespace, type NamespaceRegistry, VaultNamespace } from "./vault-namespaces.js";
+import { type NamespaceAdmin, SystemBackend, VAULT_VERSION } from "./vault-sys.js";
 import type { NamespaceRef, TokenStore } from "./vault-tokens.js";
 import type { MountEntry } from "./vault-types.js";
 import type { Clock } from "./vault-util.js";
@@ -64,7 +64,11 @@ export function newNamespace(ref: NamespaceRef, customMetadata: Record<string, s
       tokens,
       policies: namespace.policies,
       audit: ctx.audit,
-      secretMounts: () => namespace.mounts().map((backend) => backend.mount).filter((mount) => !mount.path.startsWith("auth/")),
+      secretMounts: () =>
+        namespace
+          .mounts()
+          .map((backend) => backend.mount)
+          .filter((mount) => !mount.path.startsWith("auth/")),
       mountFor: (path) => namespace.route(path)?.mount,
       aclFor: async (token) => {
         await ctx.registry().of(token).policies.settled();

@@ -51,11 +51,17 @@ describe("namespaces: where a request goes", () => {
     vault.createNamespace("ns1/ns2");
     await raw("POST", "secret/data/foo", { namespace: "ns1/ns2", body: { data: { deep: "yes" } } });
     // The three equivalent requests of the namespaces page.
-    for (const [path, namespace] of [["ns1/ns2/secret/data/foo", undefined], ["secret/data/foo", "ns1/ns2/"], ["ns2/secret/data/foo", "ns1/"]] as const) {
+    for (const [path, namespace] of [
+      ["ns1/ns2/secret/data/foo", undefined],
+      ["secret/data/foo", "ns1/ns2/"],
+      ["ns2/secret/data/foo", "ns1/"],
+    ] as const) {
       expect(secretOf(await raw("GET", path, { namespace })), `${namespace ?? "(no header)"} + ${path}`).toEqual({ deep: "yes" });
     }
     // A prefix that names no namespace is just a path: here no mount serves it.
-    expect((await raw("GET", "nope/secret/data/foo", { namespace: "ns1" })).json).toEqual({ errors: ['no handler for route "nope/secret/data/foo". route entry not found.'] });
+    expect((await raw("GET", "nope/secret/data/foo", { namespace: "ns1" })).json).toEqual({
+      errors: ['no handler for route "nope/secret/data/foo". route entry not found.'],
+    });
   });
 
   it("refuses a header naming a namespace that does not exist", async () => {
@@ -90,7 +96,10 @@ describe("namespaces: tokens", () => {
 
     expect((await raw("POST", "secret/data/runners/a", { token, namespace: "ns1", body: { data: { k: "v" } } })).status).toBe(200);
     for (const namespace of [undefined, "ns2"]) {
-      expect(await raw("GET", "secret/data/runners/a", { token, namespace }), namespace ?? "root").toEqual({ status: 403, json: { errors: ["permission denied"] } });
+      expect(await raw("GET", "secret/data/runners/a", { token, namespace }), namespace ?? "root").toEqual({
+        status: 403,
+        json: { errors: ["permission denied"] },
+      });
     }
     // Below ns1 its policies still apply, to the path as seen from ns1.
     expect((await raw("GET", "secret/data/runners/a", { token, namespace: "ns1/child" })).status).toBe(403);

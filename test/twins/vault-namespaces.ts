@@ -105,7 +105,8 @@ export class NamespaceRegistry {
   /** `vault namespace delete`: refused while it has namespaces below it; its tokens go with it. */
   remove(namespace: VaultNamespace): void {
     if (namespace.isRoot) throw VaultRequestError.invalidRequest("cannot delete the root namespace");
-    if (this.children(namespace).length > 0) throw VaultRequestError.invalidRequest(`cannot delete namespace "${namespace.ref.path}" containing child namespaces`);
+    if (this.children(namespace).length > 0)
+      throw VaultRequestError.invalidRequest(`cannot delete namespace "${namespace.ref.path}" containing child namespaces`);
     namespace.tokens.revokeNamespace(namespace.ref);
     this.byPath.delete(namespace.ref.path);
   }

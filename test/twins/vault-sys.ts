@@ -191,9 +191,7 @@ export class SystemBackend implements Backend {
   private async uiMount(req: LogicalRequest): Promise<HandlerResult> {
     const target = req.relativePath.slice("internal/ui/mounts/".length);
     const sanitized = target.endsWith("/") ? target : `${target}/`;
-    const denied = VaultRequestError.forbidden(
-      `preflight capability check returned 403, please ensure client's policies grant access to path "${sanitized}"`,
-    );
+    const denied = VaultRequestError.forbidden(`preflight capability check returned 403, please ensure client's policies grant access to path "${sanitized}"`);
     const mount = this.services.mountFor(sanitized);
     const token = this.services.tokens.lookup(req.clientToken);
     if (mount === undefined || token === undefined) throw denied;
@@ -318,7 +316,11 @@ function stringField(data: JsonObject, field: string): string {
 /** Vault's TypeCommaStringSlice: a list, or a comma-separated string. */
 function stringList(value: JsonValue | undefined): string[] {
   if (Array.isArray(value)) return value.map(String);
-  if (typeof value === "string") return value.split(",").map((item) => item.trim()).filter((item) => item !== "");
+  if (typeof value === "string")
+    return value
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "");
   return [];
 }
 

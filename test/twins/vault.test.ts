@@ -124,8 +124,7 @@ describe("HTTP surface", () => {
   });
 
   it("lets the fault plan answer first, or only delay", async () => {
-    vault.faults.intercept = ({ path }) =>
-      path.startsWith("/v1/secret/") ? { status: 500, body: '{"errors":["boom"]}' } : { delayMs: 1 };
+    vault.faults.intercept = ({ path }) => (path.startsWith("/v1/secret/") ? { status: 500, body: '{"errors":["boom"]}' } : { delayMs: 1 });
     const failed = await failure(client().read("secret/data/x"));
     expect(failed).toEqual({ statusCode: 500, body: { errors: ["boom"] } });
     expect((await raw("GET", "auth/token/lookup-self")).status).toBe(200);
@@ -137,10 +136,8 @@ describe("HTTP surface", () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const send = (method: string, path: string, body?: string) =>
       new Promise<number>((resolve, reject) => {
-        const request = http.request(
-          `${vault.url}/v1/${path}`,
-          { method, agent, headers: { "X-Vault-Token": vault.rootToken } },
-          (response) => response.resume().on("end", () => resolve(response.statusCode ?? 0)),
+        const request = http.request(`${vault.url}/v1/${path}`, { method, agent, headers: { "X-Vault-Token": vault.rootToken } }, (response) =>
+          response.resume().on("end", () => resolve(response.statusCode ?? 0)),
         );
         request.on("error", reject);
         request.end(body);
@@ -159,12 +156,8 @@ describe("HTTP surface", () => {
     const wire = "LIST /v1/a HTTP/1.1\r\nContent-Length: 4\r\n\r\nLISTPOST /v1/b HTTP/1.1\r\n\r\n";
     for (let cut = 1; cut < wire.length; cut++) {
       const rewriter = new ListMethodRewriter();
-      const out =
-        rewriter.transform(Buffer.from(wire.slice(0, cut))).toString() +
-        rewriter.transform(Buffer.from(wire.slice(cut))).toString();
-      expect(out).toBe(
-        "GET /v1/a HTTP/1.1\r\nx-vault-twin-original-method: LIST\r\nContent-Length: 4\r\n\r\nLISTPOST /v1/b HTTP/1.1\r\n\r\n",
-      );
+      const out = rewriter.transform(Buffer.from(wire.slice(0, cut))).toString() + rewriter.transform(Buffer.from(wire.slice(cut))).toString();
+      expect(out).toBe("GET /v1/a HTTP/1.1\r\nx-vault-twin-original-method: LIST\r\nContent-Length: 4\r\n\r\nLISTPOST /v1/b HTTP/1.1\r\n\r\n");
     }
   });
 });
@@ -445,14 +438,7 @@ describe("ACL policies", () => {
     const capabilities = await raw("POST", "sys/capabilities-self", {
       token: both,
       body: {
-        paths: [
-          "secret/data/anything",
-          "secret/data/team/red/config",
-          "secret/data/team/blue/config",
-          "secret/data/exact",
-          "secret/data/locked",
-          "sys/audit",
-        ],
+        paths: ["secret/data/anything", "secret/data/team/red/config", "secret/data/team/blue/config", "secret/data/exact", "secret/data/locked", "sys/audit"],
       },
     });
     expect(capabilities.json["data"]).toEqual({

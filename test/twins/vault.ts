@@ -3,14 +3,14 @@
 // wrapping, audit devices, health, JWT login for Nomad workload identities, and Vault
 // Enterprise namespaces (X-Vault-Namespace; see vault-namespaces.ts).
 // The parts live in vault-*.ts; this file wires them together and is the only public surface.
-import { holdUntil, type FaultPlan, type RecordedRequest } from "./contract.js";
+import { type FaultPlan, holdUntil, type RecordedRequest } from "./contract.js";
 import type { AuditEntry } from "./vault-audit.js";
 import { AuditBroker } from "./vault-audit.js";
 import type { JwtRole } from "./vault-auth.js";
 import { VaultCore } from "./vault-core.js";
 import type { HttpReply, IncomingHttpRequest, RunningHttpServer } from "./vault-http.js";
 import { startHttpServer } from "./vault-http.js";
-import { jwtMount, kvMount, mountKv, newNamespace, type MountContext } from "./vault-mounts.js";
+import { jwtMount, kvMount, type MountContext, mountKv, newNamespace } from "./vault-mounts.js";
 import { NamespaceRegistry, type VaultNamespace } from "./vault-namespaces.js";
 import type { ServerState } from "./vault-sys.js";
 import { ROOT_NAMESPACE, TokenStore } from "./vault-tokens.js";
@@ -112,13 +112,7 @@ export class VaultTwin {
    * `numUses` the token is revoked after that many requests. With `namespace` the token belongs
    * to that namespace: its policies are that namespace's, and it works there and below only.
    */
-  createToken(options: {
-    policies: string[];
-    ttlSeconds?: number;
-    numUses?: number;
-    meta?: Record<string, string>;
-    namespace?: string;
-  }): string {
+  createToken(options: { policies: string[]; ttlSeconds?: number; numUses?: number; meta?: Record<string, string>; namespace?: string }): string {
     const { namespace, ...token } = options;
     return this.namespace(namespace).tokens.create(token).id;
   }

@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import type { JobEvent } from "../../src/core/job-event.js";
 import { WebhookVerifier } from "../../src/github/webhook.js";
 import { createApp } from "../../src/http/app.js";
-import { createLogger } from "../../src/log.js";
 import type { EventOutcome } from "../../src/intake/event-handler.js";
+import { createLogger } from "../../src/log.js";
 
 const SECRET = "test-secret-with-enough-length";
 
@@ -31,7 +31,15 @@ function setup(handle: (e: JobEvent) => Promise<EventOutcome> = async () => ({ o
 
 const queued = JSON.stringify({
   action: "queued",
-  workflow_job: { id: 1, run_id: 2, status: "queued", conclusion: null, labels: ["self-hosted", "nomad"], runner_name: null, created_at: "2026-11-23T08:00:00Z" },
+  workflow_job: {
+    id: 1,
+    run_id: 2,
+    status: "queued",
+    conclusion: null,
+    labels: ["self-hosted", "nomad"],
+    runner_name: null,
+    created_at: "2026-11-23T08:00:00Z",
+  },
   repository: { name: "app", owner: { login: "acme" } },
 });
 const ghHeaders = (body: string, event = "workflow_job") => ({
@@ -68,7 +76,9 @@ describe("POST /webhook", () => {
     const res = await post(invalid, ghHeaders(invalid));
     expect(res.status).toBe(400);
     // In English even with no config loaded (zod/mini has no messages of its own).
-    expect(((await res.json()) as { error: string }).error).toBe("invalid workflow_job payload: workflow_job.id: Invalid input: expected number, received string");
+    expect(((await res.json()) as { error: string }).error).toBe(
+      "invalid workflow_job payload: workflow_job.id: Invalid input: expected number, received string",
+    );
     expect(calls).toHaveLength(0);
   });
 

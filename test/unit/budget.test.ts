@@ -27,7 +27,11 @@ describe("Budget", () => {
 
   it("grants within the points of a sliding minute, then waits for points to expire", async () => {
     const budget = new Budget({ pointsPerMinute: 10, maxConcurrent: 100 });
-    const { granted, releases } = track(budget, [[5, "credential"], [5, "credential"], [5, "credential"]]);
+    const { granted, releases } = track(budget, [
+      [5, "credential"],
+      [5, "credential"],
+      [5, "credential"],
+    ]);
     await vi.advanceTimersByTimeAsync(0);
     expect(granted).toEqual([0, 1]);
     releases.forEach((r) => r());
@@ -40,7 +44,11 @@ describe("Budget", () => {
 
   it("caps concurrent requests", async () => {
     const budget = new Budget({ pointsPerMinute: 1000, maxConcurrent: 2 });
-    const { granted, releases } = track(budget, [[1, "poll"], [1, "poll"], [1, "poll"]]);
+    const { granted, releases } = track(budget, [
+      [1, "poll"],
+      [1, "poll"],
+      [1, "poll"],
+    ]);
     await vi.advanceTimersByTimeAsync(0);
     expect(granted).toEqual([0, 1]);
     releases[0]!();
@@ -55,7 +63,11 @@ describe("Budget", () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(first.granted).toEqual([0]);
     first.releases[0]!();
-    const { granted } = track(budget, [[5, "credential"], [1, "poll"], [1, "cleanup"]]);
+    const { granted } = track(budget, [
+      [5, "credential"],
+      [1, "poll"],
+      [1, "cleanup"],
+    ]);
     await vi.advanceTimersByTimeAsync(0);
     // 1 point left: the waiting credential (5) comes first, so polling may not take the point.
     expect(granted).toEqual([]);
@@ -75,7 +87,10 @@ describe("Budget", () => {
 
   it("holds a request's points until 60 s after its response, as GitHub counts from arrival", async () => {
     const budget = new Budget({ pointsPerMinute: 5, maxConcurrent: 100 });
-    const { granted, releases } = track(budget, [[5, "credential"], [5, "credential"]]);
+    const { granted, releases } = track(budget, [
+      [5, "credential"],
+      [5, "credential"],
+    ]);
     await vi.advanceTimersByTimeAsync(0);
     expect(granted).toEqual([0]);
     // A slow request: 10 s in flight. Counting from when it was sent would free its points 10 s
@@ -96,7 +111,11 @@ describe("Budget", () => {
     expect([first, second, third].map(Boolean)).toEqual([true, true, false]);
     expect(budget.available()).toBe(10);
     // A claimed request does not pay again, and does not queue behind unpaid ones.
-    const blocked = track(budget, [[5, "credential"], [5, "credential"], [5, "credential"]]);
+    const blocked = track(budget, [
+      [5, "credential"],
+      [5, "credential"],
+      [5, "credential"],
+    ]);
     await vi.advanceTimersByTimeAsync(0);
     expect(blocked.granted).toEqual([0, 1]);
     const release = await budget.acquire(5, "credential", first!);

@@ -51,7 +51,7 @@ describe("loadConfig", () => {
 
   it("reports every problem at once, one line each", () => {
     const p = problems({ PORT: "99999", NOMAD_ADDR: "not a url", ALLOWED_REPOS: "justowner", RUNNER_REGISTRATION: "magic" });
-    expect(p).toContain("PORT must be an integer from 0 to 65535, got \"99999\"");
+    expect(p).toContain('PORT must be an integer from 0 to 65535, got "99999"');
     expect(p.some((l) => l.startsWith("NOMAD_ADDR must be a URL"))).toBe(true);
     expect(p).toContain('ALLOWED_REPOS entry "justowner" must look like owner/repo');
     expect(p).toContain("RUNNER_REGISTRATION must be jit, token or auto");
@@ -65,11 +65,16 @@ describe("loadConfig", () => {
     const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     const pem = privateKey.export({ type: "pkcs1", format: "pem" }).toString();
     const base = { GITHUB_WEBHOOK_SECRET: "s", VAULT_TOKEN: "t" };
-    expect(loadConfig({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY: pem.replace(/\n/g, "\\n") }).github.auth).toMatchObject({ kind: "app", appId: 123 });
+    expect(loadConfig({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY: pem.replace(/\n/g, "\\n") }).github.auth).toMatchObject({
+      kind: "app",
+      appId: 123,
+    });
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));
     writeFileSync(join(dir, "key.pem"), pem);
     expect(loadConfig({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY_FILE: join(dir, "key.pem") }).github.auth.kind).toBe("app");
-    expect(problems({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY_FILE: join(dir, "missing.pem") })[0]).toMatch(/GITHUB_APP_PRIVATE_KEY_FILE cannot be read/);
+    expect(problems({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY_FILE: join(dir, "missing.pem") })[0]).toMatch(
+      /GITHUB_APP_PRIVATE_KEY_FILE cannot be read/,
+    );
     expect(problems({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY: "nope" })[0]).toMatch(/not a PEM private key/);
     expect(problems({ ...base, GITHUB_TOKEN: "x", GITHUB_APP_ID: "1", GITHUB_APP_PRIVATE_KEY: pem })[0]).toMatch(/either GITHUB_TOKEN or GITHUB_APP_ID/);
   });

@@ -174,13 +174,31 @@ describe("jobs/dispatcher.nomad.hcl", () => {
     const key = "-----BEGIN RSA PRIVATE KEY-----\nnot-a-real-key\n-----END RSA PRIVATE KEY-----";
     const secret = async () => ({ Data: { data: { GITHUB_APP_PRIVATE_KEY: key }, metadata: { version: 1 } } }); // a KV v2 read, as consul-template sees it
     const asUser = (path: string, uid: number, gid: number) =>
-      spawnSync("setpriv", [`--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", process.execPath, "-e", `process.stdout.write(require("node:fs").readFileSync(${JSON.stringify(path)}, "utf8"))`], { encoding: "utf8" });
+      spawnSync(
+        "setpriv",
+        [
+          `--reuid=${uid}`,
+          `--regid=${gid}`,
+          "--clear-groups",
+          process.execPath,
+          "-e",
+          `process.stdout.write(require("node:fs").readFileSync(${JSON.stringify(path)}, "utf8"))`,
+        ],
+        { encoding: "utf8" },
+      );
     const dataDir = await mkdtemp(join(tmpdir(), "ngd-deploy-"));
     await chmod(dataDir, 0o755); // a client's <data_dir>/alloc, which tasks traverse
     try {
       const alloc = await AllocDir.build(dataDir, "alloc", [taskName]);
       const taskDir = alloc.task(taskName).dir;
-      const template = (fields: Obj) => ({ SourcePath: "", DestPath: String(fields.destination), EmbeddedTmpl: String(fields.data), Perms: String(fields.perms ?? "0644"), Uid: fields.uid, Gid: fields.gid });
+      const template = (fields: Obj) => ({
+        SourcePath: "",
+        DestPath: String(fields.destination),
+        EmbeddedTmpl: String(fields.data),
+        Perms: String(fields.perms ?? "0644"),
+        Uid: fields.uid,
+        Gid: fields.gid,
+      });
       const rendered = await renderTemplateFile(template(pem), taskDir, { env: () => "", secret });
       expect(rendered.trim()).toBe(key);
       const path = join(taskDir, "secrets/github-app.pem");
@@ -391,9 +409,7 @@ describe("Dockerfile", () => {
       .map((l) => l.trim())
       .filter((l) => l !== "" && !l.startsWith("#"));
     for (const must of ["node_modules", ".git", ".env", "dist"]) expect(ignored).toContain(must);
-    const sources = instructions
-      .filter((l) => l.startsWith("COPY ") && !l.includes("--from="))
-      .flatMap((l) => l.split(/\s+/).slice(1, -1));
+    const sources = instructions.filter((l) => l.startsWith("COPY ") && !l.includes("--from=")).flatMap((l) => l.split(/\s+/).slice(1, -1));
     expect(sources.length).toBeGreaterThan(0);
     for (const source of sources) {
       expect(existsSync(`${root}${source}`), source).toBe(true);
@@ -452,8 +468,7 @@ describe("wrangler-free-tunnel.yml", () => {
 
   /** cloudflared's rule matching: the first rule whose hostname and path regex both match. */
   const route = (hostname: string, path: string) =>
-    ingress.find((r) => (r.hostname === undefined || r.hostname === hostname) && (r.path === undefined || new RegExp(r.path).test(path)))
-      ?.service;
+    ingress.find((r) => (r.hostname === undefined || r.hostname === hostname) && (r.path === undefined || new RegExp(r.path).test(path)))?.service;
 
   it("is a named tunnel config with placeholders to fill in", () => {
     expect(config.tunnel).toBe("<TUNNEL-UUID>");

@@ -4,8 +4,8 @@ import { Budget } from "../../src/github/budget.js";
 import { createLogger } from "../../src/log.js";
 import type { RunnerDeps } from "../../src/ports/index.js";
 import { DispatchQueue, type QueueOutcome } from "../../src/provisioning/dispatch-queue.js";
-import { workflowJob } from "../harness/fixtures.js";
 import type { ProvisionOutcome } from "../../src/provisioning/provision.js";
+import { workflowJob } from "../harness/fixtures.js";
 
 afterEach(() => vi.useRealTimers());
 

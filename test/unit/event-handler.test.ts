@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { ServePolicy } from "../../src/core/event-decision.js";
 import type { JobAction, WorkflowJob } from "../../src/core/job-event.js";
 import { JobEventHandler } from "../../src/intake/event-handler.js";
-import { addRunnerJob, fakeDeps, PREFIX, type FakeDeps } from "../fakes/deps.js";
+import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX } from "../fakes/deps.js";
 import { fakeProvisioner } from "../fakes/provisioner.js";
 import { workflowJob } from "../harness/fixtures.js";
 

@@ -1,9 +1,10 @@
 // The fetch Octokit is given (src/github/fetch.ts): what Octokit does with each kind of answer
 // must be what it does over a real fetch.
-import { Octokit } from "@octokit/rest";
-import { RequestError } from "@octokit/request-error";
+
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { RequestError } from "@octokit/request-error";
+import { Octokit } from "@octokit/rest";
 import { Agent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { octokitFetch } from "../../src/github/fetch.js";
@@ -53,7 +54,12 @@ afterAll(async () => {
 });
 
 const octokit = (baseUrl = base) =>
-  new Octokit({ baseUrl, auth: "ghp_test", log: { debug() {}, info() {}, warn() {}, error() {} }, request: { fetch: octokitFetch(agent) as unknown as typeof fetch } });
+  new Octokit({
+    baseUrl,
+    auth: "ghp_test",
+    log: { debug() {}, info() {}, warn() {}, error() {} },
+    request: { fetch: octokitFetch(agent) as unknown as typeof fetch },
+  });
 
 describe("octokitFetch", () => {
   it("returns JSON data and headers, and a 304 as Octokit's Not modified error", async () => {
@@ -71,7 +77,13 @@ describe("octokitFetch", () => {
   });
 
   it("sends JSON bodies and reads answers without a body", async () => {
-    const created = await octokit().rest.actions.generateRunnerJitconfigForRepo({ owner: "o", repo: "r", name: "ngd-2", runner_group_id: 1, labels: ["nomad"] });
+    const created = await octokit().rest.actions.generateRunnerJitconfigForRepo({
+      owner: "o",
+      repo: "r",
+      name: "ngd-2",
+      runner_group_id: 1,
+      labels: ["nomad"],
+    });
     expect(created.status).toBe(201);
     expect(created.data.encoded_jit_config).toBe("abc");
     const post = seen.at(-1)!;
@@ -93,7 +105,9 @@ describe("octokitFetch", () => {
   });
 
   it("turns error answers into Octokit's errors with GitHub's message", async () => {
-    const err = await octokit().rest.actions.createRegistrationTokenForRepo({ owner: "o", repo: "r" }).catch((e: unknown) => e);
+    const err = await octokit()
+      .rest.actions.createRegistrationTokenForRepo({ owner: "o", repo: "r" })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RequestError);
     expect((err as RequestError).status).toBe(422);
     expect((err as RequestError).message).toContain("Validation Failed");
@@ -108,7 +122,9 @@ describe("octokitFetch", () => {
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const err = await octokit(`http://127.0.0.1:${port}`).request("GET /zen").catch((e: unknown) => e);
+    const err = await octokit(`http://127.0.0.1:${port}`)
+      .request("GET /zen")
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RequestError);
     expect((err as RequestError).status).toBe(500);
     expect((err as RequestError).message).toMatch(/ECONNREFUSED/);

@@ -1,11 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  dispatchedJobPrefix,
-  idempotencyTokenFor,
-  jobIdOfRunner,
-  runnerNameFor,
-  runnerOfDispatchedJob,
-} from "../../src/core/naming.js";
+import { dispatchedJobPrefix, idempotencyTokenFor, jobIdOfRunner, runnerNameFor, runnerOfDispatchedJob } from "../../src/core/naming.js";
 
 describe("naming", () => {
   it("round-trips runner names and job ids", () => {
@@ -14,7 +8,18 @@ describe("naming", () => {
   });
 
   it("does not claim runners that are not ours", () => {
-    for (const name of [null, undefined, "", "nomad-gha", "nomad-gha-", "nomad-gha-abc", "nomad-gha-01", "other-123", "nomad-gha-12-3", "nomad-gha-99999999999999999999"]) {
+    for (const name of [
+      null,
+      undefined,
+      "",
+      "nomad-gha",
+      "nomad-gha-",
+      "nomad-gha-abc",
+      "nomad-gha-01",
+      "other-123",
+      "nomad-gha-12-3",
+      "nomad-gha-99999999999999999999",
+    ]) {
       expect(jobIdOfRunner("nomad-gha", name)).toBeUndefined();
     }
     expect(jobIdOfRunner("nomad", "nomad-gha-123")).toBeUndefined();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { WorkflowJob } from "../../src/core/job-event.js";
+import { type Memory, planReconcile, type ReconcileSettings, type RunnerChild, type World } from "../../src/core/reconcile-plan.js";
 import { workflowJob } from "../harness/fixtures.js";
-import { planReconcile, type Memory, type ReconcileSettings, type RunnerChild, type World } from "../../src/core/reconcile-plan.js";
 
 const NOW = Date.parse("2026-11-23T10:00:00Z");
 const settings: ReconcileSettings = {
@@ -114,7 +114,8 @@ describe("planReconcile", () => {
     // Each pass may catch a provisioning under way (registered; credential and runner job not
     // there yet). A name seen orphaned before must not make the next registration stale at once.
     const memory = fresh();
-    const seen = (id: number, now: number) => kinds(world({ now, registered: [{ id, name: "r-8", repo: "acme/app", busy: false, online: false }] }), settings, memory);
+    const seen = (id: number, now: number) =>
+      kinds(world({ now, registered: [{ id, name: "r-8", repo: "acme/app", busy: false, online: false }] }), settings, memory);
     expect(seen(80, NOW)).toEqual([]);
     expect(seen(81, NOW + 59_000)).toEqual([]);
     expect(seen(81, NOW + 61_000)).toEqual([]);

@@ -4,7 +4,7 @@ import type { WorkflowJob } from "../../src/core/job-event.js";
 import type { NeedOptions, NeedOutcome } from "../../src/provisioning/provisioner.js";
 import { Reconciler, type ReconcilerOptions } from "../../src/reconciling/reconciler.js";
 import { PassScheduler } from "../../src/reconciling/scheduler.js";
-import { addRunnerJob, fakeDeps, PREFIX, type FakeDeps } from "../fakes/deps.js";
+import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX } from "../fakes/deps.js";
 import { fakeProvisioner } from "../fakes/provisioner.js";
 import { workflowJob } from "../harness/fixtures.js";
 
@@ -138,7 +138,10 @@ describe("PassScheduler", () => {
         passes += 1;
         return new Promise<void>((resolve) => (release = resolve));
       },
-      async (pass) => (await pass(), { points: 0 }),
+      async (pass) => {
+        await pass();
+        return { points: 0 };
+      },
       { intervalMs: 3_600_000, minGapMs: 0 },
     );
     scheduler.start();
@@ -154,11 +157,18 @@ describe("PassScheduler", () => {
   });
 
   it("spaces periodic passes by the reads the last one spent", async () => {
-    const scheduler = new PassScheduler(async () => undefined, async (pass) => (await pass(), { points: 90 }), {
-      intervalMs: 1_000,
-      minGapMs: 0,
-      readPaceMs: (points) => points * 1_000,
-    });
+    const scheduler = new PassScheduler(
+      async () => undefined,
+      async (pass) => {
+        await pass();
+        return { points: 90 };
+      },
+      {
+        intervalMs: 1_000,
+        minGapMs: 0,
+        readPaceMs: (points) => points * 1_000,
+      },
+    );
     expect(scheduler.nextPassInMs()).toBe(1_000);
     scheduler.start();
     await scheduler.idle();

@@ -2,8 +2,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { DependencyError } from "../../src/core/errors.js";
-import { checkRunnerImage, type RunnerImageCheckDeps } from "../../src/doctor-runner-image.js";
 import { formatChecklist } from "../../src/doctor.js";
+import { checkRunnerImage, type RunnerImageCheckDeps } from "../../src/doctor-runner-image.js";
 import type { RunnerRelease } from "../../src/github/client.js";
 import type { NomadJob } from "../../src/nomad/types.js";
 import { imageTag, parseRunnerVersion, runnerFreshness, runnerImageOf } from "../../src/runner-image.js";
@@ -88,7 +88,10 @@ describe("doctor: runner image check", () => {
   });
 
   it("says when GitHub may refuse the image already", async () => {
-    const result = await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner:2.329.0-ubuntu"), { ...RELEASE, publishedAt: "2026-06-01T00:00:00Z" }));
+    const result = await checkRunnerImage(
+      patConfig,
+      deps(runnerJob("ghcr.io/actions/actions-runner:2.329.0-ubuntu"), { ...RELEASE, publishedAt: "2026-06-01T00:00:00Z" }),
+    );
     expect(result.level).toBe("warn");
     expect(result.detail).toContain("GitHub may already refuse to assign jobs to it");
     expect(result.fix).toContain('image = "ghcr.io/actions/actions-runner:2.336.0-ubuntu"');
@@ -101,17 +104,30 @@ describe("doctor: runner image check", () => {
 
   it("says it cannot tell: no version tag, no release on GHES, GitHub failing", async () => {
     const byDigest = await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner@sha256:0123"), RELEASE));
-    expect(byDigest).toMatchObject({ level: "warn", detail: expect.stringContaining("cannot tell") as string, fix: expect.stringContaining("pin the runner image to a version tag") as string });
+    expect(byDigest).toMatchObject({
+      level: "warn",
+      detail: expect.stringContaining("cannot tell") as string,
+      fix: expect.stringContaining("pin the runner image to a version tag") as string,
+    });
     expect((await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner:latest"), RELEASE))).detail).toContain('tag "latest"');
     const ghes = await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner:2.329.0"), undefined));
     expect(ghes.level).toBe("warn");
     expect(ghes.detail).toMatch(/cannot tell.*has no actions\/runner releases \(GitHub Enterprise Server\?\)/);
-    const failing = await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner:2.329.0"), new DependencyError("github", "GitHub read the latest actions/runner release: 502 Bad Gateway", 502, true)));
+    const failing = await checkRunnerImage(
+      patConfig,
+      deps(
+        runnerJob("ghcr.io/actions/actions-runner:2.329.0"),
+        new DependencyError("github", "GitHub read the latest actions/runner release: 502 Bad Gateway", 502, true),
+      ),
+    );
     expect(failing).toMatchObject({ level: "warn", detail: expect.stringContaining("502 Bad Gateway") as string });
   });
 
   it("does not check a runner job that is not registered yet", async () => {
-    expect(await checkRunnerImage(patConfig, deps(undefined, RELEASE))).toMatchObject({ level: "ok", detail: expect.stringContaining("not registered yet") as string });
+    expect(await checkRunnerImage(patConfig, deps(undefined, RELEASE))).toMatchObject({
+      level: "ok",
+      detail: expect.stringContaining("not registered yet") as string,
+    });
   });
 
   it("asks through an installation's budget with App credentials", async () => {

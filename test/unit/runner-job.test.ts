@@ -14,7 +14,9 @@ describe("inlining the runner job's scripts for /v1/jobs/parse", () => {
     expect(hcl).toMatch(/file\("runner\/configure-runner\.sh"\)/);
     const inlined = await inlineFiles(hcl, JOB_FILE);
     expect(inlined).not.toMatch(/\bfile\("/);
-    const parsed = (await hcl2json.parse("job.hcl", inlined)) as { job: Record<string, Array<{ group: Record<string, Array<{ task: Record<string, Array<{ template?: Array<{ data: string }> }>> }>> }>> };
+    const parsed = (await hcl2json.parse("job.hcl", inlined)) as {
+      job: Record<string, Array<{ group: Record<string, Array<{ task: Record<string, Array<{ template?: Array<{ data: string }> }>> }>> }>>;
+    };
     const tasks = parsed.job["github-runner"]![0]!.group.runner![0]!.task;
     const data = (task: string) => tasks[task]![0]!.template![0]!.data;
     // hcl2json keeps HCL's `$${` escape in its output; Nomad evaluates it to a literal `${`.
@@ -26,7 +28,10 @@ describe("inlining the runner job's scripts for /v1/jobs/parse", () => {
   it("quotes any text so that HCL reads back exactly that text, interpolations and directives included", async () => {
     // HCL normalises string literals to Unicode NFC (hashicorp/hcl hclsyntax), whatever the quoting.
     const pieces = fc.oneof(fc.string({ unit: "binary" }), fc.constantFrom("${", "%{", "$${", "%%{", "${x}", "%{ if }", "\\", '"', "\n"));
-    const nfc = fc.array(pieces).map((parts) => parts.join("")).filter((text) => text === text.normalize("NFC"));
+    const nfc = fc
+      .array(pieces)
+      .map((parts) => parts.join(""))
+      .filter((text) => text === text.normalize("NFC"));
     await fc.assert(
       fc.asyncProperty(nfc, async (text) => {
         const parsed = (await hcl2json.parse("t.hcl", `value = ${hclString(text)}\n`)) as { value: string };
@@ -39,7 +44,7 @@ describe("inlining the runner job's scripts for /v1/jobs/parse", () => {
 
 describe("runner job variables", () => {
   it("passes the Vault address and namespace the runners need, unless the operator's file sets them", () => {
-    expect(runnerJobVariables({ addr: "https://vault:8200", namespace: "team-a" }, 'cpu = 500\n')).toBe(
+    expect(runnerJobVariables({ addr: "https://vault:8200", namespace: "team-a" }, "cpu = 500\n")).toBe(
       'vault_addr = "https://vault:8200"\nvault_namespace = "team-a"\ncpu = 500\n',
     );
     expect(runnerJobVariables({ addr: "https://vault:8200" }, 'vault_addr = "https://other:8200"\n')).toBe('vault_addr = "https://other:8200"\n');

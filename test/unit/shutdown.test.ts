@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
 import { describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../src/log.js";
-import { SHUTDOWN_BUDGET_MS, SHUTDOWN_MARGIN_MS, shutDown, shutdownBudgetTotalMs, type ShutdownBudget, type ShutdownParts } from "../../src/shutdown.js";
+import { SHUTDOWN_BUDGET_MS, SHUTDOWN_MARGIN_MS, type ShutdownBudget, type ShutdownParts, shutDown, shutdownBudgetTotalMs } from "../../src/shutdown.js";
 
 const SHORT: ShutdownBudget = { tunnel: 40, webhooks: 40, dispatchQueue: 40, reconciler: 40, metrics: 40 };
 const never = () => new Promise<void>(() => {});
@@ -31,7 +31,12 @@ function parts(hang: Array<"tunnel" | "listener" | "webhooks" | "dispatchQueue" 
     tunnel: { stop: () => finish("tunnel", "tunnel stop") },
     listener: { close: () => finish("listener", "listener close"), forceClose: () => events.push("listener force-closed") },
     webhooks: { drain: () => finish("webhooks", "webhooks drain") },
-    dispatchQueue: { close: (ms) => (events.push(`queue close ${ms}`), finish("dispatchQueue", "queue")) },
+    dispatchQueue: {
+      close: (ms) => {
+        events.push(`queue close ${ms}`);
+        return finish("dispatchQueue", "queue");
+      },
+    },
     github: { close: () => events.push("github closed") },
     reconciler: { stop: () => finish("reconciler", "reconciler stop") },
     metrics: { close: () => finish("metrics", "metrics close"), forceClose: () => events.push("metrics force-closed") },

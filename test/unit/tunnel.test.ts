@@ -1,26 +1,26 @@
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
 import cloudflaredWrapper from "cloudflared";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
+import { SHUTDOWN_BUDGET_MS } from "../../src/shutdown.js";
 import {
   CloudflaredSupervisor,
-  TunnelStartError,
-  cloudflaredArgs,
-  DEFAULT_STOP_TIMEOUT_MS,
-  KILL_WAIT_MS,
-  TUNNEL_GRACE_PERIOD_MS,
-  cloudflaredEnvironment,
-  formatWebhookSettings,
-  parseCloudflaredLine,
   type CloudflaredSupervisorOptions,
+  cloudflaredArgs,
+  cloudflaredEnvironment,
+  DEFAULT_STOP_TIMEOUT_MS,
+  formatWebhookSettings,
+  KILL_WAIT_MS,
+  parseCloudflaredLine,
+  TUNNEL_GRACE_PERIOD_MS,
+  TunnelStartError,
   type TunnelTarget,
 } from "../../src/tunnel/cloudflared.js";
-import { loadConfig } from "../../src/config.js";
 import { originUrlFor, tunnelTargetFor } from "../../src/tunnel/settings.js";
-import { SHUTDOWN_BUDGET_MS } from "../../src/shutdown.js";
 
 const STANDIN = fileURLToPath(new URL("../fixtures/cloudflared-standin.mjs", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "tunnel-test-"));
@@ -128,8 +128,8 @@ describe("parseCloudflaredLine", () => {
   });
 
   it.each([
-    ["2026-08-14T11:22:40Z ERR Connection terminated error=\"timeout: no recent network activity\" connIndex=1", 1],
-    ["2026-08-14T11:22:40Z ERR Serve tunnel error error=\"failed to dial to edge with quic\" connIndex=3 event=0 ip=198.41.192.7", 3],
+    ['2026-08-14T11:22:40Z ERR Connection terminated error="timeout: no recent network activity" connIndex=1', 1],
+    ['2026-08-14T11:22:40Z ERR Serve tunnel error error="failed to dial to edge with quic" connIndex=3 event=0 ip=198.41.192.7', 3],
     ["2026-08-14T11:22:41Z INF Retrying connection in up to 2s connIndex=0 event=0 ip=198.41.192.7", 0],
     ["2026-08-14T11:22:42Z INF Unregistered tunnel connection connIndex=2 event=0 ip=198.41.192.7", 2],
     ["2026-08-14T11:22:42Z INF Lost connection with the edge connIndex=1", 1],
@@ -151,15 +151,16 @@ describe("parseCloudflaredLine", () => {
   });
 
   it("finds the quick tunnel URL in the box, and only there", () => {
-    expect(parseCloudflaredLine("2026-08-14T11:22:33Z INF |  https://seasonal-deck-organisms-sf.trycloudflare.com                                     |\r").event).toEqual({
+    expect(
+      parseCloudflaredLine("2026-08-14T11:22:33Z INF |  https://seasonal-deck-organisms-sf.trycloudflare.com                                     |\r").event,
+    ).toEqual({
       kind: "quick-url",
       url: "https://seasonal-deck-organisms-sf.trycloudflare.com",
     });
     expect(parseCloudflaredLine("2026-08-14T11:22:33Z INF Requesting new quick Tunnel on trycloudflare.com...").event).toBeUndefined();
     expect(
-      parseCloudflaredLine(
-        "2026-08-14T11:22:33Z INF Thank you for trying Cloudflare Tunnel. ... Terms of Use (https://www.cloudflare.com/website-terms/), ...",
-      ).event,
+      parseCloudflaredLine("2026-08-14T11:22:33Z INF Thank you for trying Cloudflare Tunnel. ... Terms of Use (https://www.cloudflare.com/website-terms/), ...")
+        .event,
     ).toBeUndefined();
   });
 
@@ -297,10 +298,7 @@ describe("CloudflaredSupervisor with the stand-in binary", () => {
   });
 
   it("restarts cloudflared after a crash, with doubling backoff capped at maxMs", async () => {
-    const { supervisor, logs, starts } = setup(
-      { mode: "named", token: TOKEN },
-      { env: { STANDIN_CRASH_AFTER_MS: "60" } },
-    );
+    const { supervisor, logs, starts } = setup({ mode: "named", token: TOKEN }, { env: { STANDIN_CRASH_AFTER_MS: "60" } });
     await supervisor.start();
     await eventually(() => supervisor.status().restarts >= 4, "4 restarts");
 
@@ -416,10 +414,7 @@ describe("CloudflaredSupervisor with the stand-in binary", () => {
   });
 
   it("stop() during a restart backoff cancels the restart", async () => {
-    const { supervisor, starts } = setup(
-      { mode: "named", token: TOKEN },
-      { env: { STANDIN_FAIL_START: "1" }, backoff: { initialMs: 60_000 } },
-    );
+    const { supervisor, starts } = setup({ mode: "named", token: TOKEN }, { env: { STANDIN_FAIL_START: "1" }, backoff: { initialMs: 60_000 } });
     await supervisor.start();
     await eventually(() => supervisor.status().lastError?.startsWith("cloudflared exited"), "the failed start");
     await supervisor.stop();

@@ -64,8 +64,17 @@ describe("VaultStore", () => {
   it("with a namespace (VAULT_NAMESPACE), keeps runner secrets there and asks the root namespace for audit devices and health", async () => {
     vault.createNamespace("ci");
     // A root-namespace token whose policy reaches into ci, the one setup that can list audit devices.
-    await vault.writePolicy("dispatcher-ci", 'path "ci/secret/data/ngd/runners/*" { capabilities = ["create", "read", "update"] }\npath "ci/secret/metadata/ngd/runners/*" { capabilities = ["read", "delete", "list"] }\npath "sys/audit" { capabilities = ["read", "sudo"] }');
-    const s = new VaultStore({ addr: vault.url, token: vault.createToken({ policies: ["dispatcher-ci"] }), namespace: "ci", kvMount: "secret", kvPrefix: "ngd" });
+    await vault.writePolicy(
+      "dispatcher-ci",
+      'path "ci/secret/data/ngd/runners/*" { capabilities = ["create", "read", "update"] }\npath "ci/secret/metadata/ngd/runners/*" { capabilities = ["read", "delete", "list"] }\npath "sys/audit" { capabilities = ["read", "sudo"] }',
+    );
+    const s = new VaultStore({
+      addr: vault.url,
+      token: vault.createToken({ policies: ["dispatcher-ci"] }),
+      namespace: "ci",
+      kvMount: "secret",
+      kvPrefix: "ngd",
+    });
     const before = vault.requests.length;
     expect(await s.auditDevices()).toEqual(["file/"]);
     expect(await s.health()).toEqual({ initialized: true, sealed: false, standby: false });
@@ -83,7 +92,8 @@ describe("VaultStore", () => {
       "/v1/secret/metadata/ngd/runners/r-ns ci",
     ]);
     // The wrapping token was made in ci: only a request in ci can unwrap it.
-    const unwrap = (headers: Record<string, string>) => fetch(`${vault.url}/v1/sys/wrapping/unwrap`, { method: "POST", headers: { "x-vault-token": wrap, ...headers } });
+    const unwrap = (headers: Record<string, string>) =>
+      fetch(`${vault.url}/v1/sys/wrapping/unwrap`, { method: "POST", headers: { "x-vault-token": wrap, ...headers } });
     expect((await unwrap({})).status).toBe(400);
     expect((await unwrap({ "x-vault-namespace": "ci" })).status).toBe(200);
   });
