@@ -366,12 +366,15 @@ describe("chaos", () => {
       const jobs = github.jobs().filter((j) => ours.has(j.id));
       const served = jobs.filter((j) => j.status === "completed" && j.conclusion === "success").length;
       const lost = jobs.filter((j) => j.status !== "completed").length;
-      // Runners whose process an injected fault killed: their allocation was lost, or their main
-      // task was SIGKILLed (exit 137). Faults aim at runners that are idle, but a real runner takes
+      // Runners whose process an injected fault killed: their allocation was lost with its node
+      // ("unknown" with disconnect.replace = false, as the runner group has it; "lost" if it was
+      // still pending), or their main task was SIGKILLed (exit 137). Faults aim at runners that are idle, but a real runner takes
       // a job within milliseconds of being offered it, so now and then one lands just after: that
       // job fails, as it would on a cluster, and is counted apart from failures nothing explains.
       const killedRunner = (a: (typeof allocsAtEnd)[number]) =>
-        a.ClientStatus === "lost" || (a.TaskStates.runner?.Events ?? []).some((e) => e.Type === "Terminated" && e.ExitCode === 137);
+        a.ClientStatus === "lost" ||
+        a.ClientStatus === "unknown" ||
+        (a.TaskStates.runner?.Events ?? []).some((e) => e.Type === "Terminated" && e.ExitCode === 137);
       const allocsAtEnd = nomad.allocations();
       const faultedRunners = new Set(allocsAtEnd.filter(killedRunner).map((a) => a.Job.Meta?.runner_name ?? ""));
       const failedJobs = jobs.filter((j) => j.status === "completed" && j.conclusion !== "success");
