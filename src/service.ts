@@ -1,3 +1,4 @@
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { Hono } from "hono";
@@ -6,7 +7,8 @@ import { DependencyError, errorMessage } from "./core/errors.js";
 import { createDeps, type ServiceDeps, servePolicy } from "./deps.js";
 import { paceMs } from "./github/budget.js";
 import { WebhookVerifier } from "./github/webhook.js";
-import { createApp } from "./http/app.js";
+import { createApp, type ReadinessReport } from "./http/app.js";
+import { guardIdleConnections, listenerOptions } from "./http/listener.js";
 import { JobEventHandler } from "./intake/event-handler.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -76,10 +78,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
   provisioner.followUpWith(reconciler);
   const handler = new JobEventHandler(deps, policy, provisioner);
   let tunnel: CloudflaredSupervisor | undefined;
+  const readiness = readinessProbe(deps, () => tunnel?.status());
   const app = createApp({
     verifier: new WebhookVerifier(config.github.webhookSecrets),
     handle: (event) => handler.handle(event),
-    readiness: readinessProbe(deps, () => tunnel?.status()),
+    readiness,
     bodyLimitBytes: config.webhookBodyLimit,
     log,
     metrics: {
@@ -94,7 +97,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   let metricsServer: ServerType | undefined;
   let metricsUrl: string | undefined;
   if (config.metricsPort !== undefined) {
-    metricsServer = await listen(metricsApp(metrics).fetch, config.host, config.metricsPort);
+    metricsServer = await listen(metricsApp(metrics, readiness).fetch, config.host, config.metricsPort);
     metricsUrl = `${urlOf(metricsServer, config.host)}/metrics`;
     log.info({ url: metricsUrl }, "serving Prometheus metrics");
   }
@@ -155,9 +158,14 @@ function urlOf(server: ServerType, host: string): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${portOf(server)}`;
 }
 
-function metricsApp(metrics: Metrics): Hono {
+/** The operators' listener, never behind the tunnel: metrics, and readiness with its reasons. */
+function metricsApp(metrics: Metrics, readiness: () => Promise<ReadinessReport>): Hono {
   const app = new Hono();
   app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
+  app.get("/readyz", async (c) => {
+    const report = await readiness();
+    return c.json(report, report.ready ? 200 : 503);
+  });
   return app;
 }
 
@@ -170,7 +178,8 @@ function recordReconcile(metrics: Metrics, report: ReconcileReport): void {
 
 function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, hostname, port }, () => resolve(server));
+    const server = serve({ fetch, hostname, port, serverOptions: listenerOptions() }, () => resolve(server));
+    guardIdleConnections(server as Server);
     server.once("error", reject);
   });
 }

@@ -15,7 +15,8 @@ export class WebhookVerifier {
   }
 
   async verify(rawBody: string, signature: string | undefined): Promise<boolean> {
-    if (!signature || !/^sha256=[0-9a-f]{64}$/i.test(signature)) return false;
+    // GitHub never sends an empty body (and Octokit's verify throws on one).
+    if (!signature || rawBody.length === 0 || !/^sha256=[0-9a-f]{64}$/i.test(signature)) return false;
     for (const verifier of this.verifiers) {
       if (await verifier.verify(rawBody, signature)) return true;
     }

@@ -36,7 +36,9 @@ export interface AppOptions {
 export function createApp(opts: AppOptions): Hono {
   const app = new Hono();
   const { log } = opts;
-  const count = (event: string, outcome: string) => opts.metrics?.delivery(event, outcome);
+  // The event name comes from the sender: only names we know become label values, so that a
+  // flood of made-up X-GitHub-Event values cannot create metric series without bound.
+  const count = (event: string, outcome: string) => opts.metrics?.delivery(KNOWN_EVENTS.has(event) ? event : "other", outcome);
 
   const limit = bodyLimiter(opts.bodyLimitBytes, () => count("unknown", "too_large"));
 
@@ -89,7 +91,12 @@ export function createApp(opts: AppOptions): Hono {
       const transient = isTransient(err);
       count(headers.event, transient ? "retry_later" : "error");
       log.error({ delivery: headers.id, job: parsed.event.job.id, err: errorMessage(err) }, "webhook handling failed");
-      return c.json({ error: errorMessage(err), retry: transient }, transient ? 503 : 500);
+      // The answer travels through the tunnel to whoever sent the request: no internal detail
+      // (hosts, paths, dependency errors); those are in the log and the metrics.
+      return c.json(
+        { error: transient ? "temporarily unavailable; the job stays queued and will be served" : "internal error", retry: transient },
+        transient ? 503 : 500,
+      );
     }
   };
 
@@ -97,9 +104,10 @@ export function createApp(opts: AppOptions): Hono {
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
+  // Public: which checks fail, not why (the why is on the metrics listener's /readyz).
   app.get("/readyz", async (c) => {
     const report = await opts.readiness();
-    return c.json(report, report.ready ? 200 : 503);
+    return c.json(withoutDetail(report), report.ready ? 200 : 503);
   });
 
   app.notFound((c) => c.json({ error: "not found" }, 404));
@@ -108,6 +116,24 @@ export function createApp(opts: AppOptions): Hono {
     return c.json({ error: "internal error" }, 500);
   });
   return app;
+}
+
+/** Events whose names may become metric labels; any other name is counted as "other". */
+const KNOWN_EVENTS = new Set([
+  "workflow_job",
+  "ping",
+  "unknown",
+  "push",
+  "pull_request",
+  "workflow_run",
+  "check_run",
+  "check_suite",
+  "installation",
+  "installation_repositories",
+]);
+
+export function withoutDetail(report: ReadinessReport): ReadinessReport {
+  return { ready: report.ready, checks: Object.fromEntries(Object.entries(report.checks).map(([name, check]) => [name, { ok: check.ok }])) };
 }
 
 /**

@@ -71,6 +71,14 @@ describe("recovery (reconciler)", () => {
     expect(w.github.deliveries().find((d) => d.action === "queued")?.status_code).toBe(503);
     const ready = await fetch(`${w.service.url}/readyz`);
     expect(ready.status).toBe(503);
+    // Through the tunnel: which checks fail, not why; the metrics listener (operators only) says why.
+    const publicReport = (await ready.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
+    expect(Object.values(publicReport.checks).some((check) => !check.ok)).toBe(true);
+    expect(Object.values(publicReport.checks).every((check) => check.detail === undefined)).toBe(true);
+    const operators = await fetch(new URL("/readyz", w.service.metricsUrl!));
+    expect(operators.status).toBe(503);
+    const why = (await operators.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
+    expect(Object.values(why.checks).filter((check) => !check.ok).every((check) => typeof check.detail === "string" && check.detail !== "")).toBe(true);
     w.nomad.setLeader(true);
     w.vault.unseal();
     await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served after recovery");
