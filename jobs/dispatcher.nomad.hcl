@@ -75,7 +75,7 @@ variable "runner_labels" {
 
 variable "allowed_owners" {
   type        = string
-  description = "Comma-separated GitHub owners whose jobs are served; empty means any that reach the webhook."
+  description = "Comma-separated GitHub owners whose jobs are served; * for any that reach the webhook. Required with a PAT (a GitHub App's installations are its allow-list)."
   default     = ""
 }
 

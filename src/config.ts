@@ -101,6 +101,21 @@ export function loadConfig(env: Env = process.env): Config {
   for (const repo of allowedRepos) {
     if (!/^[^/\s]+\/[^/\s]+$/.test(repo)) problems.push(`ALLOWED_REPOS entry "${repo}" must look like owner/repo`);
   }
+  // Fail closed: a PAT reaches every repository its owner can, so a webhook from any of them
+  // would get a runner. A GitHub App's installations are its allow-list.
+  const allowedOwners = list(cleaned.ALLOWED_OWNERS).map((o) => o.toLowerCase());
+  if (cleaned.GITHUB_TOKEN && allowedOwners.length === 0 && allowedRepos.length === 0) {
+    problems.push(
+      "with GITHUB_TOKEN, set ALLOWED_OWNERS (owners) or ALLOWED_REPOS (owner/repo) to the repositories to serve; ALLOWED_OWNERS=* serves any that reach the webhook",
+    );
+  }
+  if (allowedOwners.includes("*") && allowedOwners.length > 1) problems.push("ALLOWED_OWNERS=* means every owner: list owners or *, not both");
+  const registration = cleaned.RUNNER_REGISTRATION ?? "jit";
+  if (cleaned.RUNNER_SCOPE === "org" && registration !== "jit" && !/^(1|true|yes)$/i.test(cleaned.RUNNER_ALLOW_ORG_REGISTRATION_TOKEN ?? "")) {
+    problems.push(
+      `RUNNER_REGISTRATION=${registration} with RUNNER_SCOPE=org puts an organization registration token in each runner's prestart: whoever reads it can register runners for every repository of the organization; use RUNNER_REGISTRATION=jit, or set RUNNER_ALLOW_ORG_REGISTRATION_TOKEN=true to accept that`,
+    );
+  }
   if (cleaned.TUNNEL_TOKEN && cleaned.TUNNEL && cleaned.TUNNEL !== "named") {
     problems.push(`TUNNEL_TOKEN is set but TUNNEL=${cleaned.TUNNEL}: set TUNNEL=named (or leave TUNNEL unset) to use it, or unset TUNNEL_TOKEN`);
   }
@@ -131,7 +146,8 @@ export function loadConfig(env: Env = process.env): Config {
       groupId: e.RUNNER_GROUP_ID,
       namePrefix: e.RUNNER_NAME_PREFIX,
     },
-    allowedOwners: list(e.ALLOWED_OWNERS).map((o) => o.toLowerCase()),
+    // "*" is the explicit "every owner": no owner filter.
+    allowedOwners: allowedOwners.filter((o) => o !== "*"),
     allowedRepos,
     nomad: {
       addr: e.NOMAD_ADDR,

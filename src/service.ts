@@ -47,6 +47,12 @@ export async function startService(config: Config, log: Logger): Promise<Running
   // hook) are not collected at all; the service's own counters stay for tests and doctor.
   const metrics = new Metrics({ defaultMetrics: config.metricsPort !== undefined });
   const deps = createDeps(config, log, metrics);
+  if (config.runner.scope === "org" && config.runner.registration !== "jit") {
+    log.warn(
+      { registration: config.runner.registration },
+      "RUNNER_ALLOW_ORG_REGISTRATION_TOKEN=true: each runner's prestart gets an organization registration token, with which it could register runners for every repository of the organization",
+    );
+  }
   await startupChecks(config, deps);
 
   const policy = servePolicy(config);

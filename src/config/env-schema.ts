@@ -72,6 +72,7 @@ export function envSchema(bundledRunnerJobFile: string) {
     RUNNER_NAME_PREFIX: matching(/^[a-z0-9][a-z0-9-]{0,30}$/, "RUNNER_NAME_PREFIX must be 1-31 lower-case letters, digits or dashes", "nomad-gha"),
     ALLOWED_OWNERS: optionalString,
     ALLOWED_REPOS: optionalString,
+    RUNNER_ALLOW_ORG_REGISTRATION_TOKEN: bool("RUNNER_ALLOW_ORG_REGISTRATION_TOKEN", false),
     NOMAD_ADDR: z._default(url("NOMAD_ADDR"), "http://127.0.0.1:4646"),
     NOMAD_TOKEN: optionalString,
     NOMAD_NAMESPACE: nonEmpty("default"),

@@ -57,7 +57,8 @@ export function serviceEnv(twins: Awaited<ReturnType<typeof startTwins>>, webhoo
         const app = twins.github.createApp();
         return { GITHUB_APP_ID: String(app.appId), GITHUB_APP_PRIVATE_KEY: app.privateKeyPem };
       })()
-    : { GITHUB_TOKEN: twins.github.createPat() };
+    : // A PAT needs an allow-list (the service refuses to start without one); tests narrow it in opts.env.
+      { GITHUB_TOKEN: twins.github.createPat(), ALLOWED_OWNERS: "*" };
   return {
     GITHUB_WEBHOOK_SECRET: webhookSecret,
     ...auth,

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
 
-const minimal = { GITHUB_WEBHOOK_SECRET: "s3cret", GITHUB_TOKEN: "ghp_x", VAULT_TOKEN: "hvs.x" };
+const minimal = { GITHUB_WEBHOOK_SECRET: "s3cret", GITHUB_TOKEN: "ghp_x", VAULT_TOKEN: "hvs.x", ALLOWED_OWNERS: "acme" };
 
 function problems(env: Record<string, string>): string[] {
   try {
@@ -59,6 +59,35 @@ describe("loadConfig", () => {
     expect(p.some((l) => l.includes("VAULT_TOKEN is required"))).toBe(true);
     expect(p.some((l) => l.startsWith("GitHub credentials missing"))).toBe(true);
     for (const line of p) expect(line).not.toContain("\n");
+  });
+
+  it("fails closed: a PAT needs an allow-list, and * must be asked for by name", () => {
+    const { ALLOWED_OWNERS: _, ...unlisted } = minimal;
+    expect(problems(unlisted)).toEqual([
+      "with GITHUB_TOKEN, set ALLOWED_OWNERS (owners) or ALLOWED_REPOS (owner/repo) to the repositories to serve; ALLOWED_OWNERS=* serves any that reach the webhook",
+    ]);
+    expect(problems({ ...unlisted, ALLOWED_REPOS: "acme/app" })).toEqual([]);
+    expect(loadConfig({ ...unlisted, ALLOWED_OWNERS: "*" }).allowedOwners).toEqual([]);
+    expect(problems({ ...unlisted, ALLOWED_OWNERS: "*,acme" })).toEqual(["ALLOWED_OWNERS=* means every owner: list owners or *, not both"]);
+    // A GitHub App's installations are its allow-list.
+    const { privateKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
+    const { GITHUB_TOKEN: __, ...appEnv } = unlisted;
+    expect(problems({ ...appEnv, GITHUB_APP_ID: "1", GITHUB_APP_PRIVATE_KEY: privateKey })).toEqual([]);
+  });
+
+  it("refuses organization registration tokens in runners unless explicitly allowed", () => {
+    for (const registration of ["token", "auto"]) {
+      const refused = problems({ ...minimal, RUNNER_SCOPE: "org", RUNNER_REGISTRATION: registration });
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toMatch(new RegExp(`^RUNNER_REGISTRATION=${registration} with RUNNER_SCOPE=org .*RUNNER_ALLOW_ORG_REGISTRATION_TOKEN=true`));
+      expect(problems({ ...minimal, RUNNER_SCOPE: "org", RUNNER_REGISTRATION: registration, RUNNER_ALLOW_ORG_REGISTRATION_TOKEN: "true" })).toEqual([]);
+      expect(problems({ ...minimal, RUNNER_SCOPE: "repo", RUNNER_REGISTRATION: registration })).toEqual([]);
+    }
+    expect(problems({ ...minimal, RUNNER_SCOPE: "org" })).toEqual([]); // JIT: one runner, one job
   });
 
   it("accepts a GitHub App with a key inline or from a file, and rejects mixing auth kinds", () => {

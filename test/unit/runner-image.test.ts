@@ -28,7 +28,7 @@ function runnerJob(mainImage: string, sideImage = "curlimages/curl:8.9.1"): Noma
   };
 }
 
-const baseEnv = { GITHUB_WEBHOOK_SECRET: "a-webhook-secret-long-enough", GITHUB_TOKEN: "ghp_unit", VAULT_TOKEN: "hvs.unit" };
+const baseEnv = { GITHUB_WEBHOOK_SECRET: "a-webhook-secret-long-enough", GITHUB_TOKEN: "ghp_unit", ALLOWED_OWNERS: "acme", VAULT_TOKEN: "hvs.unit" };
 const patConfig = loadConfig(baseEnv);
 
 function deps(job: NomadJob | undefined, release: RunnerRelease | undefined | Error, asked: Array<number | undefined> = []): RunnerImageCheckDeps {
