@@ -78,7 +78,11 @@ describe("recovery (reconciler)", () => {
     const operators = await fetch(new URL("/readyz", w.service.metricsUrl!));
     expect(operators.status).toBe(503);
     const why = (await operators.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
-    expect(Object.values(why.checks).filter((check) => !check.ok).every((check) => typeof check.detail === "string" && check.detail !== "")).toBe(true);
+    expect(
+      Object.values(why.checks)
+        .filter((check) => !check.ok)
+        .every((check) => typeof check.detail === "string" && check.detail !== ""),
+    ).toBe(true);
     w.nomad.setLeader(true);
     w.vault.unseal();
     await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served after recovery");
