@@ -304,6 +304,11 @@ describe("the runner's credential", () => {
       ),
     };
     expect(secretsIn(cmdlines, secrets)).toEqual([]);
+    // Every file it can read: its own settings files, as the runner needs them, and nothing from
+    // which a credential could be had again (the JIT config, the wrapping token).
+    const readable = report?.readable ?? "";
+    expect(readable).toMatch(/^== \S*\/alloc\/logs\/configure-runner\.std(out|err)\.0$/m); // the prestart's output too
+    expect(secretsIn(readable, { wrapToken, jit, "jit (decoded)": Buffer.from(jit, "base64").toString() })).toEqual([]);
     const { wrapToken: _spent, ...credential } = secrets;
     expect(secretsIn(env, credential)).toEqual([]);
     expect(env).not.toMatch(/^VAULT_/m);
@@ -339,6 +344,9 @@ describe("the runner's credential", () => {
     expect(report?.env).not.toContain(registrationToken);
     expect(report?.cmdlines).not.toContain(registrationToken);
     expect(report?.cmdlines).not.toContain(wrapToken);
+    expect(report?.readable).toMatch(/^== \S*\/alloc\/logs\/configure-runner\.std(out|err)\.0$/m);
+    expect(report?.readable).not.toContain(registrationToken);
+    expect(report?.readable).not.toContain(wrapToken);
     expect(vault.tokensOnCommandLines).toEqual([]);
   });
 });

@@ -39,7 +39,7 @@ export interface ContainerSpec {
   allocDir: string;
   /** A fresh host directory for this container's copy of the image. */
   containerRoot: string;
-  onLine(line: string): void;
+  onLine(line: string, stream: "stdout" | "stderr"): void;
 }
 
 export interface ContainerExit {
@@ -130,7 +130,7 @@ export class Container {
       if (!stream) continue;
       createInterface({ input: stream }).on("line", (line) => {
         if (IS_ROOT && stream === child.stderr && UNSHARE_SIGKILL.test(line)) container.diedOfSigkill = true;
-        else spec.onLine(line);
+        else spec.onLine(line, stream === child.stderr ? "stderr" : "stdout");
       });
     }
     return container;

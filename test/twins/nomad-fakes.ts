@@ -177,6 +177,10 @@ for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' 2>/dev/null <"$f" || true; echo; 
   stat -c '%n %a %u:%g' "$NOMAD_ALLOC_DIR" "$NOMAD_TASK_DIR" "$NOMAD_SECRETS_DIR" .runner .credentials .credentials_rsaparams
   echo "alloc: $(ls -A "$NOMAD_ALLOC_DIR" | sort | tr '\\n' ' ')"
 } | post report/files
+# Every file the runner's user can read wherever a workflow step could look: the allocation and
+# task directories (the prestart's logs included), /tmp and the runner's working directory.
+find "$NOMAD_ALLOC_DIR" "$NOMAD_TASK_DIR" "$NOMAD_SECRETS_DIR" /tmp "$PWD" -type f -readable -size -1024k 2>/dev/null |
+  while IFS= read -r f; do printf '== %s\n' "$f"; cat -- "$f" 2>/dev/null || true; echo; done | post report/readable
 answer=$(curl -fsS --data-binary @.runner "\${FAKE_ACTIONS_URL}/run?$q")
 echo "runner exits $answer"
 exit "$answer"
@@ -220,6 +224,8 @@ export interface RunnerReport {
   env?: string;
   cmdlines?: string;
   files?: string;
+  /** Every file the runner's user can read, each as "== path" and its content. */
+  readable?: string;
 }
 
 /**

@@ -8,6 +8,7 @@
 // with a Vault token from its workload identity when it has a vault block), and its command runs
 // as the image's user.
 
+import { appendFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TwinImage } from "./contract.js";
@@ -246,7 +247,13 @@ export class AllocRunner {
       taskDir,
       allocDir: allocDir.shared,
       containerRoot: join(allocDir.root, "containers", run.task.Name),
-      onLine: (line) => void run.logs.push(line),
+      onLine: (line, stream) => {
+        run.logs.push(line);
+        // logmon writes each task's output to <alloc>/alloc/logs/<task>.<stream>.<n>, created
+        // 0644 by the client, so every task of the allocation can read it (hashicorp/nomad
+        // client/logmon/logging/rotator.go, createFile: os.OpenFile(..., 0644)).
+        appendFileSync(join(allocDir.shared, "logs", `${run.task.Name}.${stream}.0`), `${line}\n`, { mode: 0o644 });
+      },
     });
     // Killed while its container was being created: it goes at once, never reported started.
     if (run.controller.signal.aborted || run.crash.signal.aborted) {
