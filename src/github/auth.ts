@@ -1,10 +1,9 @@
 import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/rest";
-import { Agent } from "undici";
 import type { GitHubAuthConfig } from "../config.js";
 import { DependencyError } from "../core/errors.js";
 import { toDependencyError } from "./errors.js";
-import { octokitFetch } from "./fetch.js";
+import { githubAgent, octokitFetch } from "./fetch.js";
 import type { Budgets } from "./requests.js";
 import type { RunnerTarget } from "./target.js";
 
@@ -33,7 +32,7 @@ export class Octokits {
    * Octokit's requests go through the same undici as Nomad's and Vault's, over a keep-alive
    * agent, rather than Node's built-in fetch: a second HTTP stack costs resident memory.
    */
-  private readonly fetch = octokitFetch(new Agent({ keepAliveTimeout: 30_000, connections: 128 })) as unknown as typeof globalThis.fetch;
+  private readonly fetch = octokitFetch(githubAgent()) as unknown as typeof globalThis.fetch;
 
   constructor(
     private readonly opts: AuthOptions,

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from "node:http";
-import { type Dispatcher, interceptors } from "undici";
+import { Agent, type Dispatcher, interceptors } from "undici";
 
 /** What Octokit passes to `fetch` (@octokit/request): a URL string and these options. */
 interface OctokitFetchInit {
@@ -20,6 +20,17 @@ export interface OctokitFetchResponse {
 }
 
 const MAX_REDIRECTIONS = 5;
+
+/**
+ * A GitHub that accepts a request and never answers must not hold a dispatch (or a shutdown) for
+ * undici's default of 300 s: the request fails, and the job waits for the next attempt.
+ */
+export const GITHUB_REQUEST_TIMEOUT_MS = 30_000;
+
+/** The keep-alive agent GitHub's requests go through, with their timeouts. */
+export function githubAgent(timeoutMs = GITHUB_REQUEST_TIMEOUT_MS): Agent {
+  return new Agent({ keepAliveTimeout: 30_000, connections: 128, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+}
 
 /**
  * The `fetch` Octokit is given: undici's request API on our keep-alive agent, the answer read

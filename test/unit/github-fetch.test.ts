@@ -7,7 +7,7 @@ import { RequestError } from "@octokit/request-error";
 import { Octokit } from "@octokit/rest";
 import { Agent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { octokitFetch } from "../../src/github/fetch.js";
+import { GITHUB_REQUEST_TIMEOUT_MS, githubAgent, octokitFetch } from "../../src/github/fetch.js";
 
 interface Seen {
   method: string;
@@ -115,6 +115,27 @@ describe("octokitFetch", () => {
 
   it("passes text answers through as text", async () => {
     expect((await octokit().request("GET /zen")).data).toBe("Keep it logically awesome.");
+  });
+
+  it("gives up on a GitHub that never answers, as a 500 RequestError the client retries, instead of waiting 300 s", async () => {
+    expect(GITHUB_REQUEST_TIMEOUT_MS).toBeLessThanOrEqual(30_000);
+    const silent = createServer(() => {}); // takes the request, never answers
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const short = githubAgent(300);
+    try {
+      const client = new Octokit({
+        baseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+        request: { fetch: octokitFetch(short) as unknown as typeof fetch },
+      });
+      const err = await client.request("GET /zen").catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RequestError);
+      expect((err as RequestError).status).toBe(500);
+      expect((err as RequestError).message).toMatch(/timeout/i);
+    } finally {
+      await short.close();
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it("reports an unreachable server as a 500 RequestError, which the client retries", async () => {
