@@ -110,10 +110,9 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
   if (allowedOwners.includes("*") && allowedOwners.length > 1) problems.push("ALLOWED_OWNERS=* means every owner: list owners or *, not both");
-  const registration = cleaned.RUNNER_REGISTRATION ?? "jit";
-  if (cleaned.RUNNER_SCOPE === "org" && registration !== "jit" && !/^(1|true|yes)$/i.test(cleaned.RUNNER_ALLOW_ORG_REGISTRATION_TOKEN ?? "")) {
+  if (parsed.success && parsed.data.RUNNER_SCOPE === "org" && parsed.data.RUNNER_REGISTRATION !== "jit" && !parsed.data.RUNNER_ALLOW_ORG_REGISTRATION_TOKEN) {
     problems.push(
-      `RUNNER_REGISTRATION=${registration} with RUNNER_SCOPE=org puts an organization registration token in each runner's prestart: whoever reads it can register runners for every repository of the organization; use RUNNER_REGISTRATION=jit, or set RUNNER_ALLOW_ORG_REGISTRATION_TOKEN=true to accept that`,
+      `RUNNER_REGISTRATION=${parsed.data.RUNNER_REGISTRATION} with RUNNER_SCOPE=org puts an organization registration token in each runner's prestart: whoever reads it can register runners for every repository of the organization; use RUNNER_REGISTRATION=jit, or set RUNNER_ALLOW_ORG_REGISTRATION_TOKEN=true to accept that`,
     );
   }
   if (cleaned.TUNNEL_TOKEN && cleaned.TUNNEL && cleaned.TUNNEL !== "named") {

@@ -68,7 +68,8 @@ function flatHeaders(headers: IncomingMessage["headers"]): Record<string, string
   return out;
 }
 
-function matchTemplate(template: string, path: string): Record<string, string> | undefined {
+/** `{name}` segments of a route template, or undefined when `path` is not that route. */
+export function matchTemplate(template: string, path: string): Record<string, string> | undefined {
   const parts = template.split("/");
   const segments = path.split("/");
   if (parts.length !== segments.length) return undefined;

@@ -11,7 +11,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type FaultPlan, holdUntil, type RecordedRequest } from "./contract.js";
-import { newRequestId } from "./github-http.js";
+import { matchTemplate, newRequestId } from "./github-http.js";
 
 export interface RunnerCall {
   method: string;
@@ -49,21 +49,6 @@ export interface RunnerSurfaceOptions {
   requests: RecordedRequest[];
   clock: () => number;
   lifetime: AbortSignal;
-}
-
-function matchTemplate(template: string, path: string): Record<string, string> | undefined {
-  const parts = template.split("/");
-  const segments = path.split("/");
-  if (parts.length !== segments.length) return undefined;
-  const params: Record<string, string> = {};
-  for (const [i, part] of parts.entries()) {
-    const segment = segments[i] ?? "";
-    if (part.startsWith("{")) {
-      if (segment === "") return undefined;
-      params[part.slice(1, -1)] = decodeURIComponent(segment);
-    } else if (part !== segment) return undefined;
-  }
-  return params;
 }
 
 export function jsonBody(call: RunnerCall): Record<string, unknown> | undefined {

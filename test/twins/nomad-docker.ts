@@ -52,7 +52,7 @@ const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGK
 /**
  * What util-linux unshare (2.38, Debian 12) prints, exiting 1, when the child it forked died of a
  * signal it cannot re-raise on itself: it resets that signal to SIG_DFL first, which SIGKILL
- * refuses (sys-utils/unshare.c, the WIFSIGNALED branch). Docker would report exit 137.
+ * refuses (util-linux/util-linux sys-utils/unshare.c, the WIFSIGNALED branch). Docker would report exit 137.
  */
 const UNSHARE_SIGKILL = /^unshare: sigprocmask unblock failed/;
 
