@@ -3,10 +3,20 @@
 # NOMAD_RUNNER_JOB, passes the variables below and inlines the scripts that `file()` reads), or
 # by hand from this directory: `nomad job run -var vault_addr=https://vault:8200 github-runner.nomad.hcl`.
 #
-# Credential flow: the dispatcher stores the runner credential in Vault KV v2 and puts only a
-# single-use, short-TTL response-wrapping token in the dispatch meta. The prestart task unwraps it
-# (Vault's audit log shows the unwrap) and configures the runner; the main task gets only the
-# runner's own settings files. Nothing secret is ever part of the job spec, its meta or a log line.
+# Credential flow: the dispatcher stores the runner credential in Vault KV v2 under
+# <kv mount>/data/<kv prefix>/runners/<namespace>/<this job's ID>/<runner name>. The prestart task
+# logs in to Vault with its Nomad workload identity (the `vault` block: JWT auth role `vault_role`,
+# whose policy is templated on the identity's namespace and job claims), reads that one secret
+# (Vault's audit log shows the read), revokes its own token and configures the runner; the main
+# task gets only the runner's own settings files. Nothing Vault would accept is ever part of the
+# job spec, its meta, a payload, an environment variable or a log line.
+#
+# Clusters without workload identity set vault_role = "" (the dispatcher's
+# RUNNER_CREDENTIAL_DELIVERY=wrap): the dispatch meta then carries a single-use, short-TTL
+# response-wrapping token, which the prestart checks (sys/wrapping/lookup: made for this runner's
+# secret, not used yet) before it unwraps it. Anyone who can read the job can see that token, so
+# a failed check means it was stolen or spent: the prestart exits 3 and the dispatcher deletes the
+# runner at GitHub and raises an alarm.
 #
 # The tasks run as the image's user (runner, uid 1001, in the official image): the runner refuses
 # to run as root. Their scripts are rendered by Nomad's template, owned by root unless uid/gid are
@@ -21,6 +31,24 @@ variable "vault_namespace" {
   type        = string
   description = "Vault Enterprise namespace of the runner secrets; empty for none."
   default     = ""
+}
+
+variable "vault_role" {
+  type        = string
+  description = "Vault JWT auth role the prestart logs in with (Nomad workload identity); empty for the wrapping-token fallback."
+  default     = "nomad-gha-runner"
+}
+
+variable "vault_kv_mount" {
+  type        = string
+  description = "KV v2 mount of the runner secrets (the dispatcher's VAULT_KV_MOUNT)."
+  default     = "secret"
+}
+
+variable "vault_kv_prefix" {
+  type        = string
+  description = "Path prefix of the runner secrets in that mount (the dispatcher's VAULT_KV_PREFIX)."
+  default     = "nomad-gha-dispatcher"
 }
 
 variable "datacenters" {
@@ -69,9 +97,9 @@ job "github-runner" {
       "runner_name",
       "runner_labels",
       "runner_scope_url",
-      "credential_wrap_token",
     ]
-    meta_optional = ["dispatcher_id"]
+    # credential_wrap_token: only with the wrapping-token fallback (vault_role = "").
+    meta_optional = ["dispatcher_id", "credential_wrap_token"]
   }
 
   group "runner" {
@@ -111,9 +139,35 @@ job "github-runner" {
         args       = ["${NOMAD_TASK_DIR}/configure-runner.sh"]
       }
 
+      # The Vault token lands in this task's own secrets directory (no environment variable: a
+      # child process or a crash dump would carry it); the script revokes it once it has read the
+      # credential. The main task has no vault block, so workflow code never gets a Vault token.
+      dynamic "vault" {
+        for_each = compact([var.vault_role])
+        content {
+          role        = vault.value
+          namespace   = var.vault_namespace
+          env         = false
+          change_mode = "noop"
+        }
+      }
+
+      # Named here rather than left to the servers' vault.default_identity, so the job works the
+      # same on every cluster. The JWT only lives as long as the prestart needs it.
+      dynamic "identity" {
+        for_each = compact([var.vault_role])
+        content {
+          name = "vault_default"
+          aud  = ["vault.io"]
+          ttl  = "15m"
+        }
+      }
+
       env {
         VAULT_ADDR      = var.vault_addr
         VAULT_NAMESPACE = var.vault_namespace
+        VAULT_KV_MOUNT  = var.vault_kv_mount
+        VAULT_KV_PREFIX = var.vault_kv_prefix
       }
 
       template {

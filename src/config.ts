@@ -6,6 +6,7 @@ import { githubAuth } from "./config/github-auth.js";
 export const BUNDLED_RUNNER_JOB_FILE = fileURLToPath(new URL("../jobs/github-runner.nomad.hcl", import.meta.url));
 
 export type RunnerRegistration = "jit" | "token" | "auto";
+export type CredentialDelivery = "workload-identity" | "wrap";
 export type RunnerScope = "repo" | "org";
 
 export type GitHubAuthConfig = { kind: "token"; token: string } | { kind: "app"; appId: number; privateKey: string };
@@ -54,6 +55,11 @@ export interface Config {
     kvPrefix: string;
     /** VAULT_ADDR as the runner allocations reach it. */
     runnerAddr: string;
+    /**
+     * How a runner allocation gets its credential: its own Nomad workload identity (default), or
+     * a single-use wrapping token in the dispatch meta for clusters without one.
+     */
+    credentialDelivery: CredentialDelivery;
     wrapTtl: string;
     requireAudit: boolean;
   };
@@ -165,6 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
       kvMount: e.VAULT_KV_MOUNT,
       kvPrefix: e.VAULT_KV_PREFIX,
       runnerAddr: e.RUNNER_VAULT_ADDR ?? e.VAULT_ADDR,
+      credentialDelivery: e.RUNNER_CREDENTIAL_DELIVERY,
       wrapTtl: e.VAULT_WRAP_TTL,
       requireAudit: e.VAULT_REQUIRE_AUDIT,
     },

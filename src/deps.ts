@@ -49,6 +49,7 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       namespace: config.vault.namespace,
       kvMount: config.vault.kvMount,
       kvPrefix: config.vault.kvPrefix,
+      runnerJob: { namespace: config.nomad.namespace, id: config.nomad.runnerJob },
     }),
     nomad: new NomadClient({
       addr: config.nomad.addr,
@@ -62,6 +63,7 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       dispatcherId: config.dispatcherId,
       runnerNamePrefix: config.runner.namePrefix,
       runnerLabels: config.runner.labels,
+      credentialDelivery: config.vault.credentialDelivery,
       wrapTtl: config.vault.wrapTtl,
       retry: { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 2_000 },
     },

@@ -94,7 +94,7 @@ async function checkRunnerJob(config: Config, deps: ServiceDeps): Promise<CheckO
       fix: config.nomad.registerRunnerJob ? undefined : "`nomad job run jobs/github-runner.nomad.hcl` or set NOMAD_REGISTER_RUNNER_JOB=true",
     };
   }
-  const problems = runnerJobProblems(job);
+  const problems = runnerJobProblems(job, config.vault.credentialDelivery);
   if (problems.length > 0) return { level: "fail", detail: problems.join("; "), fix: "re-register jobs/github-runner.nomad.hcl" };
   return { level: "ok", detail: `${config.nomad.runnerJob} is a parameterized job with prestart, main and poststop tasks` };
 }
@@ -123,7 +123,7 @@ async function checkVaultCapabilities(deps: ServiceDeps, data: string, meta: str
       fix: "`vault policy write nomad-gha-dispatcher policies/vault-dispatcher.policy.hcl` and attach it to the token",
     };
   }
-  return { level: "ok", detail: `can write, wrap-read and delete runner secrets under ${data.replace(/\/doctor-probe$/, "")}` };
+  return { level: "ok", detail: `can write, read and delete runner secrets under ${data.replace(/\/doctor-probe$/, "")}` };
 }
 
 async function checkAudit(config: Config, deps: ServiceDeps): Promise<CheckOutcome> {

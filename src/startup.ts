@@ -3,7 +3,7 @@ import { errorMessage, isTransient } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
 import type { ReadinessReport } from "./http/app.js";
 import type { Logger } from "./log.js";
-import { ensureRunnerJob } from "./nomad/runner-job.js";
+import { ensureRunnerJob, runnerJobProblems } from "./nomad/runner-job.js";
 import type { TunnelStatus } from "./tunnel/cloudflared.js";
 
 export class StartupError extends Error {
@@ -37,7 +37,13 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
           jobId: config.nomad.runnerJob,
           file: config.nomad.runnerJobFile,
           varsFile: config.nomad.runnerJobVarsFile,
-          vault: { addr: config.vault.runnerAddr, namespace: config.vault.namespace },
+          vault: {
+            addr: config.vault.runnerAddr,
+            namespace: config.vault.namespace,
+            kvMount: config.vault.kvMount,
+            kvPrefix: config.vault.kvPrefix,
+            credentialDelivery: config.vault.credentialDelivery,
+          },
         }),
       );
       deps.log.info({ job: config.nomad.runnerJob, result }, "runner job checked");
@@ -49,6 +55,8 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
       throw new StartupError(`cannot read Nomad job ${config.nomad.runnerJob}: ${errorMessage(err)}`);
     });
     if (!job) throw new StartupError(`Nomad job ${config.nomad.runnerJob} does not exist and NOMAD_REGISTER_RUNNER_JOB=false`);
+    const problems = runnerJobProblems(job, config.vault.credentialDelivery);
+    if (problems.length > 0) throw new StartupError(`Nomad job ${config.nomad.runnerJob} is not a usable runner job: ${problems.join("; ")}`);
   }
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import type { CredentialDelivery } from "../config.js";
 import type { NomadClient } from "./client.js";
 import type { NomadJob } from "./types.js";
 
@@ -20,14 +21,24 @@ export interface RunnerVault {
   addr: string;
   /** Vault Enterprise namespace of the runner secrets, if any. */
   namespace?: string;
+  kvMount: string;
+  kvPrefix: string;
+  credentialDelivery: CredentialDelivery;
 }
 
 /**
  * HCL2 variable-file content for /v1/jobs/parse: what we know of Vault, plus the operator's own
- * variables file (which wins for any variable it sets itself).
+ * variables file (which wins for any variable it sets itself). The wrapping-token fallback turns
+ * the prestart's vault block off (`vault_role = ""`); workload identity keeps the job's role.
  */
 export function runnerJobVariables(vault: RunnerVault, operatorVars: string): string {
-  const ours: Record<string, string | undefined> = { vault_addr: vault.addr, vault_namespace: vault.namespace };
+  const ours: Record<string, string | undefined> = {
+    vault_addr: vault.addr,
+    vault_namespace: vault.namespace,
+    vault_kv_mount: vault.kvMount,
+    vault_kv_prefix: vault.kvPrefix,
+    vault_role: vault.credentialDelivery === "wrap" ? "" : undefined,
+  };
   const lines = Object.entries(ours)
     .filter(([name, value]) => value !== undefined && !new RegExp(`^\\s*${name}\\s*=`, "m").test(operatorVars))
     .map(([name, value]) => `${name} = ${JSON.stringify(value)}\n`);
@@ -72,19 +83,42 @@ export function specHash(jobId: string, hcl: string, variables: string): string 
   return createHash("sha256").update(`${jobId}\0${hcl}\0${variables}`).digest("hex").slice(0, 16);
 }
 
-/** Checks the parsed job is the parameterized runner job the dispatch path relies on. */
-export function runnerJobProblems(job: NomadJob): string[] {
+/**
+ * Checks the job is the parameterized runner job the dispatch path relies on, delivering
+ * credentials the way the dispatcher is configured to: a dispatch without a wrapping token would
+ * leave a prestart without a vault block nothing to read the credential with, and a wrapping
+ * token handed to a job that logs in by itself would sit in the meta for nothing.
+ */
+export function runnerJobProblems(job: NomadJob, delivery: CredentialDelivery): string[] {
   const problems: string[] = [];
   const required = job.ParameterizedJob?.MetaRequired ?? [];
+  const accepted = [...required, ...(job.ParameterizedJob?.MetaOptional ?? [])];
   if (!job.ParameterizedJob) problems.push("job is not parameterized");
-  for (const key of ["runner_name", "credential_wrap_token", "github_job_id"]) {
-    if (job.ParameterizedJob && !required.includes(key) && !(job.ParameterizedJob.MetaOptional ?? []).includes(key)) {
-      problems.push(`parameterized block does not accept meta "${key}"`);
-    }
+  const keys = ["runner_name", "github_job_id", ...(delivery === "wrap" ? ["credential_wrap_token"] : [])];
+  for (const key of keys) {
+    if (job.ParameterizedJob && !accepted.includes(key)) problems.push(`parameterized block does not accept meta "${key}"`);
+  }
+  if (delivery === "workload-identity" && required.includes("credential_wrap_token")) {
+    problems.push('meta "credential_wrap_token" is required, but RUNNER_CREDENTIAL_DELIVERY=workload-identity never sends one');
   }
   const tasks = job.TaskGroups?.flatMap((g) => g.Tasks ?? []) ?? [];
-  if (!tasks.some((t) => t.Lifecycle?.Hook === "prestart")) problems.push("no prestart task to fetch the credential");
+  const prestart = tasks.filter((t) => t.Lifecycle?.Hook === "prestart");
+  if (prestart.length === 0) problems.push("no prestart task to fetch the credential");
   if (!tasks.some((t) => !t.Lifecycle)) problems.push("no main task to run the runner");
+  const withVault = prestart.some((t) => t.Vault);
+  if (prestart.length > 0 && delivery === "workload-identity" && !withVault) {
+    problems.push(
+      "its prestart task has no vault block, which RUNNER_CREDENTIAL_DELIVERY=workload-identity needs (set the job variable vault_role, or use RUNNER_CREDENTIAL_DELIVERY=wrap)",
+    );
+  }
+  if (delivery === "wrap" && withVault) {
+    problems.push(
+      'its prestart task has a vault block, but RUNNER_CREDENTIAL_DELIVERY=wrap sends a wrapping token instead (set the job variable vault_role = "")',
+    );
+  }
+  // Workflow code runs in the main task: a Vault token there would outlive and outreach its runner.
+  for (const task of tasks.filter((t) => !t.Lifecycle && t.Vault))
+    problems.push(`main task "${task.Name}" has a vault block: workflow code could use its Vault token`);
   return problems;
 }
 
@@ -102,7 +136,7 @@ export async function ensureRunnerJob(nomad: NomadClient, source: RunnerJobSourc
   if (existing && !existing.Stop && existing.Meta?.[SPEC_HASH_META] === hash) return "unchanged";
 
   const job = await nomad.parseJob(hcl, variables);
-  const problems = runnerJobProblems(job);
+  const problems = runnerJobProblems(job, source.vault.credentialDelivery);
   if (problems.length > 0) throw new Error(`${source.file} is not a usable runner job: ${problems.join("; ")}`);
   job.ID = source.jobId;
   job.Name = source.jobId;

@@ -19,6 +19,8 @@ export interface NomadJob {
       /** Driver settings; for docker, `image` among them. */
       Config?: Record<string, unknown> | null;
       Lifecycle?: { Hook: string; Sidecar?: boolean } | null;
+      /** The task's vault block: present when Nomad logs the task in to Vault with its workload identity. */
+      Vault?: { Role?: string; Env?: boolean } | null;
     }>;
   }>;
   JobModifyIndex?: number;

@@ -3,7 +3,7 @@
 // in-memory fakes in test/fakes/, without knowing the adapters. The adapters (src/github,
 // src/vault, src/nomad) satisfy them structurally; src/deps.ts wires them.
 
-import type { RunnerRegistration } from "../config.js";
+import type { CredentialDelivery, RunnerRegistration } from "../config.js";
 import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
 import type { RunnerIndex } from "../core/runner-index.js";
 import type { Logger } from "../log.js";
@@ -133,6 +133,8 @@ export interface RunnerSettings {
   runnerNamePrefix: string;
   /** Labels every runner gets in addition to the ones its job asked for. */
   runnerLabels: string[];
+  /** Workload identity: nothing in the dispatch. Wrap: a single-use wrapping token valid `wrapTtl`. */
+  credentialDelivery: CredentialDelivery;
   wrapTtl: string;
   /** Retry schedule for transient failures; on the webhook path it must fit GitHub's 10 s timeout. */
   retry: RetrySchedule;

@@ -40,8 +40,13 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
   const stored = await storeCredential(deps, job, target, runnerName);
   if (stored === "in-flight") return { status: "in-flight" };
 
-  const wrapToken = await retry(() => deps.vault.wrapRunnerSecret(runnerName, settings.wrapTtl));
-  deps.log.debug({ runner: runnerName, ttl: settings.wrapTtl }, "single-use wrapping token issued");
+  // With workload identity the allocation reads the secret itself; the dispatch carries nothing
+  // Vault would accept. The fallback hands it a single-use wrapping token, visible in the meta.
+  const credential: Record<string, string> = {};
+  if (settings.credentialDelivery === "wrap") {
+    credential.credential_wrap_token = await retry(() => deps.vault.wrapRunnerSecret(runnerName, settings.wrapTtl));
+    deps.log.debug({ runner: runnerName, ttl: settings.wrapTtl }, "single-use wrapping token issued");
+  }
   deps.runnerIndex?.dispatching(runnerName);
   const result = await retry(() =>
     nomad.dispatch(settings.runnerJob, {
@@ -52,7 +57,7 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
         runner_name: runnerName,
         runner_labels: runnerLabelsFor(job, settings.runnerLabels).join(","),
         runner_scope_url: deps.github.scopeUrl(target),
-        credential_wrap_token: wrapToken,
+        ...credential,
         dispatcher_id: settings.dispatcherId,
       },
       idempotencyToken: idempotencyTokenFor(settings.dispatcherId, job.id),

@@ -14,6 +14,11 @@ export interface VaultStoreOptions {
   namespace?: string;
   kvMount: string;
   kvPrefix: string;
+  /**
+   * The runner job whose credentials these are: they live under its Nomad namespace and job ID,
+   * the two workload identity claims the runners' Vault policy is templated on.
+   */
+  runnerJob: { namespace: string; id: string };
   timeoutMs?: number;
 }
 
@@ -40,9 +45,16 @@ export class VaultStore {
     if (opts.namespace) this.headers["x-vault-namespace"] = opts.namespace;
   }
 
-  /** `<prefix>/runners/<name>` relative to the mount, as Vault's CLI and policies name it. */
+  /**
+   * `<prefix>/runners/<namespace>/<runner job>/<name>` relative to the mount, as Vault's CLI and
+   * policies name it. The runner's prestart reads exactly this path (jobs/runner/configure-runner.sh).
+   */
   secretPath(runnerName: string): string {
-    return `${this.opts.kvPrefix}/runners/${runnerName}`;
+    return `${this.runnersPath()}/${runnerName}`;
+  }
+
+  private runnersPath(): string {
+    return `${this.opts.kvPrefix}/runners/${this.opts.runnerJob.namespace}/${this.opts.runnerJob.id}`;
   }
 
   async health(): Promise<VaultHealth> {
@@ -96,7 +108,7 @@ export class VaultStore {
 
   async listRunnerSecrets(): Promise<string[]> {
     try {
-      const { body } = await this.call("list runner secrets", "GET", `${this.opts.kvMount}/metadata/${this.opts.kvPrefix}/runners?list=true`);
+      const { body } = await this.call("list runner secrets", "GET", `${this.opts.kvMount}/metadata/${this.runnersPath()}?list=true`);
       return ((body as { data?: { keys?: string[] } } | undefined)?.data?.keys ?? []).filter((k) => !k.endsWith("/"));
     } catch (err) {
       if (err instanceof DependencyError && err.status === 404) return [];

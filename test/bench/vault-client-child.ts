@@ -47,7 +47,13 @@ export async function runVaultClientChild(makeStore: (opts: VaultStoreOptions) =
   const concurrency = Number(env.BENCH_VC_CONCURRENCY ?? 32);
   const warmup = Number(env.BENCH_VC_WARMUP ?? 200);
   const run = env.BENCH_VC_RUN ?? "0";
-  const store = makeStore({ addr: env.BENCH_VC_ADDR ?? "", token: env.BENCH_VC_TOKEN ?? "", kvMount: "secret", kvPrefix: "ngd" });
+  const store = makeStore({
+    addr: env.BENCH_VC_ADDR ?? "",
+    token: env.BENCH_VC_TOKEN ?? "",
+    kvMount: "secret",
+    kvPrefix: "ngd",
+    runnerJob: { namespace: "default", id: "github-runner" },
+  });
   const rssLoaded = process.memoryUsage.rss();
 
   let last: VaultClientResult["last"] | undefined;

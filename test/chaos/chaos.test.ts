@@ -17,6 +17,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { grantRunnerIdentity } from "../harness/runner-identity.js";
 import { GitHubTwin } from "../twins/github.js";
 import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
@@ -85,6 +86,7 @@ describe("chaos", () => {
       cleanups.push(() => github.close());
       const vault = await VaultTwin.start({ audit: true });
       cleanups.push(() => vault.close());
+      await grantRunnerIdentity(vault);
       // Scheduling and image pull take a moment, as they do: allocations spend it pending.
       const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, startDelayMs: 100 });
       cleanups.push(() => nomad.close());

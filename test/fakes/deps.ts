@@ -25,6 +25,7 @@ export function fakeDeps(settings: Partial<RunnerSettings> = {}) {
       dispatcherId: "test-dispatcher",
       runnerNamePrefix: PREFIX,
       runnerLabels: ["self-hosted", "nomad"],
+      credentialDelivery: "workload-identity",
       wrapTtl: "10m",
       retry: { retries: 4, minTimeoutMs: 1, maxTimeoutMs: 2 },
       ...settings,

@@ -7,6 +7,7 @@ import { GitHubTwin, type GitHubTwinOptions } from "../twins/github.js";
 import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
 import { VaultTwin } from "../twins/vault.js";
+import { grantRunnerIdentity } from "./runner-identity.js";
 
 export interface WorldOptions {
   /** Extra service environment (overrides the defaults below). */
@@ -46,6 +47,7 @@ export async function startTwins(opts: WorldOptions = {}) {
   const vault = await VaultTwin.start({ audit: opts.vaultAudit ?? true });
   const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, slots: opts.nomadSlots });
   if (opts.vaultNamespace !== undefined) vault.createNamespace(opts.vaultNamespace);
+  await grantRunnerIdentity(vault, { vaultNamespace: opts.vaultNamespace });
   const installationId = 4242;
   for (const repo of opts.repos ?? ["octo-org/app"]) github.addRepo(repo, opts.app ? { installationId } : undefined);
   return { github, vault, nomad };

@@ -55,9 +55,15 @@ describe("dispatch path end to end (twins)", () => {
     expect(w.github.runners()).toHaveLength(0);
     const children = w.nomad.jobs().filter((j) => j.ParentID === "github-runner");
     expect(children).toHaveLength(1);
-    // The prestart task unwrapped the credential exactly once, and Vault audited it.
-    const unwraps = w.vault.auditLog().filter((e) => e.type === "request" && e.request.path === "sys/wrapping/unwrap");
-    expect(unwraps).toHaveLength(1);
+    // The prestart task read the credential exactly once, as its own workload identity (a token
+    // of the runner role, nothing else), then revoked that token; Vault audited both.
+    const requests = w.vault.auditLog().filter((e) => e.type === "request" && e.auth.metadata?.role === "nomad-gha-runner");
+    expect(requests.map((e) => `${e.request.operation} ${e.request.path}`)).toEqual([
+      `read secret/data/nomad-gha-dispatcher/runners/default/github-runner/nomad-gha-${job.id}`,
+      "update auth/token/revoke-self",
+    ]);
+    expect(requests[0]?.auth.metadata).toMatchObject({ nomad_namespace: "default", nomad_job_id: "github-runner", nomad_task: "configure-runner" });
+    expect(w.vault.auditLog().filter((e) => e.request.path === "sys/wrapping/unwrap")).toEqual([]);
     // The pinned image is current: GitHub neither refused it nor made it update first.
     expect(w.github.runnerUpdates).toBe(0);
   });

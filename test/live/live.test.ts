@@ -34,6 +34,7 @@ describe.skipIf(!vaultReady)("Vault (live)", () => {
     namespace: env.VAULT_NAMESPACE,
     kvMount: env.VAULT_KV_MOUNT ?? "secret",
     kvPrefix: `${env.VAULT_KV_PREFIX ?? "nomad-gha-dispatcher"}-livetest`,
+    runnerJob: { namespace: env.NOMAD_NAMESPACE ?? "default", id: "github-runner" },
   });
 
   it("stores, wraps once, and deletes a runner secret", async () => {
@@ -59,9 +60,12 @@ describe.skipIf(!nomadReady)("Nomad (live)", () => {
     expect(await nomad.leader()).not.toBe("");
     const job = await nomad.parseJob(
       await inlineFiles(readFileSync(BUNDLED_RUNNER_JOB_FILE, "utf8"), BUNDLED_RUNNER_JOB_FILE),
-      runnerJobVariables({ addr: env.VAULT_ADDR ?? "http://127.0.0.1:8200" }, ""),
+      runnerJobVariables(
+        { addr: env.VAULT_ADDR ?? "http://127.0.0.1:8200", kvMount: "secret", kvPrefix: "nomad-gha-dispatcher", credentialDelivery: "workload-identity" },
+        "",
+      ),
     );
-    expect(runnerJobProblems(job)).toEqual([]);
+    expect(runnerJobProblems(job, "workload-identity")).toEqual([]);
     const id = `github-runner-livetest-${suffix}`;
     job.ID = id;
     job.Name = id;

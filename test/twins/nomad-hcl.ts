@@ -47,6 +47,8 @@ export function isObject(value: unknown): value is JsonObject {
 export interface EvalScope {
   vars: Record<string, Json>;
   locals: Record<string, Json>;
+  /** The iterators of the `dynamic` blocks being expanded (`<name>.key`, `<name>.value`). */
+  iterators?: Record<string, { key: Json; value: Json }>;
   /**
    * Where `file()` reads from. Absent when parsing for the HTTP API: hashicorp/nomad
    * command/agent/job_endpoint.go parses `/v1/jobs/parse` bodies with AllowFS false, and
@@ -58,16 +60,50 @@ export interface EvalScope {
 
 export const EMPTY_SCOPE: EvalScope = { vars: {}, locals: {} };
 
-/** Evaluates every template string inside a decoded HCL value. */
+/** Evaluates every template string inside a decoded HCL value, expanding `dynamic` blocks. */
 export function evaluate(value: Json, scope: EvalScope): Json {
   if (typeof value === "string") return evaluateTemplate(value, scope);
   if (Array.isArray(value)) return value.map((item) => evaluate(item, scope));
   if (isObject(value)) {
     const out: JsonObject = {};
-    for (const [key, item] of Object.entries(value)) out[key] = evaluate(item, scope);
+    for (const [key, item] of Object.entries(value)) {
+      if (key === "dynamic" && isObject(item)) expandDynamicBlocks(item, scope, out);
+      else out[key] = evaluate(item, scope);
+    }
     return out;
   }
   return value;
+}
+
+/**
+ * `dynamic "<type>" { for_each = ...  iterator = ...  content { ... } }`, as hashicorp/hcl
+ * ext/dynblock expands it (Nomad's jobspec2/parse.go runs dynblock.Expand over the job body):
+ * one `<type>` block per element of for_each, in order, with `<iterator>.key` (list index or map
+ * key) and `<iterator>.value` in scope; the iterator is named after the block type by default.
+ * The generated blocks come after the static blocks of the same type.
+ */
+function expandDynamicBlocks(dynamic: JsonObject, scope: EvalScope, out: JsonObject): void {
+  for (const [type, specs] of Object.entries(dynamic)) {
+    for (const spec of Array.isArray(specs) ? specs : [specs]) {
+      if (!isObject(spec)) continue;
+      const forEach = evaluate(spec.for_each ?? null, scope);
+      const entries: [Json, Json][] = Array.isArray(forEach)
+        ? forEach.map((item, index) => [index, item])
+        : isObject(forEach)
+          ? Object.entries(forEach)
+          : (() => {
+              throw diagnostic("Invalid dynamic for_each value", "Cannot use a value of this type in for_each. An iterable collection is required.");
+            })();
+      const iterator = typeof spec.iterator === "string" ? spec.iterator.replace(/^\$\{|\}$/g, "") : type;
+      const content = Array.isArray(spec.content) ? spec.content[0] : spec.content;
+      if (!isObject(content)) throw diagnostic("Missing content block", `A dynamic "${type}" block must have a content block.`);
+      const blocks = Array.isArray(out[type]) ? (out[type] as Json[]) : [];
+      for (const [key, item] of entries) {
+        blocks.push(evaluate(content, { ...scope, iterators: { ...scope.iterators, [iterator]: { key, value: item } } }));
+      }
+      out[type] = blocks;
+    }
+  }
 }
 
 type Part = { literal: string } | { value: Json };
@@ -168,6 +204,8 @@ const FUNCTIONS: Record<string, (args: Json[]) => Json> = {
   join: ([sep, list]) => (Array.isArray(list) ? list.map((item) => stringifyForTemplate(item)).join(String(sep)) : ""),
   split: ([sep, s]) => String(s).split(String(sep)),
   concat: (lists) => lists.flatMap((list) => (Array.isArray(list) ? list : [])),
+  // go-cty stdlib CompactFunc: a list of strings without the empty ones.
+  compact: ([list]) => (Array.isArray(list) ? list.filter((item) => item !== null && item !== "").map(String) : []),
   length: ([v]) => (Array.isArray(v) ? v.length : isObject(v) ? Object.keys(v).length : String(v).length),
   tostring: ([v]) => stringifyForTemplate(v ?? null),
   tonumber: ([v]) => Number(v),
@@ -279,6 +317,8 @@ class ExpressionParser {
   }
 
   private parseTraversal(root: string): Value {
+    const iterator = this.scope.iterators?.[root];
+    if (iterator) return this.parseIteratorTraversal(root, iterator);
     if (root !== "var" && root !== "local") {
       this.skipTraversalSteps();
       return new RuntimeReference(this.src);
@@ -290,6 +330,15 @@ class ExpressionParser {
       value = this.index(value, key, first ? root : undefined);
       first = false;
     }
+    return value;
+  }
+
+  private parseIteratorTraversal(root: string, iterator: { key: Json; value: Json }): Json {
+    if (this.src[this.pos] !== ".") throw diagnostic("Invalid reference", `The iterator "${root}" must be followed by .key or .value.`);
+    const step = this.parseStep();
+    if (step !== "key" && step !== "value") throw diagnostic("Unsupported attribute", `This object does not have an attribute named "${step}".`);
+    let value: Json = iterator[step];
+    while (this.src[this.pos] === "." || this.src[this.pos] === "[") value = this.index(value, this.parseStep(), undefined);
     return value;
   }
 

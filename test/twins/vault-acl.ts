@@ -1,7 +1,7 @@
 // ACL policies: parsing real Vault policy HCL (or its JSON form) and deciding, path by path and
 // capability by capability, what a token may do — with Vault's matching and priority rules.
 import hcl2json from "@cdktf/hcl2json";
-import { RESPONSE_WRAPPING_POLICY } from "./vault-tokens.js";
+import { type EntityAlias, RESPONSE_WRAPPING_POLICY } from "./vault-tokens.js";
 import type { Operation } from "./vault-types.js";
 import { isJsonObject } from "./vault-util.js";
 
@@ -118,6 +118,12 @@ export interface AclDecision {
   grantingPolicies: string[];
 }
 
+/** What ACL templates may name about the token's owner (sdk/helper/identitytpl). */
+export interface TemplateIdentity {
+  entityId: string;
+  alias: EntityAlias | null;
+}
+
 export class Acl {
   private readonly exactRules = new Map<string, MergedRule>();
   private readonly wildcardRules: MergedRule[] = [];
@@ -125,10 +131,16 @@ export class Acl {
   constructor(
     readonly isRoot: boolean,
     policies: Policy[],
+    identity?: TemplateIdentity,
   ) {
     const merged = new Map<string, MergedRule>();
     for (const policy of policies) {
-      for (const rule of policy.rules) mergeRule(merged, policy.name, rule);
+      for (const rule of policy.rules) {
+        // hashicorp/vault vault/policy.go parsePaths: a templated path is filled in for the
+        // requesting entity, and a path whose template cannot be filled is skipped.
+        const pattern = rule.pattern.includes("{{") ? populateTemplate(rule.pattern, identity) : rule.pattern;
+        if (pattern !== undefined) mergeRule(merged, policy.name, { ...rule, pattern });
+      }
     }
     for (const rule of merged.values()) {
       if (isWildcardPattern(rule.pattern)) this.wildcardRules.push(rule);
@@ -272,9 +284,9 @@ export class PolicyStore {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  aclFor(policyNames: string[]): Acl {
+  aclFor(policyNames: string[], identity?: TemplateIdentity): Acl {
     const policies = policyNames.flatMap((name) => this.policies.get(name) ?? []);
-    return new Acl(policyNames.includes("root"), policies);
+    return new Acl(policyNames.includes("root"), policies, identity);
   }
 
   private install(name: string, text: string): Promise<void> {
@@ -288,4 +300,32 @@ export class PolicyStore {
     this.pending.add(tracked);
     return tracked;
   }
+}
+
+/**
+ * ACL templating as hashicorp/vault sdk/helper/identitytpl/templating.go (ACLTemplating mode)
+ * does it for the parameters this project's policies use: `identity.entity.id`,
+ * `identity.entity.name` and `identity.entity.aliases.<mount accessor>.{id,name,metadata.<key>}`.
+ * Undefined when any parameter has no value (no entity, another mount's alias, missing key),
+ * which is when Vault drops the path.
+ */
+export function populateTemplate(pattern: string, identity: TemplateIdentity | undefined): string | undefined {
+  let unresolved = false;
+  const out = pattern.replace(/\{\{\s*([^}\s]+)\s*\}\}/g, (_whole, parameter: string) => {
+    const value = identity === undefined || identity.entityId === "" ? undefined : templateValue(parameter, identity);
+    if (value === undefined || value === "") unresolved = true;
+    return value ?? "";
+  });
+  return unresolved ? undefined : out;
+}
+
+function templateValue(parameter: string, identity: TemplateIdentity): string | undefined {
+  if (parameter === "identity.entity.id") return identity.entityId;
+  if (parameter === "identity.entity.name") return `entity_${identity.entityId.slice(0, 8)}`;
+  const match = /^identity\.entity\.aliases\.([^.]+)\.(id|name|metadata\.(.+))$/.exec(parameter);
+  const alias = identity.alias;
+  if (!match || alias === null || alias.mountAccessor !== match[1]) return undefined;
+  if (match[2] === "name") return alias.name;
+  if (match[2] === "id") return `${identity.entityId}-alias`;
+  return alias.metadata[match[3] ?? ""];
 }

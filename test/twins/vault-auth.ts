@@ -175,11 +175,14 @@ export class JwtAuthBackend implements Backend {
     const userClaim = role.user_claim ?? "sub";
     const user = role.user_claim_json_pointer === true ? claimValue(claims, userClaim) : claims[userClaim];
     if (user === undefined) throw VaultRequestError.invalidRequest(`claim "${userClaim}" not found in token`);
-    const meta: Record<string, string> = { role: roleName };
+    // hashicorp/vault-plugin-auth-jwt path_login.go: claim_mappings fill the entity alias's
+    // metadata (what ACL templates read), and the token's metadata is that plus the role.
+    const aliasMetadata: Record<string, string> = {};
     for (const [claim, metadataKey] of Object.entries(role.claim_mappings ?? {})) {
       const value = claimValue(claims, claim);
-      if (value !== undefined) meta[metadataKey] = String(value);
+      if (value !== undefined) aliasMetadata[metadataKey] = String(value);
     }
+    const meta: Record<string, string> = { ...aliasMetadata, role: roleName };
     // Vault names login tokens after the mount ("auth/jwt-nomad/" -> "jwt-nomad") and the user.
     const source = this.mount.path.replace(/^auth\//, "").replace(/\//g, "-");
     const ttl = role.token_period ?? role.token_ttl;
@@ -192,6 +195,7 @@ export class JwtAuthBackend implements Backend {
       path: `${this.mount.path}login`,
       orphan: true,
       entityId: newUuid(),
+      alias: { mountAccessor: this.mount.accessor, name: String(user), metadata: aliasMetadata },
     });
   }
 }

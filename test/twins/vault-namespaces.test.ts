@@ -166,9 +166,16 @@ describe("namespaces: response wrapping", () => {
 
   it("serves the dispatcher's own client (VAULT_NAMESPACE) in its namespace, with the header on every call", async () => {
     vault.createNamespace("team");
-    const store = new VaultStore({ addr: vault.url, token: vault.rootToken, namespace: "team", kvMount: "secret", kvPrefix: "ngd" });
+    const store = new VaultStore({
+      addr: vault.url,
+      token: vault.rootToken,
+      namespace: "team",
+      kvMount: "secret",
+      kvPrefix: "ngd",
+      runnerJob: { namespace: "default", id: "github-runner" },
+    });
     await store.putRunnerSecret("r1", { kind: "jit", jitconfig: "abc" });
-    expect(vault.kvKeys("secret", "team")).toEqual(["ngd/runners/r1"]);
+    expect(vault.kvKeys("secret", "team")).toEqual(["ngd/runners/default/github-runner/r1"]);
     const wrapToken = await store.wrapRunnerSecret("r1", "5m");
     expect((await raw("POST", "sys/wrapping/unwrap", { token: wrapToken })).status).toBe(400);
     expect((await raw("POST", "sys/wrapping/unwrap", { token: wrapToken, namespace: "team" })).status).toBe(200);

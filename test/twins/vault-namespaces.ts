@@ -139,7 +139,10 @@ export class NamespaceRegistry {
   aclFor(token: TokenEntry, namespace: VaultNamespace): { acl: Acl; pathPrefix: string } | undefined {
     if (!isWithinNamespace(namespace.ref, token.namespace)) return undefined;
     const home = this.of(token);
-    return { acl: home.policies.aclFor(token.policies), pathPrefix: namespace.ref.path.slice(home.ref.path.length) };
+    return {
+      acl: home.policies.aclFor(token.policies, { entityId: token.entityId, alias: token.alias }),
+      pathPrefix: namespace.ref.path.slice(home.ref.path.length),
+    };
   }
 }
 

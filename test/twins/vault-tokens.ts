@@ -54,7 +54,16 @@ export interface TokenEntry {
   orphan: boolean;
   renewable: boolean;
   entityId: string;
+  /** The entity alias the login created (auth methods only): what ACL templates can name. */
+  alias: EntityAlias | null;
   wrapped: WrappedResponse | null;
+}
+
+/** logical.Alias as an auth method returns it: the mount it came through, a name, metadata. */
+export interface EntityAlias {
+  mountAccessor: string;
+  name: string;
+  metadata: Record<string, string>;
 }
 
 export interface NewTokenOptions {
@@ -67,6 +76,7 @@ export interface NewTokenOptions {
   orphan?: boolean;
   noDefaultPolicy?: boolean;
   entityId?: string;
+  alias?: EntityAlias;
 }
 
 /** Vault's policyutil.SanitizePolicies: trimmed, de-duplicated, sorted, "default" added. */
@@ -121,6 +131,7 @@ export class TokenStore {
       orphan: options.orphan ?? false,
       renewable: true,
       entityId: options.entityId ?? "",
+      alias: options.alias ?? null,
     });
   }
 
@@ -253,6 +264,7 @@ export class TokenStore {
       orphan: false,
       renewable: false,
       entityId: "",
+      alias: null,
       wrapped: null,
     };
   }

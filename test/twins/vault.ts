@@ -130,8 +130,8 @@ export class VaultTwin {
    * `vault auth enable -path=<mount> jwt` (in `namespace`, or the root one): roles can then also
    * be written over HTTP (`auth/<mount>/role/<name>`), and tokens log in at `auth/<mount>/login`.
    */
-  enableJwtAuth(mount = "jwt-nomad", namespace?: string): void {
-    jwtMount(this.namespace(namespace), mount, this.clock);
+  enableJwtAuth(mount = "jwt-nomad", namespace?: string): { accessor: string } {
+    return { accessor: jwtMount(this.namespace(namespace), mount, this.clock).mount.accessor };
   }
 
   /** A JWT role (enabling the mount if need be) whose matching tokens may log in. */

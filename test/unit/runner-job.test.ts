@@ -43,11 +43,19 @@ describe("inlining the runner job's scripts for /v1/jobs/parse", () => {
 });
 
 describe("runner job variables", () => {
-  it("passes the Vault address and namespace the runners need, unless the operator's file sets them", () => {
-    expect(runnerJobVariables({ addr: "https://vault:8200", namespace: "team-a" }, "cpu = 500\n")).toBe(
-      'vault_addr = "https://vault:8200"\nvault_namespace = "team-a"\ncpu = 500\n',
+  const vault = { addr: "https://vault:8200", kvMount: "kv", kvPrefix: "ci", credentialDelivery: "workload-identity" } as const;
+  it("passes what the runners need to reach their secrets in Vault, unless the operator's file sets it", () => {
+    expect(runnerJobVariables({ ...vault, namespace: "team-a" }, "cpu = 500\n")).toBe(
+      'vault_addr = "https://vault:8200"\nvault_namespace = "team-a"\nvault_kv_mount = "kv"\nvault_kv_prefix = "ci"\ncpu = 500\n',
     );
-    expect(runnerJobVariables({ addr: "https://vault:8200" }, 'vault_addr = "https://other:8200"\n')).toBe('vault_addr = "https://other:8200"\n');
+    expect(runnerJobVariables(vault, 'vault_addr = "https://other:8200"\n')).toBe(
+      'vault_kv_mount = "kv"\nvault_kv_prefix = "ci"\nvault_addr = "https://other:8200"\n',
+    );
+  });
+
+  it("turns the prestart's vault block off for the wrapping-token fallback", () => {
+    expect(runnerJobVariables({ ...vault, credentialDelivery: "wrap" }, "")).toContain('vault_role = ""\n');
+    expect(runnerJobVariables(vault, "")).not.toContain("vault_role");
   });
 });
 

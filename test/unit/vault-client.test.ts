@@ -11,7 +11,8 @@ beforeAll(async () => {
 });
 afterAll(async () => vault.close());
 
-const store = (token = vault.rootToken) => new VaultStore({ addr: vault.url, token, kvMount: "secret", kvPrefix: "ngd" });
+const RUNNER_JOB = { namespace: "default", id: "github-runner" };
+const store = (token = vault.rootToken) => new VaultStore({ addr: vault.url, token, kvMount: "secret", kvPrefix: "ngd", runnerJob: RUNNER_JOB });
 
 describe("VaultStore", () => {
   it("writes, wraps, lists and deletes a runner secret", async () => {
@@ -55,7 +56,7 @@ describe("VaultStore", () => {
   });
 
   it("reports an unreachable Vault as transient", async () => {
-    const s = new VaultStore({ addr: "http://127.0.0.1:9", token: "t", kvMount: "secret", kvPrefix: "ngd", timeoutMs: 1_000 });
+    const s = new VaultStore({ addr: "http://127.0.0.1:9", token: "t", kvMount: "secret", kvPrefix: "ngd", runnerJob: RUNNER_JOB, timeoutMs: 1_000 });
     const err = (await s.health().catch((e: unknown) => e)) as DependencyError;
     expect(err).toBeInstanceOf(DependencyError);
     expect(err.transient).toBe(true);
@@ -74,22 +75,23 @@ describe("VaultStore", () => {
       namespace: "ci",
       kvMount: "secret",
       kvPrefix: "ngd",
+      runnerJob: RUNNER_JOB,
     });
     const before = vault.requests.length;
     expect(await s.auditDevices()).toEqual(["file/"]);
     expect(await s.health()).toEqual({ initialized: true, sealed: false, standby: false });
     await s.putRunnerSecret("r-ns", { kind: "jit", jitconfig: "abc" });
-    expect(vault.kvKeys("secret", "ci")).toEqual(["ngd/runners/r-ns"]);
-    expect(vault.kvKeys("secret")).not.toContain("ngd/runners/r-ns");
+    expect(vault.kvKeys("secret", "ci")).toEqual(["ngd/runners/default/github-runner/r-ns"]);
+    expect(vault.kvKeys("secret")).not.toContain("ngd/runners/default/github-runner/r-ns");
     const wrap = await s.wrapRunnerSecret("r-ns", "5m");
     await s.deleteRunnerSecret("r-ns");
     const sent = vault.requests.slice(before).map((r) => `${r.url} ${r.headers["x-vault-namespace"] ?? "(root)"}`);
     expect(sent).toEqual([
       "/v1/sys/audit (root)",
       "/v1/sys/health (root)",
-      "/v1/secret/data/ngd/runners/r-ns ci",
-      "/v1/secret/data/ngd/runners/r-ns ci",
-      "/v1/secret/metadata/ngd/runners/r-ns ci",
+      "/v1/secret/data/ngd/runners/default/github-runner/r-ns ci",
+      "/v1/secret/data/ngd/runners/default/github-runner/r-ns ci",
+      "/v1/secret/metadata/ngd/runners/default/github-runner/r-ns ci",
     ]);
     // The wrapping token was made in ci: only a request in ci can unwrap it.
     const unwrap = (headers: Record<string, string>) =>
