@@ -15,7 +15,7 @@
 # RUNNER_CREDENTIAL_DELIVERY=wrap): the dispatch meta then carries a single-use, short-TTL
 # response-wrapping token, which the prestart checks (sys/wrapping/lookup: made for this runner's
 # secret, not used yet) before it unwraps it. Anyone who can read the job can see that token, so
-# a failed check means it was stolen or spent: the prestart exits 3 and the dispatcher deletes the
+# a failed check means it was stolen or spent: the prestart exits 97 and the dispatcher deletes the
 # runner at GitHub and raises an alarm.
 #
 # The tasks run as the image's user (runner, uid 1001, in the official image): the runner refuses

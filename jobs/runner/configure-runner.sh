@@ -12,7 +12,7 @@
 # directory; it may read this job's runner secrets and nothing else, and is revoked once read.
 # Without it (the wrapping-token fallback), the dispatch meta holds a single-use wrapping token;
 # anyone who can read the job can see it, so it is checked before use, and a token that is spent,
-# expired or made for another secret ends this task with exit code 3, which the dispatcher treats
+# expired or made for another secret ends this task with exit code 97, which the dispatcher treats
 # as a stolen credential.
 # shellcheck disable=SC2154 # NOMAD_META_*, NOMAD_* and VAULT_* come from Nomad (dispatch meta, task env)
 set -euo pipefail
@@ -29,16 +29,17 @@ mkdir -p "$out"
 
 stolen() {
   echo "runner ${runner}: $1; the credential may have been stolen: the dispatcher removes this runner" >&2
-  exit 3
+  exit 97 # src/core/credential-refused.ts: the dispatcher reads this code as a refused credential
 }
 
 # vault METHOD PATH TOKEN [BODY]: sets $status and $body. Tokens and bodies travel in files
 # read from file descriptors, never on a command line, where any process of the container could
 # read them from /proc.
 vault() {
-  local response data=()
+  local headers response data=()
+  headers=$(vault_headers "$3")
   if [ -n "${4:-}" ]; then data=(--data @-); fi
-  response=$(printf '%s' "${4:-}" | curl -sS --retry 3 -X "$1" -H @<(vault_headers "$3") "${data[@]}" \
+  response=$(printf '%s' "${4:-}" | curl -sS --retry 3 -X "$1" -H @<(printf '%s\n' "$headers") "${data[@]}" \
     -w '\n%{http_code}' "${VAULT_ADDR}/v1/$2") || { echo "runner ${runner}: Vault unreachable at ${VAULT_ADDR}" >&2; exit 1; }
   status=${response##*$'\n'}
   body=${response%$'\n'*}

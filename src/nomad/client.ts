@@ -1,6 +1,7 @@
 import { Agent, type Dispatcher } from "undici";
+import type { TaskExit } from "../core/credential-refused.js";
 import { DependencyError } from "../core/errors.js";
-import type { DispatchResult, NomadJob, NomadJobStub } from "./types.js";
+import type { AllocationStub, DispatchResult, NomadJob, NomadJobStub } from "./types.js";
 
 export interface NomadClientOptions {
   addr: string;
@@ -60,6 +61,21 @@ export class NomadClient {
 
   listJobs(prefix: string): Promise<NomadJobStub[]> {
     return this.call("GET", "/v1/jobs", undefined, { prefix, meta: "true" });
+  }
+
+  /**
+   * Every "Terminated" task event of the job's allocations: `/v1/job/:id/allocations` lists each
+   * allocation with its TaskStates (api.AllocationListStub), whose events carry the exit code in
+   * Details.exit_code (hashicorp/nomad nomad/structs/structs.go, NewTaskEvent(TaskTerminated)
+   * .SetExitCode).
+   */
+  async taskExits(id: string): Promise<TaskExit[]> {
+    const allocs = await this.call<AllocationStub[]>("GET", `/v1/job/${encodeURIComponent(id)}/allocations`);
+    return allocs.flatMap((alloc) =>
+      Object.entries(alloc.TaskStates ?? {}).flatMap(([task, state]) =>
+        (state.Events ?? []).filter((e) => e.Type === "Terminated").map((e) => ({ task, exitCode: Number(e.Details?.exit_code ?? e.ExitCode ?? 0) })),
+      ),
+    );
   }
 
   async stopJob(id: string, opts: { purge: boolean }): Promise<void> {

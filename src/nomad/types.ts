@@ -27,6 +27,13 @@ export interface NomadJob {
   [field: string]: unknown;
 }
 
+/** api.AllocationListStub, the part that says how its tasks ended. */
+export interface AllocationStub {
+  ID: string;
+  ClientStatus?: string;
+  TaskStates?: Record<string, { State?: string; Failed?: boolean; Events?: Array<{ Type: string; ExitCode?: number; Details?: Record<string, string> | null }> | null }> | null;
+}
+
 export interface NomadJobStub {
   ID: string;
   ParentID: string;

@@ -4,6 +4,7 @@
 // src/vault, src/nomad) satisfy them structurally; src/deps.ts wires them.
 
 import type { CredentialDelivery, RunnerRegistration } from "../config.js";
+import type { TaskExit } from "../core/credential-refused.js";
 import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
 import type { RunnerIndex } from "../core/runner-index.js";
 import type { Logger } from "../log.js";
@@ -113,6 +114,8 @@ export interface RunnerJobs {
     input: { meta: Record<string, string>; idempotencyToken: string; idPrefixTemplate?: string },
   ): Promise<{ dispatchedJobId: string; created: boolean }>;
   stopJob(id: string, opts: { purge: boolean }): Promise<void>;
+  /** How the tasks of a runner job's allocations ended (Nomad's "Terminated" task events). */
+  taskExits(id: string): Promise<TaskExit[]>;
 }
 
 /** Everything the runner workflows need: the ports and the settings that steer them. */

@@ -1,6 +1,7 @@
+import { credentialRefused } from "../core/credential-refused.js";
 import type { RunnerTarget } from "../core/job-event.js";
 import { dispatchedJobPrefix } from "../core/naming.js";
-import type { RunnerDeps } from "../ports/index.js";
+import type { RunnerDeps, RunnerJobStub } from "../ports/index.js";
 import { withRetry } from "../ports/retry.js";
 import { isLiveChild, isUnstopped } from "../ports/runner-jobs.js";
 
@@ -23,9 +24,10 @@ export type ReleaseReason = "unneeded" | "unneeded-if-dispatched" | "leftovers";
 /**
  * "busy": kept, it is running a job. "absent": nothing was ever dispatched for it
  * ("unneeded-if-dispatched" only). "reprovisioned": a live runner job owns the name now
- * ("leftovers" only).
+ * ("leftovers" only). "credential-refused": released, and its runner job showed that Vault
+ * refused its credential to it (someone else used it first): removed even if busy.
  */
-export type ReleaseOutcome = "released" | "busy" | "absent" | "reprovisioned";
+export type ReleaseOutcome = "released" | "busy" | "absent" | "reprovisioned" | "credential-refused";
 
 type TeardownDeps = Pick<RunnerDeps, "github" | "nomad" | "vault" | "log" | "settings" | "runnerIndex">;
 
@@ -45,6 +47,18 @@ export async function releaseRunner(deps: TeardownDeps, target: RunnerTarget, ru
   if (reason === "leftovers" && children.some(isLiveChild)) return "reprovisioned";
 
   const runner = await retry(() => github.findRunner(target, runnerName));
+  if (reason === "leftovers" && (await wasCredentialRefused(deps, children))) {
+    // Whoever holds the credential may run a runner of ours outside Nomad: it goes, busy or not.
+    const removed = runner ? await retry(() => github.deleteRunner(target, runner.id)) : "absent";
+    await deleteRunnerSecret(deps, runnerName);
+    deps.log.error(
+      { runner: runnerName, children: children.map((c) => c.ID), registration: removed },
+      removed === "busy"
+        ? "runner credential refused to its own allocation, and a runner of that name is running a job outside Nomad: possible theft; secret destroyed, GitHub refused to remove the busy runner"
+        : "runner credential refused to its own allocation (wrapping token spent, expired or not its own): possible theft; runner removed at GitHub, secret destroyed",
+    );
+    return "credential-refused";
+  }
   if (reason === "leftovers") {
     // What is left of a runner goes even when its registration is busy (that is kept).
     if (runner && !runner.busy) await retry(() => github.deleteRunner(target, runner.id));
@@ -60,6 +74,18 @@ export async function releaseRunner(deps: TeardownDeps, target: RunnerTarget, ru
     deps.log.info({ runner: runnerName, deregistered: runner !== undefined, stopped: children.length }, "unneeded runner released; secret deleted");
   }
   return "released";
+}
+
+/** Reads the allocations of failed runner jobs only: a healthy teardown costs no extra call. */
+async function wasCredentialRefused(deps: TeardownDeps, children: RunnerJobStub[]): Promise<boolean> {
+  for (const child of children.filter(hasFailed)) {
+    if (credentialRefused(await withRetry(() => deps.nomad.taskExits(child.ID), deps.settings.retry))) return true;
+  }
+  return false;
+}
+
+function hasFailed(child: RunnerJobStub): boolean {
+  return Object.values(child.JobSummary?.Summary ?? {}).some((counts) => (counts.Failed ?? 0) > 0);
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { TaskExit } from "../../src/core/credential-refused.js";
 import type { RunnerJobStub, RunnerJobs } from "../../src/ports/index.js";
 import { Faults } from "./faults.js";
 
@@ -5,6 +6,8 @@ import { Faults } from "./faults.js";
 export interface FakeChild extends RunnerJobStub {
   Meta: Record<string, string>;
   token: string;
+  /** How its tasks ended (what the allocations' "Terminated" events say). */
+  exits?: TaskExit[];
 }
 
 /**
@@ -39,6 +42,11 @@ export class FakeRunnerJobs implements RunnerJobs {
     if (i < 0) return;
     if (opts.purge) this.children.splice(i, 1);
     else this.children[i] = { ...this.children[i]!, Stop: true, Status: "dead" };
+  }
+
+  async taskExits(id: string): Promise<TaskExit[]> {
+    this.faults.enter("taskExits");
+    return [...(this.children.find((c) => c.ID === id)?.exits ?? [])];
   }
 
   /** A child as another process (or an earlier run) left it. */

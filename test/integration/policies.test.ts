@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { doctorChecks } from "../../src/doctor.js";
 import { createDeps, type RunningService, startService } from "../../src/service.js";
+import { grantRunnerIdentity } from "../harness/runner-identity.js";
 import { captureLogger, eventually, serviceEnv, type WorldOptions } from "../harness/world.js";
 import { GitHubTwin } from "../twins/github.js";
 import { twinImage } from "../twins/images.js";
@@ -27,7 +28,7 @@ describe("policies/ cover every call the service makes", () => {
   it("dispatch, cancellation, reconcile and doctor run with no permission denied", async () => {
     const github = await GitHubTwin.start();
     const vault = await VaultTwin.start();
-    const nomad = await NomadTwin.start({ images: twinImage, acl: true });
+    const nomad = await NomadTwin.start({ images: twinImage, acl: true, vault: { addr: vault.url } });
     cleanup.push(
       () => github.close(),
       () => vault.close(),
@@ -36,6 +37,7 @@ describe("policies/ cover every call the service makes", () => {
     github.addRepo("octo-org/app");
 
     await vault.writePolicy("nomad-gha-dispatcher", policy("vault-dispatcher.policy.hcl"));
+    await grantRunnerIdentity(vault); // the runners' own Vault role and policy, from policies/ too
     const vaultToken = vault.createToken({ policies: ["nomad-gha-dispatcher"] });
     const nomadToken = nomad.createToken(policy("nomad-dispatcher.policy.hcl"), "nomad-gha-dispatcher");
 

@@ -63,6 +63,26 @@ export function allCommandLines(): string[] {
   return lines;
 }
 
+/**
+ * The environment of every process on this host that a Nomad task runs (its environment has a
+ * NOMAD_ALLOC_ID), one array of `NAME=value` entries each: what /proc/<pid>/environ shows root.
+ */
+export function taskEnvironments(): string[][] {
+  const envs: string[][] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, "utf8")
+        .split("\0")
+        .filter((item) => item !== "");
+      if (env.some((item) => item.startsWith("NOMAD_ALLOC_ID="))) envs.push(env);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return envs;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Vault
 

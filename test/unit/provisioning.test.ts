@@ -8,20 +8,29 @@ const job = workflowJob({ id: 42, owner: "acme", repo: "app", labels: ["self-hos
 const runner = `${PREFIX}-42`;
 
 describe("provisionRunner (credential -> secret -> dispatch)", () => {
-  it("stores the credential in Vault before it dispatches, and hands the runner job only a wrapping token", async () => {
+  it("stores the credential in Vault before it dispatches, and hands the runner job nothing Vault would accept", async () => {
     const deps = fakeDeps();
     expect(await provisionRunner(deps, job, runner)).toMatchObject({ status: "dispatched" });
     expect(deps.vault.secrets.get(runner)).toEqual({ kind: "jit", jitconfig: `jit:${runner}` });
     const [child] = deps.nomad.children;
-    expect(child!.Meta).toMatchObject({
+    expect(child!.Meta).toEqual({
       github_repo: "acme/app",
       github_job_id: "42",
+      github_run_id: String(job.runId),
       runner_name: runner,
-      credential_wrap_token: `wrapped:${runner}:10m`,
+      runner_labels: "self-hosted,nomad,gpu", // the job's own labels, lower-cased, added to ours
+      runner_scope_url: expect.stringContaining("acme/app"),
       dispatcher_id: "test-dispatcher",
     });
-    // The job's own labels are added, lower-cased, to ours.
-    expect(child!.Meta.runner_labels).toBe("self-hosted,nomad,gpu");
+    // Workload identity: the allocation reads the secret itself; no wrapping token is made.
+    expect(deps.vault.faults.calls).toEqual(["putRunnerSecret"]);
+  });
+
+  it("with the wrapping-token fallback, hands the runner job a single-use wrapping token of the configured TTL", async () => {
+    const deps = fakeDeps({ credentialDelivery: "wrap", wrapTtl: "3m" });
+    expect(await provisionRunner(deps, job, runner)).toMatchObject({ status: "dispatched" });
+    const [child] = deps.nomad.children;
+    expect(child!.Meta.credential_wrap_token).toBe(`wrapped:${runner}:3m`);
     expect(JSON.stringify(child!.Meta)).not.toContain(`jit:${runner}`);
     expect(deps.vault.faults.calls).toEqual(["putRunnerSecret", "wrapRunnerSecret"]);
   });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { releaseRunner, releaseSpentRunner } from "../../src/teardown/release.js";
 import { addRunnerJob, fakeDeps, PREFIX } from "../fakes/deps.js";
 
@@ -78,6 +78,58 @@ describe("releaseRunner", () => {
     await releaseRunner(deps, target, runner, "leftovers");
     expect(deps.github.runners.get("acme/app")).toHaveLength(1);
     expect(deps.github.faults.count("deleteRunner")).toBe(0);
+  });
+
+  describe("a runner whose allocation was refused its credential (possible theft)", () => {
+    /** A runner job that ended: failed with these task exit codes, or complete. */
+    function ended(exits: Array<{ task: string; exitCode: number }>, state: { busy?: boolean } = {}) {
+      const { deps, child } = provisioned(state);
+      const stub = deps.nomad.children.find((c) => c.ID === child)!;
+      Object.assign(stub, {
+        Status: "dead",
+        exits,
+        JobSummary: { Summary: { runner: exits.some((e) => e.exitCode !== 0) ? { Failed: 1 } : { Complete: 1 } } },
+      });
+      const spy = vi.spyOn(deps.log, "error");
+      return {
+        deps,
+        errors: {
+          get messages() {
+            return spy.mock.calls.map((call) => String(call[1]));
+          },
+        },
+      };
+    }
+
+    it("removes the registration and the secret and says so at error level, when the prestart exited 97", async () => {
+      const { deps, errors } = ended([{ task: "configure-runner", exitCode: 97 }]);
+      expect(await releaseRunner(deps, target, runner, "leftovers")).toBe("credential-refused");
+      expect(deps.github.runners.get("acme/app")).toEqual([]);
+      expect(deps.vault.secrets.has(runner)).toBe(false);
+      expect(errors.messages).toEqual([expect.stringContaining("possible theft")]);
+    });
+
+    it("tries to remove it even when busy (someone else may run it), and says GitHub refused", async () => {
+      const { deps, errors } = ended([{ task: "configure-runner", exitCode: 97 }], { busy: true });
+      expect(await releaseRunner(deps, target, runner, "leftovers")).toBe("credential-refused");
+      expect(deps.github.faults.count("deleteRunner")).toBe(1);
+      expect(deps.vault.secrets.has(runner)).toBe(false);
+      expect(errors.messages).toEqual([expect.stringContaining("running a job outside Nomad")]);
+    });
+
+    it("treats other failures as ordinary leftovers, and reads no allocation of a runner job that did not fail", async () => {
+      const failed = ended([
+        { task: "configure-runner", exitCode: 0 },
+        { task: "runner", exitCode: 1 },
+      ]);
+      expect(await releaseRunner(failed.deps, target, runner, "leftovers")).toBe("released");
+      expect(failed.errors.messages).toEqual([]);
+      expect(failed.deps.nomad.faults.count("taskExits")).toBe(1);
+
+      const complete = ended([{ task: "runner", exitCode: 0 }]);
+      expect(await releaseRunner(complete.deps, target, runner, "leftovers")).toBe("released");
+      expect(complete.deps.nomad.faults.count("taskExits")).toBe(0);
+    });
   });
 
   it("leaves leftovers alone once a live runner job shows the name was provisioned again", async () => {
