@@ -61,6 +61,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly credentialsRefused = new Counter({
+    name: "ngd_runner_credentials_refused_total",
+    help:
+      "Runner allocations whose prestart found its single-use wrapping token spent, expired or made for another runner (exit code 97): " +
+      "a possible theft; each such runner was removed at GitHub and its secret destroyed",
+    registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     // Event-loop lag sampled every 100 ms, not prom-client's 10 ms: frequent wake-ups are a large
     // share of an idle service's CPU, and a stall worth alerting on lasts far longer.

@@ -180,6 +180,7 @@ function recordReconcile(metrics: Metrics, report: ReconcileReport): void {
   metrics.runners.set({ state: "alive" }, report.alive);
   for (const [action, count] of Object.entries(report.actions)) if (count > 0) metrics.reconcileActions.inc({ action }, count);
   if (report.errors.length > 0) metrics.reconcileErrors.inc(report.errors.length);
+  if (report.credentialsRefused > 0) metrics.credentialsRefused.inc(report.credentialsRefused);
 }
 
 function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {

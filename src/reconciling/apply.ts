@@ -32,7 +32,7 @@ export async function applyPlan(
     const batch = actions.filter((a) => kinds.includes(a.kind));
     await forEachLimited(batch, 8, async (action) => {
       try {
-        await apply(deps, demand, action, targetOf);
+        await apply(deps, demand, action, targetOf, report);
         report.actions[action.kind] += 1;
       } catch (err) {
         report.errors.push(`${action.kind} ${"runnerName" in action ? action.runnerName : ""}: ${errorMessage(err)}`);
@@ -46,12 +46,13 @@ async function apply(
   demand: RunnerDemand,
   action: ReconcileAction,
   targetOf: (repo: string) => RunnerTarget,
+  report: ReconcileReport,
 ): Promise<void> {
   switch (action.kind) {
     case "clean":
       // Another replica or a delivery may have provisioned this runner again since this pass
       // looked: then the name's registration and credential are the new runner's (teardown checks).
-      await releaseRunner(deps, targetOf(action.repo), action.runnerName, "leftovers");
+      if ((await releaseRunner(deps, targetOf(action.repo), action.runnerName, "leftovers")) === "credential-refused") report.credentialsRefused += 1;
       return;
     case "abandon":
     case "release":

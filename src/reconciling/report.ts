@@ -5,9 +5,11 @@ export interface ReconcileReport {
   actions: Record<ReconcileAction["kind"], number>;
   queued: number;
   alive: number;
+  /** Runners cleaned up because their allocation was refused its credential (possible theft). */
+  credentialsRefused: number;
   errors: string[];
 }
 
 export function emptyReport(): ReconcileReport {
-  return { actions: { purge: 0, provision: 0, release: 0, clean: 0, "delete-secret": 0, abandon: 0 }, queued: 0, alive: 0, errors: [] };
+  return { actions: { purge: 0, provision: 0, release: 0, clean: 0, "delete-secret": 0, abandon: 0 }, queued: 0, alive: 0, credentialsRefused: 0, errors: [] };
 }

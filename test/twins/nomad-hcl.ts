@@ -101,7 +101,7 @@ function expandDynamicBlocks(dynamic: JsonObject, scope: EvalScope, out: JsonObj
       for (const [key, item] of entries) {
         blocks.push(evaluate(content, { ...scope, iterators: { ...scope.iterators, [iterator]: { key, value: item } } }));
       }
-      out[type] = blocks;
+      if (blocks.length > 0) out[type] = blocks; // no element, no block: as if none were written
     }
   }
 }
