@@ -15,6 +15,8 @@ export interface WorldOptions {
   github?: GitHubTwinOptions;
   vaultAudit?: boolean;
   nomadSlots?: number;
+  /** How long the Nomad twin's client waits before it starts an allocation's tasks. */
+  nomadStartDelayMs?: number;
   /** Authenticate as a GitHub App instead of a PAT. */
   app?: boolean;
   /** Repositories to create (and, with `app`, install the App on). */
@@ -45,7 +47,7 @@ export interface World {
 export async function startTwins(opts: WorldOptions = {}) {
   const github = await GitHubTwin.start(opts.github);
   const vault = await VaultTwin.start({ audit: opts.vaultAudit ?? true });
-  const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, slots: opts.nomadSlots });
+  const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, slots: opts.nomadSlots, startDelayMs: opts.nomadStartDelayMs });
   if (opts.vaultNamespace !== undefined) vault.createNamespace(opts.vaultNamespace);
   await grantRunnerIdentity(vault, { vaultNamespace: opts.vaultNamespace });
   const installationId = 4242;

@@ -40,6 +40,36 @@ describe("nothing the Nomad side holds opens Vault", () => {
   });
 });
 
+describe("a wrapping token stolen from the dispatch meta (fallback mode)", () => {
+  it("is refused to the runner, which the dispatcher then removes, raising an alarm, and the job gets a fresh runner", async () => {
+    const w = await startTestWorld({
+      nomadStartDelayMs: 1_500,
+      env: { RUNNER_CREDENTIAL_DELIVERY: "wrap", RECONCILE_INTERVAL: "1", RECONCILE_GRACE: "0" },
+    });
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels });
+    await eventually(() => w.nomad.jobs().some((j) => j.Dispatched), "runner job dispatched");
+    const first = w.nomad.jobs().find((j) => j.Dispatched)!;
+    // A reader of the job unwraps the token before the allocation starts.
+    const theft = await fetch(`${w.vault.url}/v1/sys/wrapping/unwrap`, {
+      method: "POST",
+      headers: { "X-Vault-Token": first.Meta?.credential_wrap_token ?? "" },
+    });
+    expect(theft.status).toBe(200);
+
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served by a fresh runner", 30_000);
+    const [stolenAlloc] = w.nomad.allocations().filter((a) => a.JobID === first.ID);
+    const prestartExit = stolenAlloc?.TaskStates["configure-runner"]?.Events.find((e) => e.Type === "Terminated");
+    expect(prestartExit?.Details?.exit_code).toBe("97");
+    expect(stolenAlloc?.TaskStates.runner?.Events.map((e) => e.Type)).not.toContain("Started");
+    expect(w.logs.filter((line) => line.includes("possible theft"))).toHaveLength(1);
+    const metrics = await (await fetch(w.service.metricsUrl!)).text();
+    expect(metrics).toMatch(/^ngd_runner_credentials_refused_total 1$/m);
+    // Two credentials: the stolen one and the fresh one; the stolen runner's registration is gone.
+    expect(w.github.requests.filter((r) => r.method === "POST" && r.url.includes("generate-jitconfig"))).toHaveLength(2);
+    await eventually(() => w.github.runners().length === 0 && w.vault.kvKeys().length === 0, "nothing left");
+  });
+});
+
 /** What a reader of the runner namespace, or of the client's disk, can see of runner jobs. */
 async function nomadSideStrings(w: World): Promise<string[]> {
   const out = new Set<string>();
