@@ -42,7 +42,7 @@ async function main(): Promise<number> {
 
   const runnerName = `nomad-gha-${job.id}`;
   await eventually(() => github.runners().some((r) => r.name === runnerName && r.status === "online"), "runner online", 20_000);
-  say(gh, `runner ${runnerName} online (unwrapped its credential in the prestart task)`);
+  say(gh, `runner ${runnerName} online (its prestart task read its credential from Vault with its workload identity)`);
   await eventually(() => github.jobs().find((j) => j.id === job.id)?.status === "completed", "job completed", 20_000);
   say(gh, `job ${job.id} completed: ${github.jobs().find((j) => j.id === job.id)?.conclusion}`);
   await eventually(() => !github.runners().some((r) => r.name === runnerName), "runner removed", 20_000);
@@ -51,7 +51,7 @@ async function main(): Promise<number> {
   await eventually(() => nomad.runningRunnerJobs().length === 0, "allocation finished", 20_000);
   say(color(35, "nomad"), "runner allocation finished: prestart -> runner -> poststop");
 
-  const unwraps = vault.auditLog().filter((e) => e.type === "response" && e.request.path === "sys/wrapping/unwrap").length;
+  const reads = vault.auditLog().filter((e) => e.type === "response" && e.auth.metadata?.role === "nomad-gha-runner" && e.request.operation === "read").length;
   const leaked = github.issuedSecrets.filter(
     (s) => world.logs.some((l) => l.includes(s)) || nomad.requests.some((r) => r.body.includes(s) || r.url.includes(s)),
   );
@@ -59,7 +59,7 @@ async function main(): Promise<number> {
   console.log(
     color(1, "result:") +
       ` 1 job, 1 runner, ${github.runners().length} runners left, ${vault.kvKeys().length} secrets left, ` +
-      `${nomad.runningRunnerJobs().length} runner jobs running, ${unwraps} audited unwrap, ${leaked.length} credentials in Nomad or logs`,
+      `${nomad.runningRunnerJobs().length} runner jobs running, ${reads} audited credential read by the runner's own identity, ${leaked.length} credentials in Nomad or logs`,
   );
   await world.close();
   return leaked.length === 0 ? 0 : 1;
