@@ -63,6 +63,7 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       runnerNamePrefix: config.runner.namePrefix,
       runnerLabels: config.runner.labels,
       wrapTtl: config.vault.wrapTtl,
+      retentionMs: config.reconcile.retentionSeconds * 1000,
       retry: { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 2_000 },
     },
   };

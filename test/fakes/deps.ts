@@ -26,6 +26,7 @@ export function fakeDeps(settings: Partial<RunnerSettings> = {}) {
       runnerNamePrefix: PREFIX,
       runnerLabels: ["self-hosted", "nomad"],
       wrapTtl: "10m",
+      retentionMs: 600_000,
       retry: { retries: 4, minTimeoutMs: 1, maxTimeoutMs: 2 },
       ...settings,
     },
