@@ -65,6 +65,7 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       runnerLabels: config.runner.labels,
       credentialDelivery: config.vault.credentialDelivery,
       wrapTtl: config.vault.wrapTtl,
+      retentionMs: config.reconcile.retentionSeconds * 1000,
       retry: { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 2_000 },
     },
   };

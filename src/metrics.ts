@@ -21,6 +21,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly replaysRefused = new Counter({
+    name: "ngd_replayed_deliveries_refused_total",
+    help: "Queued deliveries refused because GitHub says the job is not queued (replays), by the job's status",
+    labelNames: ["job_status"] as const,
+    registers: [this.registry],
+  });
+
   readonly handlingLatency = new Histogram({
     name: "ngd_webhook_handling_seconds",
     help: "Time spent handling a queued webhook, from receipt to response",

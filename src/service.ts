@@ -4,6 +4,7 @@ import { type ServerType, serve } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage } from "./core/errors.js";
+import { statusLabel } from "./core/replay-guard.js";
 import { createDeps, type ServiceDeps, servePolicy } from "./deps.js";
 import { paceMs } from "./github/budget.js";
 import { WebhookVerifier } from "./github/webhook.js";
@@ -57,9 +58,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
 
   const policy = servePolicy(config);
   // Jobs accepted from webhooks (and found by the reconciler) wait in the queue for GitHub's rate limit.
-  const provisioner = new Provisioner(deps, new CapacityGate(deps, config.limits), new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), (s) =>
-    metrics.dispatchLatency.observe(s),
-  );
+  const provisioner = new Provisioner(deps, new CapacityGate(deps, config.limits), new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), {
+    dispatched: (seconds) => metrics.dispatchLatency.observe(seconds),
+    notQueued: (jobStatus) => metrics.replaysRefused.inc({ job_status: statusLabel(jobStatus) }),
+  });
   const queue = provisioner.queue;
   const pollPointsPerMinute = config.github.budget.pointsPerMinute * RECONCILE_POLL_SHARE;
   const reconciler = new Reconciler(

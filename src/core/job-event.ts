@@ -11,6 +11,7 @@ export interface WorkflowJob {
   status: "queued" | "waiting" | "in_progress" | "completed" | "pending" | "requested";
   conclusion: string | null;
   runnerName: string | null;
+  /** When GitHub queued the job (ISO 8601); "" when a delivery did not say. */
   createdAt: string;
   installationId?: number;
 }

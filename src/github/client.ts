@@ -1,12 +1,13 @@
 import type { GitHubAuthConfig, RunnerScope } from "../config.js";
 import type { WorkflowJob } from "../core/job-event.js";
+import type { JobStatusAtGitHub } from "../core/replay-guard.js";
 import { authKey, Octokits } from "./auth.js";
 import type { Budget, BudgetLimits, Claim } from "./budget.js";
 import { ConditionalGets } from "./conditional.js";
 import { RunnerCredentials } from "./credentials.js";
 import { redeliverFailedDeliveries } from "./deliveries.js";
 import { type GitHubIdentity, identity } from "./identity.js";
-import { listQueuedJobs } from "./jobs.js";
+import { jobStatus, listQueuedJobs } from "./jobs.js";
 import { latestRunnerRelease, type RunnerRelease } from "./releases.js";
 import { listInstallationRepos, listOwnerRepos } from "./repositories.js";
 import { Budgets, type ResponseHeaders } from "./requests.js";
@@ -94,6 +95,11 @@ export class GitHubClient {
   /** Jobs still waiting for a runner in one repository (conditional requests, every page). */
   listQueuedJobs(target: RunnerTarget): Promise<WorkflowJob[]> {
     return listQueuedJobs(this.conditional, target);
+  }
+
+  /** One job's status now (a conditional GET); "not-found" for a job GitHub does not show us. */
+  jobStatus(target: RunnerTarget, jobId: number): Promise<JobStatusAtGitHub> {
+    return jobStatus(this.conditional, target, jobId);
   }
 
   /** Who our credentials are and what they may do (doctor). */

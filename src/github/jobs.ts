@@ -1,5 +1,7 @@
 import type { WorkflowJob } from "../core/job-event.js";
+import type { JobStatusAtGitHub } from "../core/replay-guard.js";
 import type { ConditionalGets } from "./conditional.js";
+import { hasStatus } from "./errors.js";
 import { PAGE_SIZE, readAllPages } from "./pages.js";
 import type { RunnerTarget } from "./target.js";
 
@@ -39,6 +41,27 @@ export async function listQueuedJobs(conditional: ConditionalGets, target: Runne
     }
   }
   return [...jobs.values()];
+}
+
+/**
+ * One job's status now: a conditional GET (operation `actions/get-job-for-workflow-run`), so
+ * asking again about an unchanged job is a 304. A 404 means GitHub knows no such job in this
+ * repository, or does not let us see it: either way nothing of ours may serve it.
+ */
+export async function jobStatus(conditional: ConditionalGets, target: RunnerTarget, jobId: number): Promise<JobStatusAtGitHub> {
+  const repoKey = `${target.owner}/${target.repo}`.toLowerCase();
+  try {
+    return await conditional.get(
+      target,
+      "get job",
+      `job:${repoKey}:${jobId}`,
+      (o, headers) => o.rest.actions.getJobForWorkflowRun({ owner: target.owner, repo: target.repo, job_id: jobId, headers }),
+      (data) => data.status,
+    );
+  } catch (err) {
+    if (hasStatus(err, 404)) return "not-found";
+    throw err;
+  }
 }
 
 function listQueuedJobsOfRun(conditional: ConditionalGets, target: RunnerTarget, repoKey: string, runId: number): Promise<WorkflowJob[]> {

@@ -86,8 +86,11 @@ export class Budgets {
   }
 }
 
-/** Credentials first (a runner waits on them), then clean-up, then polling. */
+/**
+ * Credentials first (a runner waits on them), then clean-up, then polling. A single job's look-up
+ * (the replay check) goes with the credentials: the runner's credential waits on it.
+ */
 function priorityOf(method: string, url: string): Priority {
-  if (/generate-jitconfig|registration-token|access_tokens/.test(url)) return "credential";
+  if (/generate-jitconfig|registration-token|access_tokens|\/actions\/jobs\//.test(url)) return "credential";
   return method.toUpperCase() === "GET" ? "poll" : "cleanup";
 }

@@ -93,7 +93,9 @@ export function parseWorkflowJob(payload: unknown): { ok: true; event: JobEvent 
         status: p.workflow_job.status as JobEvent["job"]["status"],
         conclusion: p.workflow_job.conclusion ?? null,
         runnerName: p.workflow_job.runner_name ?? null,
-        createdAt: p.workflow_job.created_at ?? p.workflow_job.started_at ?? new Date().toISOString(),
+        // Neither: the job's age is unknown, and provisioning asks GitHub before it trusts the
+        // delivery (a signed delivery carries no time of its own and may be a replay).
+        createdAt: p.workflow_job.created_at ?? p.workflow_job.started_at ?? "",
         installationId: p.installation?.id,
       },
     },

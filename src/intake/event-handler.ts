@@ -107,6 +107,9 @@ export class JobEventHandler {
         return { outcome: "ignored", reason: `dispatch cancelled: ${need.reason}` };
       case "in-flight":
         return { outcome: "in-flight", runner };
+      case "not-queued":
+        // Logged and counted where every provisioning settles (Provisioner).
+        return { outcome: "ignored", reason: `replayed delivery: the job is ${need.jobStatus} at GitHub` };
       default:
         return { outcome: need.status, runner, nomadJobId: need.nomadJobId };
     }

@@ -6,10 +6,12 @@
 import type { CredentialDelivery, RunnerRegistration } from "../config.js";
 import type { TaskExit } from "../core/credential-refused.js";
 import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
+import type { JobStatusAtGitHub } from "../core/replay-guard.js";
 import type { RunnerIndex } from "../core/runner-index.js";
 import type { Logger } from "../log.js";
 
 export type { RunnerTarget } from "../core/job-event.js";
+export type { JobStatusAtGitHub } from "../core/replay-guard.js";
 
 /** A self-hosted runner registration at GitHub. */
 export interface RegisteredRunner {
@@ -61,11 +63,13 @@ export interface CredentialIssuer {
   budgetKey(target: Pick<RunnerTarget, "installationId">): string;
 }
 
-/** What the reconciler reads at GitHub to find work the webhooks did not bring. */
+/** What the workflows read at GitHub about jobs: work the webhooks did not bring, and replays. */
 export interface JobSource {
   /** App auth: every call needs the installation the repository belongs to. */
   readonly usesApp: boolean;
   listQueuedJobs(target: RunnerTarget): Promise<WorkflowJob[]>;
+  /** One job's status now (one conditional GET); "not-found" for a 404. */
+  jobStatus(target: RunnerTarget, jobId: number): Promise<JobStatusAtGitHub>;
   listInstallationRepos(): Promise<RunnerTarget[]>;
   listOwnerRepos(owner: string): Promise<RunnerTarget[]>;
   /** Asks GitHub to deliver again the App's failed webhook deliveries since `since` (ms). */
@@ -139,6 +143,11 @@ export interface RunnerSettings {
   /** Workload identity: nothing in the dispatch. Wrap: a single-use wrapping token valid `wrapTtl`. */
   credentialDelivery: CredentialDelivery;
   wrapTtl: string;
+  /**
+   * RUNNER_RETENTION: how long a dead runner job stays in Nomad. A job queued longer ago may have
+   * had a runner whose record is gone, so GitHub confirms it is queued before it gets another.
+   */
+  retentionMs: number;
   /** Retry schedule for transient failures; on the webhook path it must fit GitHub's 10 s timeout. */
   retry: RetrySchedule;
 }

@@ -1,7 +1,7 @@
 import { type BookLimits, DispatchBook } from "../core/dispatch-book.js";
 import { targetOf, type WorkflowJob } from "../core/job-event.js";
 import type { RunnerDeps } from "../ports/index.js";
-import { CREDENTIAL_POINTS, type ProvisionOutcome, provisionRunner } from "./provision.js";
+import { CREDENTIAL_POINTS, type ProvisionOptions, type ProvisionOutcome, provisionRunner } from "./provision.js";
 
 export interface DispatchQueueOptions extends BookLimits {
   /**
@@ -32,12 +32,14 @@ export type SettledHook = (job: WorkflowJob, runnerName: string, result: { outco
 interface Item {
   job: WorkflowJob;
   runnerName: string;
+  /** Read when the provisioning starts: a later enqueue from the reconciler's plan may set it. */
+  seenQueued: boolean;
   outcome: Promise<QueueOutcome>;
   resolve: (outcome: QueueOutcome) => void;
   reject: (err: unknown) => void;
 }
 
-type Provision = (deps: RunnerDeps, job: WorkflowJob, runnerName: string) => Promise<ProvisionOutcome>;
+type Provision = (deps: RunnerDeps, job: WorkflowJob, runnerName: string, opts: ProvisionOptions) => Promise<ProvisionOutcome>;
 
 /**
  * The imperative shell around DispatchBook: accepted `queued` jobs are provisioned here at the
@@ -69,7 +71,7 @@ export class DispatchQueue {
   }
 
   /** Queues the job (once per runner name); undefined when the queue is full or closed. */
-  enqueue(job: WorkflowJob, runnerName: string): Ticket | undefined {
+  enqueue(job: WorkflowJob, runnerName: string, opts: ProvisionOptions = {}): Ticket | undefined {
     if (this.closed) return undefined;
     let resolve!: Item["resolve"];
     let reject!: Item["reject"];
@@ -77,10 +79,16 @@ export class DispatchQueue {
       resolve = res;
       reject = rej;
     });
-    const item: Item = { job, runnerName, outcome, resolve, reject };
+    const seenQueued = opts.seenQueued ?? false;
+    const item: Item = { job, runnerName, seenQueued, outcome, resolve, reject };
     const offer = this.book.offer(runnerName, this.deps.github.budgetKey(targetOf(job)), item);
     if (offer === "full") return undefined;
-    if (offer === "duplicate") return { outcome: this.items.get(runnerName)!.outcome, joined: true };
+    if (offer === "duplicate") {
+      const queued = this.items.get(runnerName)!;
+      // GitHub said queued since this job was queued here: a provisioning not started yet need not ask.
+      queued.seenQueued ||= seenQueued;
+      return { outcome: queued.outcome, joined: true };
+    }
     this.items.set(runnerName, item);
     // Whoever queued it may not wait for it; the hooks report what became of it.
     outcome.catch(() => undefined);
@@ -141,7 +149,7 @@ export class DispatchQueue {
   private async run(key: string, item: Item): Promise<void> {
     let result: { outcome: QueueOutcome } | { error: unknown };
     try {
-      result = { outcome: await this.provision(this.deps, item.job, item.runnerName) };
+      result = { outcome: await this.provision(this.deps, item.job, item.runnerName, { seenQueued: item.seenQueued }) };
     } catch (error) {
       result = { error };
     }

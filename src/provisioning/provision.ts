@@ -1,5 +1,6 @@
 import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
 import { dispatchedJobPrefix, idempotencyTokenFor } from "../core/naming.js";
+import { type JobStatusAtGitHub, replayGuard } from "../core/replay-guard.js";
 import { type BudgetClaim, isRunnerExists, type RunnerDeps, type RunnerSecret } from "../ports/index.js";
 import { withRetry } from "../ports/retry.js";
 
@@ -15,7 +16,20 @@ export type ProvisionOutcome =
    * or delivery is provisioning it right now, or one crashed half-way (the reconciler replaces
    * such a runner once it is stale).
    */
-  | { status: "in-flight" };
+  | { status: "in-flight" }
+  /**
+   * GitHub says the job is not waiting for a runner (running, finished, waiting for approval, or
+   * unknown to us): a replayed or stale `queued` delivery. Nothing was issued or dispatched.
+   */
+  | { status: "not-queued"; jobStatus: JobStatusAtGitHub };
+
+export interface ProvisionOptions {
+  /**
+   * The caller saw the job queued at GitHub moments ago (the reconciler's plan): GitHub is not
+   * asked again, however old the job.
+   */
+  seenQueued?: boolean;
+}
 
 /** Labels the runner registers with: ours plus whatever the job asked for, so it can take it. */
 export function runnerLabelsFor(job: WorkflowJob, ours: string[]): string[] {
@@ -27,16 +41,29 @@ export function runnerLabelsFor(job: WorkflowJob, ours: string[]): string[] {
  * Every step is idempotent, keyed by the runner name derived from the job id, so the whole
  * workflow can be repeated after any failure, by any replica, without creating a second runner.
  */
-export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runnerName: string): Promise<ProvisionOutcome> {
+export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runnerName: string, opts: ProvisionOptions = {}): Promise<ProvisionOutcome> {
   const { nomad, settings } = deps;
   const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
+  const target = targetOf(job);
 
   // Cheap check first: a runner job already exists, so this is a repeat and costs GitHub nothing.
   const existing = await retry(() => nomad.listJobs(dispatchedJobPrefix(settings.runnerJob, runnerName)));
   const current = existing[0];
-  if (current) return { status: "duplicate", nomadJobId: current.ID };
+  const guard = replayGuard({
+    now: Date.now(),
+    createdAt: job.createdAt,
+    retentionMs: settings.retentionMs,
+    seenQueued: opts.seenQueued ?? false,
+    runnerJobExists: current !== undefined,
+  });
+  if (guard === "runner-exists") return { status: "duplicate", nomadJobId: current!.ID };
+  if (guard === "ask-github") {
+    // Fails closed: an error propagates and nothing is issued; a job that really is queued is
+    // found by the reconciler's next pass, which provisions it without asking again.
+    const jobStatus = await retry(() => deps.github.jobStatus(target, job.id));
+    if (jobStatus !== "queued") return { status: "not-queued", jobStatus };
+  }
 
-  const target = targetOf(job);
   const stored = await storeCredential(deps, job, target, runnerName);
   if (stored === "in-flight") return { status: "in-flight" };
 

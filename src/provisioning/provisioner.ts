@@ -1,5 +1,6 @@
 import { errorMessage } from "../core/errors.js";
 import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
+import type { JobStatusAtGitHub } from "../core/replay-guard.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { CapacityGate } from "./capacity-gate.js";
 import type { DispatchQueue, QueueOutcome } from "./dispatch-queue.js";
@@ -34,6 +35,14 @@ export interface NeedOptions {
   planned?: boolean;
 }
 
+/** What became of provisionings, for the metrics. */
+export interface ProvisionObserver {
+  /** A runner was dispatched, `seconds` after its job was queued at GitHub. */
+  dispatched?(seconds: number): void;
+  /** A `queued` delivery was refused: GitHub says the job is not queued (a replay). */
+  notQueued?(jobStatus: JobStatusAtGitHub): void;
+}
+
 /**
  * The one entry point for "this job needs a runner", whoever found the job: a webhook delivery
  * (first or redelivered) or the reconciler. Capacity, then the dispatch queue; what cannot be
@@ -46,8 +55,7 @@ export class Provisioner {
     private readonly deps: Pick<RunnerDeps, "log">,
     private readonly gate: CapacityGate,
     readonly queue: DispatchQueue,
-    /** Called with the job's queued-to-dispatched time when a runner was dispatched. */
-    private readonly onDispatched?: (seconds: number) => void,
+    private readonly observer: ProvisionObserver = {},
   ) {
     this.queue.onSettled((job, runner, result) => this.settled(job, runner, result));
   }
@@ -65,7 +73,8 @@ export class Provisioner {
         return { status: "over-capacity" };
       }
     }
-    const ticket = this.queue.enqueue(job, runnerName);
+    // The reconciler's plan comes from GitHub's queue: provisioning need not ask GitHub again.
+    const ticket = this.queue.enqueue(job, runnerName, { seenQueued: opts.planned ?? false });
     if (!ticket) {
       if (!opts.planned) {
         this.gate.settle(runnerName, false);
@@ -106,6 +115,10 @@ export class Provisioner {
       case "cancelled":
         log.info({ ...context, reason: outcome.reason }, "queued dispatch cancelled");
         return;
+      case "not-queued":
+        log.info({ ...context, jobStatus: outcome.jobStatus }, `replayed delivery of a job that is ${outcome.jobStatus} at GitHub: no runner`);
+        this.observer.notQueued?.(outcome.jobStatus);
+        return;
       case "in-flight":
         log.info(context, "runner is being provisioned elsewhere");
         this.backlog?.recheckInFlight(runner);
@@ -114,7 +127,7 @@ export class Provisioner {
       case "duplicate": {
         log.info({ ...context, nomadJob: outcome.nomadJobId }, outcome.status === "dispatched" ? "runner dispatched" : "runner already dispatched");
         const queuedAt = Date.parse(job.createdAt);
-        if (outcome.status === "dispatched" && Number.isFinite(queuedAt)) this.onDispatched?.(Math.max(0, (Date.now() - queuedAt) / 1000));
+        if (outcome.status === "dispatched" && Number.isFinite(queuedAt)) this.observer.dispatched?.(Math.max(0, (Date.now() - queuedAt) / 1000));
         return;
       }
     }

@@ -27,6 +27,7 @@ export function fakeDeps(settings: Partial<RunnerSettings> = {}) {
       runnerLabels: ["self-hosted", "nomad"],
       credentialDelivery: "workload-identity",
       wrapTtl: "10m",
+      retentionMs: 600_000,
       retry: { retries: 4, minTimeoutMs: 1, maxTimeoutMs: 2 },
       ...settings,
     },

@@ -1,7 +1,7 @@
 import type { WorkflowJob } from "../../src/core/job-event.js";
 import { Budget } from "../../src/github/budget.js";
 import { RunnerExistsError } from "../../src/github/client.js";
-import type { BudgetClaim, GitHubPorts, RegisteredRunner, RunnerTarget } from "../../src/ports/index.js";
+import type { BudgetClaim, GitHubPorts, JobStatusAtGitHub, RegisteredRunner, RunnerTarget } from "../../src/ports/index.js";
 import { Faults } from "./faults.js";
 
 /**
@@ -14,6 +14,8 @@ export class FakeGitHub implements GitHubPorts {
   /** Registrations by scope key (lower-cased `owner/repo`). */
   readonly runners = new Map<string, RegisteredRunner[]>();
   readonly queued = new Map<string, WorkflowJob[]>();
+  /** Jobs' statuses by job id, beyond the queued ones; any other job is unknown (404). */
+  readonly jobStatuses = new Map<number, JobStatusAtGitHub>();
   redelivered = 0;
   private readonly budgets = new Map<string, Budget>();
   private nextId = 1;
@@ -76,6 +78,13 @@ export class FakeGitHub implements GitHubPorts {
   async listQueuedJobs(target: RunnerTarget): Promise<WorkflowJob[]> {
     this.faults.enter("listQueuedJobs");
     return [...(this.queued.get(this.scopeKey(target)) ?? [])];
+  }
+
+  async jobStatus(target: RunnerTarget, jobId: number): Promise<JobStatusAtGitHub> {
+    this.faults.enter("jobStatus");
+    const known = this.jobStatuses.get(jobId);
+    if (known) return known;
+    return this.queued.get(this.scopeKey(target))?.some((j) => j.id === jobId) ? "queued" : "not-found";
   }
 
   async listInstallationRepos(): Promise<RunnerTarget[]> {

@@ -1,7 +1,7 @@
 import type { RunnerTarget } from "../../src/core/job-event.js";
 import { CapacityGate } from "../../src/provisioning/capacity-gate.js";
 import { DispatchQueue } from "../../src/provisioning/dispatch-queue.js";
-import { type Backlog, Provisioner } from "../../src/provisioning/provisioner.js";
+import { type Backlog, Provisioner, type ProvisionObserver } from "../../src/provisioning/provisioner.js";
 import type { FakeDeps } from "./deps.js";
 
 /** A backlog (the reconciler's side of provisioning) that records what it was told. */
@@ -24,12 +24,13 @@ export class RecordingBacklog implements Backlog {
 }
 
 /** The production provisioner (capacity gate, dispatch queue) on fakes. */
-export function fakeProvisioner(deps: FakeDeps, limits = { maxRunners: Infinity, maxRunnersPerRepo: Infinity }) {
+export function fakeProvisioner(deps: FakeDeps, limits = { maxRunners: Infinity, maxRunnersPerRepo: Infinity }, observer: ProvisionObserver = {}) {
   const backlog = new RecordingBacklog();
   const provisioner = new Provisioner(
     deps,
     new CapacityGate(deps, limits),
     new DispatchQueue(deps, { maxJobs: 100, concurrencyPerLane: 4, answerWithinMs: 1_000 }),
+    observer,
   );
   provisioner.followUpWith(backlog);
   return { provisioner, backlog };

@@ -1,6 +1,9 @@
 import type { WorkflowJob } from "../../src/core/job-event.js";
 
-/** A queued job of acme/app asking for our labels; tests override what they are about. */
+/** When the fixture's jobs were queued: as the test file loads, so every job of a file is equal. */
+const QUEUED_JUST_NOW = new Date().toISOString();
+
+/** A job of acme/app queued just now, asking for our labels; tests override what they are about. */
 export function workflowJob(overrides: Partial<WorkflowJob> = {}): WorkflowJob {
   return {
     id: 42,
@@ -11,7 +14,7 @@ export function workflowJob(overrides: Partial<WorkflowJob> = {}): WorkflowJob {
     status: "queued",
     conclusion: null,
     runnerName: null,
-    createdAt: "2026-11-23T08:00:00Z",
+    createdAt: QUEUED_JUST_NOW,
     ...overrides,
   };
 }

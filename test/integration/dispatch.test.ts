@@ -193,7 +193,8 @@ describe("dispatch path end to end (twins)", () => {
     const queued = examples.find((e) => e.action === "queued" && e.workflow_job.labels.includes("self-hosted"))!;
     const repo = `${queued.repository.owner.login}/${queued.repository.name}`;
     const w = await startTestWorld({ repos: [repo] });
-    const payload = { ...queued, workflow_job: { ...queued.workflow_job, labels: ["self-hosted", "nomad"] } };
+    // Queued just now: as it stands (2023, a job the twin does not know) it is refused as a replay (replay.test.ts).
+    const payload = { ...queued, workflow_job: { ...queued.workflow_job, labels: ["self-hosted", "nomad"], created_at: new Date().toISOString() } };
     delete (payload as { installation?: unknown }).installation;
     const res = await postSigned(w, "workflow_job", payload);
     expect(res.status).toBe(200);

@@ -122,3 +122,28 @@ describe("latestRunnerRelease", () => {
     expect(await client.latestRunnerRelease()).toBeUndefined();
   });
 });
+
+describe("jobStatus (the replay check)", () => {
+  it("reads one job's status with a conditional GET: queued, completed, 404 for an unknown job; an unchanged job is a 304", async () => {
+    const github = await twin();
+    github.addRepo("octo-org/app");
+    const client = patClient(github);
+    const target = { owner: "octo-org", repo: "app" };
+    const job = await github.queueJob({ repo: "octo-org/app", labels, deliver: false });
+
+    const { result, points } = await client.metered(() => client.jobStatus(target, job.id));
+    expect(result).toBe("queued");
+    // Counted against the budget like every read.
+    expect(points).toBe(1);
+    expect(await client.jobStatus(target, job.id)).toBe("queued");
+    await github.cancelJob(job.id);
+    expect(await client.jobStatus(target, job.id)).toBe("completed");
+    expect(await client.jobStatus(target, 987_654_321)).toBe("not-found");
+    expect(await client.jobStatus({ owner: "octo-org", repo: "elsewhere" }, job.id)).toBe("not-found");
+
+    const lookups = github.requests.filter((r) => r.url.includes("/actions/jobs/"));
+    expect(lookups.map((r) => r.status)).toEqual([200, 304, 200, 404, 404]);
+    expect(lookups[1]!.headers["if-none-match"]).toMatch(/^W\/".+"$/);
+    expect(github.contractViolations).toEqual([]);
+  });
+});

@@ -210,6 +210,11 @@ export class GitHubRestApi {
     ];
   }
 
+  /**
+   * OpenAPI operation `actions/get-job-for-workflow-run`: the `job` schema (validated like every
+   * route, github-http.ts). The spec documents only 200; like GitHub, a job that is not in this
+   * repository, or a repository the caller cannot see, is a 404 with a basic-error body.
+   */
   private getJob(ctx: RouteContext, docs: string): Reply {
     const repo = this.repoIn(ctx, docs);
     if (isReply(repo)) return repo;

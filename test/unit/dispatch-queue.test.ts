@@ -4,7 +4,7 @@ import { Budget } from "../../src/github/budget.js";
 import { createLogger } from "../../src/log.js";
 import type { RunnerDeps } from "../../src/ports/index.js";
 import { DispatchQueue, type QueueOutcome } from "../../src/provisioning/dispatch-queue.js";
-import type { ProvisionOutcome } from "../../src/provisioning/provision.js";
+import type { ProvisionOptions, ProvisionOutcome } from "../../src/provisioning/provision.js";
 import { workflowJob } from "../harness/fixtures.js";
 
 afterEach(() => vi.useRealTimers());
@@ -13,9 +13,9 @@ const job = (id: number, installationId?: number) => workflowJob({ id, runId: id
 
 /** A provision whose calls the test finishes by hand. */
 function manualProvision() {
-  const calls: Array<{ runner: string; resolve: (o: ProvisionOutcome) => void; reject: (e: unknown) => void }> = [];
-  const provision = (_deps: RunnerDeps, _job: WorkflowJob, runner: string) =>
-    new Promise<ProvisionOutcome>((resolve, reject) => calls.push({ runner, resolve, reject }));
+  const calls: Array<{ runner: string; opts: ProvisionOptions; resolve: (o: ProvisionOutcome) => void; reject: (e: unknown) => void }> = [];
+  const provision = (_deps: RunnerDeps, _job: WorkflowJob, runner: string, opts: ProvisionOptions) =>
+    new Promise<ProvisionOutcome>((resolve, reject) => calls.push({ runner, opts, resolve, reject }));
   return { calls, provision };
 }
 
@@ -48,6 +48,23 @@ describe("DispatchQueue", () => {
     const answer = queue.answer("r-1", ticket);
     calls[0]!.resolve({ status: "dispatched", nomadJobId: "child-1" });
     expect(await answer).toEqual({ status: "dispatched", nomadJobId: "child-1" });
+  });
+
+  it("provisions a job the reconciler's plan joined while it waited as seen queued at GitHub (no second look-up)", async () => {
+    const { queue, calls } = setup({ concurrencyPerLane: 1 });
+    queue.enqueue(job(1), "r-1");
+    queue.enqueue(job(2), "r-2");
+    expect(queue.enqueue(job(2), "r-2", { seenQueued: true })?.joined).toBe(true);
+    queue.enqueue(job(3), "r-3");
+    calls[0]!.resolve({ status: "dispatched", nomadJobId: "c1" });
+    await flush();
+    calls[1]!.resolve({ status: "dispatched", nomadJobId: "c2" });
+    await flush();
+    expect(calls.map((c) => [c.runner, c.opts])).toEqual([
+      ["r-1", { seenQueued: false }],
+      ["r-2", { seenQueued: true }],
+      ["r-3", { seenQueued: false }],
+    ]);
   });
 
   it("answers 'queued' at once for a job that waits behind others, and provisions it later", async () => {
