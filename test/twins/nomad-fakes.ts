@@ -1,7 +1,7 @@
-// Test doubles for the Nomad twin's tests (nomad.test.ts, nomad-client.test.ts): a fake Vault
-// unwrap endpoint, and a fake actions-runner image whose `run.sh` and `config.sh` are bash
-// scripts talking with curl to a fake Actions service in the test, so that the real runner job's
-// scripts run against them on the twin's client.
+// Test doubles for the Nomad twin's tests (nomad.test.ts, nomad-client.test.ts): a fake
+// actions-runner image whose `run.sh` and `config.sh` are bash scripts talking with curl to a fake
+// Actions service in the test, so that the real runner job's scripts run against them on the
+// twin's client. Vault is not faked: those tests use the Vault twin (vault.ts).
 
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -63,88 +63,57 @@ export function allCommandLines(): string[] {
   return lines;
 }
 
+/** A process on this host as root sees it in /proc. */
+export interface HostProcess {
+  pid: number;
+  /** The command line, NULs as spaces. */
+  cmdline: string;
+  /** `NAME=value` entries. */
+  env: string[];
+}
+
 /**
- * The environment of every process on this host that a Nomad task runs (its environment has a
- * NOMAD_ALLOC_ID), one array of `NAME=value` entries each: what /proc/<pid>/environ shows root.
+ * The processes descended from `ancestor` (default: this one), whatever their PID namespace:
+ * the tasks the twins of this test run, and not those of another test run on the same host.
  */
-export function taskEnvironments(): string[][] {
-  const envs: string[][] = [];
+export function descendantProcesses(ancestor = process.pid): HostProcess[] {
+  const parents = new Map<number, number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const env = readFileSync(`/proc/${entry}/environ`, "utf8")
-        .split("\0")
-        .filter((item) => item !== "");
-      if (env.some((item) => item.startsWith("NOMAD_ALLOC_ID="))) envs.push(env);
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so after the last ")".
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
     } catch {
       // gone meanwhile
     }
   }
-  return envs;
+  const below = (pid: number): boolean => {
+    for (let parent = parents.get(pid), hops = 0; parent !== undefined && parent > 0 && hops < 64; parent = parents.get(parent), hops++) {
+      if (parent === ancestor) return true;
+    }
+    return false;
+  };
+  const found: HostProcess[] = [];
+  for (const pid of parents.keys()) {
+    if (!below(pid)) continue;
+    try {
+      found.push({
+        pid,
+        cmdline: readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").trim(),
+        env: readFileSync(`/proc/${pid}/environ`, "utf8")
+          .split("\0")
+          .filter((item) => item !== ""),
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Vault
-
-export interface Credential {
-  kind: "jit" | "token";
-  jitconfig?: string;
-  registration_token?: string;
-}
-
-/**
- * Vault's unwrap endpoint: each wrapping token works once, as in Vault. While an unwrap request is
- * in flight it also looks at every command line on the host, to show the token is on none.
- */
-export class FakeVault {
-  readonly unwrapped: string[] = [];
-  /** Host command lines holding a wrapping token, seen while its unwrap was in flight. */
-  readonly tokensOnCommandLines: string[] = [];
-  private readonly wrapped = new Map<string, Credential>();
-  private readonly server: Server;
-  url = "";
-
-  constructor(private readonly timeline: string[]) {
-    this.server = createServer((req, res) => {
-      const token = String(req.headers["x-vault-token"] ?? "");
-      if (token !== "") this.tokensOnCommandLines.push(...allCommandLines().filter((line) => line.includes(token)));
-      const credential = this.wrapped.get(token);
-      if (req.method !== "POST" || req.url !== "/v1/sys/wrapping/unwrap" || !credential) {
-        res.writeHead(400, { "content-type": "application/json" });
-        res.end(JSON.stringify({ errors: ["wrapping token is not valid or does not exist"] }));
-        return;
-      }
-      this.wrapped.delete(token);
-      this.unwrapped.push(token);
-      this.timeline.push(`unwrap:${token}`);
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({
-          request_id: "r",
-          lease_id: "",
-          renewable: false,
-          lease_duration: 0,
-          data: { data: credential, metadata: { version: 1 } },
-          wrap_info: null,
-        }),
-      );
-    });
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  wrap(token: string, credential: Credential): void {
-    this.wrapped.set(token, credential);
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
+// Runner credentials
 
 /** The three settings files a configured runner has (what a JIT config carries). */
 export interface RunnerFiles {
