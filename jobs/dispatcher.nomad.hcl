@@ -58,8 +58,8 @@ variable "vault_role" {
 
 variable "runner_namespace" {
   type        = string
-  description = "Nomad namespace of the runner job; the Nomad ACL policy must grant exactly this one."
-  default     = "default"
+  description = "Nomad namespace of the runner jobs (policies/nomad-runner-namespace.hcl); the Nomad ACL policies grant exactly this one."
+  default     = "github-runners"
 }
 
 variable "runner_job" {
@@ -243,6 +243,9 @@ job "nomad-gha-dispatcher" {
           {{- with .Data.data.NOMAD_TOKEN }}
           NOMAD_TOKEN={{ . | toJSON }}
           {{- end }}
+          {{- with .Data.data.NOMAD_REGISTER_TOKEN }}
+          NOMAD_REGISTER_TOKEN={{ . | toJSON }}
+          {{- end }}
           {{- with .Data.data.GITHUB_TOKEN }}
           GITHUB_TOKEN={{ . | toJSON }}
           {{- end }}
@@ -281,7 +284,8 @@ job "nomad-gha-dispatcher" {
         LOG_LEVEL    = var.log_level
 
         # The Nomad agent on this node, with the NOMAD_TOKEN from Vault (a client token for
-        # policies/nomad-dispatcher.policy.hcl). An alternative without a long-lived token is
+        # policies/nomad-dispatcher.policy.hcl) and, if the service registers the runner job,
+        # NOMAD_REGISTER_TOKEN (policies/nomad-runner-job-admin.policy.hcl). An alternative without a long-lived token is
         # Nomad's Task API (unix://${NOMAD_SECRETS_DIR}/api.sock with the workload identity),
         # which the dispatcher's HTTP client does not speak today.
         NOMAD_ADDR       = var.nomad_addr != "" ? var.nomad_addr : "http://${attr.unique.network.ip-address}:4646"
