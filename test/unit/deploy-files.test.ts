@@ -245,6 +245,7 @@ describe("jobs/dispatcher.nomad.hcl", () => {
     expect(env).toMatchObject({
       TUNNEL: "named",
       NOMAD_NAMESPACE: "${var.runner_namespace}",
+      NOMAD_REGISTER_RUNNER_JOB: "${var.register_runner_job}",
       VAULT_ADDR: "${var.vault_addr}",
       VAULT_KV_MOUNT: "secret",
       VAULT_KV_PREFIX: "nomad-gha-dispatcher",
