@@ -3,7 +3,8 @@
 #   nomad job run -var image=ghcr.io/acme/nomad-gha-dispatcher:0.1.0 \
 #     -var vault_addr=https://vault.example.com:8200 jobs/dispatcher.nomad.hcl
 #
-# Before the first run, do the steps in policies/README.md: Nomad ACL policy + token, Vault
+# Before the first run, do the steps in policies/README.md: the runner namespace, Nomad ACL
+# policies + tokens (runner jobs go to var.runner_namespace, github-runners), Vault
 # policies, the JWT auth role for this job's workload identity, a Vault audit device, and the
 # dispatcher's secrets at secret/nomad-gha-dispatcher/config.
 #
@@ -58,8 +59,14 @@ variable "vault_role" {
 
 variable "runner_namespace" {
   type        = string
-  description = "Nomad namespace of the runner job; the Nomad ACL policy must grant exactly this one."
-  default     = "default"
+  description = "Nomad namespace of the runner jobs (policies/nomad-runner-namespace.hcl); the Nomad ACL policies grant exactly this one."
+  default     = "github-runners"
+}
+
+variable "register_runner_job" {
+  type        = string
+  description = "\"true\": the dispatcher registers the runner job at start (with NOMAD_REGISTER_TOKEN when in Vault); \"false\": an operator registers it (policies/README.md)."
+  default     = "true"
 }
 
 variable "runner_job" {
@@ -243,6 +250,9 @@ job "nomad-gha-dispatcher" {
           {{- with .Data.data.NOMAD_TOKEN }}
           NOMAD_TOKEN={{ . | toJSON }}
           {{- end }}
+          {{- with .Data.data.NOMAD_REGISTER_TOKEN }}
+          NOMAD_REGISTER_TOKEN={{ . | toJSON }}
+          {{- end }}
           {{- with .Data.data.GITHUB_TOKEN }}
           GITHUB_TOKEN={{ . | toJSON }}
           {{- end }}
@@ -281,12 +291,14 @@ job "nomad-gha-dispatcher" {
         LOG_LEVEL    = var.log_level
 
         # The Nomad agent on this node, with the NOMAD_TOKEN from Vault (a client token for
-        # policies/nomad-dispatcher.policy.hcl). An alternative without a long-lived token is
+        # policies/nomad-dispatcher.policy.hcl) and, if the service registers the runner job,
+        # NOMAD_REGISTER_TOKEN (policies/nomad-runner-job-admin.policy.hcl). An alternative without a long-lived token is
         # Nomad's Task API (unix://${NOMAD_SECRETS_DIR}/api.sock with the workload identity),
         # which the dispatcher's HTTP client does not speak today.
-        NOMAD_ADDR       = var.nomad_addr != "" ? var.nomad_addr : "http://${attr.unique.network.ip-address}:4646"
-        NOMAD_NAMESPACE  = var.runner_namespace
-        NOMAD_RUNNER_JOB = var.runner_job
+        NOMAD_ADDR                = var.nomad_addr != "" ? var.nomad_addr : "http://${attr.unique.network.ip-address}:4646"
+        NOMAD_NAMESPACE           = var.runner_namespace
+        NOMAD_RUNNER_JOB          = var.runner_job
+        NOMAD_REGISTER_RUNNER_JOB = var.register_runner_job
 
         VAULT_ADDR        = var.vault_addr
         RUNNER_VAULT_ADDR = var.runner_vault_addr != "" ? var.runner_vault_addr : var.vault_addr

@@ -1,22 +1,34 @@
-# Nomad ACL policy for nomad-gha-dispatcher's NOMAD_TOKEN.
+# Nomad ACL policy for nomad-gha-dispatcher's run-time NOMAD_TOKEN (Nomad 1.7 - 1.10).
 #
-# One namespace only: the one the runner job lives in (NOMAD_NAMESPACE, "default" unless you
-# changed it; a dedicated namespace such as "github-runners" is better, since submit-job lets
-# the holder run any job in it). Nothing on other namespaces, and no node, agent, operator,
-# quota, plugin or host volume rules: the dispatcher never needs them.
+# One namespace only: the runner jobs' own, github-runners (policies/nomad-runner-namespace.hcl;
+# the dispatcher runs with NOMAD_NAMESPACE=github-runners). Nothing on any other namespace, so
+# the token cannot touch the dispatcher's own job or anything else on the cluster, and no node,
+# agent, operator, quota, plugin or host volume rules. `nomad-gha-dispatcher doctor` warns when
+# the token reaches more than this.
 #
-#   read-job      read the runner job and its dispatched children's status and allocations
-#   list-jobs     find dispatched runner jobs when reconciling
-#   dispatch-job  start one runner per queued workflow job
-#   submit-job    register/update the runner job at start (NOMAD_REGISTER_RUNNER_JOB=true)
-#                 and stop runner jobs that are no longer needed
-#   parse-job     turn jobs/github-runner.nomad.hcl into JSON through the Nomad API
+# What each call needs, from hashicorp/nomad:
+#   read-job      the runner job and its dispatched children: Job.GetJob (nomad/job_endpoint.go),
+#                 AllowNsOp(ns, read-job); the same capability covers their allocations and
+#                 evaluations (Job.Allocations, Alloc.GetAlloc, Eval.GetEval)
+#   list-jobs     find dispatched runner jobs when reconciling: Job.List, AllowNsOp(ns, list-jobs)
+#   dispatch-job  one runner per queued workflow job: Job.Dispatch, AllowNsOp(ns, dispatch-job)
+#   submit-job    ONLY because stopping and purging a runner job needs it: Job.Deregister
+#                 checks AllowNsOpAnyOf(ns, submit-job, purge-job[, deregister-job]), and
+#                 purge-job/deregister-job exist only from Nomad 2.0 (acl/policy.go). On
+#                 Nomad 1.x there is no narrower capability for stopping a job. On Nomad >= 2.0
+#                 use policies/nomad-dispatcher.nomad-2.policy.hcl instead, which has none.
 #
-# read-logs, alloc-exec, alloc-lifecycle and the like are deliberately absent: the dispatcher
-# never looks inside an allocation. If you register the runner job yourself
-# (`nomad job run jobs/github-runner.nomad.hcl`, NOMAD_REGISTER_RUNNER_JOB=false) you may drop
-# parse-job, but keep submit-job for stopping runner jobs.
+# What submit-job also allows, and why it is bounded: Job.Register (doRegister checks
+# AllowNsOpAnyOf(ns, submit-job, register-job)) and /v1/jobs/parse (command/agent/
+# job_endpoint.go JobsParseRequest accepts parse-job or submit-job). So this token can still
+# submit jobs, in github-runners only; that namespace admits docker tasks only
+# (nomad-runner-namespace.hcl), so what it submits runs in a container like the runners.
+#
+# Registering or updating the runner job is not this token's job: run `nomad job run` as an
+# operator (NOMAD_REGISTER_RUNNER_JOB=false), or give the service NOMAD_REGISTER_TOKEN made from
+# policies/nomad-runner-job-admin.policy.hcl. read-logs, read-fs, alloc-exec, alloc-lifecycle
+# and parse-job are deliberately absent: the dispatcher never looks inside an allocation.
 
-namespace "default" {
-  capabilities = ["read-job", "list-jobs", "dispatch-job", "submit-job", "parse-job"]
+namespace "github-runners" {
+  capabilities = ["read-job", "list-jobs", "dispatch-job", "submit-job"]
 }

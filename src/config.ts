@@ -40,6 +40,8 @@ export interface Config {
   nomad: {
     addr: string;
     token?: string;
+    /** Registers the runner job at start when set; NOMAD_TOKEN then only runs it. */
+    registerToken?: string;
     namespace: string;
     region?: string;
     runnerJob: string;
@@ -128,6 +130,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (cleaned.GITHUB_WEBHOOK_SECRET !== undefined && webhookSecrets.length === 0) {
     problems.push("GITHUB_WEBHOOK_SECRET must contain at least one secret");
   }
+  if (cleaned.NOMAD_REGISTER_TOKEN && parsed.success && !parsed.data.NOMAD_REGISTER_RUNNER_JOB) {
+    problems.push("NOMAD_REGISTER_TOKEN is set but NOMAD_REGISTER_RUNNER_JOB=false: the service registers nothing, so unset the token");
+  }
+  if (cleaned.NOMAD_REGISTER_TOKEN && cleaned.NOMAD_REGISTER_TOKEN === cleaned.NOMAD_TOKEN) {
+    problems.push("NOMAD_REGISTER_TOKEN equals NOMAD_TOKEN: create it from policies/nomad-runner-job-admin.policy.hcl, or unset it");
+  }
   if (!parsed.success || problems.length > 0 || !auth) throw new ConfigError(problems);
   const e = parsed.data;
 
@@ -157,6 +165,7 @@ export function loadConfig(env: Env = process.env): Config {
     nomad: {
       addr: e.NOMAD_ADDR,
       token: e.NOMAD_TOKEN,
+      registerToken: e.NOMAD_REGISTER_TOKEN,
       namespace: e.NOMAD_NAMESPACE,
       region: e.NOMAD_REGION,
       runnerJob: e.NOMAD_RUNNER_JOB,

@@ -16,6 +16,11 @@ export interface ServiceDeps extends RunnerDeps {
   github: GitHubClient;
   vault: VaultStore;
   nomad: NomadClient;
+  /**
+   * Registers the runner job at start: a client with NOMAD_REGISTER_TOKEN when set, so the
+   * run-time token needs no registration rights; otherwise `nomad` itself.
+   */
+  nomadRegistrar: NomadClient;
 }
 
 export function servePolicy(config: Config): ServePolicy {
@@ -28,6 +33,13 @@ export function servePolicy(config: Config): ServePolicy {
 }
 
 export function createDeps(config: Config, log: Logger, metrics?: Metrics): ServiceDeps {
+  const nomad = new NomadClient({
+    addr: config.nomad.addr,
+    token: config.nomad.token,
+    namespace: config.nomad.namespace,
+    region: config.nomad.region,
+  });
+  const { registerToken } = config.nomad;
   return {
     log,
     runnerIndex: new RunnerIndex(),
@@ -51,12 +63,10 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       kvPrefix: config.vault.kvPrefix,
       runnerJob: { namespace: config.nomad.namespace, id: config.nomad.runnerJob },
     }),
-    nomad: new NomadClient({
-      addr: config.nomad.addr,
-      token: config.nomad.token,
-      namespace: config.nomad.namespace,
-      region: config.nomad.region,
-    }),
+    nomad,
+    nomadRegistrar: registerToken
+      ? new NomadClient({ addr: config.nomad.addr, token: registerToken, namespace: config.nomad.namespace, region: config.nomad.region })
+      : nomad,
     settings: {
       runnerJob: config.nomad.runnerJob,
       registration: config.runner.registration,

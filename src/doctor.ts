@@ -3,6 +3,7 @@ import type { Config } from "./config.js";
 import { errorMessage } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
 import { createDeps } from "./deps.js";
+import { checkNomadTokens, checkRunnerNamespace } from "./doctor-nomad-token.js";
 import { checkRunnerImage } from "./doctor-runner-image.js";
 import { createLogger } from "./log.js";
 import { runnerJobProblems } from "./nomad/runner-job.js";
@@ -20,7 +21,8 @@ export interface CheckResult {
 
 export type CheckOutcome = Omit<CheckResult, "name">;
 
-type Check = () => Promise<CheckOutcome>;
+/** One line, or several named lines when one probe answers for several findings. */
+type Check = () => Promise<CheckOutcome | CheckResult[]>;
 
 /** Every dependency checked for real; one line per check, a fix under each failure. */
 export async function doctorChecks(config: Config, deps: ServiceDeps): Promise<CheckResult[]> {
@@ -32,7 +34,8 @@ export async function doctorChecks(config: Config, deps: ServiceDeps): Promise<C
   const checks: Array<[string, Check]> = [
     ["webhook secret", async () => checkWebhookSecrets(config.github.webhookSecrets)],
     ["Nomad reachable", async () => ({ level: "ok", detail: `leader ${await deps.nomad.leader()} at ${config.nomad.addr}` })],
-    ["Nomad token", () => checkNomadToken(deps)],
+    ["Nomad token", () => checkNomadTokens(config, deps.nomad, deps.nomadRegistrar)],
+    ["Nomad runner namespace", async () => checkRunnerNamespace(config)],
     ["Nomad runner job", () => checkRunnerJob(config, deps)],
     ["Vault reachable and unsealed", () => checkVaultHealth(deps)],
     ["Vault token capabilities", () => checkVaultCapabilities(deps, kvData, kvMeta)],
@@ -44,7 +47,8 @@ export async function doctorChecks(config: Config, deps: ServiceDeps): Promise<C
   const results: CheckResult[] = [];
   for (const [name, check] of checks) {
     try {
-      results.push({ name, ...(await check()) });
+      const outcome = await check();
+      results.push(...(Array.isArray(outcome) ? outcome : [{ name, ...outcome }]));
     } catch (err) {
       results.push({ name, level: "fail", detail: errorMessage(err), fix: FIX_ON_ERROR[name] });
     }
@@ -72,17 +76,6 @@ function checkWebhookSecrets(secrets: string[]): CheckOutcome {
     };
   }
   return { level: "ok", detail: `${secrets.length} secret(s) configured` };
-}
-
-async function checkNomadToken(deps: ServiceDeps): Promise<CheckOutcome> {
-  try {
-    const token = await deps.nomad.tokenSelf();
-    return { level: "ok", detail: `${token.Type} token "${token.Name}" with policies ${(token.Policies ?? []).join(", ") || "(none)"}` };
-  } catch (err) {
-    // Nomad without ACLs answers 400 "ACL support disabled": any (or no) token works.
-    if (/ACL support disabled/i.test(errorMessage(err))) return { level: "ok", detail: "ACLs are disabled on this cluster" };
-    throw err;
-  }
 }
 
 async function checkRunnerJob(config: Config, deps: ServiceDeps): Promise<CheckOutcome> {

@@ -31,9 +31,10 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
     }
   }
   if (config.nomad.registerRunnerJob) {
+    if (config.nomad.token && !config.nomad.registerToken) deps.log.warn(RUNTIME_TOKEN_REGISTERS);
     try {
       const result = await available("Nomad", () =>
-        ensureRunnerJob(deps.nomad, {
+        ensureRunnerJob(deps.nomadRegistrar, {
           jobId: config.nomad.runnerJob,
           file: config.nomad.runnerJobFile,
           varsFile: config.nomad.runnerJobVarsFile,
@@ -59,6 +60,11 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
     if (problems.length > 0) throw new StartupError(`Nomad job ${config.nomad.runnerJob} is not a usable runner job: ${problems.join("; ")}`);
   }
 }
+
+/** Said at start and by doctor: the run-time token is broader than running runners needs. */
+export const RUNTIME_TOKEN_REGISTERS =
+  "NOMAD_TOKEN also registers the runner job, so it needs parse-job and submit-job for that; register it as an operator step " +
+  "(`nomad job run`, NOMAD_REGISTER_RUNNER_JOB=false) or with a separate NOMAD_REGISTER_TOKEN (policies/nomad-runner-job-admin.policy.hcl)";
 
 /**
  * How long start-up waits for Vault or Nomad to come back from a passing outage (sealed, no

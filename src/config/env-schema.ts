@@ -75,6 +75,9 @@ export function envSchema(bundledRunnerJobFile: string) {
     RUNNER_ALLOW_ORG_REGISTRATION_TOKEN: bool("RUNNER_ALLOW_ORG_REGISTRATION_TOKEN", false),
     NOMAD_ADDR: z._default(url("NOMAD_ADDR"), "http://127.0.0.1:4646"),
     NOMAD_TOKEN: optionalString,
+    // Registers the runner job at start (parse + register) instead of NOMAD_TOKEN, which then
+    // needs no registration rights (policies/nomad-runner-job-admin.policy.hcl).
+    NOMAD_REGISTER_TOKEN: z.optional(z.string().check(z.regex(/^\S+$/, "NOMAD_REGISTER_TOKEN must be a Nomad ACL token's SecretID (no spaces)"))),
     NOMAD_NAMESPACE: nonEmpty("default"),
     NOMAD_REGION: optionalString,
     NOMAD_RUNNER_JOB: matching(/^[a-zA-Z0-9_-]+$/, "NOMAD_RUNNER_JOB must be a plain job ID (letters, digits, - and _)", "github-runner"),

@@ -34,6 +34,22 @@ export class NomadClient {
     return this.call("GET", "/v1/acl/token/self");
   }
 
+  /** The namespaces this token has any capability in: Nomad filters the list by the token's ACL. */
+  listNamespaces(): Promise<Array<{ Name: string }>> {
+    return this.call("GET", "/v1/namespaces");
+  }
+
+  /** Whether the token may read `path` (doctor's probe of rules it should not hold): 200 yes, 403 no. */
+  async mayRead(path: string): Promise<boolean> {
+    try {
+      await this.call("GET", path);
+      return true;
+    } catch (err) {
+      if (err instanceof DependencyError && err.status === 403) return false;
+      throw err;
+    }
+  }
+
   parseJob(hcl: string, variables?: string): Promise<NomadJob> {
     return this.call("POST", "/v1/jobs/parse", { JobHCL: hcl, Variables: variables, Canonicalize: true });
   }

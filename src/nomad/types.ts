@@ -31,7 +31,10 @@ export interface NomadJob {
 export interface AllocationStub {
   ID: string;
   ClientStatus?: string;
-  TaskStates?: Record<string, { State?: string; Failed?: boolean; Events?: Array<{ Type: string; ExitCode?: number; Details?: Record<string, string> | null }> | null }> | null;
+  TaskStates?: Record<
+    string,
+    { State?: string; Failed?: boolean; Events?: Array<{ Type: string; ExitCode?: number; Details?: Record<string, string> | null }> | null }
+  > | null;
 }
 
 export interface NomadJobStub {

@@ -86,7 +86,7 @@ describe("chaos", () => {
       cleanups.push(() => github.close());
       const vault = await VaultTwin.start({ audit: true });
       cleanups.push(() => vault.close());
-      await grantRunnerIdentity(vault);
+      await grantRunnerIdentity(vault, { nomadNamespace: "default" });
       // Scheduling and image pull take a moment, as they do: allocations spend it pending.
       const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, startDelayMs: 100 });
       cleanups.push(() => nomad.close());

@@ -7,7 +7,8 @@ const shipped = (file: string) => readFileSync(new URL(`../../policies/${file}`,
  * What policies/README.md has an operator do so that runner allocations log in to Vault with
  * their workload identity: the jwt-nomad auth mount, the runner policy with the mount's accessor
  * filled in, and the runner role, all from the shipped files (a test that copied them would prove
- * nothing about them). `nomadNamespace` is the runner jobs' namespace the role is bound to.
+ * nothing about them). `nomadNamespace` is the runner jobs' namespace the role is bound to (the
+ * shipped role names `github-runners`).
  */
 export async function grantRunnerIdentity(
   vault: VaultTwin,

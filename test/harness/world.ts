@@ -49,7 +49,7 @@ export async function startTwins(opts: WorldOptions = {}) {
   const vault = await VaultTwin.start({ audit: opts.vaultAudit ?? true });
   const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, slots: opts.nomadSlots, startDelayMs: opts.nomadStartDelayMs });
   if (opts.vaultNamespace !== undefined) vault.createNamespace(opts.vaultNamespace);
-  await grantRunnerIdentity(vault, { vaultNamespace: opts.vaultNamespace });
+  await grantRunnerIdentity(vault, { vaultNamespace: opts.vaultNamespace, nomadNamespace: "default" });
   const installationId = 4242;
   for (const repo of opts.repos ?? ["octo-org/app"]) github.addRepo(repo, opts.app ? { installationId } : undefined);
   return { github, vault, nomad };

@@ -13,6 +13,9 @@ import { VaultTwin } from "../twins/vault.js";
 const SECRET = "a-webhook-secret-long-enough-for-doctor";
 type Twins = Awaited<ReturnType<typeof startTwins>>;
 let twins: Twins;
+const policy = (file: string) => readFileSync(new URL(`../../policies/${file}`, import.meta.url), "utf8");
+/** Nomad as policies/README.md sets it up: the runner namespace, a run-time and a registration token. */
+let leastPrivilege: Record<string, string>;
 
 beforeAll(async () => {
   const github = await GitHubTwin.start();
@@ -20,15 +23,24 @@ beforeAll(async () => {
   const nomad = await NomadTwin.start({ images: twinImage, acl: true });
   github.addRepo("octo-org/app");
   twins = { github, vault, nomad };
+  leastPrivilege = {
+    NOMAD_NAMESPACE: await nomad.applyNamespace(policy("nomad-runner-namespace.hcl")),
+    NOMAD_TOKEN: nomad.createToken(policy("nomad-dispatcher.policy.hcl"), "nomad-gha-dispatcher"),
+    NOMAD_REGISTER_TOKEN: nomad.createToken(policy("nomad-runner-job-admin.policy.hcl"), "nomad-gha-dispatcher-register"),
+  };
 });
 afterAll(async () => {
   await Promise.all([twins.github.close(), twins.vault.close(), twins.nomad.close()]);
 });
 
-async function doctor(env: Record<string, string> = {}): Promise<{ code: number; text: string }> {
-  const config = loadConfig({ ...serviceEnv(twins, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken, ...env });
+/** The least-privilege setup, changed by `env`; a variable set to "" is unset. */
+function doctorConfig(env: Record<string, string> = {}, world: Twins = twins) {
+  return loadConfig({ ...serviceEnv(world, SECRET, {}), ...leastPrivilege, ...env });
+}
+
+async function doctor(env: Record<string, string> = {}, world: Twins = twins): Promise<{ code: number; text: string }> {
   let text = "";
-  const code = await runDoctor(config, (t) => (text += t));
+  const code = await runDoctor(doctorConfig(env, world), (t) => (text += t));
   return { code, text };
 }
 
@@ -38,7 +50,7 @@ function line(text: string, check: string): string {
 
 describe("doctor", () => {
   it("passes on a healthy setup once the runner job is registered", async () => {
-    const config = loadConfig({ ...serviceEnv(twins, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken });
+    const config = doctorConfig();
     await startupChecks(config, createDeps(config, createLogger({ level: "silent" })));
     const { code, text } = await doctor();
     expect(text).toContain("all checks passed");
@@ -50,7 +62,11 @@ describe("doctor", () => {
       { env: { GITHUB_WEBHOOK_SECRET: "short" }, check: "webhook secret", expect: /shorter than 20/ },
       { env: { NOMAD_ADDR: "http://127.0.0.1:9" }, check: "Nomad reachable", expect: /FAIL/ },
       { env: { NOMAD_TOKEN: "00000000-0000-0000-0000-000000000000" }, check: "Nomad token", expect: /ACL token not found|Permission denied/ },
-      { env: { NOMAD_RUNNER_JOB: "missing-job", NOMAD_REGISTER_RUNNER_JOB: "false" }, check: "Nomad runner job", expect: /not found/ },
+      {
+        env: { NOMAD_RUNNER_JOB: "missing-job", NOMAD_REGISTER_RUNNER_JOB: "false", NOMAD_REGISTER_TOKEN: "" },
+        check: "Nomad runner job",
+        expect: /not found/,
+      },
       { before: () => twins.vault.seal(), after: () => twins.vault.unseal(), check: "Vault reachable and unsealed", expect: /sealed/ },
       {
         before: async () => {
@@ -83,9 +99,8 @@ describe("doctor", () => {
   it("reports a Vault without an audit device", async () => {
     const vault = await VaultTwin.start({ audit: false });
     try {
-      const config = loadConfig({ ...serviceEnv({ ...twins, vault }, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken });
       let text = "";
-      expect(await runDoctor(config, (t) => (text += t))).toBe(1);
+      expect(await runDoctor(doctorConfig({}, { ...twins, vault }), (t) => (text += t))).toBe(1);
       expect(line(text, "Vault audit device")).toMatch(/FAIL.*no audit device/);
     } finally {
       await vault.close();
@@ -93,7 +108,7 @@ describe("doctor", () => {
   });
 
   it("warns, and still passes, when the runner image is behind the newest actions/runner release", async () => {
-    const config = loadConfig({ ...serviceEnv(twins, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken });
+    const config = doctorConfig();
     await startupChecks(config, createDeps(config, createLogger({ level: "silent" })));
     // GitHub's answer to GET /repos/actions/runner/releases/latest, a release newer than the job's image.
     const release = {
@@ -128,7 +143,7 @@ describe("doctor", () => {
     const probe = await fetch(`${twins.github.url}/repos/actions/runner/releases/latest`, { headers: { authorization: `token ${twins.github.createPat()}` } });
     if (probe.status === 404) ctx.skip();
     const release = (await probe.json()) as { tag_name: string };
-    const config = loadConfig({ ...serviceEnv(twins, SECRET, {}), NOMAD_TOKEN: twins.nomad.managementToken });
+    const config = doctorConfig();
     await startupChecks(config, createDeps(config, createLogger({ level: "silent" })));
     const { code, text } = await doctor();
     const checked = line(text, "runner image");
@@ -138,9 +153,56 @@ describe("doctor", () => {
     expect(code).toBe(0);
   });
 
-  it("checks the token against the shipped Nomad policy", async () => {
-    const token = twins.nomad.createToken(readFileSync(new URL("../../policies/nomad-dispatcher.policy.hcl", import.meta.url), "utf8"));
+  it("passes the shipped Nomad policies without a Nomad warning", async () => {
+    const { text } = await doctor();
+    expect(line(text, "Nomad token")).toMatch(/^\[ok\] +Nomad token: client token "nomad-gha-dispatcher"/);
+    expect(line(text, "Nomad runner job registration")).toMatch(/^\[ok\] .*NOMAD_REGISTER_TOKEN "nomad-gha-dispatcher-register" registers it/);
+    expect(text.split("\n").filter((l) => /^\[(warn|FAIL)\] Nomad/.test(l))).toEqual([]);
+  });
+
+  it("fails a management token, in one line", async () => {
+    const { code, text } = await doctor({ NOMAD_TOKEN: twins.nomad.managementToken });
+    expect(line(text, "Nomad token")).toMatch(/^\[FAIL\] Nomad token: NOMAD_TOKEN is a management token .*replace the dispatcher's own job/);
+    expect(text.split("\n").filter((l) => /^\[(warn|FAIL)\] Nomad/.test(l))).toHaveLength(1);
+    expect(code).toBe(1);
+  });
+
+  it("warns once, by name, about a namespace the token needs not reach", async () => {
+    const token = twins.nomad.createToken(`${policy("nomad-dispatcher.policy.hcl")}\nnamespace "default" {\n  capabilities = ["read-job"]\n}\n`);
+    const { code, text } = await doctor({ NOMAD_TOKEN: token });
+    const warnings = text.split("\n").filter((l) => /^\[(warn|FAIL)\] Nomad/.test(l));
+    expect(warnings).toEqual([expect.stringMatching(/^\[warn\] Nomad token scope: the token reaches namespace\(s\) default besides github-runners/)]);
+    expect(code).toBe(0);
+  });
+
+  it("warns about node, agent and operator rules the token needs not hold, naming each", async () => {
+    const token = twins.nomad.createToken(`${policy("nomad-dispatcher.policy.hcl")}\nnode {\n  policy = "read"\n}\noperator {\n  policy = "read"\n}\n`);
     const { text } = await doctor({ NOMAD_TOKEN: token });
-    expect(line(text, "Nomad token")).toMatch(/^\[ok\]/);
+    const warnings = text.split("\n").filter((l) => /^\[warn\] Nomad token scope/.test(l));
+    expect(warnings).toEqual([expect.stringContaining("holds node:read (GET /v1/nodes answered)"), expect.stringContaining("holds operator:read")]);
+  });
+
+  it("warns when the runner jobs share default, and when NOMAD_TOKEN registers the runner job itself", async () => {
+    const { text } = await doctor({
+      NOMAD_NAMESPACE: "default",
+      NOMAD_TOKEN: twins.nomad.createToken('namespace "default" { policy = "write" }'),
+      NOMAD_REGISTER_TOKEN: "",
+    });
+    expect(line(text, "Nomad runner namespace")).toMatch(/^\[warn\] Nomad runner namespace: runner jobs run in default, shared with other jobs/);
+    expect(line(text, "Nomad runner job registration")).toMatch(/^\[warn\] .*NOMAD_TOKEN also registers the runner job, so it needs parse-job and submit-job/);
+  });
+
+  it("warns when the cluster has ACLs disabled, and says nothing more about the token", async () => {
+    const open = await NomadTwin.start({ images: twinImage });
+    try {
+      const { code, text } = await doctor({ NOMAD_TOKEN: "", NOMAD_REGISTER_TOKEN: "" }, { ...twins, nomad: open });
+      expect(line(text, "Nomad token")).toMatch(
+        /^\[warn\] Nomad token: ACLs are disabled on this cluster: anyone who reaches http:\/\/127\.0\.0\.1:\d+ can read, dispatch/,
+      );
+      expect(text).not.toMatch(/Nomad token scope|Nomad runner job registration/);
+      expect(code).toBe(0);
+    } finally {
+      await open.close();
+    }
   });
 });

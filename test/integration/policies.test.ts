@@ -25,7 +25,7 @@ afterEach(async () => {
  * broader) is asserted on the files themselves in test/unit/deploy-files.test.ts.
  */
 describe("policies/ cover every call the service makes", () => {
-  it("dispatch, cancellation, reconcile and doctor run with no permission denied", async () => {
+  it("dispatch, cancellation, reconcile and doctor run with no permission denied, each Nomad token for its part", async () => {
     const github = await GitHubTwin.start();
     const vault = await VaultTwin.start();
     const nomad = await NomadTwin.start({ images: twinImage, acl: true, vault: { addr: vault.url } });
@@ -39,10 +39,22 @@ describe("policies/ cover every call the service makes", () => {
     await vault.writePolicy("nomad-gha-dispatcher", policy("vault-dispatcher.policy.hcl"));
     await grantRunnerIdentity(vault); // the runners' own Vault role and policy, from policies/ too
     const vaultToken = vault.createToken({ policies: ["nomad-gha-dispatcher"] });
+    // As policies/README.md sets Nomad up: the runner namespace, a run-time token, a registration token.
+    const namespace = await nomad.applyNamespace(policy("nomad-runner-namespace.hcl"));
     const nomadToken = nomad.createToken(policy("nomad-dispatcher.policy.hcl"), "nomad-gha-dispatcher");
+    const registerToken = nomad.createToken(policy("nomad-runner-job-admin.policy.hcl"), "nomad-gha-dispatcher-register");
 
     const webhookSecret = randomBytes(20).toString("hex");
-    const opts: WorldOptions = { env: { VAULT_TOKEN: vaultToken, NOMAD_TOKEN: nomadToken, RECONCILE_INTERVAL: "1", RECONCILE_GRACE: "0" } };
+    const opts: WorldOptions = {
+      env: {
+        VAULT_TOKEN: vaultToken,
+        NOMAD_TOKEN: nomadToken,
+        NOMAD_REGISTER_TOKEN: registerToken,
+        NOMAD_NAMESPACE: namespace,
+        RECONCILE_INTERVAL: "1",
+        RECONCILE_GRACE: "0",
+      },
+    };
     const config = loadConfig(serviceEnv({ github, vault, nomad }, webhookSecret, opts));
     const { log, logs } = captureLogger();
     const service: RunningService = await startService(config, log);
@@ -59,12 +71,29 @@ describe("policies/ cover every call the service makes", () => {
     await eventually(() => nomad.runningRunnerJobs().length === 0, "cancelled job's runner stopped");
     await eventually(() => vault.kvKeys().length === 0, "secrets cleaned");
 
+    const serviceCalls = [...nomad.requests];
     const results = await doctorChecks(config, createDeps(config, log));
     const failed = results.filter((r) => r.level === "fail" && r.name !== "GitHub credentials");
     expect(failed).toEqual([]);
+    expect(results.filter((r) => r.level === "warn" && r.name.startsWith("Nomad"))).toEqual([]);
 
-    const denied = [...nomad.requests, ...vault.requests].filter((r) => r.status === 403);
+    // Which token made which call (the service's, before doctor): the registration token only read, parsed and registered the
+    // runner job at start; everything after ran on the run-time token, in the runner namespace.
+    const calls = (token: string) =>
+      new Set(serviceCalls.filter((r) => r.headers["x-nomad-token"] === token).map((r) => `${r.method} ${decodeURIComponent(r.url.split("?")[0] ?? "")}`));
+    expect([...calls(registerToken)].sort()).toEqual(["GET /v1/job/github-runner", "POST /v1/jobs", "POST /v1/jobs/parse"]);
+    const runtime = [...calls(nomadToken)];
+    expect(runtime).toEqual(expect.arrayContaining(["POST /v1/job/github-runner/dispatch", "GET /v1/jobs"]));
+    expect(runtime.some((call) => call.startsWith("DELETE /v1/job/github-runner/dispatch-"))).toBe(true);
+    expect(runtime.filter((call) => call === "POST /v1/jobs" || call === "POST /v1/jobs/parse")).toEqual([]);
+    const elsewhere = serviceCalls.filter((r) => /[?&]namespace=/.test(r.url) && !r.url.includes(`namespace=${namespace}`));
+    expect(elsewhere.map((r) => r.url)).toEqual([]);
+
+    const denied = [...serviceCalls, ...vault.requests].filter((r) => r.status === 403);
     expect(denied.map((r) => `${r.method} ${r.url} -> ${r.response}`)).toEqual([]);
+    // Doctor's probes of rules the token must not hold are the only refusals.
+    const probes = nomad.requests.slice(serviceCalls.length).filter((r) => r.status === 403);
+    expect(probes.map((r) => r.url.split("?")[0])).toEqual(["/v1/nodes", "/v1/agent/self", "/v1/operator/scheduler/configuration"]);
     expect(logs.join("\n")).not.toMatch(/permission denied/i);
   });
 });

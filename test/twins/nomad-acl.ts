@@ -117,6 +117,8 @@ export interface AclSubject {
   token: AclToken | undefined;
   management: boolean;
   allowNamespace(namespace: string, capability: string): boolean;
+  /** acl.ACL.AllowNamespace: any capability (and no deny) there; what Namespace.ListNamespaces filters by. */
+  allowNamespaceAny(namespace: string): boolean;
   allowCoarse(scope: string, level: "read" | "write"): boolean;
 }
 
@@ -124,17 +126,26 @@ export const UNRESTRICTED: AclSubject = {
   token: undefined,
   management: true,
   allowNamespace: () => true,
+  allowNamespaceAny: () => true,
   allowCoarse: () => true,
 };
 
 function subjectFor(token: AclToken | undefined, policies: CompiledPolicy[]): AclSubject {
+  const capabilitiesIn = (namespace: string): Set<string> => {
+    const caps = new Set<string>();
+    for (const policy of policies) for (const cap of ruleFor(policy, namespace)?.capabilities ?? []) caps.add(cap);
+    return caps;
+  };
   return {
     token,
     management: false,
     allowNamespace(namespace, capability) {
-      const caps = new Set<string>();
-      for (const policy of policies) for (const cap of ruleFor(policy, namespace)?.capabilities ?? []) caps.add(cap);
+      const caps = capabilitiesIn(namespace);
       return !caps.has("deny") && caps.has(capability);
+    },
+    allowNamespaceAny(namespace) {
+      const caps = capabilitiesIn(namespace);
+      return caps.size > 0 && !caps.has("deny");
     },
     allowCoarse(scope, level) {
       const levels = policies.map((policy) => policy.coarse[scope]).filter((l): l is string => l !== undefined);

@@ -124,7 +124,7 @@ beforeEach(async () => {
   watchedPrestartRequests = [];
   vault = await VaultTwin.start({ audit: true });
   knownTokens.add(vault.rootToken);
-  await grantRunnerIdentity(vault);
+  await grantRunnerIdentity(vault, { nomadNamespace: "default" });
   vault.faults.intercept = ({ method, path }) => {
     watchHost(method, path);
     return undefined;

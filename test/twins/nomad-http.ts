@@ -28,11 +28,11 @@ import {
   writeReply,
 } from "./nomad-http-util.js";
 import { parseJobspec } from "./nomad-jobspec.js";
-import type { Scheduler } from "./nomad-scheduler.js";
+import { NODE, type Scheduler } from "./nomad-scheduler.js";
 import { type DispatchRequest, NomadError, type NomadServer } from "./nomad-server.js";
 import type { NomadState } from "./nomad-state.js";
 import type { JsonObject } from "./nomad-types.js";
-import { ACLS_DISABLED_TOKEN, ANONYMOUS_TOKEN, allocFull, allocStub, jobStub, jobSummary } from "./nomad-views.js";
+import { ACLS_DISABLED_TOKEN, ANONYMOUS_TOKEN, allocFull, allocStub, jobStub, jobSummary, nodeStub, schedulerConfiguration } from "./nomad-views.js";
 
 export const LEADER_ADDRESS = "127.0.0.1:4647";
 
@@ -120,6 +120,9 @@ export class NomadHttp {
     if (path.startsWith("/v1/allocation/")) return allow(call, ["GET"], () => this.readAllocation(call, path.slice("/v1/allocation/".length)));
     if (path.startsWith("/v1/evaluation/")) return allow(call, ["GET"], () => this.readEvaluation(call, path.slice("/v1/evaluation/".length)));
     if (path === "/v1/system/gc") return allow(call, ["PUT", "POST"], () => this.systemGc(call));
+    if (path === "/v1/namespaces") return allow(call, ["GET"], () => this.listNamespaces(call));
+    if (path === "/v1/nodes") return allow(call, ["GET"], () => this.listNodes(call));
+    if (path === "/v1/operator/scheduler/configuration") return allow(call, ["GET"], () => this.schedulerConfiguration(call));
     return { status: 404, body: "", headers: {} };
   }
 
@@ -186,6 +189,37 @@ export class NomadHttp {
     const token = secret ? subject.token : ANONYMOUS_TOKEN;
     if (!token) throw new NomadError(404, "ACL token not found");
     return queryReply(token, Math.max(1, token.ModifyIndex));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Namespaces, nodes, operator: what doctor probes to see how far a token reaches
+
+  /**
+   * Namespace.ListNamespaces (hashicorp/nomad nomad/namespace_endpoint.go): no capability is
+   * needed, but only namespaces where the token has some capability (acl.ACL.AllowNamespace)
+   * are listed; command/agent/namespace_endpoint.go answers `[]` rather than null.
+   */
+  private async listNamespaces(call: Call): Promise<Reply> {
+    const subject = await this.subject(call);
+    const prefix = call.query.get("prefix") ?? "";
+    const visible = [...this.deps.state.namespaces.values()]
+      .filter((ns) => ns.Name.startsWith(prefix) && subject.allowNamespaceAny(ns.Name))
+      .sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+    return queryReply(visible, Math.max(1, ...visible.map((ns) => ns.ModifyIndex)));
+  }
+
+  /** Node.List (nomad/node_endpoint.go): `node:read`, else structs.ErrPermissionDenied. */
+  private async listNodes(call: Call): Promise<Reply> {
+    const subject = await this.subject(call);
+    if (!subject.management && !subject.allowCoarse("node", "read")) throw new NomadError(403, "Permission denied");
+    return queryReply([nodeStub(NODE)], 7);
+  }
+
+  /** Operator.SchedulerGetConfiguration (nomad/operator_endpoint.go): `operator:read`. */
+  private async schedulerConfiguration(call: Call): Promise<Reply> {
+    const subject = await this.subject(call);
+    if (!subject.management && !subject.allowCoarse("operator", "read")) throw new NomadError(403, "Permission denied");
+    return jsonReply(schedulerConfiguration(5), queryHeaders(5));
   }
 
   // -------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 import { randomBytes } from "node:crypto";
 import { applyServerDefaults, canonicalizeJob, JOB_MAX_PRIORITY, JOB_MIN_PRIORITY, specChanged, validateJob } from "./nomad-canonical.js";
+import { namespaceDriverError } from "./nomad-namespaces.js";
 import type { Scheduler } from "./nomad-scheduler.js";
 import { allocIsTerminal, evalIsTerminal, isParameterizedParent, type NomadState, nowNanos } from "./nomad-state.js";
 import type { JsonObject, TwinNomadJob } from "./nomad-types.js";
@@ -56,9 +57,10 @@ export class NomadServer {
     const existing = this.state.job(job.Namespace, job.ID);
     if (opts.enforceIndex) enforceIndex(existing, opts.jobModifyIndex);
     validateJobUpdate(existing, job);
-    if (!this.state.namespaces.has(job.Namespace)) {
-      throw new NomadError(500, `job ${JSON.stringify(job.ID)} is in nonexistent namespace ${JSON.stringify(job.Namespace)}`);
-    }
+    const namespace = this.state.namespaces.get(job.Namespace);
+    if (!namespace) throw new NomadError(500, `job ${JSON.stringify(job.ID)} is in nonexistent namespace ${JSON.stringify(job.Namespace)}`);
+    const driverError = namespaceDriverError(job, namespace);
+    if (driverError) throw new NomadError(500, driverError);
     return existing && !specChanged(existing, job) ? this.reRegisterUnchanged(existing) : this.storeNewVersion(job, existing);
   }
 

@@ -1,6 +1,7 @@
 // The twin's state store: jobs, allocations and evaluations behind one raft-like index, with the
 // job status rules of Nomad's state store (getJobStatus) and wake-ups for blocking queries.
 
+import { defaultNamespace, type TwinNamespace } from "./nomad-namespaces.js";
 import type { JobStatus, TwinAllocation, TwinEvaluation, TwinNomadJob } from "./nomad-types.js";
 
 const TERMINAL_CLIENT_STATUSES = new Set(["complete", "failed", "lost"]);
@@ -46,7 +47,8 @@ export class NomadState {
   private readonly allocs = new Map<string, TwinAllocation>();
   private readonly evals = new Map<string, TwinEvaluation>();
   private readonly wakeups = new Set<() => void>();
-  readonly namespaces = new Set<string>(["default"]);
+  /** By name; "default" always exists. */
+  readonly namespaces = new Map<string, TwinNamespace>([["default", defaultNamespace()]]);
 
   get latestIndex(): number {
     return this.index;

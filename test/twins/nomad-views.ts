@@ -134,3 +134,47 @@ export const ACLS_DISABLED_TOKEN: AclToken = {
 
 /** structs.AnonymousACLToken: what an ACL-enabled cluster sees without a token. */
 export const ANONYMOUS_TOKEN: AclToken = { ...ACLS_DISABLED_TOKEN, AccessorID: "anonymous", Name: "Anonymous Token", Policies: ["anonymous"] };
+
+/** structs.NodeListStub of the twin's one client, as `GET /v1/nodes` lists it. */
+export function nodeStub(node: { ID: string; Name: string }): Record<string, unknown> {
+  return {
+    Address: "127.0.0.1",
+    ID: node.ID,
+    Datacenter: "dc1",
+    Name: node.Name,
+    NodePool: "default",
+    NodeClass: "",
+    Version: "1.10.5",
+    Drain: false,
+    SchedulingEligibility: "eligible",
+    Status: "ready",
+    StatusDescription: "",
+    Drivers: { docker: { Attributes: null, Detected: true, Healthy: true, HealthDescription: "Healthy", UpdateTime: "0001-01-01T00:00:00Z" } },
+    HostVolumes: null,
+    LastDrain: null,
+    CreateIndex: 7,
+    ModifyIndex: 7,
+  };
+}
+
+/**
+ * structs.SchedulerConfigurationResponse with the defaults a fresh cluster has (hashicorp/nomad
+ * nomad/structs/operator.go; QueryMeta is embedded, so its fields sit at the top level).
+ */
+export function schedulerConfiguration(index: number): Record<string, unknown> {
+  return {
+    SchedulerConfig: {
+      SchedulerAlgorithm: "binpack",
+      PreemptionConfig: { SystemSchedulerEnabled: true, SysBatchSchedulerEnabled: false, BatchSchedulerEnabled: false, ServiceSchedulerEnabled: false },
+      MemoryOversubscriptionEnabled: false,
+      RejectJobRegistration: false,
+      PauseEvalBroker: false,
+      CreateIndex: 5,
+      ModifyIndex: 5,
+    },
+    Index: index,
+    LastContact: 0,
+    KnownLeader: true,
+    NextToken: "",
+  };
+}

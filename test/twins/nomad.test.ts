@@ -113,7 +113,7 @@ function credentialReads(): string[] {
 beforeEach(async () => {
   timeline = [];
   vault = await VaultTwin.start({ audit: true });
-  await grantRunnerIdentity(vault);
+  await grantRunnerIdentity(vault, { nomadNamespace: "default" });
   // Each read of a runner's secret goes on the timeline, in order with the Actions service's events.
   vault.faults.intercept = ({ method, path }) => {
     if (method === "GET" && path.includes("/runners/")) timeline.push(`read:${path.split("/").pop()}`);
@@ -502,19 +502,48 @@ describe("ACLs", () => {
     expect(self.json()).toMatchObject({ Name: "dispatcher", Type: "client", Policies: [expect.any(String)] });
   });
 
-  it("lets the shipped dispatcher policy do every call the dispatcher makes, in its namespace only", async () => {
+  it("gives the shipped dispatcher policy nothing in default (its calls there are in test/integration/nomad-least-privilege.test.ts)", async () => {
     const rules = readFileSync(new URL("../../policies/nomad-dispatcher.policy.hcl", import.meta.url), "utf8");
     const token = secured.createToken(rules, "nomad-gha-dispatcher");
-    await registerRunnerJob(secured, vault.url, token);
-    const child = (await dispatch(secured, META, "?idempotency_token=p-1", token)).json<{ DispatchedJobID: string }>().DispatchedJobID;
     const calls = [
-      await api(secured, "GET", "/v1/jobs?prefix=github-runner%2Fdispatch-&meta=true", undefined, token),
-      await api(secured, "GET", `/v1/job/${encodeURIComponent(child)}/allocations`, undefined, token),
-      await api(secured, "DELETE", `/v1/job/${encodeURIComponent(child)}?purge=true`, undefined, token),
+      await dispatch(secured, META, "?idempotency_token=p-1", token),
+      await api(secured, "GET", "/v1/job/github-runner", undefined, token),
+      await api(secured, "GET", "/v1/jobs", undefined, token),
+      await api(secured, "DELETE", "/v1/job/github-runner", undefined, token),
     ];
-    expect(calls.map((res) => res.status)).toEqual([200, 200, 200]);
+    expect(calls.map((res) => `${res.status} ${res.text}`)).toEqual(Array(4).fill("403 Permission denied"));
+  });
+
+  it("lists only the namespaces a token has a capability in, and guards node, agent and operator reads", async () => {
+    secured.createNamespace("github-runners");
     secured.createNamespace("ops");
-    expect((await api(secured, "GET", "/v1/jobs?namespace=ops", undefined, token)).status).toBe(403);
+    const names = async (token: string) => (await api(secured, "GET", "/v1/namespaces", undefined, token)).json<Array<{ Name: string }>>().map((ns) => ns.Name);
+    const narrow = secured.createToken('namespace "github-runners" { capabilities = ["read-job"] }');
+    const wide = secured.createToken(
+      'namespace "*" { policy = "read" }\nnamespace "ops" { policy = "deny" }\nnode { policy = "read" }\nagent { policy = "read" }\noperator { policy = "read" }',
+    );
+    expect(await names(secured.managementToken)).toEqual(["default", "github-runners", "ops"]);
+    expect(await names(narrow)).toEqual(["github-runners"]);
+    expect(await names(wide)).toEqual(["default", "github-runners"]);
+    for (const path of ["/v1/nodes", "/v1/agent/self", "/v1/operator/scheduler/configuration"]) {
+      const refused = await api(secured, "GET", path, undefined, narrow);
+      expect(`${path} ${refused.status} ${refused.text}`).toBe(`${path} 403 Permission denied`);
+      expect((await api(secured, "GET", path, undefined, wide)).status).toBe(200);
+    }
+  });
+
+  it("holds jobs to their namespace's enabled task drivers", async () => {
+    const spec = readFileSync(new URL("../../policies/nomad-runner-namespace.hcl", import.meta.url), "utf8");
+    expect(await secured.applyNamespace(spec)).toBe("github-runners");
+    const hostJob =
+      'job "on-the-host" {\n  type = "batch"\n  group "g" {\n    task "t" {\n      driver = "raw_exec"\n      config { command = "id" }\n    }\n  }\n}';
+    const job = await parseHcl(secured, hostJob, "", true, secured.managementToken);
+    const refused = await api(secured, "POST", "/v1/jobs?namespace=github-runners", { Job: job }, secured.managementToken);
+    expect([refused.status, refused.text]).toEqual([
+      500,
+      '1 error occurred:\n\t* used task driver "raw_exec" is not allowed in namespace "github-runners"\n\n',
+    ]);
+    expect((await api(secured, "POST", "/v1/jobs", { Job: job }, secured.managementToken)).status).toBe(200);
   });
 
   it("denies unknown and missing tokens, honours Bearer tokens and deny rules", async () => {

@@ -7,8 +7,8 @@
 // Pieces: nomad-jobspec/nomad-hcl (HCL -> API JSON), nomad-canonical (defaults, validation),
 // nomad-state (store, statuses, blocking), nomad-server (register/dispatch/deregister/gc),
 // nomad-scheduler (slots, placement, replacement), nomad-runner (the client's alloc runner),
-// nomad-alloc-dir, nomad-template, nomad-docker, nomad-identity, nomad-acl, nomad-http,
-// nomad-views.
+// nomad-alloc-dir, nomad-template, nomad-docker, nomad-identity, nomad-acl, nomad-namespaces,
+// nomad-http, nomad-views.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +17,7 @@ import type { FaultPlan, RecordedRequest, TwinImage } from "./contract.js";
 import { AclRegistry } from "./nomad-acl.js";
 import { NomadHttp } from "./nomad-http.js";
 import { type ClientVaultConfig, IdentitySigner } from "./nomad-identity.js";
+import { defaultNamespace, parseNamespaceSpec } from "./nomad-namespaces.js";
 import { Scheduler } from "./nomad-scheduler.js";
 import { NomadServer } from "./nomad-server.js";
 import { NomadState } from "./nomad-state.js";
@@ -141,7 +142,20 @@ export class NomadTwin {
 
   /** Namespaces other than "default" must exist before jobs are registered in them, as in Nomad. */
   createNamespace(name: string): void {
-    this.state.namespaces.add(name);
+    this.state.namespaces.set(name, {
+      ...defaultNamespace(),
+      Name: name,
+      Description: "",
+      CreateIndex: this.state.latestIndex,
+      ModifyIndex: this.state.latestIndex,
+    });
+  }
+
+  /** `nomad namespace apply <file>`: a namespace spec file, its capabilities enforced on Job.Register. */
+  async applyNamespace(specHcl: string): Promise<string> {
+    const namespace = await parseNamespaceSpec(specHcl, this.state.latestIndex);
+    this.state.namespaces.set(namespace.Name, namespace);
+    return namespace.Name;
   }
 
   /** Snapshot of the jobs of one namespace, or of all namespaces when omitted. */

@@ -33,6 +33,18 @@ describe("loadConfig", () => {
     expect(c.tunnel.mode).toBe("off");
   });
 
+  it("takes an optional NOMAD_REGISTER_TOKEN for registering the runner job, refusing one that cannot be used", () => {
+    expect(loadConfig({ ...minimal, NOMAD_TOKEN: "run", NOMAD_REGISTER_TOKEN: "register" }).nomad).toMatchObject({ token: "run", registerToken: "register" });
+    expect(loadConfig(minimal).nomad.registerToken).toBeUndefined();
+    expect(problems({ ...minimal, NOMAD_REGISTER_TOKEN: "two words" })).toEqual(["NOMAD_REGISTER_TOKEN must be a Nomad ACL token's SecretID (no spaces)"]);
+    expect(problems({ ...minimal, NOMAD_REGISTER_TOKEN: "t", NOMAD_REGISTER_RUNNER_JOB: "false" })).toEqual([
+      "NOMAD_REGISTER_TOKEN is set but NOMAD_REGISTER_RUNNER_JOB=false: the service registers nothing, so unset the token",
+    ]);
+    expect(problems({ ...minimal, NOMAD_TOKEN: "same", NOMAD_REGISTER_TOKEN: "same" })).toEqual([
+      "NOMAD_REGISTER_TOKEN equals NOMAD_TOKEN: create it from policies/nomad-runner-job-admin.policy.hcl, or unset it",
+    ]);
+  });
+
   it("parses lists case-insensitively and accepts several webhook secrets for rotation", () => {
     const c = loadConfig({
       ...minimal,

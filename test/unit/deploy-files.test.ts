@@ -234,7 +234,7 @@ describe("jobs/dispatcher.nomad.hcl", () => {
     expect(envFile?.destination).toBe("secrets/dispatcher.env");
     const data = String(envFile?.data);
     expect(data).toContain('with secret "secret/data/nomad-gha-dispatcher/config"');
-    for (const name of ["GITHUB_WEBHOOK_SECRET", "TUNNEL_TOKEN", "NOMAD_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_ID"]) {
+    for (const name of ["GITHUB_WEBHOOK_SECRET", "TUNNEL_TOKEN", "NOMAD_TOKEN", "NOMAD_REGISTER_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_ID"]) {
       expect(data).toMatch(new RegExp(`^${name}=\\{\\{ \\. \\| toJSON \\}\\}$`, "m"));
     }
   });
@@ -245,6 +245,7 @@ describe("jobs/dispatcher.nomad.hcl", () => {
     expect(env).toMatchObject({
       TUNNEL: "named",
       NOMAD_NAMESPACE: "${var.runner_namespace}",
+      NOMAD_REGISTER_RUNNER_JOB: "${var.register_runner_job}",
       VAULT_ADDR: "${var.vault_addr}",
       VAULT_KV_MOUNT: "secret",
       VAULT_KV_PREFIX: "nomad-gha-dispatcher",
@@ -256,17 +257,45 @@ describe("jobs/dispatcher.nomad.hcl", () => {
   });
 });
 
-describe("policies/nomad-dispatcher.policy.hcl", () => {
-  it("grants exactly the dispatcher's capabilities on one namespace, and nothing else", async () => {
-    const policy = await parseHcl("policies/nomad-dispatcher.policy.hcl");
-    expect(Object.keys(policy)).toEqual(["namespace"]);
-    const namespaces = labelled(policy, "namespace");
-    expect(namespaces).toHaveLength(1);
-    const [name, rules] = namespaces[0]!;
-    expect(name).toBe("default");
-    expect(name).not.toContain("*");
-    expect(Object.keys(rules)).toEqual(["capabilities"]); // no coarse `policy = "write"`, no variables
-    expect([...(rules.capabilities as string[])].sort()).toEqual(["dispatch-job", "list-jobs", "parse-job", "read-job", "submit-job"]);
+/** The one namespace a Nomad policy file has rules for, and its capabilities; nothing else in the file. */
+async function onlyNamespaceRule(path: string): Promise<{ name: string; capabilities: string[] }> {
+  const policy = await parseHcl(path);
+  expect(Object.keys(policy)).toEqual(["namespace"]); // no node, agent, operator, quota, plugin rules
+  const namespaces = labelled(policy, "namespace");
+  expect(namespaces).toHaveLength(1);
+  const [name, rules] = namespaces[0]!;
+  expect(Object.keys(rules)).toEqual(["capabilities"]); // no coarse `policy = "write"`, no variables
+  return { name, capabilities: [...(rules.capabilities as string[])].sort() };
+}
+
+describe("Nomad policies and the runner namespace", () => {
+  it("run-time policy: dispatch, read, list and (only to stop jobs) submit, in github-runners alone", async () => {
+    expect(await onlyNamespaceRule("policies/nomad-dispatcher.policy.hcl")).toEqual({
+      name: "github-runners",
+      capabilities: ["dispatch-job", "list-jobs", "read-job", "submit-job"],
+    });
+  });
+
+  it("Nomad >= 2.0 run-time policy: purge-job instead of submit-job, so nothing that registers or parses", async () => {
+    expect(await onlyNamespaceRule("policies/nomad-dispatcher.nomad-2.policy.hcl")).toEqual({
+      name: "github-runners",
+      capabilities: ["dispatch-job", "list-jobs", "purge-job", "read-job"],
+    });
+  });
+
+  it("registration policy: parse, read and submit the runner job, in github-runners alone", async () => {
+    expect(await onlyNamespaceRule("policies/nomad-runner-job-admin.policy.hcl")).toEqual({
+      name: "github-runners",
+      capabilities: ["parse-job", "read-job", "submit-job"],
+    });
+  });
+
+  it("namespace spec: github-runners admits the docker driver only, and the dispatcher job runs there by default", async () => {
+    const spec = await parseHcl("policies/nomad-runner-namespace.hcl");
+    expect(spec.name).toBe("github-runners");
+    expect(blocks(spec, "capabilities")).toEqual([{ enabled_task_drivers: ["docker"] }]);
+    const variables = Object.fromEntries(labelled(await parseHcl("jobs/dispatcher.nomad.hcl"), "variable"));
+    expect(variables.runner_namespace?.default).toBe(spec.name);
   });
 });
 
