@@ -201,6 +201,23 @@ function canonicalizeTask(raw: JsonObject, groupRestart: RestartPolicy): TwinTas
     },
     Templates: Array.isArray(raw.Templates) ? objects(raw.Templates).map(canonicalTemplate) : null,
     RestartPolicy: mergeDefined(groupRestart, optObject(raw.RestartPolicy)),
+    Vault: canonicalVault(raw.Vault),
+  };
+}
+
+/** api/tasks.go Vault.Canonicalize. */
+function canonicalVault(value: Json | undefined): JsonObject | null {
+  const raw = optObject(value);
+  if (!raw) return null;
+  return {
+    ...raw,
+    Env: optBool(raw.Env) ?? true,
+    DisableFile: optBool(raw.DisableFile) ?? false,
+    Namespace: optString(raw.Namespace) ?? "",
+    Cluster: optString(raw.Cluster) || "default",
+    ChangeMode: optString(raw.ChangeMode) ?? "restart",
+    ChangeSignal: optString(raw.ChangeSignal) ?? "SIGHUP",
+    AllowTokenExpiration: optBool(raw.AllowTokenExpiration) ?? false,
   };
 }
 
@@ -240,6 +257,25 @@ export function applyServerDefaults(job: TwinNomadJob): void {
   if (!job.Datacenters || job.Datacenters.length === 0) job.Datacenters = ["*"];
   if (job.NodePool === "") job.NodePool = "default";
   if (job.ParameterizedJob && job.ParameterizedJob.Payload === "") job.ParameterizedJob.Payload = "optional";
+  for (const group of job.TaskGroups) addImpliedVaultConstraint(group);
+}
+
+/**
+ * hashicorp/nomad nomad/job_endpoint_hooks.go jobImpliedConstraints: a group with a task that has
+ * a vault block gets vaultConstraintFn's constraint, unless one on the same LTarget is there
+ * (mutateConstraint with constraintMatcherLeft). The twin's scheduler does not evaluate it.
+ */
+function addImpliedVaultConstraint(group: TwinTaskGroup): void {
+  const vault = group.Tasks.map((task) => optObject(task.Vault as Json | undefined)).find((block) => block !== undefined);
+  if (!vault) return;
+  const cluster = optString(vault.Cluster) ?? "";
+  const constraint =
+    cluster !== "" && cluster !== "default"
+      ? { LTarget: `\${attr.vault.${cluster}.version}`, RTarget: ">= 1.11.0", Operand: "semver" }
+      : { LTarget: "${attr.vault.version}", RTarget: ">= 0.6.1", Operand: "semver" };
+  const existing = Array.isArray(group.Constraints) ? (group.Constraints as JsonObject[]) : [];
+  if (existing.some((c) => c.LTarget === constraint.LTarget)) return;
+  group.Constraints = [...existing, constraint];
 }
 
 /** Formats errors the way hashicorp/go-multierror does. */

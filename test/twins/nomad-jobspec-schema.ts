@@ -193,6 +193,12 @@ const VAULT: BlockSchema = {
     allow_token_expiration: ["AllowTokenExpiration", bool],
   },
   empty: () => nulls("Role", "Namespace", "Cluster", "Env", "DisableFile", "ChangeMode", "ChangeSignal", "AllowTokenExpiration"),
+  // hashicorp/nomad jobspec2/parse_job.go normalizeVault, on every parse (canonicalized or not).
+  normalize: (vault) => {
+    vault.Env ??= true;
+    vault.DisableFile ??= false;
+    vault.ChangeMode ??= "restart";
+  },
 };
 
 const IDENTITY: BlockSchema = {

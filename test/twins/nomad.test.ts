@@ -222,7 +222,7 @@ describe("POST /v1/jobs/parse with the real runner job", () => {
       VAULT_KV_PREFIX: "nomad-gha-dispatcher",
     });
     // api.Task.Canonicalize leaves identities as written; what it fills in the vault block is
-    // checked in "twin gaps" below.
+    // checked in "the vault block as real Nomad normalizes it" below.
     expect(group?.Tasks[0]?.Vault).toMatchObject(PRESTART_VAULT);
     expect(group?.Tasks.map((task) => task.Identities)).toEqual([PRESTART_IDENTITIES, null, null]);
     expect(group?.Tasks.slice(1).map((task) => task.Vault)).toEqual([null, null]);
@@ -277,21 +277,19 @@ describe("POST /v1/jobs/parse with the real runner job", () => {
   });
 });
 
-// What real Nomad gives for the runner job's Vault and identity blocks and the twin does not (yet).
-// Each is `it.fails`: it passes while the twin falls short, and turns red once the twin is fixed,
-// which is the moment to drop the `.fails`.
-describe("twin gaps against real Nomad (it.fails until the twin is fixed)", () => {
+// What real Nomad does with the runner job's Vault block, beyond what the parse tests above check.
+describe("the vault block as real Nomad normalizes it", () => {
   const prestartOf = (job: Record<string, unknown>) =>
     ((job.TaskGroups as Array<{ Tasks: Array<Record<string, unknown>> }>)[0]?.Tasks ?? [])[0] as Record<string, unknown>;
 
   // jobspec2/parse_job.go normalizeVault runs on every parse, canonicalized or not.
-  it.fails("/v1/jobs/parse without canonicalize: the vault block's DisableFile is false, not null", async () => {
+  it("/v1/jobs/parse without canonicalize: the vault block's DisableFile is false, not null", async () => {
     const job = await parseRunnerJob(twin, 'vault_addr = "x"', false);
     expect(prestartOf(job).Vault).toMatchObject({ ...PRESTART_VAULT, DisableFile: false });
   });
 
   // api/tasks.go Vault.Canonicalize fills Cluster, DisableFile, ChangeSignal, AllowTokenExpiration.
-  it.fails("/v1/jobs/parse with canonicalize: the vault block has api.Vault.Canonicalize's defaults", async () => {
+  it("/v1/jobs/parse with canonicalize: the vault block has api.Vault.Canonicalize's defaults", async () => {
     const job = await parseRunnerJob(twin, 'vault_addr = "x"');
     expect(prestartOf(job).Vault).toMatchObject({
       ...PRESTART_VAULT,
@@ -303,7 +301,7 @@ describe("twin gaps against real Nomad (it.fails until the twin is fixed)", () =
   });
 
   // nomad/job_endpoint_hooks.go jobImpliedConstraints: a group with a vault block gets vaultConstraint.
-  it.fails("registration adds the implied Vault constraint to the runner group", async () => {
+  it("registration adds the implied Vault constraint to the runner group", async () => {
     await registerRunnerJob(twin, vault.url);
     const stored = (await api(twin, "GET", "/v1/job/github-runner")).json<{ TaskGroups: Array<{ Constraints: unknown }> }>();
     expect(stored.TaskGroups[0]?.Constraints).toEqual([{ LTarget: "${attr.vault.version}", RTarget: ">= 0.6.1", Operand: "semver" }]);
