@@ -14,8 +14,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CREDENTIAL_REFUSED_EXIT_CODE } from "../../src/core/credential-refused.js";
-import { type RunnerSecret, VaultStore } from "../../src/vault/client.js";
-import { grantRunnerIdentity } from "../harness/runner-identity.js";
+import type { RunnerSecret, VaultStore } from "../../src/vault/client.js";
 import { NomadTwin, type NomadTwinOptions, type TwinAllocation } from "./nomad.js";
 import {
   allCommandLines,
@@ -35,6 +34,7 @@ import {
   registerJob,
   runHcl,
   runnerFiles,
+  startRunnerVault,
   until,
   waitForAllocations,
 } from "./nomad-fakes.js";
@@ -122,20 +122,12 @@ beforeEach(async () => {
   knownTokens = new Set();
   leaks = [];
   watchedPrestartRequests = [];
-  vault = await VaultTwin.start({ audit: true });
+  ({ vault, store } = await startRunnerVault());
   knownTokens.add(vault.rootToken);
-  await grantRunnerIdentity(vault, { nomadNamespace: "default" });
   vault.faults.intercept = ({ method, path }) => {
     watchHost(method, path);
     return undefined;
   };
-  store = new VaultStore({
-    addr: vault.url,
-    token: vault.rootToken,
-    kvMount: "secret",
-    kvPrefix: "nomad-gha-dispatcher",
-    runnerJob: { namespace: "default", id: "github-runner" },
-  });
   actions = new FakeActions(timeline);
   await actions.start();
   twin = await startTwin();

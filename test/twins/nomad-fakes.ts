@@ -12,8 +12,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { inlineFiles } from "../../src/nomad/runner-job.js";
+import { VaultStore } from "../../src/vault/client.js";
+import { grantRunnerIdentity } from "../harness/runner-identity.js";
 import type { TwinImage } from "./contract.js";
 import type { NomadTwin, TwinAllocation } from "./nomad.js";
+import { VaultTwin } from "./vault.js";
 
 export const IS_ROOT = process.getuid?.() === 0;
 /** Tests that check owners and modes need the client to run as root, as a real Nomad client does. */
@@ -386,4 +389,21 @@ export async function until<T>(check: () => T | undefined | false, timeoutMs = 1
     if (Date.now() > deadline) throw new Error("until: condition not met in time");
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * The Vault twin set up as an operator does for runner jobs in the `default` namespace, and the
+ * dispatcher's own store of their credentials (what it writes before it dispatches a runner).
+ */
+export async function startRunnerVault(): Promise<{ vault: VaultTwin; store: VaultStore }> {
+  const vault = await VaultTwin.start({ audit: true });
+  await grantRunnerIdentity(vault, { nomadNamespace: "default" });
+  const store = new VaultStore({
+    addr: vault.url,
+    token: vault.rootToken,
+    kvMount: "secret",
+    kvPrefix: "nomad-gha-dispatcher",
+    runnerJob: { namespace: "default", id: "github-runner" },
+  });
+  return { vault, store };
 }

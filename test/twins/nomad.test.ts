@@ -8,8 +8,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type RunnerSecret, VaultStore } from "../../src/vault/client.js";
-import { grantRunnerIdentity } from "../harness/runner-identity.js";
+import type { RunnerSecret, VaultStore } from "../../src/vault/client.js";
 import { NomadTwin, type NomadTwinOptions } from "./nomad.js";
 import {
   type ApiResponse,
@@ -25,9 +24,10 @@ import {
   RUNNER_SCRIPTS,
   registerJob,
   runnerFiles,
+  startRunnerVault,
   waitForAllocations,
 } from "./nomad-fakes.js";
-import { VaultTwin } from "./vault.js";
+import type { VaultTwin } from "./vault.js";
 
 const META = {
   github_repo: "octo/repo",
@@ -112,20 +112,12 @@ function credentialReads(): string[] {
 
 beforeEach(async () => {
   timeline = [];
-  vault = await VaultTwin.start({ audit: true });
-  await grantRunnerIdentity(vault, { nomadNamespace: "default" });
+  ({ vault, store } = await startRunnerVault());
   // Each read of a runner's secret goes on the timeline, in order with the Actions service's events.
   vault.faults.intercept = ({ method, path }) => {
     if (method === "GET" && path.includes("/runners/")) timeline.push(`read:${path.split("/").pop()}`);
     return undefined;
   };
-  store = new VaultStore({
-    addr: vault.url,
-    token: vault.rootToken,
-    kvMount: "secret",
-    kvPrefix: "nomad-gha-dispatcher",
-    runnerJob: { namespace: "default", id: "github-runner" },
-  });
   actions = new FakeActions(timeline);
   await actions.start();
   twin = await startTwin();
