@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { startService } from "../../src/service.js";
 import { startTestWorld } from "../harness/test-world.js";
 import { eventually, type World } from "../harness/world.js";
 
@@ -48,4 +49,52 @@ describe("resumable provisioning (twins)", () => {
     expect(w.logs.filter((l) => l.includes("being provisioned elsewhere")).length).toBeLessThanOrEqual(1);
     await eventually(() => w.vault.kvKeys().length === 0 && w.github.runners().length === 0, "nothing left");
   });
+
+  // A replica stops mid-way (its request hangs: as good as dead for the job); the other replica's
+  // reconciler finds the job queued with whatever the first left, and finishes or redoes it.
+  const credentialWrite = (method: string, path: string) => (method === "POST" || method === "PUT") && path.includes("/data/") && path.includes("/runners/");
+  it.each([
+    {
+      boundary: "after registration (the credential never reached Vault)",
+      jit: 2,
+      arm: (w: World) => once(w.vault.faults, credentialWrite, { status: 503, body: '{"errors":["Vault is sealed"]}', delayMs: 15_000 }),
+    },
+    { boundary: "after the credential write (its answer never came)", jit: 1, arm: (w: World) => once(w.vault.faults, credentialWrite, { delayMs: 15_000 }) },
+    {
+      boundary: "after the dispatch was sent (its answer never came)",
+      jit: 1,
+      arm: (w: World) => once(w.nomad.faults, (m, p) => m === "POST" && p.endsWith("/dispatch"), { delayMs: 15_000 }),
+    },
+  ])("a replica stops $boundary: the other finishes the job within 10 s, one runner, $jit JIT request(s)", async ({ jit, arm }) => {
+    // Both replicas poll the repository (ALLOWED_REPOS): the second never got the webhook.
+    const w = await startTestWorld({ env: { RECONCILE_INTERVAL: "3600", ALLOWED_REPOS: "octo-org/app" } });
+    const stuck = arm(w);
+    // Its delivery waits for the stuck attempt: not awaited.
+    void w.github.queueJob({ repo: "octo-org/app", labels });
+    await eventually(stuck, "the first replica's attempt is stuck");
+    const stoppedAt = Date.now();
+    const other = await startService({ ...w.config, port: 0, reconcile: { ...w.config.reconcile, intervalSeconds: 1 } }, w.log);
+    onTestFinished(() => other.close());
+    const id = w.github.jobs()[0]!.id;
+    await eventually(() => w.github.jobs().find((j) => j.id === id)?.status !== "queued", "job taken by a runner within 10 s", 10_000);
+    expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+    expect(runnerJobsOf(w, id)).toHaveLength(1);
+    expect(jitRequests(w).filter((r) => r.status === 201)).toHaveLength(jit);
+    expect(jitRequests(w).length).toBeLessThanOrEqual(2);
+  });
 });
+
+/** The first request matching `match` gets `fault`; returns "has it happened". */
+function once(
+  faults: World["vault"]["faults"],
+  match: (method: string, path: string) => boolean,
+  fault: { status: number; body: string; delayMs: number } | { delayMs: number },
+): () => boolean {
+  let hit = false;
+  faults.intercept = ({ method, path }) => {
+    if (hit || !match(method, path)) return undefined;
+    hit = true;
+    return fault;
+  };
+  return () => hit;
+}
