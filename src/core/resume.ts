@@ -14,7 +14,7 @@ export type SecretSlot =
   /** A runner credential; `runnerId` is the registration it belongs to (absent: written before ids were kept). */
   | { kind: "credential"; version: number; runnerId?: number }
   /** Another attempt is replacing an orphaned registration (it deletes it, then registers again). */
-  | { kind: "reissuing"; version: number; claimedAt: number };
+  | { kind: "reissuing"; version: number; claimedAt: number; claimant?: string };
 
 /** The registration GitHub has under the runner's name. */
 export interface RegistrationFacts {
@@ -30,6 +30,8 @@ export interface ResumeFacts {
   secret: SecretSlot | undefined;
   /** The registration whose credential this process still holds from an earlier attempt. */
   heldRunnerId: number | undefined;
+  /** The claim this process made for the job, if any: its own claim never makes it wait. */
+  ownClaim?: string;
   /** A "reissuing" claim older than this is abandoned (its attempt died mid-way) and is taken over. */
   claimLeaseMs: number;
 }
@@ -49,9 +51,12 @@ export type ResumeStep =
   /** Someone else is mid-way, or a runner process uses the registration: nothing to do now. */
   | { step: "wait"; why: string };
 
-/** A claim young enough that its attempt may still be running. */
-function liveClaim(secret: SecretSlot | undefined, now: number, leaseMs: number): boolean {
-  return secret?.kind === "reissuing" && now - secret.claimedAt < leaseMs;
+/** Someone else's claim, young enough that its attempt may still be running. */
+function liveClaim(facts: ResumeFacts): boolean {
+  const { secret } = facts;
+  if (secret?.kind !== "reissuing") return false;
+  if (secret.claimant !== undefined && secret.claimant === facts.ownClaim) return false;
+  return facts.now - secret.claimedAt < facts.claimLeaseMs;
 }
 
 /**
@@ -59,11 +64,11 @@ function liveClaim(secret: SecretSlot | undefined, now: number, leaseMs: number)
  * the secret changed under it. Pure; the facts are read just before.
  */
 export function decideResume(facts: ResumeFacts): ResumeStep {
-  const { registration: reg, secret, now } = facts;
+  const { registration: reg, secret } = facts;
   const version = secret?.version ?? 0;
   // Someone claimed the name to replace its registration: it deletes whatever is registered
   // and writes over its claim; anything we wrote or dispatched meanwhile would be stale.
-  if (liveClaim(secret, now, facts.claimLeaseMs)) return { step: "wait", why: "another attempt is re-registering the runner" };
+  if (liveClaim(facts)) return { step: "wait", why: "another attempt is re-registering the runner" };
   if (!reg) return { step: "register", cas: version };
   // A runner process is connected with this registration, or running a job: never touched here.
   if (reg.busy || reg.online) return { step: "wait", why: `the registered runner is ${reg.busy ? "busy" : "online"}` };

@@ -105,7 +105,7 @@ export interface SecretStore {
    * Claims the slot by check-and-set at `cas` before an orphaned registration is deleted and
    * reissued; rejects with "SecretConflictError" when the slot changed since it was read.
    */
-  claimRunnerSecret(runnerName: string, cas: number, claimedAt: number): Promise<void>;
+  claimRunnerSecret(runnerName: string, cas: number, claim: { claimedAt: number; claimant: string }): Promise<void>;
   /** A single-use token that unwraps to one read of the secret, valid for `ttl`. */
   wrapRunnerSecret(runnerName: string, ttl: string): Promise<string>;
   /** Idempotent: an absent secret is fine. */

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { RunnerTarget } from "../core/job-event.js";
 import { decideResume, type ResumeStep } from "../core/resume.js";
 import { type BudgetClaim, isRunnerExists, isSecretConflict, type RunnerDeps, type RunnerSecret } from "../ports/index.js";
@@ -29,6 +30,8 @@ export interface HeldCredential {
  */
 export interface AttemptMemory {
   held?: HeldCredential;
+  /** The "reissuing" claim this process wrote for the job: it carries on from it, never waits for it. */
+  claimant?: string;
 }
 
 export type StoreOutcome = "stored" | "resumed" | "in-flight";
@@ -79,6 +82,7 @@ export async function storeJitCredential(deps: Deps, req: JitRequest): Promise<S
       throw err;
     }
     memory.held = undefined;
+    memory.claimant = undefined;
     log.info({ runner: runnerName, path: deps.vault.secretPath(runnerName) }, "credential stored in Vault");
     return true;
   };
@@ -92,6 +96,7 @@ export async function storeJitCredential(deps: Deps, req: JitRequest): Promise<S
       registration: registration && { id: registration.id, online: registration.status === "online", busy: registration.busy },
       secret,
       heldRunnerId: memory.held?.runnerId,
+      ownClaim: memory.claimant,
       claimLeaseMs: CLAIM_LEASE_MS,
     });
   };
@@ -118,7 +123,9 @@ export async function storeJitCredential(deps: Deps, req: JitRequest): Promise<S
         // The claim first: an attempt that is mid-way after all fails its write on it, and
         // one that wrote first makes this claim fail; never both a credential and a deletion.
         try {
-          await retry(() => deps.vault.claimRunnerSecret(runnerName, cas, Date.now()));
+          memory.claimant ??= randomUUID();
+          const claimant = memory.claimant;
+          await retry(() => deps.vault.claimRunnerSecret(runnerName, cas, { claimedAt: Date.now(), claimant }));
         } catch (err) {
           if (!isSecretConflict(err)) throw err;
           break;

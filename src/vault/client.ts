@@ -105,12 +105,14 @@ export class VaultStore {
     const data = res?.data;
     const version = res?.metadata?.version ?? 0;
     if (!data) return undefined;
-    if (data.kind === "reissuing") return { kind: "reissuing", version, claimedAt: Number(data.claimed_at) || 0 };
+    if (data.kind === "reissuing") {
+      return { kind: "reissuing", version, claimedAt: Number(data.claimed_at) || 0, ...(typeof data.claimant === "string" && { claimant: data.claimant }) };
+    }
     return { kind: "credential", version, runnerId: typeof data.runner_id === "number" ? data.runner_id : undefined };
   }
 
-  async claimRunnerSecret(runnerName: string, cas: number, claimedAt: number): Promise<void> {
-    await this.write(runnerName, { kind: "reissuing", claimed_at: claimedAt }, cas);
+  async claimRunnerSecret(runnerName: string, cas: number, claim: { claimedAt: number; claimant: string }): Promise<void> {
+    await this.write(runnerName, { kind: "reissuing", claimed_at: claim.claimedAt, claimant: claim.claimant }, cas);
   }
 
   private async write(runnerName: string, data: Record<string, unknown>, cas: number | undefined): Promise<void> {

@@ -8,8 +8,8 @@ import { Faults } from "./faults.js";
  */
 export class FakeSecretStore implements SecretStore {
   readonly secrets = new Map<string, RunnerSecret>();
-  /** "reissuing" claims, by runner name: when they were made. */
-  readonly claims = new Map<string, number>();
+  /** "reissuing" claims, by runner name. */
+  readonly claims = new Map<string, { claimedAt: number; claimant?: string }>();
   readonly versions = new Map<string, number>();
   readonly faults = new Faults("vault");
   /** Called after a write took effect (tests stop an attempt right there). */
@@ -30,18 +30,18 @@ export class FakeSecretStore implements SecretStore {
   async readRunnerSecret(runnerName: string): Promise<SecretSlot | undefined> {
     this.faults.enter("readRunnerSecret");
     const version = this.versionOf(runnerName);
-    const claimedAt = this.claims.get(runnerName);
-    if (claimedAt !== undefined) return { kind: "reissuing", version, claimedAt };
+    const claim = this.claims.get(runnerName);
+    if (claim !== undefined) return { kind: "reissuing", version, ...claim };
     const secret = this.secrets.get(runnerName);
     if (!secret) return undefined;
     return { kind: "credential", version, runnerId: secret.kind === "jit" ? secret.runner_id : undefined };
   }
 
-  async claimRunnerSecret(runnerName: string, cas: number, claimedAt: number): Promise<void> {
+  async claimRunnerSecret(runnerName: string, cas: number, claim: { claimedAt: number; claimant: string }): Promise<void> {
     this.faults.enter("claimRunnerSecret");
     this.bump(runnerName, cas);
     this.secrets.delete(runnerName);
-    this.claims.set(runnerName, claimedAt);
+    this.claims.set(runnerName, { ...claim });
   }
 
   /** A secret a test put in `secrets` directly is at version 1. */

@@ -63,7 +63,7 @@ describe("provisionRunner (credential -> secret -> dispatch)", () => {
   it("reports 'in-flight' without dispatching while another attempt re-registers the runner (a live claim in Vault)", async () => {
     const deps = fakeDeps();
     deps.github.register(job, runner);
-    deps.vault.claims.set(runner, Date.now());
+    deps.vault.claims.set(runner, { claimedAt: Date.now(), claimant: "another-replica" });
     expect(await provisionRunner(deps, job, runner)).toEqual({ status: "in-flight" });
     expect(deps.nomad.faults.count("dispatch")).toBe(0);
     expect(deps.github.faults.count("deleteRunner")).toBe(0);
@@ -116,7 +116,7 @@ describe("Provisioner.needsRunner (the one entry point)", () => {
   it("has the backlog look again soon at a runner another attempt is re-registering", async () => {
     const deps = fakeDeps();
     deps.github.register(job, runner);
-    deps.vault.claims.set(runner, Date.now());
+    deps.vault.claims.set(runner, { claimedAt: Date.now(), claimant: "another-replica" });
     const { provisioner, backlog } = fakeProvisioner(deps);
     expect(await provisioner.needsRunner(job, runner)).toEqual({ status: "in-flight" });
     expect(backlog.inFlight).toEqual([runner]);

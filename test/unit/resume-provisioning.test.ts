@@ -69,6 +69,23 @@ describe("resumable provisioning: failure after registration", () => {
   });
 });
 
+describe("resumable provisioning: failure mid-way through a reissue", () => {
+  it("GitHub fails after the claim: this process's next attempt carries on from its own claim at once; another waits for it", async () => {
+    const deps = fakeDeps();
+    deps.github.register(job, runner);
+    const memory: AttemptMemory = {};
+    deps.github.faults.transient("deleteRunner", 5);
+    await expect(provisionRunner(deps, oldJob, runner, { seenQueued: true, memory })).rejects.toThrow(/503/);
+    expect(deps.vault.claims.has(runner)).toBe(true);
+    // Another replica respects the young claim: no delete, no JIT request.
+    expect(await provisionRunner(deps, oldJob, runner, { seenQueued: true })).toEqual({ status: "in-flight" });
+    expect(await provisionRunner(deps, oldJob, runner, { seenQueued: true, memory })).toMatchObject({ status: "dispatched" });
+    expectOneRunner(deps);
+    expect(jitRequests(deps)).toBe(1);
+    expect(memory).toEqual({});
+  });
+});
+
 describe("resumable provisioning: failure after the secret write", () => {
   it("the attempt stops after writing the credential: the next one dispatches from Vault, no new credential", async () => {
     const deps = fakeDeps();

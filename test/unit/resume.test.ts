@@ -39,6 +39,15 @@ describe("decideResume", () => {
     expect(decideResume(facts({ secret: deadClaim }))).toEqual({ step: "reissue", cas: 4, runnerId: 7 });
   });
 
+  it("carries on from its own claim (this process claimed, then something failed), live or not", () => {
+    const mine: SecretSlot = { ...liveClaim, claimant: "me" };
+    expect(decideResume(facts({ secret: mine, ownClaim: "me" }))).toEqual({ step: "reissue", cas: 4, runnerId: 7 });
+    expect(decideResume(facts({ secret: mine, ownClaim: "me", registration: undefined }))).toEqual({ step: "register", cas: 4 });
+    expect(decideResume(facts({ secret: mine, ownClaim: "me", heldRunnerId: 7 }))).toEqual({ step: "store-held", cas: 4 });
+    // Another process's claim is not ours, whatever this process claimed before.
+    expect(decideResume(facts({ secret: { ...liveClaim, claimant: "other" }, ownClaim: "me" }))).toMatchObject({ step: "wait" });
+  });
+
   it("waits while another attempt holds a live claim, whatever else it sees", () => {
     for (const over of [{}, { heldRunnerId: 7 }, { registration: undefined }, { registration: { ...offline, online: true } }]) {
       expect(decideResume(facts({ secret: liveClaim, ...over }))).toMatchObject({ step: "wait" });
