@@ -4,7 +4,9 @@
 # Runner credentials live at <mount>/data/<prefix>/runners/<runner-name> (KV v2); change every
 # path below if you change either setting.
 
-# Store a runner's credential, read it back response-wrapped for the runner job, and delete it
+# Store a runner's credential (check-and-set, so a late write of a superseded attempt is refused),
+# read which registration it belongs to when resuming a half-done provisioning, read it back
+# response-wrapped for the runner job, and delete it
 # when the runner is gone. Wrapping needs no extra rule: it is the X-Vault-Wrap-TTL header on
 # this read, and the runner unwraps with the single-use wrapping token itself
 # (sys/wrapping/unwrap is open to any token holder by design).

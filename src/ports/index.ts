@@ -7,11 +7,13 @@ import type { CredentialDelivery, RunnerRegistration } from "../config.js";
 import type { TaskExit } from "../core/credential-refused.js";
 import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
 import type { JobStatusAtGitHub } from "../core/replay-guard.js";
+import type { SecretSlot } from "../core/resume.js";
 import type { RunnerIndex } from "../core/runner-index.js";
 import type { Logger } from "../log.js";
 
 export type { RunnerTarget } from "../core/job-event.js";
 export type { JobStatusAtGitHub } from "../core/replay-guard.js";
+export type { SecretSlot } from "../core/resume.js";
 
 /** A self-hosted runner registration at GitHub. */
 export interface RegisteredRunner {
@@ -80,15 +82,30 @@ export interface JobSource {
 
 export type GitHubPorts = RunnerRegistry & CredentialIssuer & JobSource;
 
-/** The credential a runner allocation unwraps: exactly one way to become a runner. */
-export type RunnerSecret = { kind: "jit"; jitconfig: string } | { kind: "token"; registration_token: string };
+/**
+ * The credential a runner allocation unwraps: exactly one way to become a runner. A JIT config
+ * names the registration it belongs to (`runner_id`), so an attempt that finds it can tell whether
+ * it is the credential of the runner GitHub has under that name now, or of one deleted since.
+ */
+export type RunnerSecret = { kind: "jit"; jitconfig: string; runner_id?: number } | { kind: "token"; registration_token: string };
 
 /** Runner credentials in Vault, one secret per runner name. */
 export interface SecretStore {
   /** The secret's path, for log lines. */
   secretPath(runnerName: string): string;
-  putRunnerSecret(runnerName: string, secret: RunnerSecret): Promise<void>;
+  /**
+   * With `cas`, a check-and-set write: only if the secret's current version is `cas` (0: no
+   * secret); otherwise it rejects with an error named "SecretConflictError" (see isSecretConflict).
+   */
+  putRunnerSecret(runnerName: string, secret: RunnerSecret, opts?: { cas?: number }): Promise<void>;
   hasRunnerSecret(runnerName: string): Promise<boolean>;
+  /** What the runner's secret slot holds (its version and whose credential), never the credential. */
+  readRunnerSecret(runnerName: string): Promise<SecretSlot | undefined>;
+  /**
+   * Claims the slot by check-and-set at `cas` before an orphaned registration is deleted and
+   * reissued; rejects with "SecretConflictError" when the slot changed since it was read.
+   */
+  claimRunnerSecret(runnerName: string, cas: number, claim: { claimedAt: number; claimant: string }): Promise<void>;
   /** A single-use token that unwraps to one read of the secret, valid for `ttl`. */
   wrapRunnerSecret(runnerName: string, ttl: string): Promise<string>;
   /** Idempotent: an absent secret is fine. */
@@ -161,4 +178,9 @@ export interface RetrySchedule {
 /** The CredentialIssuer's name clash: the runner was registered by an earlier attempt. */
 export function isRunnerExists(err: unknown): boolean {
   return err instanceof Error && err.name === "RunnerExistsError";
+}
+
+/** A check-and-set write found the secret changed since it was read (another attempt wrote). */
+export function isSecretConflict(err: unknown): boolean {
+  return err instanceof Error && err.name === "SecretConflictError";
 }

@@ -1,6 +1,9 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { type AttemptRecord, afterFailure, type BackoffPolicy, DEFAULT_ATTEMPT_BACKOFF, waitBeforeAttempt } from "../core/attempt-backoff.js";
 import { type BookLimits, DispatchBook } from "../core/dispatch-book.js";
 import { targetOf, type WorkflowJob } from "../core/job-event.js";
 import type { RunnerDeps } from "../ports/index.js";
+import type { AttemptMemory } from "./credential.js";
 import { CREDENTIAL_POINTS, type ProvisionOptions, type ProvisionOutcome, provisionRunner } from "./provision.js";
 
 export interface DispatchQueueOptions extends BookLimits {
@@ -11,7 +14,19 @@ export interface DispatchQueueOptions extends BookLimits {
    * gets the delivery a 503 (marked failed at GitHub, redelivered for an App).
    */
   answerWithinMs: number;
+  /** Spacing of one job's attempts after failures (default DEFAULT_ATTEMPT_BACKOFF). */
+  backoff?: BackoffPolicy;
 }
+
+/** What is kept of a job between its attempts in this process. */
+interface JobAttempts {
+  record?: AttemptRecord;
+  memory: AttemptMemory;
+  touchedAt: number;
+}
+
+/** A job not attempted for this long is forgotten (its job ended, or another replica serves it). */
+const FORGET_AFTER_MS = 15 * 60_000;
 
 /** Sized for a burst of thousands of jobs on a small box (a waiting job is a few small objects). */
 export const DEFAULT_DISPATCH_QUEUE: DispatchQueueOptions = { maxJobs: 10_000, concurrencyPerLane: 32, answerWithinMs: 8_000 };
@@ -52,6 +67,8 @@ export class DispatchQueue {
   /** Every job in the book, waiting or running, by runner name. */
   private readonly items = new Map<string, Item>();
   private readonly hooks: SettledHook[] = [];
+  /** By runner name: backoff and held credential of jobs whose last attempt did not finish. */
+  private readonly attempts = new Map<string, JobAttempts>();
   private closed = false;
 
   constructor(
@@ -122,6 +139,8 @@ export class DispatchQueue {
   /** Takes the job out if it has not started; true when it was. */
   cancel(runnerName: string, reason: string): boolean {
     const item = this.book.cancel(runnerName);
+    // A credential held for it is of a runner nobody needs: the reconciler removes the registration.
+    this.attempts.delete(runnerName);
     if (!item) return false;
     this.settle(item, { outcome: { status: "cancelled", reason } });
     return true;
@@ -147,15 +166,42 @@ export class DispatchQueue {
   }
 
   private async run(key: string, item: Item): Promise<void> {
+    const attempts = this.attemptsOf(item.runnerName);
     let result: { outcome: QueueOutcome } | { error: unknown };
     try {
-      result = { outcome: await this.provision(this.deps, item.job, item.runnerName, { seenQueued: item.seenQueued }) };
+      // A job whose last attempt failed waits out its backoff: a redelivery or a reconcile pass
+      // right after a failure does not repeat the same writes against GitHub's budget.
+      const wait = waitBeforeAttempt(attempts.record, Date.now());
+      if (wait > 0) await sleep(wait, undefined, { ref: false });
+      result = { outcome: await this.provision(this.deps, item.job, item.runnerName, { seenQueued: item.seenQueued, memory: attempts.memory }) };
     } catch (error) {
       result = { error };
+    }
+    if ("error" in result || result.outcome.status === "in-flight") {
+      attempts.record = afterFailure(attempts.record, Date.now(), this.opts.backoff ?? DEFAULT_ATTEMPT_BACKOFF);
+      attempts.touchedAt = Date.now();
+    } else {
+      this.attempts.delete(item.runnerName);
     }
     this.book.finish(key);
     this.settle(item, result);
     this.pump();
+  }
+
+  private attemptsOf(runnerName: string): JobAttempts {
+    let attempts = this.attempts.get(runnerName);
+    if (!attempts) {
+      this.forgetOld();
+      this.attempts.set(runnerName, (attempts = { memory: {}, touchedAt: Date.now() }));
+    }
+    return attempts;
+  }
+
+  /** Bounded memory: jobs not attempted for a while are forgotten. */
+  private forgetOld(): void {
+    if (this.attempts.size < 1_000) return;
+    const cutoff = Date.now() - FORGET_AFTER_MS;
+    for (const [name, attempts] of this.attempts) if (attempts.touchedAt < cutoff) this.attempts.delete(name);
   }
 
   private settle(item: Item, result: { outcome: QueueOutcome } | { error: unknown }): void {

@@ -1,8 +1,10 @@
 import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
 import { dispatchedJobPrefix, idempotencyTokenFor } from "../core/naming.js";
 import { type JobStatusAtGitHub, replayGuard } from "../core/replay-guard.js";
-import { type BudgetClaim, isRunnerExists, type RunnerDeps, type RunnerSecret } from "../ports/index.js";
+import { probeRegistrationFirst } from "../core/resume.js";
+import type { BudgetClaim, RunnerDeps, RunnerSecret } from "../ports/index.js";
 import { withRetry } from "../ports/retry.js";
+import { type AttemptMemory, type StoreOutcome, storeJitCredential } from "./credential.js";
 
 /** A runner credential costs 5 points (JIT config or registration token). */
 export const CREDENTIAL_POINTS = 5;
@@ -12,9 +14,9 @@ export type ProvisionOutcome =
   /** A runner job for this GitHub job exists already (redelivery, duplicate, other replica). */
   | { status: "duplicate"; nomadJobId: string }
   /**
-   * The runner is registered at GitHub but its credential is not in Vault yet: another replica
-   * or delivery is provisioning it right now, or one crashed half-way (the reconciler replaces
-   * such a runner once it is stale).
+   * Not now: another attempt is mid-way (it re-registers the runner, or a runner process uses the
+   * registration), or the facts kept changing under this one. The caller backs off; a later
+   * attempt decides again from the facts (src/core/resume.ts).
    */
   | { status: "in-flight" }
   /**
@@ -29,6 +31,8 @@ export interface ProvisionOptions {
    * asked again, however old the job.
    */
   seenQueued?: boolean;
+  /** What this process kept of the job's earlier attempts (a credential it could not store). */
+  memory?: AttemptMemory;
 }
 
 /** Labels the runner registers with: ours plus whatever the job asked for, so it can take it. */
@@ -64,7 +68,7 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
     if (jobStatus !== "queued") return { status: "not-queued", jobStatus };
   }
 
-  const stored = await storeCredential(deps, job, target, runnerName);
+  const stored = await storeCredential(deps, job, target, runnerName, opts);
   if (stored === "in-flight") return { status: "in-flight" };
 
   // With workload identity the allocation reads the secret itself; the dispatch carries nothing
@@ -110,27 +114,24 @@ function registrationFor(deps: RunnerDeps, target: RunnerTarget): { kind: "jit";
 }
 
 /** Gets a credential from GitHub and writes it to Vault; "resumed" when an earlier attempt did. */
-async function storeCredential(deps: RunnerDeps, job: WorkflowJob, target: RunnerTarget, runnerName: string): Promise<"stored" | "resumed" | "in-flight"> {
+async function storeCredential(deps: RunnerDeps, job: WorkflowJob, target: RunnerTarget, runnerName: string, opts: ProvisionOptions): Promise<StoreOutcome> {
   const { github, vault, settings, log } = deps;
-  const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
-
-  let secret: RunnerSecret;
   const registration = registrationFor(deps, target);
   if (registration.kind === "jit") {
+    const memory = opts.memory ?? {};
+    const probe = probeRegistrationFirst({
+      now: Date.now(),
+      createdAt: job.createdAt,
+      seenQueued: opts.seenQueued ?? false,
+      holdsCredential: memory.held !== undefined,
+    });
     const labels = runnerLabelsFor(job, settings.runnerLabels);
-    try {
-      const created = await retry(() => github.createJitRunner(target, runnerName, labels, registration.claim));
-      secret = { kind: "jit", jitconfig: created.jitconfig };
-      log.info({ runner: runnerName, runnerId: created.runnerId, job: job.id }, "credential obtained: JIT runner config");
-    } catch (err) {
-      if (!isRunnerExists(err)) throw err;
-      // Registered by an earlier attempt: carry on from Vault if that attempt got so far.
-      return (await retry(() => vault.hasRunnerSecret(runnerName))) ? "resumed" : "in-flight";
-    }
-  } else {
-    secret = { kind: "token", registration_token: await retry(() => github.registrationToken(target)) };
-    log.info({ runner: runnerName, job: job.id }, "credential obtained: registration token");
+    return storeJitCredential(deps, { target, runnerName, labels, claim: registration.claim, probe, memory });
   }
+  const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
+  // A registration token is the repository's, not the runner's: writing it again is harmless.
+  const secret: RunnerSecret = { kind: "token", registration_token: await retry(() => github.registrationToken(target)) };
+  log.info({ runner: runnerName, job: job.id }, "credential obtained: registration token");
   await retry(() => vault.putRunnerSecret(runnerName, secret));
   log.info({ runner: runnerName, path: vault.secretPath(runnerName) }, "credential stored in Vault");
   return "stored";

@@ -122,6 +122,8 @@ export class Provisioner {
       case "in-flight":
         log.info(context, "runner is being provisioned elsewhere");
         this.backlog?.recheckInFlight(runner);
+        // Looked at again soon (the dispatch queue spaces the job's attempts), not only next interval.
+        this.backlog?.passSoon();
         return;
       case "dispatched":
       case "duplicate": {

@@ -1,12 +1,21 @@
 import { Agent, type Dispatcher } from "undici";
 import { DependencyError } from "../core/errors.js";
+import type { SecretSlot } from "../core/resume.js";
 
 /**
  * What a runner allocation gets after unwrapping: exactly one way to become a runner. No remove
  * token: one minted at dispatch may have expired (an hour) by the time the runner stops, and it
  * would sit where workflow code can read it; the dispatcher deregisters runners itself.
  */
-export type RunnerSecret = { kind: "jit"; jitconfig: string } | { kind: "token"; registration_token: string };
+export type RunnerSecret = { kind: "jit"; jitconfig: string; runner_id?: number } | { kind: "token"; registration_token: string };
+
+/** A check-and-set write found another version than the one it was given (Vault's 400). */
+export class SecretConflictError extends Error {
+  constructor(readonly runnerName: string) {
+    super(`the secret of ${runnerName} changed since it was read (check-and-set)`);
+    this.name = "SecretConflictError";
+  }
+}
 
 export interface VaultStoreOptions {
   addr: string;
@@ -77,8 +86,44 @@ export class VaultStore {
     return Object.keys(devices).filter((k) => k.endsWith("/") && typeof devices[k] === "object");
   }
 
-  async putRunnerSecret(runnerName: string, secret: RunnerSecret): Promise<void> {
-    await this.call("write runner secret", "POST", `${this.opts.kvMount}/data/${this.secretPath(runnerName)}`, { json: { data: secret } });
+  /** With `cas`, only over version `cas` (0: no secret yet); SecretConflictError otherwise. */
+  async putRunnerSecret(runnerName: string, secret: RunnerSecret, opts: { cas?: number } = {}): Promise<void> {
+    await this.write(runnerName, secret, opts.cas);
+  }
+
+  /** The slot's version and whose credential it holds; the credential itself is not returned. */
+  async readRunnerSecret(runnerName: string): Promise<SecretSlot | undefined> {
+    let body: unknown;
+    try {
+      ({ body } = await this.call("read runner secret", "GET", `${this.opts.kvMount}/data/${this.secretPath(runnerName)}`));
+    } catch (err) {
+      // 404: never written, or deleted (a soft-deleted latest version reads as 404 too).
+      if (err instanceof DependencyError && err.status === 404) return undefined;
+      throw err;
+    }
+    const res = (body as { data?: { data?: Record<string, unknown> | null; metadata?: { version?: number } } } | undefined)?.data;
+    const data = res?.data;
+    const version = res?.metadata?.version ?? 0;
+    if (!data) return undefined;
+    if (data.kind === "reissuing") {
+      return { kind: "reissuing", version, claimedAt: Number(data.claimed_at) || 0, ...(typeof data.claimant === "string" && { claimant: data.claimant }) };
+    }
+    return { kind: "credential", version, runnerId: typeof data.runner_id === "number" ? data.runner_id : undefined };
+  }
+
+  async claimRunnerSecret(runnerName: string, cas: number, claim: { claimedAt: number; claimant: string }): Promise<void> {
+    await this.write(runnerName, { kind: "reissuing", claimed_at: claim.claimedAt, claimant: claim.claimant }, cas);
+  }
+
+  private async write(runnerName: string, data: Record<string, unknown>, cas: number | undefined): Promise<void> {
+    const json = cas === undefined ? { data } : { data, options: { cas } };
+    try {
+      await this.call("write runner secret", "POST", `${this.opts.kvMount}/data/${this.secretPath(runnerName)}`, { json });
+    } catch (err) {
+      if (cas !== undefined && err instanceof DependencyError && err.status === 400 && /check-and-set/.test(err.message))
+        throw new SecretConflictError(runnerName);
+      throw err;
+    }
   }
 
   async hasRunnerSecret(runnerName: string): Promise<boolean> {

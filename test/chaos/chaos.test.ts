@@ -2,7 +2,8 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 // Chaos suite (issue 3): a burst of queued jobs across many repositories, served by two
 // dispatcher replicas running as separate OS processes behind a loopback load balancer, while
 // deliveries are dropped, duplicated, delayed and reordered, GitHub answers 5xx and rate limits,
-// Vault seals, Nomad loses its leader, allocations fail, crash and vanish with their node, runners
+// Vault seals (once right after a JIT config was issued), Nomad loses its leader and the answers
+// of two dispatches, allocations fail, crash and vanish with their node, runners
 // take jobs other than their own, and one replica is SIGKILLed mid-burst and restarted.
 //
 // Afterwards every job must have run exactly once, successfully, and nothing may be left behind.
@@ -165,6 +166,8 @@ describe("chaos", () => {
         crash: 0,
         lost: 0,
         vaultSealed: 0,
+        vaultSealedAfterJit: 0,
+        dispatchAnswerLost: 0,
         nomadNoLeader: 0,
         replicaKills: 0,
       };
@@ -224,6 +227,35 @@ describe("chaos", () => {
         vault.seal();
       });
       at(10_000, () => vault.unseal());
+      // Issue 16: Vault seals right after GitHub issued a JIT config (the next credential write
+      // finds it sealed), for three seconds: the attempt holds a registration without a credential.
+      let sealOnNextCredentialWrite = false;
+      vault.faults.intercept = ({ method, path }) => {
+        if (!sealOnNextCredentialWrite || method !== "POST" || !path.includes("/data/") || !path.includes("/runners/")) return undefined;
+        sealOnNextCredentialWrite = false;
+        faultStats.vaultSealedAfterJit += 1;
+        vault.seal();
+        setTimeout(() => vault.unseal(), 3_000);
+        return undefined;
+      };
+      at(21_000, () => {
+        sealOnNextCredentialWrite = true;
+      });
+      // Issue 16: a dispatch whose answer is lost (Nomad creates the runner job, the answer comes
+      // after the client's 10 s timeout): twice, a few seconds apart.
+      let loseNextDispatchAnswers = 0;
+      nomad.faults.intercept = ({ method, path }) => {
+        if (loseNextDispatchAnswers === 0 || method !== "POST" || !path.endsWith("/dispatch")) return undefined;
+        loseNextDispatchAnswers -= 1;
+        faultStats.dispatchAnswerLost += 1;
+        return { delayMs: 11_000 };
+      };
+      at(6_000, () => {
+        loseNextDispatchAnswers = 1;
+      });
+      at(27_000, () => {
+        loseNextDispatchAnswers = 1;
+      });
       // Nomad without a leader for two seconds: every server endpoint answers 500 No cluster leader.
       at(16_000, () => {
         faultStats.nomadNoLeader += 1;
@@ -362,6 +394,8 @@ describe("chaos", () => {
       clearInterval(allocChaos);
       clearInterval(sampler);
       github.faults.intercept = undefined;
+      vault.faults.intercept = undefined;
+      nomad.faults.intercept = undefined;
       for (const replica of replicas) await replica.stop();
       await balancer.settled();
 
@@ -451,7 +485,8 @@ describe("chaos", () => {
           `peak_runners=${peakProcesses} peak_children=${peakChildren} max_dispatches_per_job=${maxDispatches} deliveries=${delivered} ` +
           `dropped=${deliveryStats.drop} duplicated=${deliveryStats.duplicate} delayed=${deliveryStats.delay} reordered=${deliveryStats.reorder} ` +
           `gh5xx=${faultStats.github5xx} gh403=${faultStats.github403} gh429=${faultStats.github429} prestart_failed=${faultStats.prestart} ` +
-          `crashed_on_start=${faultStats.crashOnStart} crashed_idle=${faultStats.crash} lost_allocs=${faultStats.lost} logs=${logDir}`,
+          `crashed_on_start=${faultStats.crashOnStart} crashed_idle=${faultStats.crash} lost_allocs=${faultStats.lost} ` +
+          `vault_sealed_after_jit=${faultStats.vaultSealedAfterJit} dispatch_answers_lost=${faultStats.dispatchAnswerLost} logs=${logDir}`,
       );
 
       // The leak check had material: a credential for every runner that ran.

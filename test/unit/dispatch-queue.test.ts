@@ -61,9 +61,9 @@ describe("DispatchQueue", () => {
     calls[1]!.resolve({ status: "dispatched", nomadJobId: "c2" });
     await flush();
     expect(calls.map((c) => [c.runner, c.opts])).toEqual([
-      ["r-1", { seenQueued: false }],
-      ["r-2", { seenQueued: true }],
-      ["r-3", { seenQueued: false }],
+      ["r-1", { seenQueued: false, memory: {} }],
+      ["r-2", { seenQueued: true, memory: {} }],
+      ["r-3", { seenQueued: false, memory: {} }],
     ]);
   });
 

@@ -11,7 +11,8 @@ describe("provisionRunner (credential -> secret -> dispatch)", () => {
   it("stores the credential in Vault before it dispatches, and hands the runner job nothing Vault would accept", async () => {
     const deps = fakeDeps();
     expect(await provisionRunner(deps, job, runner)).toMatchObject({ status: "dispatched" });
-    expect(deps.vault.secrets.get(runner)).toEqual({ kind: "jit", jitconfig: `jit:${runner}` });
+    // The credential names its registration: a later attempt can tell it from a deleted runner's.
+    expect(deps.vault.secrets.get(runner)).toEqual({ kind: "jit", jitconfig: `jit:${runner}`, runner_id: 1 });
     const [child] = deps.nomad.children;
     expect(child!.Meta).toEqual({
       github_repo: "acme/app",
@@ -59,11 +60,23 @@ describe("provisionRunner (credential -> secret -> dispatch)", () => {
     expect(deps.nomad.children).toHaveLength(1);
   });
 
-  it("reports 'in-flight' without dispatching when the runner is registered but has no credential yet", async () => {
+  it("reports 'in-flight' without dispatching while another attempt re-registers the runner (a live claim in Vault)", async () => {
     const deps = fakeDeps();
     deps.github.register(job, runner);
+    deps.vault.claims.set(runner, { claimedAt: Date.now(), claimant: "another-replica" });
     expect(await provisionRunner(deps, job, runner)).toEqual({ status: "in-flight" });
     expect(deps.nomad.faults.count("dispatch")).toBe(0);
+    expect(deps.github.faults.count("deleteRunner")).toBe(0);
+  });
+
+  it("deletes and registers again at once a registration nobody is finishing (offline, no credential, no runner job)", async () => {
+    const deps = fakeDeps();
+    const orphan = deps.github.register(job, runner);
+    expect(await provisionRunner(deps, job, runner)).toMatchObject({ status: "dispatched" });
+    const [now] = deps.github.runners.get("acme/app")!;
+    expect(now!.id).not.toBe(orphan.id);
+    expect(deps.vault.secrets.get(runner)).toMatchObject({ runner_id: now!.id });
+    expect(deps.nomad.children).toHaveLength(1);
   });
 
   it("resumes from the stored credential when an earlier attempt registered the runner and stored it", async () => {
@@ -100,12 +113,14 @@ describe("Provisioner.needsRunner (the one entry point)", () => {
     expect(backlog.passes).toBe(1);
   });
 
-  it("has the backlog look again at a runner registered elsewhere without a credential", async () => {
+  it("has the backlog look again soon at a runner another attempt is re-registering", async () => {
     const deps = fakeDeps();
     deps.github.register(job, runner);
+    deps.vault.claims.set(runner, { claimedAt: Date.now(), claimant: "another-replica" });
     const { provisioner, backlog } = fakeProvisioner(deps);
     expect(await provisioner.needsRunner(job, runner)).toEqual({ status: "in-flight" });
     expect(backlog.inFlight).toEqual([runner]);
+    expect(backlog.passes).toBe(1);
   });
 
   it("takes a planned job past the capacity gate (the plan counted it) and answers once it is queued", async () => {

@@ -29,6 +29,29 @@ describe("VaultStore", () => {
     expect(await s.listRunnerSecrets()).toEqual([]);
   });
 
+  it("commits a credential by check-and-set, claims the slot for a reissue, and reads whose credential it holds (never the credential)", async () => {
+    const s = store();
+    expect(await s.readRunnerSecret("r-cas")).toBeUndefined();
+    await s.putRunnerSecret("r-cas", { kind: "jit", jitconfig: "first", runner_id: 11 }, { cas: 0 });
+    expect(await s.readRunnerSecret("r-cas")).toEqual({ kind: "credential", version: 1, runnerId: 11 });
+    // A late write of another attempt (it saw no secret) is refused, and says so by name.
+    const late = await s.putRunnerSecret("r-cas", { kind: "jit", jitconfig: "late", runner_id: 10 }, { cas: 0 }).catch((e: unknown) => e);
+    expect((late as Error).name).toBe("SecretConflictError");
+    await s.claimRunnerSecret("r-cas", 1, { claimedAt: 1_700_000_000_000, claimant: "c-1" });
+    expect(await s.readRunnerSecret("r-cas")).toEqual({ kind: "reissuing", version: 2, claimedAt: 1_700_000_000_000, claimant: "c-1" });
+    expect((await s.claimRunnerSecret("r-cas", 1, { claimedAt: 1, claimant: "c-2" }).catch((e: unknown) => e)) as Error).toMatchObject({
+      name: "SecretConflictError",
+    });
+    await s.putRunnerSecret("r-cas", { kind: "jit", jitconfig: "second", runner_id: 12 }, { cas: 2 });
+    expect(await s.readRunnerSecret("r-cas")).toEqual({ kind: "credential", version: 3, runnerId: 12 });
+    // Deleted with its metadata: the next credential is written at version 0 again.
+    await s.deleteRunnerSecret("r-cas");
+    expect(await s.readRunnerSecret("r-cas")).toBeUndefined();
+    await s.putRunnerSecret("r-cas", { kind: "token", registration_token: "t" }, { cas: 0 });
+    expect(await s.readRunnerSecret("r-cas")).toEqual({ kind: "credential", version: 1 });
+    await s.deleteRunnerSecret("r-cas");
+  });
+
   it("reads health in every state and the audit devices", async () => {
     const s = store();
     expect(await s.health()).toEqual({ initialized: true, sealed: false, standby: false });
