@@ -79,7 +79,7 @@ describe("which repositories a pass visits", () => {
   });
 
   it("puts recently active repositories not listed since first, newest activity first", () => {
-    const candidates = repos(10, (i) => ({ scannedAt: NOW - 1_000 }));
+    const candidates = repos(10, () => ({ scannedAt: NOW - 1_000 }));
     candidates[7]!.activeAt = NOW - 100;
     candidates[3]!.activeAt = NOW - 10;
     expect(planScan(candidates, budget({ pointsPerMinute: 12 }))).toEqual(["o/r3", "o/r7", "o/r0", "o/r1"]);
