@@ -77,6 +77,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
       owners: config.allowedOwners,
       redeliverWindowMs: 60 * 60_000,
       readPaceMs: (points) => paceMs(points, pollPointsPerMinute),
+      // The same share bounds the per-repository scan within any minute, the first one included.
+      scanPointsPerMinute: pollPointsPerMinute,
       ...config.limits,
     },
     provisioner,

@@ -82,11 +82,15 @@ export class Reconciler implements Backlog {
   async runOnce(): Promise<ReconcileReport> {
     const report = emptyReport();
     try {
-      await this.redelivery.run(report);
-      const { world, targets } = await this.discovery.discover();
+      const redelivered = await this.deps.github.metered(() => this.redelivery.run(report));
+      this.discovery.spent(redelivered.points);
+      const { world, targets, scanned } = await this.discovery.discover();
       report.queued = world.queued.length;
       report.alive = world.children.filter((c) => c.alive).length;
-      const actions = planReconcile(world, this.opts, this.memory);
+      report.scanned = scanned.size;
+      // A repository whose queue this pass did not list may still want its idle runners: only a
+      // listing can tell a spare runner from one whose job is still queued.
+      const actions = planReconcile(world, this.opts, this.memory).filter((a) => a.kind !== "release" || scanned.has(a.repo.toLowerCase()));
       await applyPlan(this.deps, this.demand, actions, targets, report);
     } catch (err) {
       report.errors.push(errorMessage(err));
