@@ -54,6 +54,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
       "RUNNER_ALLOW_ORG_REGISTRATION_TOKEN=true: each runner's prestart gets an organization registration token, with which it could register runners for every repository of the organization",
     );
   }
+  if (config.github.auth.kind === "token" && config.github.webhookUrl === undefined) {
+    log.warn(
+      "WEBHOOK_URL is not set: failed deliveries of the organization and repository webhooks are not redelivered, so a lost webhook waits for the paced per-repository scan",
+    );
+  }
   await startupChecks(config, deps);
 
   const policy = servePolicy(config);
