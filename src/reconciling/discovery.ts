@@ -30,6 +30,9 @@ export interface Discovered {
   scanned: Set<string>;
 }
 
+/** The part of the reconciler's share the scan plans with. */
+const SCAN_HEADROOM = 0.9;
+
 /** Targets by lower-cased `owner/repo`. */
 export type Targets = Map<string, RunnerTarget>;
 
@@ -98,7 +101,6 @@ export class Discovery {
       }),
     );
     this.spent(scan.points);
-    this.pointsPerRepo = nextCostEstimate(this.pointsPerRepo, scan.points, chosen.length);
 
     // Our registrations in the scopes of our runner jobs and of the repositories listed: busy
     // runners are never released, and a registration without a runner job or credential is an
@@ -122,6 +124,9 @@ export class Discovery {
       }),
     );
     this.spent(listing.points);
+    // A repository's cost includes its registrations' listing (one per repository with
+    // RUNNER_SCOPE=repo): the next pass plans with both.
+    this.pointsPerRepo = nextCostEstimate(this.pointsPerRepo, scan.points + listing.points, chosen.length);
 
     const inFlight = [...this.inFlight];
     this.inFlight.clear();
@@ -133,7 +138,9 @@ export class Discovery {
     const perMinute = this.opts.scanPointsPerMinute;
     if (perMinute === undefined) return [...targets.values()];
     const candidates = [...targets.keys()].map((key) => ({ key, activeAt: this.activeAt.get(key), scannedAt: this.scannedAt.get(key) }));
-    const keys = planScan(candidates, { now, pointsPerMinute: perMinute, spent: this.ledger, pointsPerRepo: this.pointsPerRepo });
+    // Headroom: the redelivery timer's listings between passes, and a repository dearer than
+    // estimated, come out of the share too.
+    const keys = planScan(candidates, { now, pointsPerMinute: perMinute * SCAN_HEADROOM, spent: this.ledger, pointsPerRepo: this.pointsPerRepo });
     return keys.map((key) => targets.get(key)!);
   }
 

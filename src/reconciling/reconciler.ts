@@ -6,7 +6,7 @@ import type { RunnerDeps } from "../ports/index.js";
 import type { Backlog } from "../provisioning/provisioner.js";
 import { applyPlan, type RunnerDemand } from "./apply.js";
 import { Discovery, type DiscoveryOptions } from "./discovery.js";
-import { Redelivery } from "./redelivery.js";
+import { REDELIVERY_POINTS, Redelivery } from "./redelivery.js";
 import { emptyReport, type ReconcileReport } from "./report.js";
 import { PassScheduler, type SchedulerOptions } from "./scheduler.js";
 
@@ -15,6 +15,12 @@ export type { ReconcileReport } from "./report.js";
 export interface ReconcilerOptions extends ReconcileSettings, DiscoveryOptions, SchedulerOptions {
   /** How far back failed App webhook deliveries are redelivered on the first pass. */
   redeliverWindowMs: number;
+  /**
+   * Failed deliveries are also looked for this often between passes: a lost webhook then waits
+   * seconds, not a whole interval. Its cost is a listing per hook, whatever the repository count.
+   * Undefined: with the passes only.
+   */
+  redeliverEveryMs?: number;
 }
 
 /**
@@ -29,6 +35,7 @@ export class Reconciler implements Backlog {
   private readonly discovery: Discovery;
   private readonly redelivery: Redelivery;
   private readonly scheduler: PassScheduler;
+  private redeliverTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly deps: Pick<RunnerDeps, "github" | "nomad" | "vault" | "log" | "settings" | "runnerIndex">,
@@ -56,10 +63,24 @@ export class Reconciler implements Backlog {
 
   start(): void {
     this.scheduler.start();
+    const every = this.opts.redeliverEveryMs;
+    if (every !== undefined && this.redeliverTimer === undefined) {
+      this.redeliverTimer = setInterval(() => void this.redeliverNow(), every);
+      this.redeliverTimer.unref?.();
+    }
   }
 
-  stop(): Promise<void> {
-    return this.scheduler.stop();
+  async stop(): Promise<void> {
+    clearInterval(this.redeliverTimer);
+    this.redeliverTimer = undefined;
+    await Promise.all([this.scheduler.stop(), this.redelivery.settled()]);
+  }
+
+  /** Redelivers failed deliveries now (the timer between passes); its reads count against the share. */
+  async redeliverNow(): Promise<void> {
+    const report = emptyReport();
+    await this.redeliver(report);
+    if (report.errors.length > 0) this.deps.log.warn({ errors: report.errors.slice(0, 5) }, "redelivery had errors");
   }
 
   /** Resolves once no pass is running (tests, shutdown). */
@@ -79,11 +100,16 @@ export class Reconciler implements Backlog {
     this.discovery.recheckInFlight(runnerName);
   }
 
+  /** Its reads and its redeliveries count against the reconciler's share, as the scan's do. */
+  private async redeliver(report: ReconcileReport): Promise<void> {
+    const { result: count, points } = await this.deps.github.metered(() => this.redelivery.run(report));
+    this.discovery.spent(points + count * REDELIVERY_POINTS);
+  }
+
   async runOnce(): Promise<ReconcileReport> {
     const report = emptyReport();
     try {
-      const redelivered = await this.deps.github.metered(() => this.redelivery.run(report));
-      this.discovery.spent(redelivered.points);
+      await this.redeliver(report);
       const { world, targets, scanned } = await this.discovery.discover();
       report.queued = world.queued.length;
       report.alive = world.children.filter((c) => c.alive).length;
