@@ -31,7 +31,7 @@ export interface Discovered {
 }
 
 /** The part of the reconciler's share the scan plans with. */
-const SCAN_HEADROOM = 0.9;
+const SCAN_HEADROOM = 0.8;
 
 /** Targets by lower-cased `owner/repo`. */
 export type Targets = Map<string, RunnerTarget>;
@@ -102,18 +102,16 @@ export class Discovery {
     );
     this.spent(scan.points);
 
-    // Our registrations in the scopes of our runner jobs and of the repositories listed: busy
-    // runners are never released, and a registration without a runner job or credential is an
-    // orphan to remove. Every scope comes round with the scan, so no pass reads them all.
+    // Our registrations in the scopes of the repositories listed: busy runners are never
+    // released, and a registration without a runner job or credential is an orphan to remove.
+    // Only listed repositories get runners released (reconciler.ts), and every scope comes round
+    // with the scan, so no pass reads them all. (Repositories with runners of ours are active:
+    // the scan visits them first.)
     const scanned = new Set(chosen.map((t) => `${t.owner}/${t.repo}`.toLowerCase()));
     const registered: World["registered"] = [];
     const busyRunners = new Set<string>();
     const scopes = new Map<string, RunnerTarget>();
-    const childRepos = new Set(children.map((c) => c.repo.toLowerCase()));
-    for (const [key, target] of targets) {
-      if (!scanned.has(key) && !childRepos.has(key)) continue;
-      if (!scopes.has(deps.github.scopeKey(target))) scopes.set(deps.github.scopeKey(target), target);
-    }
+    for (const target of chosen) if (!scopes.has(deps.github.scopeKey(target))) scopes.set(deps.github.scopeKey(target), target);
     const listing = await deps.github.metered(() =>
       forEachLimited([...scopes.values()], 4, async (target) => {
         const runners = await withRetry(() => deps.github.listRunners(target, `${deps.settings.runnerNamePrefix}-`), deps.settings.retry);

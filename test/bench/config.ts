@@ -39,7 +39,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
         // Small enough that jit mode never waits for the budget.
         burst: { jobs: 20, repos: 5, spreadMs: 200, modes },
         idle: { repos: 5, seconds: 6, reconcileIntervalSeconds: 2 },
-        recovery: { repos: 100, jobsPerSecond: 2, seconds: 10, dropShare: 0.05, waitSeconds: 150 },
+        recovery: { repos: 100, jobsPerSecond: 2, seconds: 10, dropShare: 0.05, waitSeconds: 60 },
       }
     : {
         quick,

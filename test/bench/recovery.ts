@@ -2,7 +2,7 @@
 // service's webhook an organization hook reached through a "tunnel" (a proxy in this process)
 // that drops every 20th `queued` delivery (5%: GitHub records it as failed, as when a tunnel is
 // down). A steady stream of jobs over random repositories. Per dropped job, the time from its
-// queueing to a runner taking it; and what the reconciler read (queue listings, hooks and their
+// queueing to its runner job's dispatch in Nomad; and what the reconciler read (queue listings, hooks and their
 // deliveries, repository and runner listings, redeliveries) as a share of GitHub's budget, over
 // the run and in its busiest minute.
 import { randomBytes } from "node:crypto";
@@ -64,7 +64,9 @@ function reconcilerPoints(r: RecordedRequest): number {
 export async function recoveryScenario(cfg: BenchConfig, print: (line: string) => void): Promise<void> {
   const c = cfg.recovery;
   const repos = repoNames(c.repos, ORG);
-  const twins = await startBenchTwins({ repos, github: { jobDurationMs: 1_000 } });
+  // Runner jobs stay pending (no Nomad slots): what is timed is recovery up to the dispatch of a
+  // runner, not how fast two shared cores start hundreds of runner containers.
+  const twins = await startBenchTwins({ repos, nomadSlots: 0 });
   const tunnel = await startTunnel(Math.round(1 / c.dropShare));
   const webhookSecret = randomBytes(20).toString("hex");
   const env = serviceEnv(twins, webhookSecret, {
@@ -88,12 +90,12 @@ export async function recoveryScenario(cfg: BenchConfig, print: (line: string) =
       pending.push(twins.github.queueJob({ repo, labels: LABELS }).then((job) => queuedAt.set(job.id, at)));
     }
     await Promise.all(pending);
-    // Every dropped job taken by a runner, or the deadline.
+    // Every dropped job's runner job dispatched, or the deadline.
     const servedAt = new Map<number, number>();
     const deadline = Date.now() + c.waitSeconds * 1000;
     while (Date.now() < deadline) {
-      for (const job of twins.github.jobs())
-        if (tunnel.dropped.has(job.id) && job.status !== "queued" && !servedAt.has(job.id)) servedAt.set(job.id, Date.now());
+      const dispatched = new Set(twins.nomad.jobs().flatMap((j) => (j.Dispatched ? [Number(j.Meta?.["github_job_id"])] : [])));
+      for (const id of tunnel.dropped) if (dispatched.has(id) && !servedAt.has(id)) servedAt.set(id, Date.now());
       if (servedAt.size === tunnel.dropped.size) break;
       await sleep(250);
     }

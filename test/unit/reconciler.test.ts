@@ -182,8 +182,8 @@ describe("Reconciler with a share of the budget (scanPointsPerMinute)", () => {
   const repos = Array.from({ length: 10 }, (_, i) => `acme/r${i}`);
 
   it("lists only the repositories the share affords per pass, round-robin, and finds a job in the last one in time", async () => {
-    // 10 points a minute, 90% planned with, 3 points a repository: three repositories a pass.
-    const { deps, demand, reconciler } = setup(fakeDeps(), { staticRepos: repos, scanPointsPerMinute: 10 });
+    // 12 points a minute, 80% planned with, 3 points a repository: three repositories a pass.
+    const { deps, demand, reconciler } = setup(fakeDeps(), { staticRepos: repos, scanPointsPerMinute: 12 });
     // Each listing costs 3 points, as the estimate assumes.
     const listings = () => deps.github.faults.count("listQueuedJobs");
     deps.github.metered = async (fn) => {
