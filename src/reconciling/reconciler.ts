@@ -1,7 +1,7 @@
 import { errorMessage } from "../core/errors.js";
 import type { ServePolicy } from "../core/event-decision.js";
 import type { RunnerTarget } from "../core/job-event.js";
-import { type Memory, planReconcile, type ReconcileSettings } from "../core/reconcile-plan.js";
+import { type Memory, planReconcile, type ReconcileSettings, type World } from "../core/reconcile-plan.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Backlog } from "../provisioning/provisioner.js";
 import { applyPlan, type RunnerDemand } from "./apply.js";
@@ -116,7 +116,9 @@ export class Reconciler implements Backlog {
       report.scanned = scanned.size;
       // A repository whose queue this pass did not list may still want its idle runners: only a
       // listing can tell a spare runner from one whose job is still queued.
+      const before = this.memory.firstSeen;
       const actions = planReconcile(world, this.opts, this.memory).filter((a) => a.kind !== "release" || scanned.has(a.repo.toLowerCase()));
+      keepUnlistedRegistrations(before, this.memory, world);
       await applyPlan(this.deps, this.demand, actions, targets, report);
     } catch (err) {
       report.errors.push(errorMessage(err));
@@ -125,5 +127,21 @@ export class Reconciler implements Backlog {
     else if (Object.values(report.actions).some((n) => n > 0)) this.deps.log.info({ ...report.actions }, "reconciled");
     this.onReport?.(report);
     return report;
+  }
+}
+
+/** How long a registration not listed since keeps its first sighting (a full scan round is far shorter). */
+const UNLISTED_REGISTRATION_MEMORY_MS = 24 * 60 * 60_000;
+
+/**
+ * Registrations are listed only in the repositories a pass scanned, and the plan remembers only
+ * what it saw: a registration not listed this pass keeps its first sighting, so its grace period
+ * runs across the passes that do list it instead of starting over each time.
+ */
+function keepUnlistedRegistrations(before: Map<string, number>, memory: Memory, world: World): void {
+  const listed = new Set(world.registered.map((r) => `registered:${r.name}#${r.id}`));
+  for (const [key, at] of before) {
+    if (!key.startsWith("registered:") || listed.has(key) || memory.firstSeen.has(key)) continue;
+    if (world.now - at < UNLISTED_REGISTRATION_MEMORY_MS) memory.firstSeen.set(key, at);
   }
 }

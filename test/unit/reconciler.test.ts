@@ -222,4 +222,25 @@ describe("Reconciler with a share of the budget (scanPointsPerMinute)", () => {
     expect(report.actions.release).toBe(0);
     expect(deps.github.runners.get("acme/app")!.map((r) => r.name)).toEqual([`${PREFIX}-50`]);
   });
+
+  it("an orphan registration's grace runs across the passes that list its repository, not from each one", async () => {
+    // About one repository a pass: acme/a, acme/b, acme/a again a minute apart each.
+    const { deps, reconciler } = setup(fakeDeps(), { staticRepos: ["acme/a", "acme/b"], scanPointsPerMinute: 4, graceMs: 60_000 });
+    const listings = () => deps.github.faults.count("listQueuedJobs");
+    deps.github.metered = async (fn) => {
+      const before = listings();
+      const result = await fn();
+      return { result, points: 3 * (listings() - before) };
+    };
+    deps.github.register({ owner: "acme", repo: "a" }, `${PREFIX}-90`);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    onTestFinished(() => void vi.useRealTimers());
+    const cleaned: number[] = [];
+    for (let pass = 0; pass < 3; pass++) {
+      cleaned.push((await reconciler.runOnce()).actions.clean);
+      vi.advanceTimersByTime(60_000);
+    }
+    expect(cleaned).toEqual([0, 0, 1]);
+    expect(deps.github.runners.get("acme/a") ?? []).toEqual([]);
+  });
 });
