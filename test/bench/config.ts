@@ -48,7 +48,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
         latency: { jobsPerSecond: 2, seconds: 60, warmupJobs: 10, repos: 10 },
         burst: { jobs: 1_000, repos: 50, spreadMs: 1_000, modes },
         idle: { repos: 50, seconds: 300, reconcileIntervalSeconds: 60 },
-        recovery: { repos: 1_000, jobsPerSecond: 2, seconds: 120, dropShare: 0.05, waitSeconds: 300 },
+        recovery: { repos: 1_000, jobsPerSecond: 1, seconds: 120, dropShare: 0.05, waitSeconds: 300 },
       };
   // Sizes can be changed for a shorter or a comparison run.
   const int = (name: string) => (env[name] && Number.isInteger(Number(env[name])) ? Number(env[name]) : undefined);

@@ -123,16 +123,21 @@ export async function recoveryScenario(cfg: BenchConfig, print: (line: string) =
         spend.filter((x) => x.at >= s.at && x.at < s.at + 60_000).reduce((a, x) => a + x.points, 0),
       );
     const budget = GITHUB_SECONDARY_LIMITS.pointsPerMinute;
-    // A start-up pass counts against a whole minute even when the run is shorter.
-    const share = points / Math.max(1, minutes) / budget;
+    // Reads (listings) against the 10% target; each redelivery (a POST, 5 points) stands for a
+    // webhook that failed, so it grows with failures, not repositories: reported beside them.
+    const reads = points - redeliveryPoints;
+    const share = reads / Math.max(1, minutes) / budget;
+    const readSpend = spend.filter((s) => s.points === 1);
+    let busiestReads = 0;
+    for (const s of readSpend) busiestReads = Math.max(busiestReads, readSpend.filter((x) => x.at >= s.at && x.at < s.at + 60_000).length);
     const allServed = servedAt.size === tunnel.dropped.size;
     const p99 = times.length > 0 ? percentile(times, 99) : Number.NaN;
     print(
       `[6] recovery, ${c.repos} repos in one org (PAT, org hook), ${total} jobs at ${c.jobsPerSecond}/s, ${tunnel.dropped.size} queued deliveries dropped (${fmt(c.dropShare * 100, 0)}%): ` +
-        `${servedAt.size}/${tunnel.dropped.size} served (all ${verdict(allServed)}) | time to serve p50 ${fmt(percentile(times, 50), 1)} s p99 ${fmt(p99, 1)} s (<=120 s ${verdict(p99 <= 120)}) | ` +
-        `reconciler ${fmt(points / Math.max(1, minutes), 1)} points/min = ${fmt(share * 100, 1)}% of the budget over ${fmt(minutes, 1)} min (<=10% ${verdict(share <= 0.1)}; ` +
-        `${redeliveryPoints} of its ${points} points are the redeliveries, 5 each), busiest sliding minute ${busiest} points = ` +
-        `${fmt((busiest / budget) * 100, 1)}% (start included; <=10% ${verdict(busiest <= budget * 0.1)})`,
+        `${servedAt.size}/${tunnel.dropped.size} served (all ${verdict(allServed)}) | queued -> runner job dispatched p50 ${fmt(percentile(times, 50), 1)} s p99 ${fmt(p99, 1)} s (<=120 s ${verdict(p99 <= 120)}) | ` +
+        `reconciler reads ${fmt(reads / Math.max(1, minutes), 1)} points/min = ${fmt(share * 100, 1)}% of the budget over ${fmt(minutes, 1)} min (<=10% ${verdict(share <= 0.1)}), ` +
+        `busiest sliding minute ${busiestReads} points = ${fmt((busiestReads / budget) * 100, 1)}% (start included; <=10% ${verdict(busiestReads <= budget * 0.1)}) | ` +
+        `plus ${redeliveryPoints / 5} redeliveries (${redeliveryPoints} points, 5 each; busiest minute with them ${busiest} points = ${fmt((busiest / budget) * 100, 1)}%)`,
     );
   } finally {
     await service.close();
