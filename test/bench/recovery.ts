@@ -82,6 +82,12 @@ export async function recoveryScenario(cfg: BenchConfig, print: (line: string) =
   try {
     const total = Math.round(c.jobsPerSecond * c.seconds);
     const queuedAt = new Map<number, number>();
+    // Watched from the start: a dropped job may be served while later jobs are still arriving.
+    const servedAt = new Map<number, number>();
+    const watcher = setInterval(() => {
+      const dispatched = new Set(twins.nomad.jobs().flatMap((j) => (j.Dispatched ? [Number(j.Meta?.["github_job_id"])] : [])));
+      for (const id of tunnel.dropped) if (dispatched.has(id) && !servedAt.has(id)) servedAt.set(id, Date.now());
+    }, 250);
     const pending: Array<Promise<unknown>> = [];
     for (let i = 0; i < total; i++) {
       await sleep(Math.max(0, t0 + (i * 1000) / c.jobsPerSecond - Date.now()));
@@ -91,14 +97,9 @@ export async function recoveryScenario(cfg: BenchConfig, print: (line: string) =
     }
     await Promise.all(pending);
     // Every dropped job's runner job dispatched, or the deadline.
-    const servedAt = new Map<number, number>();
     const deadline = Date.now() + c.waitSeconds * 1000;
-    while (Date.now() < deadline) {
-      const dispatched = new Set(twins.nomad.jobs().flatMap((j) => (j.Dispatched ? [Number(j.Meta?.["github_job_id"])] : [])));
-      for (const id of tunnel.dropped) if (dispatched.has(id) && !servedAt.has(id)) servedAt.set(id, Date.now());
-      if (servedAt.size === tunnel.dropped.size) break;
-      await sleep(250);
-    }
+    while (Date.now() < deadline && servedAt.size < tunnel.dropped.size) await sleep(250);
+    clearInterval(watcher);
     const minutes = (Date.now() - t0) / 60_000;
     const times = [...servedAt].map(([id, at]) => (at - (queuedAt.get(id) ?? at)) / 1000);
     const spend = twins.github.requests
@@ -108,6 +109,15 @@ export async function recoveryScenario(cfg: BenchConfig, print: (line: string) =
     const points = spend.reduce((a, s) => a + s.points, 0);
     const redeliveryPoints = twins.github.requests.filter((r) => r.at >= t0 && r.method === "POST" && reconcilerPoints(r) > 0).length * 5;
     if (process.env.BENCH_RECOVERY_DEBUG) {
+      for (const id of tunnel.dropped) {
+        const ds = twins.github
+          .deliveries()
+          .filter((d) => d.action === "queued" && (d.request.payload["workflow_job"] as { id?: number } | undefined)?.id === id);
+        const rel = (iso: string) => ((Date.parse(iso) - t0) / 1000).toFixed(0);
+        print(
+          `job ${id}: queued ${(((queuedAt.get(id) ?? 0) - t0) / 1000).toFixed(1)} s, deliveries ${ds.map((d) => `${rel(d.delivered_at)}s ${d.status_code}${d.redelivery ? " (redelivery)" : ""}`).join(", ")}, served ${(((servedAt.get(id) ?? 0) - t0) / 1000).toFixed(1)} s`,
+        );
+      }
       const kinds = new Map<string, number>();
       for (const r of twins.github.requests.filter((x) => x.at >= t0 && reconcilerPoints(x) > 0)) {
         const kind = `${r.method} ${(r.url.split("?")[0] ?? "").replace(/\/repo-\d+/, "/*").replace(/\d+/g, "N")}`;
