@@ -24,6 +24,11 @@ export interface Config {
     auth: GitHubAuthConfig;
     apiUrl: string;
     webUrl: string;
+    /**
+     * The webhook's public URL as configured at GitHub (WEBHOOK_URL): with a PAT, the service finds
+     * its organization and repository hooks by it and redelivers their failed deliveries.
+     */
+    webhookUrl: string | undefined;
     /** Our side of GitHub's secondary rate limit. */
     budget: { pointsPerMinute: number; maxConcurrent: number };
   };
@@ -150,6 +155,7 @@ export function loadConfig(env: Env = process.env): Config {
       auth,
       apiUrl: e.GITHUB_API_URL,
       webUrl: e.GITHUB_URL,
+      webhookUrl: e.WEBHOOK_URL,
       budget: { pointsPerMinute: e.GITHUB_POINTS_PER_MINUTE, maxConcurrent: e.GITHUB_MAX_CONCURRENT },
     },
     runner: {

@@ -54,6 +54,10 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       webUrl: config.github.webUrl,
       scope: config.runner.scope,
       runnerGroupId: config.runner.groupId,
+      webhooks:
+        config.github.webhookUrl === undefined
+          ? undefined
+          : { url: config.github.webhookUrl, scopes: { orgs: config.allowedOwners, repos: config.allowedRepos } },
     }),
     vault: new VaultStore({
       addr: config.vault.addr,

@@ -43,6 +43,12 @@ export interface RunningService {
 /** Share of the GitHub budget the reconciler's periodic reads may use; the rest is for runners. */
 export const RECONCILE_POLL_SHARE = 0.1;
 
+/**
+ * How often failed webhook deliveries are looked for between passes: one listing per hook (4
+ * points a minute each), so a webhook lost while the tunnel was down is served within seconds.
+ */
+const REDELIVER_EVERY_MS = 15_000;
+
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
   // With METRICS_PORT=off nobody can read them: process metrics (an event-loop monitor and a GC
   // hook) are not collected at all; the service's own counters stay for tests and doctor.
@@ -52,6 +58,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
     log.warn(
       { registration: config.runner.registration },
       "RUNNER_ALLOW_ORG_REGISTRATION_TOKEN=true: each runner's prestart gets an organization registration token, with which it could register runners for every repository of the organization",
+    );
+  }
+  if (config.github.auth.kind === "token" && config.github.webhookUrl === undefined) {
+    log.warn(
+      "WEBHOOK_URL is not set: failed deliveries of the organization and repository webhooks are not redelivered, so a lost webhook waits for the paced per-repository scan",
     );
   }
   await startupChecks(config, deps);
@@ -76,7 +87,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
       staticRepos: config.allowedRepos,
       owners: config.allowedOwners,
       redeliverWindowMs: 60 * 60_000,
+      redeliverEveryMs: Math.min(REDELIVER_EVERY_MS, config.reconcile.intervalSeconds * 1000),
       readPaceMs: (points) => paceMs(points, pollPointsPerMinute),
+      // The same share bounds the per-repository scan within any minute, the first one included.
+      scanPointsPerMinute: pollPointsPerMinute,
       ...config.limits,
     },
     provisioner,

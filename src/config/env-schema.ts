@@ -63,6 +63,8 @@ export function envSchema(bundledRunnerJobFile: string) {
     GITHUB_APP_PRIVATE_KEY_FILE: optionalString,
     GITHUB_API_URL: z._default(url("GITHUB_API_URL"), "https://api.github.com"),
     GITHUB_URL: z._default(url("GITHUB_URL"), "https://github.com"),
+    // The webhook's public URL as GitHub has it (a PAT setup's org and repo hooks are found by it).
+    WEBHOOK_URL: z.optional(z.url("WEBHOOK_URL must be the webhook's public URL, like https://dispatcher.example.com/webhook")),
     RUNNER_LABELS: z._default(z.string(), "self-hosted,nomad"),
     RUNNER_REGISTRATION: z._default(oneOf(["jit", "token", "auto"], "RUNNER_REGISTRATION"), "jit"),
     GITHUB_POINTS_PER_MINUTE: int("GITHUB_POINTS_PER_MINUTE", 900, 10, 100_000),

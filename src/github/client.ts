@@ -6,6 +6,7 @@ import type { Budget, BudgetLimits, Claim } from "./budget.js";
 import { ConditionalGets } from "./conditional.js";
 import { RunnerCredentials } from "./credentials.js";
 import { redeliverFailedDeliveries } from "./deliveries.js";
+import { HookFinder, type HookScopes } from "./hooks.js";
 import { type GitHubIdentity, identity } from "./identity.js";
 import { jobStatus, listQueuedJobs } from "./jobs.js";
 import { latestRunnerRelease, type RunnerRelease } from "./releases.js";
@@ -30,6 +31,11 @@ export interface GitHubClientOptions {
   onResponse?: (headers: ResponseHeaders) => void;
   /** Our side of GitHub's secondary rate limit, per token or installation. */
   budget?: BudgetLimits;
+  /**
+   * With a PAT: this service's public webhook URL (WEBHOOK_URL) and where its hooks may be, so
+   * failed deliveries of organization and repository hooks are redelivered.
+   */
+  webhooks?: { url: string; scopes: HookScopes };
 }
 
 /**
@@ -42,6 +48,7 @@ export class GitHubClient {
   private readonly conditional: ConditionalGets;
   private readonly runners: Runners;
   private readonly runnerCredentials: RunnerCredentials;
+  private readonly hooks: HookFinder | undefined;
 
   constructor(private readonly opts: GitHubClientOptions) {
     this.budgets = new Budgets(opts.budget, opts.onResponse);
@@ -49,6 +56,7 @@ export class GitHubClient {
     this.conditional = new ConditionalGets(this.octokits);
     this.runners = new Runners(this.octokits, this.conditional, opts.scope);
     this.runnerCredentials = new RunnerCredentials(this.octokits, opts.scope, opts.runnerGroupId);
+    this.hooks = opts.webhooks && new HookFinder(this.octokits, opts.webhooks.url, opts.webhooks.scopes);
   }
 
   /** App auth: every call needs the installation the repository belongs to. */
@@ -122,9 +130,12 @@ export class GitHubClient {
     return listInstallationRepos(this.octokits);
   }
 
-  /** Redelivers the App's failed `workflow_job` deliveries since `since`; how many (App only). */
+  /**
+   * Redelivers failed `workflow_job` deliveries since `since`: the App's hook's, or with a PAT
+   * those of the organization and repository hooks at WEBHOOK_URL; how many.
+   */
   redeliverFailedDeliveries(since: number): Promise<number> {
-    return redeliverFailedDeliveries(this.octokits, since);
+    return redeliverFailedDeliveries(this.octokits, since, this.hooks);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { matchesPolicy, type ServePolicy } from "../core/event-decision.js";
 import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
 import type { World } from "../core/reconcile-plan.js";
+import { INITIAL_POINTS_PER_REPO, inWindow, nextCostEstimate, planScan, type Spend } from "../core/scan-plan.js";
 import type { RunnerDeps } from "../ports/index.js";
 import { withRetry } from "../ports/retry.js";
 import { listRunnerJobs } from "../ports/runner-jobs.js";
@@ -14,7 +15,23 @@ export interface DiscoveryOptions {
   staticRepos: string[];
   /** Owners whose repositories are served with a PAT (ALLOWED_OWNERS); listed every few minutes. */
   owners: string[];
+  /**
+   * The reconciler's share of GitHub's budget, points per sliding minute: the per-repository
+   * scan visits only what the share leaves (scan-plan.ts). Undefined: every repository each pass.
+   */
+  scanPointsPerMinute?: number;
 }
+
+/** What a pass found, and which repositories' queues it listed (only those are known). */
+export interface Discovered {
+  world: World;
+  targets: Targets;
+  /** Lower-cased `owner/repo` of the repositories listed this pass. */
+  scanned: Set<string>;
+}
+
+/** The part of the reconciler's share the scan plans with. */
+const SCAN_HEADROOM = 0.8;
 
 /** Targets by lower-cased `owner/repo`. */
 export type Targets = Map<string, RunnerTarget>;
@@ -27,6 +44,12 @@ export class Discovery {
   private readonly seenRepos = new Map<string, RunnerTarget>();
   private listedRepos: { at: number; targets: RunnerTarget[] } | undefined;
   private readonly inFlight = new Set<string>();
+  /** Last activity per repository (lower-cased), ms: the scan visits these first. */
+  private readonly activeAt = new Map<string, number>();
+  private readonly scannedAt = new Map<string, number>();
+  /** The reconciler's reads in the last minute. */
+  private ledger: Spend[] = [];
+  private pointsPerRepo = INITIAL_POINTS_PER_REPO;
 
   constructor(
     private readonly deps: Pick<RunnerDeps, "github" | "nomad" | "vault" | "settings" | "runnerIndex">,
@@ -36,7 +59,14 @@ export class Discovery {
 
   /** Remember a repository from a webhook so its queue is watched even with an App or owners list. */
   watchRepo(target: RunnerTarget): void {
-    this.seenRepos.set(`${target.owner}/${target.repo}`.toLowerCase(), target);
+    const key = `${target.owner}/${target.repo}`.toLowerCase();
+    this.seenRepos.set(key, target);
+    this.activeAt.set(key, Date.now());
+  }
+
+  /** Reads the reconciler made outside the scan (redelivery): they count against the same share. */
+  spent(points: number): void {
+    this.ledger = inWindow([...this.ledger, { at: Date.now(), points }], Date.now());
   }
 
   /** Provisioning found the runner registered but no credential yet; reported on the next pass. */
@@ -44,38 +74,72 @@ export class Discovery {
     this.inFlight.add(runnerName);
   }
 
-  async discover(): Promise<{ world: World; targets: Targets }> {
+  async discover(): Promise<Discovered> {
     const { deps } = this;
-    const [children, secrets, targets] = await Promise.all([listRunnerJobs(deps), deps.vault.listRunnerSecrets(), this.servedRepos()]);
+    const listed = await deps.github.metered(() => Promise.all([listRunnerJobs(deps), deps.vault.listRunnerSecrets(), this.servedRepos()]));
+    this.spent(listed.points);
+    const [children, secrets, targets] = listed.result;
+    const now = Date.now();
     for (const child of children) {
       const [owner = "", repo = ""] = child.repo.split("/");
       this.addTarget(targets, owner, repo);
+      // A repository with a live runner of ours is busy: its queue is the likeliest to hold more.
+      if (child.alive) this.activeAt.set(child.repo.toLowerCase(), now);
     }
 
+    const chosen = this.chooseRepos(targets, now);
     const queued: WorkflowJob[] = [];
-    const busyRunners = new Set<string>();
-    await forEachLimited([...targets.values()], 4, async (target) => {
-      // Retried like every other call: one pass reads every repository, and one sporadic
-      // failure (5xx, a rate limit's retry-after) must not throw the whole pass away.
-      const jobs = await withRetry(() => deps.github.listQueuedJobs(target), deps.settings.retry);
-      queued.push(...jobs.filter((j) => matchesPolicy(j, this.policy).ok));
-    });
-    // Our registrations in every scope: busy runners are never released, and a registration
-    // without a runner job or credential is an orphan to remove.
+    const scan = await deps.github.metered(() =>
+      forEachLimited(chosen, 4, async (target) => {
+        // Retried like every other call: one sporadic failure (5xx, a rate limit's retry-after)
+        // must not throw the whole pass away.
+        const jobs = await withRetry(() => deps.github.listQueuedJobs(target), deps.settings.retry);
+        const key = `${target.owner}/${target.repo}`.toLowerCase();
+        this.scannedAt.set(key, now);
+        if (jobs.length > 0) this.activeAt.set(key, now);
+        queued.push(...jobs.filter((j) => matchesPolicy(j, this.policy).ok));
+      }),
+    );
+    this.spent(scan.points);
+
+    // Our registrations in the scopes of the repositories listed: busy runners are never
+    // released, and a registration without a runner job or credential is an orphan to remove.
+    // Only listed repositories get runners released (reconciler.ts), and every scope comes round
+    // with the scan, so no pass reads them all. (Repositories with runners of ours are active:
+    // the scan visits them first.)
+    const scanned = new Set(chosen.map((t) => `${t.owner}/${t.repo}`.toLowerCase()));
     const registered: World["registered"] = [];
+    const busyRunners = new Set<string>();
     const scopes = new Map<string, RunnerTarget>();
-    for (const target of targets.values()) if (!scopes.has(deps.github.scopeKey(target))) scopes.set(deps.github.scopeKey(target), target);
-    await forEachLimited([...scopes.values()], 4, async (target) => {
-      const runners = await withRetry(() => deps.github.listRunners(target, `${deps.settings.runnerNamePrefix}-`), deps.settings.retry);
-      for (const r of runners) {
-        registered.push({ id: r.id, name: r.name, repo: `${target.owner}/${target.repo}`, busy: r.busy, online: r.status === "online" });
-        if (r.busy) busyRunners.add(r.name);
-      }
-    });
+    for (const target of chosen) if (!scopes.has(deps.github.scopeKey(target))) scopes.set(deps.github.scopeKey(target), target);
+    const listing = await deps.github.metered(() =>
+      forEachLimited([...scopes.values()], 4, async (target) => {
+        const runners = await withRetry(() => deps.github.listRunners(target, `${deps.settings.runnerNamePrefix}-`), deps.settings.retry);
+        for (const r of runners) {
+          registered.push({ id: r.id, name: r.name, repo: `${target.owner}/${target.repo}`, busy: r.busy, online: r.status === "online" });
+          if (r.busy) busyRunners.add(r.name);
+        }
+      }),
+    );
+    this.spent(listing.points);
+    // A repository's cost includes its registrations' listing (one per repository with
+    // RUNNER_SCOPE=repo): the next pass plans with both.
+    this.pointsPerRepo = nextCostEstimate(this.pointsPerRepo, scan.points + listing.points, chosen.length);
 
     const inFlight = [...this.inFlight];
     this.inFlight.clear();
-    return { world: { now: Date.now(), queued, busyRunners, children, secrets, inFlight, registered }, targets };
+    return { world: { now: Date.now(), queued, busyRunners, children, secrets, inFlight, registered }, targets, scanned };
+  }
+
+  /** Every repository without a share; otherwise what the share affords, in scan-plan's order. */
+  private chooseRepos(targets: Targets, now: number): RunnerTarget[] {
+    const perMinute = this.opts.scanPointsPerMinute;
+    if (perMinute === undefined) return [...targets.values()];
+    const candidates = [...targets.keys()].map((key) => ({ key, activeAt: this.activeAt.get(key), scannedAt: this.scannedAt.get(key) }));
+    // Headroom: the redelivery timer's listings between passes, and a repository dearer than
+    // estimated, come out of the share too.
+    const keys = planScan(candidates, { now, pointsPerMinute: perMinute * SCAN_HEADROOM, spent: this.ledger, pointsPerRepo: this.pointsPerRepo });
+    return keys.map((key) => targets.get(key)!);
   }
 
   private async servedRepos(): Promise<Targets> {

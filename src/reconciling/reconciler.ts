@@ -1,12 +1,12 @@
 import { errorMessage } from "../core/errors.js";
 import type { ServePolicy } from "../core/event-decision.js";
 import type { RunnerTarget } from "../core/job-event.js";
-import { type Memory, planReconcile, type ReconcileSettings } from "../core/reconcile-plan.js";
+import { type Memory, planReconcile, type ReconcileSettings, type World } from "../core/reconcile-plan.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Backlog } from "../provisioning/provisioner.js";
 import { applyPlan, type RunnerDemand } from "./apply.js";
 import { Discovery, type DiscoveryOptions } from "./discovery.js";
-import { Redelivery } from "./redelivery.js";
+import { REDELIVERY_POINTS, Redelivery } from "./redelivery.js";
 import { emptyReport, type ReconcileReport } from "./report.js";
 import { PassScheduler, type SchedulerOptions } from "./scheduler.js";
 
@@ -15,6 +15,12 @@ export type { ReconcileReport } from "./report.js";
 export interface ReconcilerOptions extends ReconcileSettings, DiscoveryOptions, SchedulerOptions {
   /** How far back failed App webhook deliveries are redelivered on the first pass. */
   redeliverWindowMs: number;
+  /**
+   * Failed deliveries are also looked for this often between passes: a lost webhook then waits
+   * seconds, not a whole interval. Its cost is a listing per hook, whatever the repository count.
+   * Undefined: with the passes only.
+   */
+  redeliverEveryMs?: number;
 }
 
 /**
@@ -29,6 +35,7 @@ export class Reconciler implements Backlog {
   private readonly discovery: Discovery;
   private readonly redelivery: Redelivery;
   private readonly scheduler: PassScheduler;
+  private redeliverTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly deps: Pick<RunnerDeps, "github" | "nomad" | "vault" | "log" | "settings" | "runnerIndex">,
@@ -56,10 +63,24 @@ export class Reconciler implements Backlog {
 
   start(): void {
     this.scheduler.start();
+    const every = this.opts.redeliverEveryMs;
+    if (every !== undefined && this.redeliverTimer === undefined) {
+      this.redeliverTimer = setInterval(() => void this.redeliverNow(), every);
+      this.redeliverTimer.unref?.();
+    }
   }
 
-  stop(): Promise<void> {
-    return this.scheduler.stop();
+  async stop(): Promise<void> {
+    clearInterval(this.redeliverTimer);
+    this.redeliverTimer = undefined;
+    await Promise.all([this.scheduler.stop(), this.redelivery.settled()]);
+  }
+
+  /** Redelivers failed deliveries now (the timer between passes); its reads count against the share. */
+  async redeliverNow(): Promise<void> {
+    const report = emptyReport();
+    await this.redeliver(report);
+    if (report.errors.length > 0) this.deps.log.warn({ errors: report.errors.slice(0, 5) }, "redelivery had errors");
   }
 
   /** Resolves once no pass is running (tests, shutdown). */
@@ -79,14 +100,25 @@ export class Reconciler implements Backlog {
     this.discovery.recheckInFlight(runnerName);
   }
 
+  /** Its reads and its redeliveries count against the reconciler's share, as the scan's do. */
+  private async redeliver(report: ReconcileReport): Promise<void> {
+    const { result: count, points } = await this.deps.github.metered(() => this.redelivery.run(report));
+    this.discovery.spent(points + count * REDELIVERY_POINTS);
+  }
+
   async runOnce(): Promise<ReconcileReport> {
     const report = emptyReport();
     try {
-      await this.redelivery.run(report);
-      const { world, targets } = await this.discovery.discover();
+      await this.redeliver(report);
+      const { world, targets, scanned } = await this.discovery.discover();
       report.queued = world.queued.length;
       report.alive = world.children.filter((c) => c.alive).length;
-      const actions = planReconcile(world, this.opts, this.memory);
+      report.scanned = scanned.size;
+      // A repository whose queue this pass did not list may still want its idle runners: only a
+      // listing can tell a spare runner from one whose job is still queued.
+      const before = this.memory.firstSeen;
+      const actions = planReconcile(world, this.opts, this.memory).filter((a) => a.kind !== "release" || scanned.has(a.repo.toLowerCase()));
+      keepUnlistedRegistrations(before, this.memory, world);
       await applyPlan(this.deps, this.demand, actions, targets, report);
     } catch (err) {
       report.errors.push(errorMessage(err));
@@ -95,5 +127,21 @@ export class Reconciler implements Backlog {
     else if (Object.values(report.actions).some((n) => n > 0)) this.deps.log.info({ ...report.actions }, "reconciled");
     this.onReport?.(report);
     return report;
+  }
+}
+
+/** How long a registration not listed since keeps its first sighting (a full scan round is far shorter). */
+const UNLISTED_REGISTRATION_MEMORY_MS = 24 * 60 * 60_000;
+
+/**
+ * Registrations are listed only in the repositories a pass scanned, and the plan remembers only
+ * what it saw: a registration not listed this pass keeps its first sighting, so its grace period
+ * runs across the passes that do list it instead of starting over each time.
+ */
+function keepUnlistedRegistrations(before: Map<string, number>, memory: Memory, world: World): void {
+  const listed = new Set(world.registered.map((r) => `registered:${r.name}#${r.id}`));
+  for (const [key, at] of before) {
+    if (!key.startsWith("registered:") || listed.has(key) || memory.firstSeen.has(key)) continue;
+    if (world.now - at < UNLISTED_REGISTRATION_MEMORY_MS) memory.firstSeen.set(key, at);
   }
 }

@@ -2,6 +2,9 @@ import { errorMessage } from "../core/errors.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { ReconcileReport } from "./report.js";
 
+/** A redelivery is a POST: GitHub's secondary limit charges it 5 points (budget.ts pointsFor). */
+export const REDELIVERY_POINTS = 5;
+
 /** A delivery may show in GitHub's log a little after it was attempted: windows overlap this much. */
 const DELIVERY_LOG_OVERLAP_MS = 60_000;
 
@@ -20,14 +23,35 @@ export class Redelivery {
     this.since = Date.now() - windowMs;
   }
 
-  async run(report: ReconcileReport): Promise<void> {
+  private running: Promise<number> | undefined;
+
+  /**
+   * One run at a time: a pass and the more frequent redelivery timer may ask together, and two
+   * overlapping runs would redeliver the same failed delivery twice.
+   */
+  run(report: ReconcileReport): Promise<number> {
+    this.running ??= this.redeliver(report).finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** Resolves once no run is under way (shutdown). */
+  async settled(): Promise<void> {
+    await this.running;
+  }
+
+  /** How many deliveries it asked GitHub to redeliver. */
+  private async redeliver(report: ReconcileReport): Promise<number> {
     const startedAt = Date.now();
     try {
       const count = await this.deps.github.redeliverFailedDeliveries(this.since);
       this.since = startedAt - DELIVERY_LOG_OVERLAP_MS;
       if (count > 0) this.deps.log.info({ count }, "redelivered failed webhook deliveries");
+      return count;
     } catch (err) {
       report.errors.push(errorMessage(err));
+      return 0;
     }
   }
 }

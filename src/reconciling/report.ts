@@ -4,6 +4,8 @@ import type { ReconcileAction } from "../core/reconcile-plan.js";
 export interface ReconcileReport {
   actions: Record<ReconcileAction["kind"], number>;
   queued: number;
+  /** Repositories whose queued jobs this pass listed (the backstop scan's slice). */
+  scanned: number;
   alive: number;
   /** Runners cleaned up because their allocation was refused its credential (possible theft). */
   credentialsRefused: number;
@@ -11,5 +13,12 @@ export interface ReconcileReport {
 }
 
 export function emptyReport(): ReconcileReport {
-  return { actions: { purge: 0, provision: 0, release: 0, clean: 0, "delete-secret": 0, abandon: 0 }, queued: 0, alive: 0, credentialsRefused: 0, errors: [] };
+  return {
+    actions: { purge: 0, provision: 0, release: 0, clean: 0, "delete-secret": 0, abandon: 0 },
+    queued: 0,
+    scanned: 0,
+    alive: 0,
+    credentialsRefused: 0,
+    errors: [],
+  };
 }

@@ -9,6 +9,8 @@ export interface BenchConfig {
   latency: { jobsPerSecond: number; seconds: number; warmupJobs: number; repos: number };
   burst: { jobs: number; repos: number; spreadMs: number; modes: Mode[] };
   idle: { repos: number; seconds: number; reconcileIntervalSeconds: number };
+  /** Scenario 6: jobs over `repos` repositories for `seconds`, `dropShare` of queued deliveries failed; then up to `waitSeconds` for them. */
+  recovery: { repos: number; jobsPerSecond: number; seconds: number; dropShare: number; waitSeconds: number };
 }
 
 type Mode = "jit" | "token" | "auto";
@@ -27,7 +29,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   // BENCH_INGEST_KINDS=completed: a subset of the delivery kinds for scenario 1.
   const kinds = subset(env.BENCH_INGEST_KINDS, INGEST_KINDS);
   const quick = ["1", "true", "yes"].includes((env.BENCH_QUICK ?? "").toLowerCase());
-  const scenarios = new Set(subset(env.BENCH_SCENARIOS, [1, 2, 3, 4]));
+  const scenarios = new Set(subset(env.BENCH_SCENARIOS, [1, 2, 3, 4, 6]));
   const cfg: BenchConfig = quick
     ? {
         quick,
@@ -37,6 +39,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
         // Small enough that jit mode never waits for the budget.
         burst: { jobs: 20, repos: 5, spreadMs: 200, modes },
         idle: { repos: 5, seconds: 6, reconcileIntervalSeconds: 2 },
+        recovery: { repos: 100, jobsPerSecond: 2, seconds: 10, dropShare: 0.05, waitSeconds: 60 },
       }
     : {
         quick,
@@ -45,6 +48,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
         latency: { jobsPerSecond: 2, seconds: 60, warmupJobs: 10, repos: 10 },
         burst: { jobs: 1_000, repos: 50, spreadMs: 1_000, modes },
         idle: { repos: 50, seconds: 300, reconcileIntervalSeconds: 60 },
+        recovery: { repos: 1_000, jobsPerSecond: 1, seconds: 120, dropShare: 0.05, waitSeconds: 300 },
       };
   // Sizes can be changed for a shorter or a comparison run.
   const int = (name: string) => (env[name] && Number.isInteger(Number(env[name])) ? Number(env[name]) : undefined);
@@ -52,5 +56,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   cfg.burst.repos = int("BENCH_BURST_REPOS") ?? cfg.burst.repos;
   cfg.idle.seconds = int("BENCH_IDLE_SECONDS") ?? cfg.idle.seconds;
   cfg.ingest.rounds = int("BENCH_INGEST_ROUNDS") ?? cfg.ingest.rounds;
+  cfg.recovery.repos = int("BENCH_RECOVERY_REPOS") ?? cfg.recovery.repos;
+  cfg.recovery.seconds = int("BENCH_RECOVERY_SECONDS") ?? cfg.recovery.seconds;
   return cfg;
 }

@@ -1,9 +1,10 @@
 // `npm run bench`: the service against its twins, one line per figure. Not part of `npm test`.
-//   BENCH_SCENARIOS=1,2   run only these (1 ingest, 2 dispatch latency, 3 burst, 4 idle)
+//   BENCH_SCENARIOS=1,2   run only these (1 ingest, 2 dispatch latency, 3 burst, 4 idle, 6 recovery)
 //   npm run bench -- vault-client   run the scenarios named (ingest, latency, burst, idle, vault-client);
 //                         5 vault-client (plain Vault client vs node-vault, see vault-client.ts) runs only when named
 //   BENCH_QUICK=1         seconds instead of minutes: a smoke test of the bench itself
 //   BENCH_INGEST_KINDS=ignored,in_progress,completed  BENCH_INGEST_ROUNDS=3
+//   BENCH_RECOVERY_REPOS=1000 BENCH_RECOVERY_SECONDS=120  scenario 6's repositories and how long jobs arrive
 //   BENCH_BURST_MODES=jit,token,auto  BENCH_BURST_JOBS=1000  BENCH_BURST_REPOS=50  BENCH_IDLE_SECONDS=300
 //   BENCH_CPU_PROF=<dir>  V8 CPU profiles of the server processes;  BENCH_NODE_FLAGS="..." their Node flags;
 //   BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2" extra environment of the server processes (which always
@@ -17,6 +18,7 @@ import { benchConfig } from "./config.js";
 import { idleScenario } from "./idle.js";
 import { ingestScenario } from "./ingest.js";
 import { latencyScenario } from "./latency.js";
+import { recoveryScenario } from "./recovery.js";
 import { fmt } from "./stats.js";
 import { vaultClientScenario } from "./vault-client.js";
 
@@ -39,8 +41,9 @@ async function main(): Promise<number> {
     [3, "burst", "burst at the ceiling", burstScenario],
     [4, "idle", "idle", idleScenario],
     [5, "vault-client", "dispatch path's Vault calls, plain client vs node-vault", vaultClientScenario],
+    [6, "recovery", "recovery at 1,000 repositories", recoveryScenario],
   ];
-  // Scenarios named on the command line run alone; otherwise BENCH_SCENARIOS (1-4) picks.
+  // Scenarios named on the command line run alone; otherwise BENCH_SCENARIOS (1-4, 6) picks.
   const named = process.argv.slice(2);
   const unknown = named.filter((arg) => !scenarios.some(([, key]) => key === arg));
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}: one of ${scenarios.map(([, key]) => key).join(", ")}`);

@@ -19,6 +19,8 @@ export interface WorldOptions {
   nomadStartDelayMs?: number;
   /** Authenticate as a GitHub App instead of a PAT. */
   app?: boolean;
+  /** The service's webhook is an organization (`org`) or repository (`repo`) hook rather than a catch-all one. */
+  hook?: { org?: string; repo?: string };
   /** Repositories to create (and, with `app`, install the App on). */
   repos?: string[];
   /**
@@ -110,7 +112,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   }
   // An App's webhook is the App's own (its deliveries are listed under /app/hook/deliveries).
   const appId = config.github.auth.kind === "app" ? config.github.auth.appId : undefined;
-  twins.github.addWebhook({ url: `${service.url}/webhook`, secret: webhookSecret, appId });
+  twins.github.addWebhook({ url: `${service.url}/webhook`, secret: webhookSecret, appId, ...opts.hook });
   const world: World = {
     ...twins,
     service,

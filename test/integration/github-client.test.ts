@@ -147,3 +147,34 @@ describe("jobStatus (the replay check)", () => {
     expect(github.contractViolations).toEqual([]);
   });
 });
+
+describe("redelivery of a PAT's hooks (found by WEBHOOK_URL)", () => {
+  it("redelivers a repository hook's failed workflow_job deliveries, once, and looks the hook up once an hour", async () => {
+    const github = await twin();
+    github.addRepo("solo/tool");
+    const url = "http://127.0.0.1:9/webhook";
+    // Nothing listens there: every delivery fails. Another service's hook is not ours.
+    const hookId = github.addWebhook({ url, secret: "s", repo: "solo/tool" });
+    github.addWebhook({ url: "http://127.0.0.1:9/other", secret: "s", repo: "solo/tool" });
+    await github.queueJob({ repo: "solo/tool", labels });
+    const client = new GitHubClient({
+      auth: { kind: "token", token: github.createPat() },
+      apiUrl: github.url,
+      webUrl: github.webUrl,
+      scope: "repo",
+      runnerGroupId: 1,
+      webhooks: { url: `${url}/`, scopes: { orgs: ["solo"], repos: ["solo/tool"] } },
+    });
+    expect(await client.redeliverFailedDeliveries(0)).toBe(1);
+    await github.deliveriesSettled();
+    const mine = github.deliveries().filter((d) => d.hook_id === hookId);
+    expect(mine.map((d) => d.redelivery)).toEqual([false, true]);
+    // The redelivery failed too: the next run asks again for that GUID, once.
+    expect(await client.redeliverFailedDeliveries(0)).toBe(1);
+    const paths = github.requests.map((r) => `${r.method} ${r.url.split("?")[0]!.replace(/^\/api\/v3/, "")}`);
+    // "solo" is a user: no organization hooks there (404), and the repository hook is looked up once.
+    expect(paths.filter((p) => p === "GET /orgs/solo/hooks")).toHaveLength(1);
+    expect(paths.filter((p) => p === "GET /repos/solo/tool/hooks")).toHaveLength(1);
+    expect(paths.filter((p) => p.startsWith(`POST /repos/solo/tool/hooks/${hookId}/deliveries/`))).toHaveLength(2);
+  });
+});

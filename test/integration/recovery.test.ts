@@ -33,6 +33,30 @@ describe("recovery (reconciler)", () => {
     await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served");
   });
 
+  it("with a PAT, finds its organization hook by WEBHOOK_URL and redelivers a failed delivery: served before any listing of the repository's queue", async () => {
+    // 200 repositories before octo-org/app: the backstop scan (30 a minute at this budget) does
+    // not reach it during the test, so only the redelivery can serve the job.
+    const repos = [...Array.from({ length: 200 }, (_, i) => `octo-org/r${i}`), "octo-org/app"];
+    const w = await startTestWorld({ repos, hook: { org: "octo-org" }, env: { ALLOWED_OWNERS: "octo-org", RECONCILE_INTERVAL: "1" } });
+    const hookUrl = `${w.service.url}/webhook`;
+    // The service is down for this delivery: it fails at GitHub, which does not retry by itself.
+    await w.service.close();
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels });
+    expect(w.github.deliveries().find((d) => d.action === "queued")?.status_code).toBe(0);
+    const { startService } = await import("../../src/service.js");
+    w.service = await startService({ ...w.config, port: Number(new URL(hookUrl).port), github: { ...w.config.github, webhookUrl: hookUrl } }, w.log);
+    await eventually(() => w.github.deliveries().some((d) => d.action === "queued" && d.redelivery && d.status_code === 200), "failed delivery redelivered");
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served");
+    const used = w.github.requests.map((r) => `${r.method} ${r.url.split("?")[0]?.replace(/^\/api\/v3/, "")}`);
+    expect(used).toContain("GET /orgs/octo-org/hooks");
+    expect(used.some((u) => /^POST \/orgs\/octo-org\/hooks\/\d+\/deliveries\/\d+\/attempts$/.test(u))).toBe(true);
+    // Its runner came before any listing of its queue (the delivery made it active: listed next).
+    const firstListing = used.findIndex((u) => u.startsWith("GET /repos/octo-org/app/actions/runs"));
+    const jit = used.indexOf("POST /repos/octo-org/app/actions/runners/generate-jitconfig");
+    expect(jit).toBeGreaterThanOrEqual(0);
+    if (firstListing >= 0) expect(firstListing).toBeGreaterThan(jit);
+  });
+
   it("replaces a runner whose credential could not be used (failed prestart) with a fresh one", async () => {
     const w = await startTestWorld({ env: fast });
     w.nomad.faults.failNextPrestart(1);

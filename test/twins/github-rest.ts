@@ -113,6 +113,31 @@ export function deliverySummary(delivery: TwinDelivery): JsonObject {
   return { id, guid, delivered_at, redelivery, duration, status, status_code, event, action, installation_id, repository_id, throttled_at: null };
 }
 
+/**
+ * One page of a hook's deliveries (given newest first), as every deliveries listing pages them:
+ * `per_page`, an opaque `cursor` (`v1_<delivery id>`: continue after that delivery), `status`.
+ */
+export function deliveryPage(all: TwinDelivery[], ctx: RouteContext, docs: string): Reply {
+  const perPage = Math.min(100, Math.max(1, Number(ctx.query.get("per_page") ?? 30) || 30));
+  const cursor = ctx.query.get("cursor");
+  const after = cursor === null ? undefined : Number(/^v1_(\d+)$/.exec(cursor)?.[1]);
+  if (Number.isNaN(after)) return gitHubError(400, "Invalid cursor", docs);
+  const wanted = ctx.query.get("status");
+  let deliveries = all;
+  if (wanted === "success" || wanted === "failure") deliveries = deliveries.filter((d) => (d.status === "OK") === (wanted === "success"));
+  if (after !== undefined) deliveries = deliveries.filter((d) => d.id < after);
+  const page = deliveries.slice(0, perPage);
+  const last = page.at(-1);
+  const headers: Record<string, string> = {};
+  if (deliveries.length > perPage && last) {
+    const next = new URL(ctx.url);
+    next.searchParams.set("per_page", String(perPage));
+    next.searchParams.set("cursor", `v1_${last.id}`);
+    headers["link"] = `<${next.toString()}>; rel="next"`;
+  }
+  return { status: 200, body: page.map(deliverySummary), headers };
+}
+
 export interface JitInput {
   name: string;
   runnerGroupId: number;

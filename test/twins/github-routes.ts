@@ -2,10 +2,11 @@
 // configs, registration/remove tokens, list/get/delete), workflow runs and jobs, GitHub Apps
 // (installations, installation tokens, webhook deliveries), rate limit, user and repository.
 
+import { hookRoutes } from "./github-hook-routes.js";
 import type { Installation, Repo, Runner, RunnerScope } from "./github-model.js";
 import { DEFAULT_RUNNER_GROUP } from "./github-model.js";
 import type { Reply, RestDependencies, Route, RouteContext } from "./github-rest.js";
-import { deliverySummary, gitHubError, isReply, jitRequest, notFound, paginate, permits, tokenRequest } from "./github-rest.js";
+import { deliveryPage, deliverySummary, gitHubError, isReply, jitRequest, notFound, paginate, permits, tokenRequest } from "./github-rest.js";
 import { encodeJitConfig, newJitSecret } from "./github-runners.js";
 import { APP_PERMISSIONS } from "./github-shapes.js";
 import type { TwinDelivery } from "./github-webhooks.js";
@@ -20,7 +21,7 @@ export class GitHubRestApi {
   constructor(private readonly deps: RestDependencies) {}
 
   routes(): Route[] {
-    return [...this.runnerRoutes(), ...this.actionsRoutes(), ...this.appRoutes(), ...this.miscRoutes()];
+    return [...this.runnerRoutes(), ...this.actionsRoutes(), ...this.appRoutes(), ...hookRoutes(this.deps), ...this.miscRoutes()];
   }
 
   // ---- scope resolution and access -----------------------------------------------------------
@@ -375,26 +376,8 @@ export class GitHubRestApi {
     };
   }
 
-  /** Newest first; `cursor` is opaque (`v1_<delivery id>`: continue after that delivery). */
   private listDeliveries(ctx: RouteContext, docs: string): Reply {
-    const perPage = Math.min(100, Math.max(1, Number(ctx.query.get("per_page") ?? 30) || 30));
-    const cursor = ctx.query.get("cursor");
-    const after = cursor === null ? undefined : Number(/^v1_(\d+)$/.exec(cursor)?.[1]);
-    if (Number.isNaN(after)) return gitHubError(400, "Invalid cursor", docs);
-    const wanted = ctx.query.get("status");
-    let deliveries = this.deps.webhooks.forApp(appOf(ctx).id);
-    if (wanted === "success" || wanted === "failure") deliveries = deliveries.filter((d) => (d.status === "OK") === (wanted === "success"));
-    if (after !== undefined) deliveries = deliveries.filter((d) => d.id < after);
-    const page = deliveries.slice(0, perPage);
-    const last = page.at(-1);
-    const headers: Record<string, string> = {};
-    if (deliveries.length > perPage && last) {
-      const next = new URL(ctx.url);
-      next.searchParams.set("per_page", String(perPage));
-      next.searchParams.set("cursor", `v1_${last.id}`);
-      headers["link"] = `<${next.toString()}>; rel="next"`;
-    }
-    return { status: 200, body: page.map(deliverySummary), headers };
+    return deliveryPage(this.deps.webhooks.forApp(appOf(ctx).id), ctx, docs);
   }
 
   private appDelivery(ctx: RouteContext): TwinDelivery | undefined {

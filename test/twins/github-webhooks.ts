@@ -20,6 +20,14 @@ export interface WebhookHook {
   secret: string;
   /** App webhook: receives events of that app's installations only, listed under /app/hook/deliveries. */
   appId: number | undefined;
+  /**
+   * Organization webhook (its login, lower-cased): events of that organization's repositories,
+   * listed under /orgs/{org}/hooks. Repository webhook (`owner/repo`, lower-cased): that
+   * repository's events, under /repos/{owner}/{repo}/hooks. Neither: every event (tests).
+   */
+  org?: string;
+  repo?: string;
+  createdAt: string;
 }
 
 /**
@@ -90,10 +98,15 @@ export class WebhookSender {
     private readonly lifetime: AbortSignal,
   ) {}
 
-  addHook(hook: Omit<WebhookHook, "id">): number {
+  addHook(hook: Omit<WebhookHook, "id" | "createdAt">): number {
     const id = ++this.nextHookId;
-    this.hooks.push({ ...hook, id });
+    this.hooks.push({ ...hook, id, createdAt: this.state.nowIso() });
     return id;
+  }
+
+  /** Deliveries to one hook, newest first (the order of the hook deliveries listings). */
+  forHook(hookId: number): TwinDelivery[] {
+    return this.records.filter((d) => d.hook_id === hookId).reverse();
   }
 
   deliveries(): TwinDelivery[] {
@@ -152,6 +165,8 @@ export class WebhookSender {
   }
 
   private hookWants(hook: WebhookHook, repo: Repo): boolean {
+    if (hook.org !== undefined) return repo.owner.login.toLowerCase() === hook.org;
+    if (hook.repo !== undefined) return repo.fullName.toLowerCase() === hook.repo;
     if (hook.appId === undefined) return true;
     const installation = repo.installationId === undefined ? undefined : this.state.installations.get(repo.installationId);
     return installation?.appId === hook.appId;
@@ -205,8 +220,10 @@ export class WebhookSender {
       "X-GitHub-Delivery": guid,
       "X-GitHub-Event": event,
       "X-GitHub-Hook-ID": String(hook.id),
-      "X-GitHub-Hook-Installation-Target-ID": String(hook.appId ?? (payload["repository"] as JsonObject)["id"]),
-      "X-GitHub-Hook-Installation-Target-Type": targetIsApp ? "integration" : "repository",
+      "X-GitHub-Hook-Installation-Target-ID": String(
+        hook.appId ?? (hook.org !== undefined ? (payload["organization"] as JsonObject | undefined)?.["id"] : (payload["repository"] as JsonObject)["id"]),
+      ),
+      "X-GitHub-Hook-Installation-Target-Type": targetIsApp ? "integration" : hook.org !== undefined ? "organization" : "repository",
       "X-Hub-Signature": `sha1=${createHmac("sha1", hook.secret).update(body).digest("hex")}`,
       "X-Hub-Signature-256": await sign(hook.secret, body),
     };

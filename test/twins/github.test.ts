@@ -155,6 +155,8 @@ describe("openapi validator", () => {
       "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs": /required property 'created_at'/,
       "GET /repos/{owner}/{repo}": /required property 'language'/,
       "POST /app/hook/deliveries/{delivery_id}/attempts": /body must be object/,
+      "POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts": /body must be object/,
+      "POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts": /body must be object/,
     };
     const routes = new GitHubRestApi({} as RestDependencies).routes();
     let checked = 0;
@@ -789,6 +791,22 @@ describe("GitHub twin", () => {
       expect((await call(twin, "POST", `/app/hook/deliveries/${String(delivery?.["id"])}/attempts`, { token: jwt })).status).toBe(202);
       await twin.cancelJob(job.id);
       await twin.deliveriesSettled();
+      // Organization and repository webhooks (a PAT's way to its own deliveries).
+      for (const [scope, base] of [
+        [{ org: "octo-org" }, "/orgs/octo-org"],
+        [{ repo: "octo-org/app" }, "/repos/octo-org/app"],
+      ] as const) {
+        const hookId = twin.addWebhook({ url: receiver.url, secret, ...scope });
+        const hooks = (await call(twin, "GET", `${base}/hooks`, { token: pat })).json as Obj[];
+        expect(hooks.map((h) => [h["id"], obj(h["config"])["url"]])).toEqual([[hookId, receiver.url]]);
+        const scoped = await twin.queueJob({ repo: "octo-org/app", labels: ["contract"] });
+        const [hookDelivery] = (await call(twin, "GET", `${base}/hooks/${hookId}/deliveries?per_page=1`, { token: pat })).json as Obj[];
+        expect(hookDelivery).toMatchObject({ action: "queued", status: "OK" });
+        expect((await call(twin, "POST", `${base}/hooks/${hookId}/deliveries/${String(hookDelivery?.["id"])}/attempts`, { token: pat })).status).toBe(202);
+        expect((await call(twin, "GET", `${base}/hooks/${hookId + 1000}/deliveries`, { token: pat })).status).toBe(404);
+        await twin.cancelJob(scoped.id);
+        await twin.deliveriesSettled();
+      }
       expect((await call(twin, "GET", "/rate_limit")).status).toBe(200);
       const orgRepos = await call(twin, "GET", "/orgs/octo-org/repos?per_page=2", { token: pat });
       expect((orgRepos.json as Obj[]).map((r) => r["full_name"])).toEqual(["octo-org/app", "octo-org/other"]);

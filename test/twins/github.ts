@@ -227,9 +227,13 @@ export class GitHubTwin implements ActionsService {
     return { id: repo.id, owner: repo.owner.login, name: repo.name };
   }
 
-  /** Webhook deliveries go to `url`. With `appId` it is that app's webhook (installation events only). */
-  addWebhook(hook: { url: string; secret: string; appId?: number }): number {
-    return this.webhooks.addHook({ url: hook.url, secret: hook.secret, appId: hook.appId });
+  /**
+   * Webhook deliveries go to `url`. With `appId` it is that app's webhook (installation events
+   * only); with `org` an organization webhook, with `repo` (`owner/repo`) a repository webhook,
+   * each getting that scope's events and listed under its REST routes.
+   */
+  addWebhook(hook: { url: string; secret: string; appId?: number; org?: string; repo?: string }): number {
+    return this.webhooks.addHook({ url: hook.url, secret: hook.secret, appId: hook.appId, org: hook.org?.toLowerCase(), repo: hook.repo?.toLowerCase() });
   }
 
   // ---- workflow jobs --------------------------------------------------------------------------------

@@ -33,6 +33,14 @@ describe("loadConfig", () => {
     expect(c.tunnel.mode).toBe("off");
   });
 
+  it("takes an optional WEBHOOK_URL (how a PAT setup finds its webhooks), refusing one that is not a URL", () => {
+    expect(loadConfig(minimal).github.webhookUrl).toBeUndefined();
+    expect(loadConfig({ ...minimal, WEBHOOK_URL: "https://ci.example.com/webhook" }).github.webhookUrl).toBe("https://ci.example.com/webhook");
+    expect(problems({ ...minimal, WEBHOOK_URL: "ci.example.com" })).toEqual([
+      "WEBHOOK_URL must be the webhook's public URL, like https://dispatcher.example.com/webhook",
+    ]);
+  });
+
   it("takes an optional NOMAD_REGISTER_TOKEN for registering the runner job, refusing one that cannot be used", () => {
     expect(loadConfig({ ...minimal, NOMAD_TOKEN: "run", NOMAD_REGISTER_TOKEN: "register" }).nomad).toMatchObject({ token: "run", registerToken: "register" });
     expect(loadConfig(minimal).nomad.registerToken).toBeUndefined();

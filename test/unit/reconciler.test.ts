@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import type { ServePolicy } from "../../src/core/event-decision.js";
 import type { WorkflowJob } from "../../src/core/job-event.js";
 import type { NeedOptions, NeedOutcome } from "../../src/provisioning/provisioner.js";
@@ -175,5 +175,72 @@ describe("PassScheduler", () => {
     await new Promise((r) => setImmediate(r));
     expect(scheduler.nextPassInMs()).toBeGreaterThan(80_000);
     await scheduler.stop();
+  });
+});
+
+describe("Reconciler with a share of the budget (scanPointsPerMinute)", () => {
+  const repos = Array.from({ length: 10 }, (_, i) => `acme/r${i}`);
+
+  it("lists only the repositories the share affords per pass, round-robin, and finds a job in the last one in time", async () => {
+    // 12 points a minute, 80% planned with, 3 points a repository: three repositories a pass.
+    const { deps, demand, reconciler } = setup(fakeDeps(), { staticRepos: repos, scanPointsPerMinute: 12 });
+    // Each listing costs 3 points, as the estimate assumes.
+    const listings = () => deps.github.faults.count("listQueuedJobs");
+    deps.github.metered = async (fn) => {
+      const before = listings();
+      const result = await fn();
+      return { result, points: 3 * (listings() - before) };
+    };
+    deps.github.queue(workflowJob({ id: 77, owner: "acme", repo: "r9" }));
+    vi.useFakeTimers({ toFake: ["Date"] });
+    onTestFinished(() => void vi.useRealTimers());
+    const listed: number[] = [];
+    for (let pass = 0; pass < 4; pass++) {
+      const before = listings();
+      const report = await reconciler.runOnce();
+      expect(report.errors).toEqual([]);
+      listed.push(listings() - before);
+      expect(report.scanned).toBe(listed.at(-1));
+      // A pass right after lists nothing: the minute's share is spent.
+      expect((await reconciler.runOnce()).scanned).toBe(0);
+      vi.advanceTimersByTime(60_000);
+    }
+    expect(listed).toEqual([3, 3, 3, 3]);
+    expect(demand.asked.map((a) => a.job.id)).toEqual([77]);
+  });
+
+  it("lists nothing once the share is spent, and then releases no runner of a repository it did not list", async () => {
+    const { deps, reconciler } = setup(fakeDeps(), { staticRepos: ["acme/app"], scanPointsPerMinute: 10 });
+    // Every read costs more than the whole share.
+    deps.github.metered = async (fn) => ({ result: await fn(), points: 100 });
+    addRunnerJob(deps, 50);
+    deps.github.register(target, `${PREFIX}-50`, { online: true });
+    const report = await reconciler.runOnce();
+    expect(report.scanned).toBe(0);
+    expect(deps.github.faults.count("listQueuedJobs")).toBe(0);
+    // Its job may still be queued: only a listing can tell.
+    expect(report.actions.release).toBe(0);
+    expect(deps.github.runners.get("acme/app")!.map((r) => r.name)).toEqual([`${PREFIX}-50`]);
+  });
+
+  it("an orphan registration's grace runs across the passes that list its repository, not from each one", async () => {
+    // About one repository a pass: acme/a, acme/b, acme/a again a minute apart each.
+    const { deps, reconciler } = setup(fakeDeps(), { staticRepos: ["acme/a", "acme/b"], scanPointsPerMinute: 4, graceMs: 60_000 });
+    const listings = () => deps.github.faults.count("listQueuedJobs");
+    deps.github.metered = async (fn) => {
+      const before = listings();
+      const result = await fn();
+      return { result, points: 3 * (listings() - before) };
+    };
+    deps.github.register({ owner: "acme", repo: "a" }, `${PREFIX}-90`);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    onTestFinished(() => void vi.useRealTimers());
+    const cleaned: number[] = [];
+    for (let pass = 0; pass < 3; pass++) {
+      cleaned.push((await reconciler.runOnce()).actions.clean);
+      vi.advanceTimersByTime(60_000);
+    }
+    expect(cleaned).toEqual([0, 0, 1]);
+    expect(deps.github.runners.get("acme/a") ?? []).toEqual([]);
   });
 });
