@@ -86,6 +86,12 @@ variable "allowed_owners" {
   default     = ""
 }
 
+variable "webhook_url" {
+  type        = string
+  description = "The webhook's public URL as configured at GitHub (e.g. https://HOST/webhook). With a PAT, the service finds its organization and repository hooks by it and redelivers their failed deliveries; empty: lost webhooks wait for the paced per-repository scan."
+  default     = ""
+}
+
 variable "log_level" {
   type    = string
   default = "info"
@@ -308,6 +314,7 @@ job "nomad-gha-dispatcher" {
 
         RUNNER_LABELS  = var.runner_labels
         ALLOWED_OWNERS = var.allowed_owners
+        WEBHOOK_URL    = var.webhook_url
         # Shared by all replicas on purpose: it seeds the dispatch idempotency token.
         DISPATCHER_ID = "nomad-gha-dispatcher"
       }
