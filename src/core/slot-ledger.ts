@@ -47,7 +47,11 @@ export interface PlanInput {
   listed: readonly ListedRunner[];
   /** This replica. */
   holder: string;
-  /** Runner names whose reservation this replica gives back (dispatched, failed or cancelled). */
+  /**
+   * Runner names whose reservation this replica gives back (dispatched, failed or cancelled),
+   * gathered BEFORE `listed` was taken: a dispatched runner's job must be in the listing that
+   * replaces its entry.
+   */
   releases: ReadonlySet<string>;
   /** Holders known dead; undefined when not looked at (then nothing is reclaimed). */
   deadHolders: ReadonlySet<string> | undefined;
