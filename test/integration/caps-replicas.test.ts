@@ -56,4 +56,27 @@ describe("limits across replicas (slot ledger in Nomad Variables)", () => {
     expect(vars).toContain(paths.slots);
     expect(vars.filter((p) => p.startsWith(paths.holders))).toHaveLength(3);
   }, 120_000);
+
+  it("one replica: the ledger costs about one Nomad call per dispatch (the CAS write), plus a heartbeat every 5 s", async () => {
+    const w = await startTestWorld({ env: { MAX_RUNNERS: "10", MAX_RUNNERS_PER_REPO: "10" }, github: { jobDurationMs: 200 } });
+    const paths = ledgerPaths(w.config.dispatcherId);
+    const slotCalls = () => w.nomad.requests.filter((r) => r.url.startsWith(`/v1/var/${paths.slots}`) || r.url.startsWith("/v1/vars")).length;
+    const listings = () => w.nomad.requests.filter((r) => r.method === "GET" && r.url.startsWith("/v1/jobs?")).length;
+    const before = { slots: slotCalls(), listings: listings() };
+    const n = 5;
+    for (let i = 0; i < n; i++) {
+      const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
+      await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job served");
+    }
+    await eventually(
+      () =>
+        w.nomad.variables().find((v) => v.Path === paths.slots)?.Items?._ledger === "1" &&
+        Object.keys(w.nomad.variables().find((v) => v.Path === paths.slots)?.Items ?? {}).length === 1,
+      "every reservation released",
+    );
+    const extra = slotCalls() - before.slots;
+    console.log(`ledger calls for ${n} sequential dispatches: ${extra} (runner job listings: ${listings() - before.listings})`);
+    // A reservation (CAS) and, the jobs being far apart, a release written alone (CAS) each; the first also reads.
+    expect(extra).toBeLessThanOrEqual(2 * n + 1);
+  });
 });
