@@ -2,7 +2,7 @@
 // variable_endpoint.go, nomad/variables_endpoint.go, nomad/state/state_store_variables.go,
 // acl/acl.go AllowVariableOperation): CAS and its 409 body, ModifyIndex, prefix listing, ACLs.
 
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { NomadTwin } from "./nomad.js";
 import { api } from "./nomad-fakes.js";
 
@@ -77,7 +77,7 @@ describe("Nomad twin: variables", () => {
     expect((await api(t, "DELETE", "/v1/var/app/slots")).status).toBe(204);
   });
 
-  it("validates as Nomad does: Items required, path syntax, reserved nomad/, cas syntax, locks not served", async () => {
+  it("validates as Nomad does: Items required, path syntax, reserved nomad/, cas syntax", async () => {
     const t = await start();
     const noItems = await api(t, "PUT", "/v1/var/app/x", { Items: {} });
     expect([noItems.status, noItems.text]).toEqual([400, "variable missing required Items object"]);
@@ -139,5 +139,66 @@ describe("Nomad twin: variables", () => {
     expect(conflict.status).toBe(409);
     expect(conflict.json<Var>().Items).toBeUndefined();
     expect(conflict.json<Var>().ModifyIndex).toBeGreaterThan(0);
+  });
+
+  it("locks: acquire (defaults, ID), a held lock conflicts, renew and release need the ID, writes need it too", async () => {
+    const t = await start(true);
+    const mgmt = t.managementToken;
+    const token = t.createToken('namespace "default" {\n  variables {\n    path "locks/*" { capabilities = ["read", "write", "destroy"] }\n  }\n}');
+    const acquired = await api(t, "PUT", "/v1/var/locks/leader?lock-acquire", { Items: { who: "a" } }, token);
+    expect(acquired.status, acquired.text).toBe(200);
+    const lock = acquired.json<{ Lock: { ID: string; TTL: string; LockDelay: string } }>().Lock;
+    expect(lock).toMatchObject({ TTL: "15s", LockDelay: "15s" });
+    expect(lock.ID).toMatch(/^[0-9a-f-]{36}$/);
+    // Held: another acquire conflicts with a zero value.
+    const second = await api(t, "PUT", "/v1/var/locks/leader?lock-acquire", { Lock: { TTL: "10s" } }, token);
+    expect(second.status).toBe(409);
+    expect(second.json()).toEqual({ Namespace: "default", Path: "locks/leader", CreateIndex: 0, CreateTime: 0, ModifyIndex: 0, ModifyTime: 0 });
+    // Reads hide the lock from a client token, not from a management one.
+    expect((await api(t, "GET", "/v1/var/locks/leader", undefined, token)).json<{ Lock?: unknown }>().Lock).toBeUndefined();
+    expect((await api(t, "GET", "/v1/var/locks/leader", undefined, mgmt)).json<{ Lock?: { ID: string } }>().Lock?.ID).toBe(lock.ID);
+    // A plain write or delete without the lock's ID conflicts; with it, it goes through.
+    expect((await api(t, "PUT", "/v1/var/locks/leader", { Items: { who: "b" } }, token)).status).toBe(409);
+    expect((await api(t, "DELETE", "/v1/var/locks/leader", undefined, token)).status).toBe(409);
+    expect((await api(t, "PUT", "/v1/var/locks/leader", { Items: { who: "a2" }, Lock: { ID: lock.ID } }, token)).status).toBe(200);
+    expect((await api(t, "PUT", "/v1/var/locks/leader", { Items: { who: "a2" }, Lock: { ID: lock.ID, TTL: "20s" } }, token)).text).toBe(
+      "variable should not contain lock definition",
+    );
+    // Renew: only its holder.
+    expect((await api(t, "PUT", "/v1/var/locks/leader?lock-renew", { Lock: { ID: "other" } }, token)).status).toBe(409);
+    const renewed = await api(t, "PUT", "/v1/var/locks/leader?lock-renew", { Lock: { ID: lock.ID } }, token);
+    expect(renewed.status).toBe(200);
+    expect(renewed.json<{ Lock: { ID: string } }>().Lock.ID).toBe(lock.ID);
+    // Release: not with items, not with another ID; then the items stay and the lock is gone.
+    expect((await api(t, "PUT", "/v1/var/locks/leader?lock-release", { Items: { x: "1" }, Lock: { ID: lock.ID } }, token)).status).toBe(400);
+    expect((await api(t, "PUT", "/v1/var/locks/leader?lock-release", { Lock: { ID: "other" } }, token)).status).toBe(409);
+    const released = await api(t, "PUT", "/v1/var/locks/leader?lock-release", { Lock: { ID: lock.ID } }, token);
+    expect(released.status).toBe(200);
+    const after = (await api(t, "GET", "/v1/var/locks/leader", undefined, mgmt)).json<{ Lock?: unknown; Items: Record<string, string> }>();
+    expect(after.Lock).toBeUndefined();
+    expect(after.Items).toEqual({ who: "a2" });
+    expect((await api(t, "PUT", "/v1/var/locks/leader?lock-release", { Lock: { ID: lock.ID } }, token)).text).toBe("variable doesn't hold a lock");
+    expect((await api(t, "PUT", "/v1/var/locks/none?lock-renew", { Lock: { ID: lock.ID } }, token)).text).toBe("variable doesn't exist");
+    expect((await api(t, "PUT", "/v1/var/locks/x?lock-acquire", { Lock: { TTL: "5s" } }, token)).status).toBe(400);
+    expect((await api(t, "PUT", "/v1/var/locks/x?lock-acquire&lock-renew", {}, token)).text).toBe("multiple lock operations");
+  });
+
+  it("locks: unrenewed, a lock outlives twice its TTL, then LockDelay, and only then can be taken again", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const t = await start();
+      const first = await api(t, "PUT", "/v1/var/locks/l?lock-acquire", { Lock: { TTL: "10s", LockDelay: "5s" } });
+      const id = first.json<{ Lock: { ID: string } }>().Lock.ID;
+      vi.advanceTimersByTime(19_000);
+      expect((await api(t, "PUT", "/v1/var/locks/l?lock-renew", { Lock: { ID: id } })).status).toBe(200);
+      vi.advanceTimersByTime(20_500); // the timer fired (2 x TTL after the renewal): no more renewals
+      expect((await api(t, "PUT", "/v1/var/locks/l?lock-renew", { Lock: { ID: id } })).text).toBe("attempting to modify locked variable");
+      // Still held during LockDelay.
+      expect((await api(t, "PUT", "/v1/var/locks/l?lock-acquire", {})).status).toBe(409);
+      vi.advanceTimersByTime(5_000);
+      expect((await api(t, "PUT", "/v1/var/locks/l?lock-acquire", {})).status).toBe(200);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -211,6 +211,7 @@ export class NomadTwin {
   }
 
   async close(): Promise<void> {
+    this.variableStore.stopTimers();
     await this.scheduler.close();
     await this.http.close();
     rmSync(this.dataDir, { recursive: true, force: true });
