@@ -26,6 +26,7 @@ const MAX_ATTEMPTS = 8;
 interface Waiting {
   request: SlotRequest;
   resolve: (granted: boolean) => void;
+  reject: (err: unknown) => void;
 }
 
 /**
@@ -79,8 +80,8 @@ export class SharedCapacityGate {
   reserve(repo: string, runnerName: string): Promise<boolean> {
     if (this.unlimited) return Promise.resolve(true);
     if (this.closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      this.waiting.push({ request: { repo, runnerName }, resolve });
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ request: { repo, runnerName }, resolve, reject });
       void this.pump();
     });
   }
@@ -142,9 +143,11 @@ export class SharedCapacityGate {
           for (const name of releases) this.releases.delete(name);
           for (const w of batch) w.resolve(granted.has(w.request.runnerName));
         } catch (err) {
-          // Nomad unreachable: nothing is granted (the backlog retries), releases wait for the next round.
+          // Nomad unreachable: the reservations fail as the count of record failing did before
+          // (a delivery gets its 5xx; the job stays queued at GitHub); releases wait for the next round.
+          this.cached = undefined;
           this.deps.log.warn({ err: errorMessage(err), requests: batch.length }, "capacity ledger round failed");
-          for (const w of batch) w.resolve(false);
+          for (const w of batch) w.reject(err);
           if (batch.length === 0) return;
         }
       }

@@ -85,12 +85,14 @@ describe("SharedCapacityGate (the slot ledger in Nomad Variables)", () => {
     expect(variables.faults.calls.slice(before)).toEqual(Array(5).fill("compareAndSet"));
   });
 
-  it("Nomad failing: nothing is granted (the backlog retries), and the next round works", async () => {
+  it("Nomad failing: the reservation fails with Nomad's error (a delivery gets its 5xx), and the next round works", async () => {
     const deps = fakeDeps();
     const variables = new FakeVariables();
     const gate = await gateOn(deps, variables, { maxRunners: 1, maxRunnersPerRepo: 1 }, "a");
     variables.faults.transient("read");
-    expect(await gate.reserve("acme/app", `${PREFIX}-1`)).toBe(false);
+    await expect(gate.reserve("acme/app", `${PREFIX}-1`)).rejects.toMatchObject({ name: "DependencyError", transient: true });
+    deps.nomad.faults.transient("listJobs");
+    await expect(gate.reserve("acme/app", `${PREFIX}-1`)).rejects.toMatchObject({ name: "DependencyError" });
     expect(await gate.reserve("acme/app", `${PREFIX}-1`)).toBe(true);
   });
 
