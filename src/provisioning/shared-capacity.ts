@@ -69,6 +69,7 @@ export class SharedCapacityGate {
   /** Starts the heartbeat (the first beat is awaited: reservations need the servers' clock). */
   async start(): Promise<void> {
     if (this.unlimited) return;
+    this.deps.log.info({ holder: this.holder, ledger: this.paths.slots }, "capacity limits held across replicas (slot ledger in Nomad Variables)");
     await this.beat().catch((err) => this.deps.log.warn({ err: errorMessage(err) }, "capacity heartbeat failed"));
     this.heartbeat = setInterval(
       () => void this.beat().catch((err) => this.deps.log.warn({ err: errorMessage(err) }, "capacity heartbeat failed")),
