@@ -251,14 +251,17 @@ describe("chaos", () => {
       // so the others must reclaim them once its heartbeat is stale (or give up waiting at 6 s).
       const victim = replicas[1]!;
       const victimHolder = /"holder":"([0-9a-f]+)"/.exec(victim.logText())?.[1];
-      const heldByVictim = () =>
-        Object.values(nomad.variables("default", "nomad-gha-dispatcher/").find((v) => v.Path.endsWith("/slots"))?.Items ?? {}).filter((e) =>
-          e.startsWith(`${victimHolder} `),
-        ).length;
+      // Reservations of the victim whose runner job Nomad does not list yet (a dispatch under way):
+      // only a stale heartbeat gives those slots back.
+      const heldByVictim = () => {
+        const dispatched = new Set(nomad.jobs().map((j) => j.Meta?.runner_name));
+        const items = nomad.variables("default", "nomad-gha-dispatcher/").find((v) => v.Path.endsWith("/slots"))?.Items ?? {};
+        return Object.entries(items).filter(([runner, entry]) => entry.startsWith(`${victimHolder} `) && !dispatched.has(runner)).length;
+      };
       let victimHeldAtKill = 0;
       let restarted: Promise<void> | undefined;
       at(2_500, async () => {
-        while (heldByVictim() === 0 && since() < 6_000) await sleep(5);
+        while (heldByVictim() === 0 && since() < 6_000) await sleep(2);
         victimHeldAtKill = heldByVictim();
         faultStats.replicaKills += 1;
         await victim.kill();
