@@ -9,7 +9,7 @@ import { type Limits, Occupancy } from "./capacity.js";
  *
  * A slot is taken by a runner job Nomad lists alive, or by a ledger entry (a dispatch under way),
  * counted once per runner name. An entry ends when its holder settles it, when Nomad lists its
- * runner job (the job counts from then on), or when its holder is dead: a replica that stopped
+ * runner job alive (the job counts from then on), or when its holder is dead: a replica that stopped
  * beating its heartbeat variable (judged on the Nomad servers' clock) holds nothing.
  */
 
@@ -76,10 +76,12 @@ export interface SlotPlan {
 /** What the ledger becomes and who gets a slot, in request order (the caller's order is fair). */
 export function planSlots(input: PlanInput): SlotPlan {
   const { ledger, listed, holder, releases, deadHolders, requests, limits } = input;
-  const listedNames = new Set(listed.map((r) => r.runnerName));
+  // Only a live job replaces an entry: a dead one may be the runner's previous job while the entry
+  // is a new dispatch for the same runner name (a replacement), not landed yet.
+  const liveNames = new Set(listed.filter((r) => r.alive).map((r) => r.runnerName));
   const entries = new Map<string, SlotEntry>();
   for (const [name, entry] of ledger.entries) {
-    if (listedNames.has(name)) continue; // Nomad counts it now (or it ran and died)
+    if (liveNames.has(name)) continue; // Nomad counts it now
     if (entry.holder === holder && releases.has(name)) continue;
     if (entry.holder !== holder && deadHolders?.has(entry.holder)) continue;
     entries.set(name, entry);
@@ -91,6 +93,15 @@ export function planSlots(input: PlanInput): SlotPlan {
   const granted: string[] = [];
   const refused: string[] = [];
   for (const request of requests) {
+    const reserved = entries.get(request.runnerName);
+    if (reserved && reserved.holder !== holder) {
+      // Another replica is dispatching it (a duplicate delivery, its reconciler). Granting it here
+      // too would count one slot for two dispatches: if that one failed and gave its slot back
+      // while this one was under way, the runner would run uncounted. Its job stays queued at
+      // GitHub if that dispatch fails, and the next pass dispatches it.
+      refused.push(request.runnerName);
+      continue;
+    }
     if (counted.has(request.runnerName)) {
       granted.push(request.runnerName);
       continue;

@@ -27,7 +27,7 @@ describe("planSlots", () => {
     expect(plan.askHolders).toBe(true);
   });
 
-  it("drops entries whose runner job Nomad lists (alive or not), ours released, and dead holders' entries", () => {
+  it("drops entries whose runner job Nomad lists alive, ours released, and dead holders' entries", () => {
     const plan = planSlots({
       ...base,
       releases: new Set(["mine-done", "theirs"]),
@@ -45,8 +45,9 @@ describe("planSlots", () => {
       ],
       requests: [],
     });
-    // Only b's own release would remove "theirs".
-    expect([...plan.entries.keys()]).toEqual(["theirs"]);
+    // Only b's own release would remove "theirs"; a dead job may be the previous one of a
+    // replacement under way, so "listedDead" stays until its holder settles it.
+    expect([...plan.entries.keys()].sort()).toEqual(["listedDead", "theirs"]);
     expect(plan.changed).toBe(true);
   });
 
@@ -62,6 +63,14 @@ describe("planSlots", () => {
     });
     expect(plan.granted).toEqual(["mine", "running"]);
     expect(plan.changed).toBe(false);
+    // b is dispatching "theirs": not a second time here (b's failure would free the slot under it).
+    const theirs = planSlots({
+      ...base,
+      ledger: ledgerOf(4, { theirs: { repo: "o/x", holder: "b" } }),
+      listed: [],
+      requests: [{ runnerName: "theirs", repo: "o/x" }],
+    });
+    expect(theirs).toMatchObject({ granted: [], refused: ["theirs"], changed: false, askHolders: true });
   });
 
   it("nothing to write when nothing changes; no look at holders when only own entries refuse", () => {
@@ -140,6 +149,8 @@ class World {
   children: Child[] = [];
   replicas: Replica[];
   private next = 0;
+  /** Every runner asked for so far, with its repository. */
+  private readonly asked = new Map<string, string>();
   readonly violations: string[] = [];
 
   constructor(
@@ -165,7 +176,16 @@ class World {
     switch (action) {
       case 0: // a job needs a runner: a round starts
         if (r.dead || r.round) return;
+        // Now and then a runner asked for already whose job Nomad does not list alive (a
+        // duplicate delivery, the reconciler; a dispatch may be under way elsewhere).
+        if (pick % 4 === 0) {
+          const again = [...this.asked].filter(([name]) => !this.children.some((c) => c.name === name && c.alive));
+          const [runnerName, repo] = again[pick % Math.max(1, again.length)] ?? [];
+          if (runnerName && repo && !r.granted.has(runnerName)) r.round = { phase: "read", request: { runnerName, repo }, releases: new Set(r.releases) };
+          return;
+        }
         this.next += 1;
+        this.asked.set(`run-${this.next}`, `o/${pick % 3}`);
         r.round = { phase: "read", request: { runnerName: `run-${this.next}`, repo: `o/${pick % 3}` }, releases: new Set(r.releases) };
         return;
       case 1:
@@ -175,7 +195,8 @@ class World {
         // A granted runner's dispatch lands: Nomad lists it alive.
         const name = [...r.granted.keys()][pick % Math.max(1, r.granted.size)];
         if (r.dead || name === undefined) return;
-        this.children.push({ name, repo: r.granted.get(name)!, alive: true });
+        // Idempotent while a live child of that name exists (Nomad's idempotency token).
+        if (!this.children.some((c) => c.name === name && c.alive)) this.children.push({ name, repo: r.granted.get(name)!, alive: true });
         r.granted.delete(name);
         r.releases.add(name);
         return;
@@ -259,7 +280,8 @@ class World {
     }
     r.cached = plan.changed ? this.variable : ledger;
     for (const name of input.releases) r.releases.delete(name);
-    if (plan.granted.includes(round.request.runnerName) && !this.children.some((c) => c.name === round.request.runnerName))
+    // Granted without a slot of its own only when its job is listed alive (the dispatch is then a repeat).
+    if (plan.granted.includes(round.request.runnerName) && !round.listed!.some((c) => c.runnerName === round.request.runnerName && c.alive))
       r.granted.set(round.request.runnerName, round.request.repo);
     r.round = undefined;
     this.check();
@@ -267,12 +289,15 @@ class World {
 
   /** A release-only round (the gate's flush): fresh read, CAS, until it lands. No listing needed. */
   flush(r: Replica): void {
-    if (r.dead || r.releases.size === 0) return;
+    // The gate runs one round at a time: a release-only round never overlaps another.
+    if (r.dead || r.round || r.releases.size === 0) return;
     const plan = planSlots({ ledger: this.variable, listed: [], holder: r.id, releases: r.releases, deadHolders: undefined, requests: [], limits: this.lim });
     if (plan.changed) {
       this.raft += 1;
       this.variable = { index: this.raft, entries: plan.entries };
     }
+    // As the gate keeps it: its cache is what it last wrote or read.
+    r.cached = this.variable;
     r.releases.clear();
   }
 
@@ -332,7 +357,7 @@ describe("planSlots under interleaved replicas (CAS on one variable)", () => {
         for (const r of world.replicas) world.flush(r);
         // Now two new jobs on one live replica both get a slot.
         for (let n = 0; n < 2; n++) {
-          world.step(i, 0, 0);
+          world.step(i, 0, 1);
           for (let k = 0; k < 20 && live.round; k++) world.step(i, 1, 1);
         }
         expect(live.granted.size).toBe(2);
