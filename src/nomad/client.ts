@@ -1,17 +1,11 @@
 import { Agent, type Dispatcher } from "undici";
 import type { TaskExit } from "../core/credential-refused.js";
 import { DependencyError } from "../core/errors.js";
+import { type NomadClientOptions, nomadOk, nomadRequest } from "./http.js";
 import type { AllocationStub, DispatchResult, NomadJob, NomadJobStub } from "./types.js";
 
-export interface NomadClientOptions {
-  addr: string;
-  token?: string;
-  namespace: string;
-  region?: string;
-}
-
-/** Per-request timeout: Nomad answers in milliseconds unless it has no leader. */
-const REQUEST_TIMEOUT_MS = 10_000;
+export type { NomadClientOptions } from "./http.js";
+export { isTransientNomadFailure } from "./http.js";
 
 /** Thin client for the few Nomad HTTP API endpoints the dispatcher needs. */
 export class NomadClient {
@@ -99,44 +93,7 @@ export class NomadClient {
   }
 
   private async call<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, query: Record<string, string> = {}): Promise<T> {
-    const params = new URLSearchParams({ ...query, namespace: this.opts.namespace });
-    if (this.opts.region) params.set("region", this.opts.region);
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (this.opts.token) headers["x-nomad-token"] = this.opts.token;
-    if (body !== undefined) headers["content-type"] = "application/json";
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await this.dispatcher.request({
-        origin: this.opts.addr,
-        path: `${path}?${params}`,
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        headersTimeout: REQUEST_TIMEOUT_MS,
-        bodyTimeout: REQUEST_TIMEOUT_MS,
-      });
-    } catch (err) {
-      throw new DependencyError("nomad", `Nomad ${method} ${path}: ${(err as Error).message}`, undefined, true);
-    }
-    const text = await res.body.text();
-    if (res.statusCode >= 400) {
-      throw new DependencyError(
-        "nomad",
-        `Nomad ${method} ${path}: ${res.statusCode} ${text.trim().slice(0, 300)}`,
-        res.statusCode,
-        isTransientNomadFailure(res.statusCode, text),
-      );
-    }
+    const text = nomadOk(await nomadRequest(this.dispatcher, this.opts, method, path, body, query), method, path);
     return (text ? JSON.parse(text) : {}) as T;
   }
-}
-
-/**
- * Nomad reports most validation errors as 500 with a plain-text reason, so the status alone does
- * not say whether a retry can help. Leader elections and RPC hiccups can; a rejected request cannot.
- */
-export function isTransientNomadFailure(status: number, text: string): boolean {
-  if (status === 429 || status === 502 || status === 503 || status === 504) return true;
-  if (status !== 500) return false;
-  return /no cluster leader|no path to region|rpc error|timeout|EOF|connection (refused|reset)/i.test(text);
 }

@@ -1,10 +1,7 @@
 import { Agent, type Dispatcher } from "undici";
 import { DependencyError } from "../core/errors.js";
 import { z } from "../validation.js";
-import { isTransientNomadFailure, type NomadClientOptions } from "./client.js";
-
-/** Per-request timeout: Nomad answers in milliseconds unless it has no leader. */
-const REQUEST_TIMEOUT_MS = 10_000;
+import { type NomadClientOptions, nomadOk, nomadRequest } from "./http.js";
 
 /** structs.VariableDecrypted / VariableMetadata as the HTTP API sends them (Items omitted when empty or redacted). */
 const variableShape = z.object({
@@ -79,41 +76,11 @@ export class NomadVariables {
   }
 
   private okText(res: { status: number; text: string }, method: string, path: string): string {
-    if (res.status >= 400)
-      throw new DependencyError(
-        "nomad",
-        `Nomad ${method} ${path}: ${res.status} ${res.text.trim().slice(0, 300)}`,
-        res.status,
-        isTransientNomadFailure(res.status, res.text),
-      );
-    return res.text;
+    return nomadOk(res, method, path);
   }
 
-  private async call(
-    method: Dispatcher.HttpMethod,
-    path: string,
-    body?: unknown,
-    query: Record<string, string> = {},
-  ): Promise<{ status: number; text: string }> {
-    const params = new URLSearchParams({ ...query, namespace: this.opts.namespace });
-    if (this.opts.region) params.set("region", this.opts.region);
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (this.opts.token) headers["x-nomad-token"] = this.opts.token;
-    if (body !== undefined) headers["content-type"] = "application/json";
-    try {
-      const res = await this.dispatcher.request({
-        origin: this.opts.addr,
-        path: `${path}?${params}`,
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        headersTimeout: REQUEST_TIMEOUT_MS,
-        bodyTimeout: REQUEST_TIMEOUT_MS,
-      });
-      return { status: res.statusCode, text: await res.body.text() };
-    } catch (err) {
-      throw new DependencyError("nomad", `Nomad ${method} ${path}: ${(err as Error).message}`, undefined, true);
-    }
+  private call(method: Dispatcher.HttpMethod, path: string, body?: unknown, query: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+    return nomadRequest(this.dispatcher, this.opts, method, path, body, query);
   }
 }
 
