@@ -434,6 +434,15 @@ describe.skipIf(!IS_ROOT)(`the allocation's directories and the runner's files $
 });
 
 /** The names of the secrets that `text` holds. */
+/** What the main task of an allocation reported: its environment, the command lines it saw, the files it could read. */
+function mainTaskView(allocId: string): { env: string; cmdlines: string; readable: string } {
+  const report = actions.reports.get(allocId);
+  const view = { env: report?.env ?? "", cmdlines: report?.cmdlines ?? "", readable: report?.readable ?? "" };
+  expect(view.env).toContain("NOMAD_TASK_NAME=runner");
+  expect(view.cmdlines).toContain("run.sh");
+  return view;
+}
+
 function secretsIn(text: string, secrets: Record<string, string>): string[] {
   return Object.entries(secrets)
     .filter(([, value]) => text.includes(value))
@@ -465,11 +474,7 @@ describe("the runner's credential", () => {
     const [alloc] = twin.allocations();
     expect(alloc?.ClientStatus, JSON.stringify(twin.allocationLogs(alloc!.ID))).toBe("complete");
     const vaultToken = await expectIdentityRead(alloc!.ID, "gha-101");
-    const report = actions.reports.get(alloc!.ID);
-    const env = report?.env ?? "";
-    const cmdlines = report?.cmdlines ?? "";
-    expect(env).toContain("NOMAD_TASK_NAME=runner");
-    expect(cmdlines).toContain("run.sh");
+    const { env, cmdlines, readable } = mainTaskView(alloc!.ID);
 
     const credential = jitSecrets(files, jit);
     const secrets = { vaultToken, ...credential };
@@ -480,7 +485,6 @@ describe("the runner's credential", () => {
     expect(env).not.toContain("credential_wrap_token");
     // Every file it can read: its own settings files, as the runner needs them, and nothing from
     // which a credential could be had again (the JIT config, the Vault token).
-    const readable = report?.readable ?? "";
     expect(readable).toMatch(/^== \S*\/alloc\/logs\/configure-runner\.std(out|err)\.0$/m); // the prestart's output too
     expect(secretsIn(readable, { vaultToken, jit, "jit (decoded)": credential["jit (decoded)"]! })).toEqual([]);
     expect(readable).not.toMatch(VAULT_TOKEN_PATTERN);
@@ -539,16 +543,11 @@ describe('the runner\'s credential through the wrapping-token fallback (vault_ro
     expect(unwraps.map((entry) => [entry.request.client_token, entry.error])).toEqual([[vault.auditHash(wrapToken!), undefined]]);
     expect(auditedRequests((entry) => entry.auth.metadata?.role === "nomad-gha-runner")).toEqual([]);
 
-    const report = actions.reports.get(alloc!.ID);
-    const env = report?.env ?? "";
-    const cmdlines = report?.cmdlines ?? "";
-    expect(env).toContain("NOMAD_TASK_NAME=runner");
-    expect(cmdlines).toContain("run.sh");
+    const { env, cmdlines, readable } = mainTaskView(alloc!.ID);
     const credential = jitSecrets(files, jit);
     expect(secretsIn(cmdlines, { wrapToken: wrapToken!, ...credential })).toEqual([]);
     expect(secretsIn(env, credential)).toEqual([]);
     expect(env).not.toMatch(/^VAULT_/m);
-    const readable = report?.readable ?? "";
     expect(readable).toMatch(/^== \S*\/alloc\/logs\/configure-runner\.std(out|err)\.0$/m);
     expect(secretsIn(readable, { wrapToken: wrapToken!, jit, "jit (decoded)": credential["jit (decoded)"]! })).toEqual([]);
     // The wrapping token is job meta, and Nomad gives every task the job's meta as NOMAD_META_*

@@ -6,26 +6,11 @@ import { Reconciler, type ReconcilerOptions } from "../../src/reconciling/reconc
 import { PassScheduler } from "../../src/reconciling/scheduler.js";
 import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX } from "../fakes/deps.js";
 import { fakeProvisioner } from "../fakes/provisioner.js";
+import { reconcilerOptions as options } from "../fakes/reconciler-options.js";
 import { workflowJob } from "../harness/fixtures.js";
 
 const policy: ServePolicy = { labels: ["self-hosted", "nomad"], allowedOwners: [], allowedRepos: [], runnerNamePrefix: PREFIX };
 const target = { owner: "acme", repo: "app" };
-
-function options(overrides: Partial<ReconcilerOptions> = {}): ReconcilerOptions {
-  return {
-    intervalMs: 3_600_000,
-    minGapMs: 0,
-    retentionMs: 3_600_000,
-    graceMs: 0,
-    runnerNamePrefix: PREFIX,
-    staticRepos: ["acme/app"],
-    owners: [],
-    redeliverWindowMs: 0,
-    maxRunners: 10,
-    maxRunnersPerRepo: 10,
-    ...overrides,
-  };
-}
 
 /** The entry point as the reconciler sees it, recording what it asked for. */
 class RecordingDemand {

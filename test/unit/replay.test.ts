@@ -7,6 +7,7 @@ import { provisionRunner } from "../../src/provisioning/provision.js";
 import { Reconciler } from "../../src/reconciling/reconciler.js";
 import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX } from "../fakes/deps.js";
 import { fakeProvisioner } from "../fakes/provisioner.js";
+import { reconcilerOptions } from "../fakes/reconciler-options.js";
 import { workflowJob } from "../harness/fixtures.js";
 
 // Issue 13 (4): a replayed `queued` delivery of a job whose runner job Nomad no longer remembers
@@ -112,23 +113,7 @@ describe("a replayed queued delivery, end to end on the fakes", () => {
     expect(backlog.passes).toBe(1);
     expectNothingIssued(d);
 
-    const reconciler = new Reconciler(
-      d,
-      policy,
-      {
-        intervalMs: 3_600_000,
-        minGapMs: 0,
-        retentionMs: RETENTION,
-        graceMs: 0,
-        runnerNamePrefix: PREFIX,
-        staticRepos: ["acme/app"],
-        owners: [],
-        redeliverWindowMs: 0,
-        maxRunners: 10,
-        maxRunnersPerRepo: 10,
-      },
-      provisioner,
-    );
+    const reconciler = new Reconciler(d, policy, reconcilerOptions({ retentionMs: RETENTION }), provisioner);
     const asked = d.github.faults.count("jobStatus");
     expect((await reconciler.runOnce()).errors).toEqual([]);
     await provisioner.queue.close(1_000);
