@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { WAIT_REASONS, type WaitingSummary } from "./core/waiting.js";
 
 /**
  * The service's Prometheus metrics. Served on their own listener (METRICS_PORT), never through
@@ -75,6 +76,37 @@ export class Metrics {
       "a possible theft; each such runner was removed at GitHub and its secret destroyed",
     registers: [this.registry],
   });
+
+  /** Where the waiting jobs are read at each scrape (the provisioner), so the gauges are current. */
+  private waitingSource: ((limit: number) => WaitingSummary) | undefined;
+
+  readonly jobsWaiting = new Gauge({
+    name: "ngd_jobs_waiting",
+    help:
+      "Jobs accepted (queued at GitHub, matching this service) that have no runner yet, by what they wait for: " +
+      "capacity (max-runners, max-runners-per-repo; capacity until the next reconcile pass names the cap), github-budget (the rate limit), " +
+      "queue-full, github/vault/nomad (the last attempt failed there; retried with backoff), in-flight (another attempt is mid-way), error. As of the scrape",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const summary = this.waitingSource?.(0);
+      for (const reason of WAIT_REASONS) this.jobsWaiting.set({ reason }, summary?.byReason[reason] ?? 0);
+    },
+  });
+
+  readonly oldestWaiting: Gauge = new Gauge({
+    name: "ngd_jobs_waiting_oldest_seconds",
+    help: "Seconds since GitHub queued the longest-waiting job that has no runner yet (0: none waits). As of the scrape",
+    registers: [this.registry],
+    collect: (): void => {
+      this.oldestWaiting.set(this.waitingSource?.(1).jobs[0]?.waitingSeconds ?? 0);
+    },
+  });
+
+  /** The gauges of waiting jobs read `source` when scraped. */
+  watchWaiting(source: (limit: number) => WaitingSummary): void {
+    this.waitingSource = source;
+  }
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     // Event-loop lag sampled every 100 ms, not prom-client's 10 ms: frequent wake-ups are a large

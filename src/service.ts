@@ -5,6 +5,7 @@ import { Hono } from "hono";
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage } from "./core/errors.js";
 import { statusLabel } from "./core/replay-guard.js";
+import type { WaitingSummary } from "./core/waiting.js";
 import { createDeps, type ServiceDeps, servePolicy } from "./deps.js";
 import { paceMs } from "./github/budget.js";
 import { WebhookVerifier } from "./github/webhook.js";
@@ -74,6 +75,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     notQueued: (jobStatus) => metrics.replaysRefused.inc({ job_status: statusLabel(jobStatus) }),
   });
   const queue = provisioner.queue;
+  metrics.watchWaiting((limit) => provisioner.waiting(limit));
   const pollPointsPerMinute = config.github.budget.pointsPerMinute * RECONCILE_POLL_SHARE;
   const reconciler = new Reconciler(
     deps,
@@ -119,7 +121,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   let metricsServer: ServerType | undefined;
   let metricsUrl: string | undefined;
   if (config.metricsPort !== undefined) {
-    metricsServer = await listen(metricsApp(metrics, readiness).fetch, config.host, config.metricsPort);
+    metricsServer = await listen(metricsApp(metrics, readiness, () => provisioner.waiting()).fetch, config.host, config.metricsPort);
     metricsUrl = `${urlOf(metricsServer, config.host)}/metrics`;
     log.info({ url: metricsUrl }, "serving Prometheus metrics");
   }
@@ -180,13 +182,16 @@ function urlOf(server: ServerType, host: string): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${portOf(server)}`;
 }
 
-/** The operators' listener, never behind the tunnel: metrics, and readiness with its reasons. */
-function metricsApp(metrics: Metrics, readiness: () => Promise<ReadinessReport>): Hono {
+/**
+ * The operators' listener, never behind the tunnel: metrics, and readiness with its reasons and
+ * the jobs waiting for a runner (waiting jobs do not make the service unready: they are not lost).
+ */
+function metricsApp(metrics: Metrics, readiness: () => Promise<ReadinessReport>, waiting: () => WaitingSummary): Hono {
   const app = new Hono();
   app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
   app.get("/readyz", async (c) => {
     const report = await readiness();
-    return c.json(report, report.ready ? 200 : 503);
+    return c.json({ ...report, waiting: waiting() }, report.ready ? 200 : 503);
   });
   return app;
 }

@@ -54,7 +54,9 @@ export type ReconcileAction =
   /** A credential nothing will use: the Nomad job never came or is gone. */
   | { kind: "delete-secret"; runnerName: string }
   /** Registered at GitHub, never got a credential (a crash mid-way): start over. */
-  | { kind: "abandon"; runnerName: string; repo: string };
+  | { kind: "abandon"; runnerName: string; repo: string }
+  /** A queued job the limits leave without a runner for now, and which cap holds it. */
+  | { kind: "wait"; job: WorkflowJob; runnerName: string; cap: "max-runners" | "max-runners-per-repo" };
 
 /**
  * `firstSeen` remembers when each half-done thing was first observed, so that something is only
@@ -174,6 +176,9 @@ function planCapacity(
       progressed = true;
     }
   }
+  // What is left waits: for the total cap once it is reached, otherwise for its repository's.
+  const cap = occupancy.total >= limits.maxRunners ? "max-runners" : "max-runners-per-repo";
+  for (const job of order.flatMap((repo) => waiting.get(repo)!)) actions.push({ kind: "wait", job, runnerName: runnerFor(job), cap });
   return actions;
 }
 

@@ -91,9 +91,13 @@ export const PROBE_AFTER_MS = 15_000;
  * 5 points, refused with 409 when a registration exists)? For a fresh webhook, no: that costs one
  * read per job for nothing. For a job that was probably attempted before, yes: an orphan then
  * costs its deletion and one new credential, not a refused request besides.
+ *
+ * Judged when this process first hears of the job: a job that waited in this process's own queue
+ * (a burst paced by GitHub's budget, a wait for capacity) was attempted by nobody meanwhile, so
+ * its age then says nothing. What this process did itself is known exactly (`attemptedHere`).
  */
-export function probeRegistrationFirst(facts: { now: number; createdAt: string; seenQueued: boolean; holdsCredential: boolean }): boolean {
-  if (facts.holdsCredential || facts.seenQueued) return true;
+export function probeRegistrationFirst(facts: { now: number; createdAt: string; seenQueued: boolean; attemptedHere?: boolean }): boolean {
+  if (facts.attemptedHere || facts.seenQueued) return true;
   const queuedAt = Date.parse(facts.createdAt);
   return !Number.isFinite(queuedAt) || facts.now - queuedAt >= PROBE_AFTER_MS;
 }

@@ -32,6 +32,13 @@ export interface AttemptMemory {
   held?: HeldCredential;
   /** The "reissuing" claim this process wrote for the job: it carries on from it, never waits for it. */
   claimant?: string;
+  /**
+   * When this process first heard of the job, and whether from GitHub's queue (the reconciler):
+   * what says whether someone else may have attempted it before (see probeRegistrationFirst).
+   */
+  firstHeard?: { at: number; seenQueued: boolean };
+  /** An attempt of this process failed: it may have left a registration behind. */
+  attemptedHere?: boolean;
 }
 
 export type StoreOutcome = "stored" | "resumed" | "in-flight";

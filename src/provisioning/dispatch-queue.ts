@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type AttemptRecord, afterFailure, type BackoffPolicy, DEFAULT_ATTEMPT_BACKOFF, waitBeforeAttempt } from "../core/attempt-backoff.js";
 import { type BookLimits, DispatchBook } from "../core/dispatch-book.js";
-import { targetOf, type WorkflowJob } from "../core/job-event.js";
+import { repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
+import type { WaitingJob } from "../core/waiting.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { AttemptMemory } from "./credential.js";
 import { CREDENTIAL_POINTS, type ProvisionOptions, type ProvisionOutcome, provisionRunner } from "./provision.js";
@@ -49,6 +50,8 @@ interface Item {
   runnerName: string;
   /** Read when the provisioning starts: a later enqueue from the reconciler's plan may set it. */
   seenQueued: boolean;
+  /** When it was queued here. */
+  since: number;
   outcome: Promise<QueueOutcome>;
   resolve: (outcome: QueueOutcome) => void;
   reject: (err: unknown) => void;
@@ -97,7 +100,8 @@ export class DispatchQueue {
       reject = rej;
     });
     const seenQueued = opts.seenQueued ?? false;
-    const item: Item = { job, runnerName, seenQueued, outcome, resolve, reject };
+    this.heard(runnerName, seenQueued);
+    const item: Item = { job, runnerName, seenQueued, since: Date.now(), outcome, resolve, reject };
     const offer = this.book.offer(runnerName, this.deps.github.budgetKey(targetOf(job)), item);
     if (offer === "full") return undefined;
     if (offer === "duplicate") {
@@ -111,6 +115,36 @@ export class DispatchQueue {
     outcome.catch(() => undefined);
     this.pump();
     return { outcome, joined: false };
+  }
+
+  /**
+   * Jobs here that wait for GitHub's rate limit: those not started (their lane's budget paces
+   * the ones ahead), and those started while the budget has requests waiting.
+   */
+  waitingJobs(): WaitingJob[] {
+    const jobs: WaitingJob[] = [];
+    for (const item of this.items.values()) {
+      const started = this.book.stateOf(item.runnerName) === "running";
+      if (started && this.deps.github.budgetFor(targetOf(item.job)).waiting() === 0) continue;
+      const { job } = item;
+      jobs.push({ runnerName: item.runnerName, jobId: job.id, repo: repoFullName(job), queuedAt: job.createdAt, reason: "github-budget", since: item.since });
+    }
+    return jobs;
+  }
+
+  /** The job is queued or being provisioned here. */
+  has(runnerName: string): boolean {
+    return this.items.has(runnerName);
+  }
+
+  /**
+   * This process hears of the job (queued here, or left waiting for capacity): remembered, so that
+   * its later attempts judge from then, not from how long it waited here, whether an attempt
+   * elsewhere may have come before (src/core/resume.ts probeRegistrationFirst).
+   */
+  heard(runnerName: string, seenQueued: boolean): void {
+    const attempts = this.attemptsOf(runnerName);
+    attempts.memory.firstHeard ??= { at: Date.now(), seenQueued };
   }
 
   /**
@@ -179,6 +213,7 @@ export class DispatchQueue {
     }
     if ("error" in result || result.outcome.status === "in-flight") {
       attempts.record = afterFailure(attempts.record, Date.now(), this.opts.backoff ?? DEFAULT_ATTEMPT_BACKOFF);
+      attempts.memory.attemptedHere = true;
       attempts.touchedAt = Date.now();
     } else {
       this.attempts.delete(item.runnerName);

@@ -119,11 +119,12 @@ async function storeCredential(deps: RunnerDeps, job: WorkflowJob, target: Runne
   const registration = registrationFor(deps, target);
   if (registration.kind === "jit") {
     const memory = opts.memory ?? {};
+    const heard = memory.firstHeard ?? { at: Date.now(), seenQueued: opts.seenQueued ?? false };
     const probe = probeRegistrationFirst({
-      now: Date.now(),
+      now: heard.at,
       createdAt: job.createdAt,
-      seenQueued: opts.seenQueued ?? false,
-      holdsCredential: memory.held !== undefined,
+      seenQueued: heard.seenQueued,
+      attemptedHere: memory.attemptedHere === true || memory.held !== undefined,
     });
     const labels = runnerLabelsFor(job, settings.runnerLabels);
     return storeJitCredential(deps, { target, runnerName, labels, claim: registration.claim, probe, memory });

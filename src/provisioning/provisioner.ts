@@ -1,9 +1,11 @@
 import { errorMessage } from "../core/errors.js";
 import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
 import type { JobStatusAtGitHub } from "../core/replay-guard.js";
+import { type WaitingSummary, waitReasonOf } from "../core/waiting.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { CapacityGate } from "./capacity-gate.js";
 import type { DispatchQueue, QueueOutcome } from "./dispatch-queue.js";
+import { WaitingRoom } from "./waiting-room.js";
 
 /**
  * The catch-up path, as provisioning sees it (the reconciler): jobs provisioning cannot serve now
@@ -50,6 +52,8 @@ export interface ProvisionObserver {
  */
 export class Provisioner {
   private backlog: Backlog | undefined;
+  /** Jobs accepted and not served yet, with what each waits for (/readyz, metrics, log). */
+  private readonly room: WaitingRoom;
 
   constructor(
     private readonly deps: Pick<RunnerDeps, "log">,
@@ -57,7 +61,26 @@ export class Provisioner {
     readonly queue: DispatchQueue,
     private readonly observer: ProvisionObserver = {},
   ) {
+    this.room = new WaitingRoom(deps.log);
     this.queue.onSettled((job, runner, result) => this.settled(job, runner, result));
+  }
+
+  /** Which jobs wait for a runner, and why. */
+  waiting(limit?: number): WaitingSummary {
+    return this.room.summary(this.queue.waitingJobs(), Date.now(), limit);
+  }
+
+  /**
+   * The reconciler's plan leaves the job waiting for a cap. A job being provisioned here is not:
+   * the plan counts only the runner jobs Nomad lists.
+   */
+  waitsForCapacity(job: WorkflowJob, runnerName: string, cap: "max-runners" | "max-runners-per-repo"): void {
+    if (!this.queue.has(runnerName)) this.room.wait(job, runnerName, cap);
+  }
+
+  /** GitHub's queue of `repo` was listed just now: jobs not in it wait no more. */
+  stillQueued(repo: string, runnerNames: ReadonlySet<string>): void {
+    this.room.listed(repo, runnerNames);
   }
 
   /** Where jobs go that cannot be served now (set once the reconciler exists). */
@@ -69,6 +92,10 @@ export class Provisioner {
     if (!opts.planned) {
       this.backlog?.watchRepo(targetOf(job));
       if (!(await this.gate.reserve(repoFullName(job), runnerName))) {
+        this.queue.heard(runnerName, false);
+        // The reconciler's plan, asked for now, names the cap.
+        const known = this.room.reasonOf(runnerName);
+        if (known !== "max-runners" && known !== "max-runners-per-repo") this.room.wait(job, runnerName, "capacity");
         this.backlog?.passSoon();
         return { status: "over-capacity" };
       }
@@ -80,6 +107,7 @@ export class Provisioner {
         this.gate.settle(runnerName, false);
         this.backlog?.passSoon();
       }
+      this.room.wait(job, runnerName, "queue-full");
       return { status: "queue-full", ...this.queue.size };
     }
     if (opts.planned) return { status: "queued", position: 0 };
@@ -92,6 +120,7 @@ export class Provisioner {
 
   /** The job ended: a dispatch for it that has not started is taken out (it costs nothing then). */
   noLongerNeeded(runnerName: string, reason: string): void {
+    this.room.leave(runnerName);
     this.queue.cancel(runnerName, reason);
   }
 
@@ -107,10 +136,13 @@ export class Provisioner {
     if ("error" in result) {
       // Still queued at GitHub: the reconciler takes it over once the dependency is back.
       log.error({ ...context, err: errorMessage(result.error) }, "dispatch failed; the reconciler retries it");
+      this.room.wait(job, runner, waitReasonOf(result.error));
       this.backlog?.passSoon();
       return;
     }
     const outcome = result.outcome;
+    if (outcome.status === "in-flight") this.room.wait(job, runner, "in-flight");
+    else this.room.leave(runner);
     switch (outcome.status) {
       case "cancelled":
         log.info({ ...context, reason: outcome.reason }, "queued dispatch cancelled");

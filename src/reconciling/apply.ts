@@ -9,10 +9,10 @@ import { forEachLimited } from "./for-each-limited.js";
 import type { ReconcileReport } from "./report.js";
 
 /** How the reconciler asks for a runner: the same entry point as the webhooks (the Provisioner). */
-export type RunnerDemand = Pick<Provisioner, "needsRunner">;
+export type RunnerDemand = Pick<Provisioner, "needsRunner" | "waitsForCapacity" | "stillQueued">;
 
 /** Clean-up first (it frees capacity and idempotency tokens), then purges, then dispatches. */
-const PHASES: Array<ReconcileAction["kind"][]> = [["clean", "abandon", "release", "delete-secret"], ["purge"], ["provision"]];
+const PHASES: Array<Exclude<ReconcileAction["kind"], "wait">[]> = [["clean", "abandon", "release", "delete-secret"], ["purge"], ["provision"]];
 
 /** Applies a plan, counting what was done and what failed in `report`; one failure stops nothing. */
 export async function applyPlan(
@@ -28,8 +28,9 @@ export async function applyPlan(
     const [owner = "", name = ""] = repo.split("/");
     return { owner, repo: name };
   };
+  for (const action of actions) if (action.kind === "wait") demand.waitsForCapacity(action.job, action.runnerName, action.cap);
   for (const kinds of PHASES) {
-    const batch = actions.filter((a) => kinds.includes(a.kind));
+    const batch = actions.filter((a): a is Exclude<ReconcileAction, { kind: "wait" }> => a.kind !== "wait" && kinds.includes(a.kind));
     await forEachLimited(batch, 8, async (action) => {
       try {
         await apply(deps, demand, action, targetOf, report);
@@ -44,7 +45,7 @@ export async function applyPlan(
 async function apply(
   deps: Pick<RunnerDeps, "github" | "nomad" | "vault" | "log" | "settings">,
   demand: RunnerDemand,
-  action: ReconcileAction,
+  action: Exclude<ReconcileAction, { kind: "wait" }>,
   targetOf: (repo: string) => RunnerTarget,
   report: ReconcileReport,
 ): Promise<void> {

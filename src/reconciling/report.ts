@@ -2,7 +2,8 @@ import type { ReconcileAction } from "../core/reconcile-plan.js";
 
 /** What one pass did: metrics and logs are made from it. */
 export interface ReconcileReport {
-  actions: Record<ReconcileAction["kind"], number>;
+  /** Repairs made (a job left waiting for capacity is not one). */
+  actions: Record<Exclude<ReconcileAction["kind"], "wait">, number>;
   queued: number;
   /** Repositories whose queued jobs this pass listed (the backstop scan's slice). */
   scanned: number;

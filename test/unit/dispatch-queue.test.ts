@@ -61,9 +61,10 @@ describe("DispatchQueue", () => {
     calls[1]!.resolve({ status: "dispatched", nomadJobId: "c2" });
     await flush();
     expect(calls.map((c) => [c.runner, c.opts])).toEqual([
-      ["r-1", { seenQueued: false, memory: {} }],
-      ["r-2", { seenQueued: true, memory: {} }],
-      ["r-3", { seenQueued: false, memory: {} }],
+      ["r-1", { seenQueued: false, memory: { firstHeard: { at: expect.any(Number), seenQueued: false } } }],
+      // First heard of from a webhook: whether someone else attempted it is judged from then.
+      ["r-2", { seenQueued: true, memory: { firstHeard: { at: expect.any(Number), seenQueued: false } } }],
+      ["r-3", { seenQueued: false, memory: { firstHeard: { at: expect.any(Number), seenQueued: false } } }],
     ]);
   });
 

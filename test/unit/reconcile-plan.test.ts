@@ -26,7 +26,8 @@ function world(overrides: Partial<World> = {}): World {
 }
 
 const fresh = (): Memory => ({ firstSeen: new Map() });
-const kinds = (w: World, s = settings, m = fresh()) => planReconcile(w, s, m).map((a) => `${a.kind}:${"runnerName" in a ? a.runnerName : ""}`);
+const kinds = (w: World, s = settings, m = fresh()) =>
+  planReconcile(w, s, m).map((a) => `${a.kind}:${"runnerName" in a ? a.runnerName : ""}${a.kind === "wait" ? `:${a.cap}` : ""}`);
 
 describe("planReconcile", () => {
   it("does nothing when the world is consistent", () => {
@@ -87,16 +88,22 @@ describe("planReconcile", () => {
   it("respects MAX_RUNNERS: oldest first, fair across repositories, never dropping jobs", () => {
     const limited = { ...settings, maxRunners: 3 };
     const queued = [job(1, "a/x", 50), job(2, "a/x", 40), job(3, "a/x", 30), job(4, "b/y", 20), job(5, "c/z", 10)];
-    expect(kinds(world({ queued }), limited)).toEqual(["provision:r-1", "provision:r-4", "provision:r-5"]);
+    // The rest wait, and the plan says for which cap (what /readyz and the metrics show).
+    expect(kinds(world({ queued }), limited)).toEqual(["provision:r-1", "provision:r-4", "provision:r-5", "wait:r-2:max-runners", "wait:r-3:max-runners"]);
     // Once two runners are alive, only one more slot: the oldest waiting job gets it.
     const alive = [child(1, { repo: "a/x" }), child(4, { repo: "b/y" })];
-    expect(kinds(world({ queued, children: alive }), limited)).toEqual(["provision:r-2"]);
+    expect(kinds(world({ queued, children: alive }), limited)).toEqual(["provision:r-2", "wait:r-3:max-runners", "wait:r-5:max-runners"]);
   });
 
   it("respects MAX_RUNNERS_PER_REPO", () => {
     const limited = { ...settings, maxRunnersPerRepo: 1 };
     const queued = [job(1, "a/x", 50), job(2, "a/x", 40), job(3, "b/y", 30)];
-    expect(kinds(world({ queued }), limited)).toEqual(["provision:r-1", "provision:r-3"]);
+    expect(kinds(world({ queued }), limited)).toEqual(["provision:r-1", "provision:r-3", "wait:r-2:max-runners-per-repo"]);
+    // Both caps reached: the total one is what frees a slot first.
+    expect(kinds(world({ queued }), { ...limited, maxRunners: 2 })).toEqual(["provision:r-1", "provision:r-3", "wait:r-2:max-runners"]);
+    // A job an idle spare runner of its repository covers does not wait.
+    const spare = child(7, { repo: "a/x" });
+    expect(kinds(world({ queued: [job(1, "a/x", 50)], children: [spare] }), limited)).toEqual([]);
   });
 
   it("deregisters an orphan registration (no runner job, no credential) once it stayed orphaned for the grace period", () => {

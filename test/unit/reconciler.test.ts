@@ -17,9 +17,20 @@ class RecordingDemand {
   readonly asked: Array<{ job: WorkflowJob; runnerName: string; opts?: NeedOptions }> = [];
   answer: NeedOutcome = { status: "queued", position: 0 };
 
+  readonly waits: Array<{ runnerName: string; cap: string }> = [];
+  readonly listed: Array<{ repo: string; runnerNames: string[] }> = [];
+
   async needsRunner(job: WorkflowJob, runnerName: string, opts?: NeedOptions): Promise<NeedOutcome> {
     this.asked.push({ job, runnerName, opts });
     return this.answer;
+  }
+
+  waitsForCapacity(_job: WorkflowJob, runnerName: string, cap: string): void {
+    this.waits.push({ runnerName, cap });
+  }
+
+  stillQueued(repo: string, runnerNames: ReadonlySet<string>): void {
+    this.listed.push({ repo, runnerNames: [...runnerNames] });
   }
 }
 

@@ -209,3 +209,39 @@ describe("per-job backoff", () => {
     expectOneRunner(deps);
   });
 });
+
+describe("looking at GitHub's registration first: judged when this process first hears of the job", () => {
+  const findRunnerReads = (deps: FakeDeps) => deps.github.faults.count("findRunner");
+
+  it("a job that waited in this process (a burst paced by the budget) is not looked up however old it is by its turn", async () => {
+    const deps = fakeDeps();
+    // Heard of by webhook when one second old; its turn comes a minute later, the reconciler's plan joined meanwhile.
+    const memory: AttemptMemory = { firstHeard: { at: Date.parse(oldJob.createdAt) + 1_000, seenQueued: false } };
+    expect(await provisionRunner(deps, oldJob, runner, { seenQueued: true, memory })).toMatchObject({ status: "dispatched" });
+    expect(findRunnerReads(deps)).toBe(0);
+    expect(jitRequests(deps)).toBe(1);
+  });
+
+  it("a job first heard of from GitHub's queue (the reconciler), or already old, or attempted here before, is looked up first", async () => {
+    for (const memory of [
+      { firstHeard: { at: Date.parse(oldJob.createdAt) + 1_000, seenQueued: true } },
+      { firstHeard: { at: Date.parse(oldJob.createdAt) + 30_000, seenQueued: false } },
+      { firstHeard: { at: Date.parse(oldJob.createdAt) + 1_000, seenQueued: false }, attemptedHere: true },
+    ] satisfies AttemptMemory[]) {
+      const deps = fakeDeps();
+      expect(await provisionRunner(deps, oldJob, runner, { memory: { ...memory } })).toMatchObject({ status: "dispatched" });
+      expect(findRunnerReads(deps)).toBe(1);
+    }
+  });
+
+  it("the dispatch queue remembers the first hearing and marks a failed attempt, so the retry looks first", async () => {
+    const deps = fakeDeps();
+    deps.vault.faults.transient("putRunnerSecret", 5);
+    const queue = new DispatchQueue(deps, { maxJobs: 10, concurrencyPerLane: 4, answerWithinMs: 1_000, backoff: { baseMs: 10, maxMs: 10 } });
+    await expect(queue.enqueue(job, runner)!.outcome).rejects.toThrow(/503/);
+    expect(findRunnerReads(deps)).toBe(0);
+    expect(await queue.enqueue(job, runner, { seenQueued: true })!.outcome).toMatchObject({ status: "dispatched" });
+    expect(findRunnerReads(deps)).toBe(1);
+    expect(jitRequests(deps)).toBe(1);
+  });
+});

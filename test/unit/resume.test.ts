@@ -75,13 +75,13 @@ describe("decideResume", () => {
 describe("probeRegistrationFirst", () => {
   const at = (ageMs: number) => new Date(NOW - ageMs).toISOString();
   it("not for a fresh webhook: that would cost every job a read", () => {
-    expect(probeRegistrationFirst({ now: NOW, createdAt: at(1_000), seenQueued: false, holdsCredential: false })).toBe(false);
+    expect(probeRegistrationFirst({ now: NOW, createdAt: at(1_000), seenQueued: false, attemptedHere: false })).toBe(false);
   });
   it("for a job probably attempted before: held credential, the reconciler's plan, an old or unreadable time", () => {
-    expect(probeRegistrationFirst({ now: NOW, createdAt: at(1_000), seenQueued: false, holdsCredential: true })).toBe(true);
-    expect(probeRegistrationFirst({ now: NOW, createdAt: at(1_000), seenQueued: true, holdsCredential: false })).toBe(true);
-    expect(probeRegistrationFirst({ now: NOW, createdAt: at(PROBE_AFTER_MS), seenQueued: false, holdsCredential: false })).toBe(true);
-    expect(probeRegistrationFirst({ now: NOW, createdAt: "yesterday-ish", seenQueued: false, holdsCredential: false })).toBe(true);
+    expect(probeRegistrationFirst({ now: NOW, createdAt: at(1_000), seenQueued: false, attemptedHere: true })).toBe(true);
+    expect(probeRegistrationFirst({ now: NOW, createdAt: at(1_000), seenQueued: true, attemptedHere: false })).toBe(true);
+    expect(probeRegistrationFirst({ now: NOW, createdAt: at(PROBE_AFTER_MS), seenQueued: false, attemptedHere: false })).toBe(true);
+    expect(probeRegistrationFirst({ now: NOW, createdAt: "yesterday-ish", seenQueued: false, attemptedHere: false })).toBe(true);
   });
 });
 
