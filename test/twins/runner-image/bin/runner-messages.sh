@@ -55,6 +55,10 @@ message_loop() {
         return $?
         ;;
       RunnerNotFound)
+        # A run-once runner's registration goes when its job ends, and the long poll may see that
+        # before the worker's exit is noticed: the JobDispatcher reports the job whatever the
+        # session does (Runner.cs awaits RunOnceJobCompleted beside GetNextMessage).
+        [[ -n "$WORKER_PID" ]] && job_finished
         term_error "The runner no longer exists on the server. Cleaning up local configuration."
         SESSION_ID=""
         source "$BIN_DIR/runner-configure.sh"
