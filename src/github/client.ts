@@ -5,7 +5,7 @@ import { authKey, Octokits } from "./auth.js";
 import type { Budget, BudgetLimits, Claim } from "./budget.js";
 import { ConditionalGets } from "./conditional.js";
 import { RunnerCredentials } from "./credentials.js";
-import { redeliverFailedDeliveries } from "./deliveries.js";
+import { type Redelivered, redeliverFailedDeliveries } from "./deliveries.js";
 import { HookFinder, type HookScopes } from "./hooks.js";
 import { type GitHubIdentity, identity } from "./identity.js";
 import { jobStatus, listQueuedJobs } from "./jobs.js";
@@ -132,10 +132,10 @@ export class GitHubClient {
 
   /**
    * Redelivers failed `workflow_job` deliveries since `since`: the App's hook's, or with a PAT
-   * those of the organization and repository hooks at WEBHOOK_URL; how many.
+   * those of the organization and repository hooks at WEBHOOK_URL; oldest first, at most `max`.
    */
-  redeliverFailedDeliveries(since: number): Promise<number> {
-    return redeliverFailedDeliveries(this.octokits, since, this.hooks);
+  redeliverFailedDeliveries(since: number, max?: number): Promise<Redelivered> {
+    return redeliverFailedDeliveries(this.octokits, since, this.hooks, max);
   }
 
   /**

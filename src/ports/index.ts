@@ -74,8 +74,11 @@ export interface JobSource {
   jobStatus(target: RunnerTarget, jobId: number): Promise<JobStatusAtGitHub>;
   listInstallationRepos(): Promise<RunnerTarget[]>;
   listOwnerRepos(owner: string): Promise<RunnerTarget[]>;
-  /** Asks GitHub to deliver again the App's failed webhook deliveries since `since` (ms). */
-  redeliverFailedDeliveries(since: number): Promise<number>;
+  /**
+   * Asks GitHub to deliver again our hooks' failed webhook deliveries since `since` (ms), oldest
+   * first and at most `max`; says how many were redelivered and how many are left.
+   */
+  redeliverFailedDeliveries(since: number, max?: number): Promise<{ redelivered: number; left: number }>;
   /** Runs `fn` and reports the GitHub read points it spent. */
   metered<T>(fn: () => Promise<T>): Promise<{ result: T; points: number }>;
 }

@@ -1,7 +1,7 @@
 import { matchesPolicy, type ServePolicy } from "../core/event-decision.js";
 import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
 import type { World } from "../core/reconcile-plan.js";
-import { INITIAL_POINTS_PER_REPO, inWindow, nextCostEstimate, planScan, type Spend } from "../core/scan-plan.js";
+import { availablePoints, INITIAL_POINTS_PER_REPO, inWindow, nextCostEstimate, planScan, type Spend } from "../core/scan-plan.js";
 import type { RunnerDeps } from "../ports/index.js";
 import { withRetry } from "../ports/retry.js";
 import { listRunnerJobs } from "../ports/runner-jobs.js";
@@ -67,6 +67,13 @@ export class Discovery {
   /** Reads the reconciler made outside the scan (redelivery): they count against the same share. */
   spent(points: number): void {
     this.ledger = inWindow([...this.ledger, { at: Date.now(), points }], Date.now());
+  }
+
+  /** Points of the reconciler's share left in the last minute (unbounded without a share). */
+  roomInShare(): number {
+    const perMinute = this.opts.scanPointsPerMinute;
+    if (perMinute === undefined) return Number.POSITIVE_INFINITY;
+    return availablePoints({ now: Date.now(), pointsPerMinute: perMinute, spent: this.ledger });
   }
 
   /** Provisioning found the runner registered but no credential yet; reported on the next pass. */

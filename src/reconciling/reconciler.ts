@@ -103,7 +103,10 @@ export class Reconciler implements Backlog {
 
   /** Its reads and its redeliveries count against the reconciler's share, as the scan's do. */
   private async redeliver(report: ReconcileReport): Promise<void> {
-    const { result: count, points } = await this.deps.github.metered(() => this.redelivery.run(report));
+    // Within what the share has left this minute (a few points kept for the listings themselves):
+    // redeliveries go before the scan, which plans with only part of the share.
+    const max = Math.floor(Math.max(0, this.discovery.roomInShare() - LISTING_RESERVE_POINTS) / REDELIVERY_POINTS);
+    const { result: count, points } = await this.deps.github.metered(() => this.redelivery.run(report, max));
     this.discovery.spent(points + count * REDELIVERY_POINTS);
   }
 
@@ -134,6 +137,9 @@ export class Reconciler implements Backlog {
     return report;
   }
 }
+
+/** Points a redelivery run's listings of the delivery logs take (a page per hook, usually). */
+const LISTING_RESERVE_POINTS = 2;
 
 /** How long a registration not listed since keeps its first sighting (a full scan round is far shorter). */
 const UNLISTED_REGISTRATION_MEMORY_MS = 24 * 60 * 60_000;

@@ -27,10 +27,11 @@ export class Redelivery {
 
   /**
    * One run at a time: a pass and the more frequent redelivery timer may ask together, and two
-   * overlapping runs would redeliver the same failed delivery twice.
+   * overlapping runs would redeliver the same failed delivery twice. At most `max` redeliveries
+   * (what the reconciler's share has room for); the rest wait for a later run.
    */
-  run(report: ReconcileReport): Promise<number> {
-    this.running ??= this.redeliver(report).finally(() => {
+  run(report: ReconcileReport, max = Number.POSITIVE_INFINITY): Promise<number> {
+    this.running ??= this.redeliver(report, max).finally(() => {
       this.running = undefined;
     });
     return this.running;
@@ -42,13 +43,14 @@ export class Redelivery {
   }
 
   /** How many deliveries it asked GitHub to redeliver. */
-  private async redeliver(report: ReconcileReport): Promise<number> {
+  private async redeliver(report: ReconcileReport, max: number): Promise<number> {
     const startedAt = Date.now();
     try {
-      const count = await this.deps.github.redeliverFailedDeliveries(this.since);
-      this.since = startedAt - DELIVERY_LOG_OVERLAP_MS;
-      if (count > 0) this.deps.log.info({ count }, "redelivered failed webhook deliveries");
-      return count;
+      const { redelivered, left } = await this.deps.github.redeliverFailedDeliveries(this.since, max);
+      // Deliveries left over are found again from the same point next time.
+      if (left === 0) this.since = startedAt - DELIVERY_LOG_OVERLAP_MS;
+      if (redelivered > 0 || left > 0) this.deps.log.info({ count: redelivered, left }, "redelivered failed webhook deliveries");
+      return redelivered;
     } catch (err) {
       report.errors.push(errorMessage(err));
       return 0;

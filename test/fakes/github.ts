@@ -95,9 +95,14 @@ export class FakeGitHub implements GitHubPorts {
     return [];
   }
 
-  async redeliverFailedDeliveries(_since: number): Promise<number> {
+  /** The `max` of each redelivery run, in order. */
+  readonly redeliveryCaps: number[] = [];
+
+  async redeliverFailedDeliveries(_since: number, max = Number.POSITIVE_INFINITY): Promise<{ redelivered: number; left: number }> {
     this.faults.enter("redeliverFailedDeliveries");
-    return this.redelivered;
+    this.redeliveryCaps.push(max);
+    const redelivered = Math.min(this.redelivered, max);
+    return { redelivered, left: this.redelivered - redelivered };
   }
 
   async metered<T>(fn: () => Promise<T>): Promise<{ result: T; points: number }> {

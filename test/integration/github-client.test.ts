@@ -165,16 +165,48 @@ describe("redelivery of a PAT's hooks (found by WEBHOOK_URL)", () => {
       runnerGroupId: 1,
       webhooks: { url: `${url}/`, scopes: { orgs: ["solo"], repos: ["solo/tool"] } },
     });
-    expect(await client.redeliverFailedDeliveries(0)).toBe(1);
+    expect(await client.redeliverFailedDeliveries(0)).toEqual({ redelivered: 1, left: 0 });
     await github.deliveriesSettled();
     const mine = github.deliveries().filter((d) => d.hook_id === hookId);
     expect(mine.map((d) => d.redelivery)).toEqual([false, true]);
     // The redelivery failed too: the next run asks again for that GUID, once.
-    expect(await client.redeliverFailedDeliveries(0)).toBe(1);
+    expect(await client.redeliverFailedDeliveries(0)).toEqual({ redelivered: 1, left: 0 });
     const paths = github.requests.map((r) => `${r.method} ${r.url.split("?")[0]!.replace(/^\/api\/v3/, "")}`);
     // "solo" is a user: no organization hooks there (404), and the repository hook is looked up once.
     expect(paths.filter((p) => p === "GET /orgs/solo/hooks")).toHaveLength(1);
     expect(paths.filter((p) => p === "GET /repos/solo/tool/hooks")).toHaveLength(1);
     expect(paths.filter((p) => p.startsWith(`POST /repos/solo/tool/hooks/${hookId}/deliveries/`))).toHaveLength(2);
+  });
+
+  it("redelivers at most `max`, the longest-waiting first, and says how many are left", async () => {
+    const github = await twin();
+    github.addRepo("solo/tool");
+    const url = "http://127.0.0.1:9/webhook";
+    const hookId = github.addWebhook({ url, secret: "s", repo: "solo/tool" });
+    for (let i = 0; i < 3; i++) {
+      await github.queueJob({ repo: "solo/tool", labels });
+      // Distinct delivery times: GitHub's log orders by them.
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    await github.deliveriesSettled();
+    const client = new GitHubClient({
+      auth: { kind: "token", token: github.createPat() },
+      apiUrl: github.url,
+      webUrl: github.webUrl,
+      scope: "repo",
+      runnerGroupId: 1,
+      webhooks: { url, scopes: { orgs: [], repos: ["solo/tool"] } },
+    });
+    const firsts = github.deliveries().filter((d) => d.hook_id === hookId && d.action === "queued");
+    expect(await client.redeliverFailedDeliveries(0, 2)).toEqual({ redelivered: 2, left: 1 });
+    await github.deliveriesSettled();
+    const again = github.deliveries().filter((d) => d.hook_id === hookId && d.redelivery);
+    expect(again.map((d) => d.guid).sort()).toEqual(
+      firsts
+        .slice(0, 2)
+        .map((d) => d.guid)
+        .sort(),
+    );
+    expect(await client.redeliverFailedDeliveries(0, 0)).toEqual({ redelivered: 0, left: 3 });
   });
 });

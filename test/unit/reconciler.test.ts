@@ -115,6 +115,22 @@ describe("Reconciler", () => {
     expect(deps.vault.secrets.has(`${PREFIX}-60`)).toBe(false);
   });
 
+  it("redelivers only what the reconciler's share has room for this minute; the rest waits for a later run", async () => {
+    // 12 points a minute, 2 kept for the delivery logs' listings: two redeliveries of 5 points.
+    const { deps, reconciler } = setup(fakeDeps(), { scanPointsPerMinute: 12 });
+    deps.github.redelivered = 5;
+    await reconciler.redeliverNow();
+    expect(deps.github.redeliveryCaps).toEqual([2]);
+    // Those 10 points are spent within the minute: nothing more fits now.
+    await reconciler.redeliverNow();
+    expect(deps.github.redeliveryCaps).toEqual([2, 0]);
+    // Without a share (tests, RECONCILE_POLL_SHARE off) nothing caps them.
+    const { deps: free, reconciler: unpaced } = setup();
+    free.github.redelivered = 5;
+    await unpaced.redeliverNow();
+    expect(free.github.redeliveryCaps).toEqual([Number.POSITIVE_INFINITY]);
+  });
+
   it("keeps a pass going when one listing fails for good, reporting the error", async () => {
     const { deps, reconciler } = setup();
     deps.github.faults.permanent("redeliverFailedDeliveries");
