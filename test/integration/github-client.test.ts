@@ -13,8 +13,8 @@ async function twin(opts: GitHubTwinOptions = {}): Promise<GitHubTwin> {
   return github;
 }
 
-function patClient(github: GitHubTwin): GitHubClient {
-  return new GitHubClient({ auth: { kind: "token", token: github.createPat() }, apiUrl: github.url, webUrl: github.webUrl, scope: "repo", runnerGroupId: 1 });
+function patClient(github: GitHubTwin, webhooks?: ConstructorParameters<typeof GitHubClient>[0]["webhooks"]): GitHubClient {
+  return new GitHubClient({ auth: { kind: "token", token: github.createPat() }, apiUrl: github.url, webUrl: github.webUrl, scope: "repo", runnerGroupId: 1, webhooks });
 }
 
 describe("every GitHub request", () => {
@@ -157,14 +157,7 @@ describe("redelivery of a PAT's hooks (found by WEBHOOK_URL)", () => {
     const hookId = github.addWebhook({ url, secret: "s", repo: "solo/tool" });
     github.addWebhook({ url: "http://127.0.0.1:9/other", secret: "s", repo: "solo/tool" });
     await github.queueJob({ repo: "solo/tool", labels });
-    const client = new GitHubClient({
-      auth: { kind: "token", token: github.createPat() },
-      apiUrl: github.url,
-      webUrl: github.webUrl,
-      scope: "repo",
-      runnerGroupId: 1,
-      webhooks: { url: `${url}/`, scopes: { orgs: ["solo"], repos: ["solo/tool"] } },
-    });
+    const client = patClient(github, { url: `${url}/`, scopes: { orgs: ["solo"], repos: ["solo/tool"] } });
     expect(await client.redeliverFailedDeliveries(0)).toEqual({ redelivered: 1, left: 0 });
     await github.deliveriesSettled();
     const mine = github.deliveries().filter((d) => d.hook_id === hookId);
@@ -189,14 +182,7 @@ describe("redelivery of a PAT's hooks (found by WEBHOOK_URL)", () => {
       await new Promise((r) => setTimeout(r, 15));
     }
     await github.deliveriesSettled();
-    const client = new GitHubClient({
-      auth: { kind: "token", token: github.createPat() },
-      apiUrl: github.url,
-      webUrl: github.webUrl,
-      scope: "repo",
-      runnerGroupId: 1,
-      webhooks: { url, scopes: { orgs: [], repos: ["solo/tool"] } },
-    });
+    const client = patClient(github, { url, scopes: { orgs: [], repos: ["solo/tool"] } });
     const firsts = github.deliveries().filter((d) => d.hook_id === hookId && d.action === "queued");
     expect(await client.redeliverFailedDeliveries(0, 2)).toEqual({ redelivered: 2, left: 1 });
     await github.deliveriesSettled();
