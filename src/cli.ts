@@ -4,10 +4,12 @@ import { errorMessage } from "./core/errors.js";
 import { createLogger } from "./log.js";
 import { StartupError, startService } from "./service.js";
 
-const USAGE = `usage: nomad-gha-dispatcher [serve|doctor|help]
+const USAGE = `usage: nomad-gha-dispatcher [serve|doctor|status [URL]|help]
 
   serve    run the service (default)
   doctor   check every dependency and print a checklist with fixes
+  status   what a running service waits for: health, runners, waiting jobs and why, GitHub budget,
+           last failures (from URL, default http://HOST:METRICS_PORT/status.json)
 
 Configuration comes from the environment; see the README for every variable.`;
 
@@ -16,6 +18,14 @@ async function main(argv: string[]): Promise<number> {
   if (command === "help" || command === "--help" || command === "-h") {
     console.log(USAGE);
     return 0;
+  }
+  if (command === "status") {
+    const { defaultStatusUrl, runStatus } = await import("./status-command.js");
+    return runStatus(
+      argv[1] ?? defaultStatusUrl(process.env),
+      (text) => process.stdout.write(text),
+      (line) => console.error(line),
+    );
   }
   if (command !== "serve" && command !== "doctor") {
     console.error(`unknown command "${command}"\n${USAGE}`);

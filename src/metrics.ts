@@ -38,7 +38,10 @@ export class Metrics {
 
   readonly runners = new Gauge({
     name: "ngd_runners",
-    help: "Runner jobs by state, as of the last reconcile pass",
+    help:
+      "As of the last reconcile pass: queued (jobs queued at GitHub that this service serves, in the repositories listed), " +
+      "alive (runner jobs pending or running in Nomad), and those alive by runner state: starting (not online at GitHub yet), " +
+      "idle (online, no job), busy (running a job)",
     labelNames: ["state"] as const,
     registers: [this.registry],
   });

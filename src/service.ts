@@ -5,12 +5,14 @@ import { Hono } from "hono";
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage } from "./core/errors.js";
 import { statusLabel } from "./core/replay-guard.js";
+import { githubHealth, RecentFailures, type RunnerCounts, type StatusReport } from "./core/status.js";
 import type { WaitingSummary } from "./core/waiting.js";
 import { createDeps, type ServiceDeps, servePolicy } from "./deps.js";
 import { paceMs } from "./github/budget.js";
 import { WebhookVerifier } from "./github/webhook.js";
 import { createApp, type ReadinessReport } from "./http/app.js";
 import { guardIdleConnections, listenerOptions } from "./http/listener.js";
+import { renderStatusPage } from "./http/status-page.js";
 import { JobEventHandler } from "./intake/event-handler.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -69,10 +71,16 @@ export async function startService(config: Config, log: Logger): Promise<Running
   await startupChecks(config, deps);
 
   const policy = servePolicy(config);
+  let lastRunners: RunnerCounts = { byState: { starting: 0, idle: 0, busy: 0 } };
   // Jobs accepted from webhooks (and found by the reconciler) wait in the queue for GitHub's rate limit.
+  // What failed lately, for the status page: the logs say more, this says what to look for.
+  const failures = new RecentFailures();
+  const failed = (source: string, err: unknown) =>
+    failures.add({ at: Date.now(), source, dependency: err instanceof DependencyError ? err.dependency : undefined, message: errorMessage(err) });
   const provisioner = new Provisioner(deps, new CapacityGate(deps, config.limits), new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), {
     dispatched: (seconds) => metrics.dispatchLatency.observe(seconds),
     notQueued: (jobStatus) => metrics.replaysRefused.inc({ job_status: statusLabel(jobStatus) }),
+    failed: (err) => failed("dispatch", err),
   });
   const queue = provisioner.queue;
   metrics.watchWaiting((limit) => provisioner.waiting(limit));
@@ -96,7 +104,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
       ...config.limits,
     },
     provisioner,
-    (report) => recordReconcile(metrics, report),
+    (report) => {
+      recordReconcile(metrics, report);
+      if (report.runners) lastRunners = { byState: report.runners, asOf: Date.now() };
+      for (const message of report.errors.slice(0, 5)) failures.add({ at: Date.now(), source: "reconcile", message });
+    },
   );
   // What provisioning cannot serve now, the reconciler finds again at GitHub.
   provisioner.followUpWith(reconciler);
@@ -112,7 +124,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
     metrics: {
       delivery: (event, outcome) => metrics.deliveries.inc({ event, outcome }),
       handled: (seconds) => metrics.handlingLatency.observe(seconds),
-      failed: (err) => metrics.dependencyErrors.inc({ dependency: err instanceof DependencyError ? err.dependency : "internal" }),
+      failed: (err) => {
+        metrics.dependencyErrors.inc({ dependency: err instanceof DependencyError ? err.dependency : "internal" });
+        failed("webhook", err);
+      },
     },
   });
   const server = await listen(app.fetch, config.host, config.port);
@@ -121,7 +136,14 @@ export async function startService(config: Config, log: Logger): Promise<Running
   let metricsServer: ServerType | undefined;
   let metricsUrl: string | undefined;
   if (config.metricsPort !== undefined) {
-    metricsServer = await listen(metricsApp(metrics, readiness, () => provisioner.waiting()).fetch, config.host, config.metricsPort);
+    const status = async (): Promise<StatusReport> => {
+      const now = Date.now();
+      const [report, budgets] = [await readiness(), deps.github.budgetUsage()];
+      const recent = failures.list();
+      const health = { ...report.checks, github: githubHealth(recent, budgets, now) };
+      return { generatedAt: now, ready: report.ready, health, waiting: provisioner.waiting(), runners: lastRunners, budgets, failures: recent };
+    };
+    metricsServer = await listen(metricsApp(metrics, readiness, () => provisioner.waiting(), status).fetch, config.host, config.metricsPort);
     metricsUrl = `${urlOf(metricsServer, config.host)}/metrics`;
     log.info({ url: metricsUrl }, "serving Prometheus metrics");
   }
@@ -186,8 +208,10 @@ function urlOf(server: ServerType, host: string): string {
  * The operators' listener, never behind the tunnel: metrics, and readiness with its reasons and
  * the jobs waiting for a runner (waiting jobs do not make the service unready: they are not lost).
  */
-function metricsApp(metrics: Metrics, readiness: () => Promise<ReadinessReport>, waiting: () => WaitingSummary): Hono {
+function metricsApp(metrics: Metrics, readiness: () => Promise<ReadinessReport>, waiting: () => WaitingSummary, status: () => Promise<StatusReport>): Hono {
   const app = new Hono();
+  app.get("/status.json", async (c) => c.json(await status()));
+  app.get("/status", async (c) => c.html(renderStatusPage(await status())));
   app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
   app.get("/readyz", async (c) => {
     const report = await readiness();
@@ -199,6 +223,7 @@ function metricsApp(metrics: Metrics, readiness: () => Promise<ReadinessReport>,
 function recordReconcile(metrics: Metrics, report: ReconcileReport): void {
   metrics.runners.set({ state: "queued" }, report.queued);
   metrics.runners.set({ state: "alive" }, report.alive);
+  for (const [state, count] of Object.entries(report.runners ?? {})) metrics.runners.set({ state }, count);
   for (const [action, count] of Object.entries(report.actions)) if (count > 0) metrics.reconcileActions.inc({ action }, count);
   if (report.errors.length > 0) metrics.reconcileErrors.inc(report.errors.length);
   if (report.credentialsRefused > 0) metrics.credentialsRefused.inc(report.credentialsRefused);

@@ -72,6 +72,11 @@ export class Budget {
     return this.limits.pointsPerMinute - this.spentTotal;
   }
 
+  /** Milliseconds left of a pause GitHub asked for (a secondary-limit answer's retry-after). */
+  pausedForMs(): number {
+    return Math.max(0, this.pausedUntil - this.now());
+  }
+
   /** Requests waiting for budget (all priorities). */
   waiting(): number {
     let n = this.prepaid.length;

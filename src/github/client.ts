@@ -11,7 +11,7 @@ import { type GitHubIdentity, identity } from "./identity.js";
 import { jobStatus, listQueuedJobs } from "./jobs.js";
 import { latestRunnerRelease, type RunnerRelease } from "./releases.js";
 import { listInstallationRepos, listOwnerRepos } from "./repositories.js";
-import { Budgets, type ResponseHeaders } from "./requests.js";
+import { Budgets, type BudgetUsage, type ResponseHeaders } from "./requests.js";
 import { type GitHubRunner, Runners } from "./runners.js";
 import { type RunnerTarget, scopeKey, scopeUrl } from "./target.js";
 
@@ -153,6 +153,11 @@ export class GitHubClient {
   /** Which budget a target's calls draw from: targets with the same key share one. */
   budgetKey(target: Pick<RunnerTarget, "installationId">): string {
     return authKey(this.opts.auth, target);
+  }
+
+  /** Every budget in use and how full it is. */
+  budgetUsage(): BudgetUsage[] {
+    return this.budgets.usage();
   }
 
   /** The budget a target's calls draw from (one per PAT, one per App installation). */

@@ -16,6 +16,17 @@ export type ResponseHeaders = Record<string, string | number | undefined>;
  * What every request goes through: one Budget per auth key (see authKey), made on first use,
  * and the hook that makes each request wait for it.
  */
+/** One rate-limit budget (a token, an App, an installation) as of now. */
+export interface BudgetUsage {
+  key: string;
+  pointsPerMinute: number;
+  available: number;
+  /** Requests waiting for points. */
+  waiting: number;
+  /** Seconds left of a pause GitHub asked for (secondary limit). */
+  pausedSeconds: number;
+}
+
 export class Budgets {
   private readonly byKey = new Map<string, Budget>();
   private closed: DependencyError | undefined;
@@ -29,6 +40,17 @@ export class Budgets {
   /** Points spent on reads (GETs) since start, all budgets. */
   get readPoints(): number {
     return this.reads;
+  }
+
+  /** Each budget in use: what the status page shows. */
+  usage(): BudgetUsage[] {
+    return [...this.byKey].map(([key, b]) => ({
+      key,
+      pointsPerMinute: b.pointsPerMinute,
+      available: Math.max(0, b.available()),
+      waiting: b.waiting(),
+      pausedSeconds: Math.ceil(b.pausedForMs() / 1000),
+    }));
   }
 
   get(key: string): Budget {

@@ -43,6 +43,8 @@ export interface ProvisionObserver {
   dispatched?(seconds: number): void;
   /** A `queued` delivery was refused: GitHub says the job is not queued (a replay). */
   notQueued?(jobStatus: JobStatusAtGitHub): void;
+  /** An attempt failed (the job waits; see the waiting room). */
+  failed?(err: unknown): void;
 }
 
 /**
@@ -137,6 +139,7 @@ export class Provisioner {
       // Still queued at GitHub: the reconciler takes it over once the dependency is back.
       log.error({ ...context, err: errorMessage(result.error) }, "dispatch failed; the reconciler retries it");
       this.room.wait(job, runner, waitReasonOf(result.error));
+      this.observer.failed?.(result.error);
       this.backlog?.passSoon();
       return;
     }

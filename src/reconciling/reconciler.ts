@@ -3,6 +3,7 @@ import type { ServePolicy } from "../core/event-decision.js";
 import { type RunnerTarget, repoFullName } from "../core/job-event.js";
 import { runnerNameFor } from "../core/naming.js";
 import { type Memory, planReconcile, type ReconcileSettings, type World } from "../core/reconcile-plan.js";
+import { runnerStates } from "../core/status.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Backlog } from "../provisioning/provisioner.js";
 import { applyPlan, type RunnerDemand } from "./apply.js";
@@ -118,6 +119,7 @@ export class Reconciler implements Backlog {
       report.queued = world.queued.length;
       report.alive = world.children.filter((c) => c.alive).length;
       report.scanned = scanned.size;
+      report.runners = runnerStates(world);
       // Jobs of a listed repository that are no longer queued there wait no more.
       const queuedIn = new Map<string, Set<string>>([...scanned].map((repo) => [repo, new Set<string>()]));
       for (const job of world.queued) queuedIn.get(repoFullName(job).toLowerCase())?.add(runnerNameFor(this.opts.runnerNamePrefix, job.id));

@@ -1,4 +1,5 @@
 import type { ReconcileAction } from "../core/reconcile-plan.js";
+import type { RunnerState } from "../core/status.js";
 
 /** What one pass did: metrics and logs are made from it. */
 export interface ReconcileReport {
@@ -8,6 +9,8 @@ export interface ReconcileReport {
   /** Repositories whose queued jobs this pass listed (the backstop scan's slice). */
   scanned: number;
   alive: number;
+  /** The live runner jobs by state, as this pass saw them (undefined: it could not look). */
+  runners?: Record<RunnerState, number>;
   /** Runners cleaned up because their allocation was refused its credential (possible theft). */
   credentialsRefused: number;
   errors: string[];

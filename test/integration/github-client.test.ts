@@ -14,7 +14,14 @@ async function twin(opts: GitHubTwinOptions = {}): Promise<GitHubTwin> {
 }
 
 function patClient(github: GitHubTwin, webhooks?: ConstructorParameters<typeof GitHubClient>[0]["webhooks"]): GitHubClient {
-  return new GitHubClient({ auth: { kind: "token", token: github.createPat() }, apiUrl: github.url, webUrl: github.webUrl, scope: "repo", runnerGroupId: 1, webhooks });
+  return new GitHubClient({
+    auth: { kind: "token", token: github.createPat() },
+    apiUrl: github.url,
+    webUrl: github.webUrl,
+    scope: "repo",
+    runnerGroupId: 1,
+    webhooks,
+  });
 }
 
 describe("every GitHub request", () => {
