@@ -44,6 +44,7 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
             kvMount: config.vault.kvMount,
             kvPrefix: config.vault.kvPrefix,
             credentialDelivery: config.vault.credentialDelivery,
+            caPem: config.vault.runnerCaPem,
           },
         }),
       );

@@ -13,7 +13,10 @@ export interface TransportContext {
 }
 
 export interface TransportFailure {
+  /** The cause and, where one setting fixes it, that fix: one line. */
   message: string;
+  /** That fix alone (doctor prints it under the failing line). */
+  fix?: string;
   transient: boolean;
 }
 
@@ -47,35 +50,35 @@ export function describeTransportFailure(err: unknown, ctx: TransportContext): T
   const code = errorCode(err) ?? "";
   const raw = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, " ").trim();
   const { system, prefix, addr } = ctx;
-  const fixed = (message: string): TransportFailure => ({ message, transient: false });
+  const fixed = (cause: string, fix: string): TransportFailure => ({ message: `${cause}: ${fix}`, fix, transient: false });
   if (UNTRUSTED.has(code)) {
-    return fixed(`${system}'s TLS certificate at ${addr} is not trusted (${code}): set ${prefix}_CACERT (or ${prefix}_CAPATH) to the CA that signed it`);
+    return fixed(`${system}'s TLS certificate at ${addr} is not trusted (${code})`, `set ${prefix}_CACERT (or ${prefix}_CAPATH) to the CA that signed it`);
   }
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
     const hint = system === "Nomad" ? " (Nomad's own certificates name server.<region>.nomad)" : "";
-    return fixed(`${system}'s TLS certificate at ${addr} does not name that host: set ${prefix}_TLS_SERVER_NAME to a name it holds${hint}`);
+    return fixed(`${system}'s TLS certificate at ${addr} does not name that host`, `set ${prefix}_TLS_SERVER_NAME to a name it holds${hint}`);
   }
-  if (EXPIRED.has(code)) return fixed(`${system}'s TLS certificate at ${addr} is not valid now (${code}): renew it`);
+  if (EXPIRED.has(code)) return fixed(`${system}'s TLS certificate at ${addr} is not valid now (${code})`, "renew it");
   if (CLIENT_CERT_REFUSED.has(code)) {
-    return fixed(
-      ctx.clientCert
-        ? `${system} at ${addr} refused our client certificate (${code}): ${prefix}_CLIENT_CERT must be signed by a CA ${system} trusts`
-        : `${system} at ${addr} requires a client certificate (${code}): set ${prefix}_CLIENT_CERT and ${prefix}_CLIENT_KEY`,
-    );
+    return ctx.clientCert
+      ? fixed(`${system} at ${addr} refused our client certificate (${code})`, `${prefix}_CLIENT_CERT must be signed by a CA ${system} trusts`)
+      : fixed(`${system} at ${addr} requires a client certificate (${code})`, `set ${prefix}_CLIENT_CERT and ${prefix}_CLIENT_KEY`);
   }
   if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || code === "EPROTO") {
-    return fixed(`${system} at ${addr} does not speak TLS there (${code}): use http:// in ${prefix}_ADDR, or the port ${system} serves HTTPS on`);
+    return fixed(`${system} at ${addr} does not speak TLS there (${code})`, `use http:// in ${prefix}_ADDR, or the port ${system} serves HTTPS on`);
   }
-  if (code === "ECONNREFUSED") return { message: `${system} refused the connection at ${addr}: is it running, and is ${prefix}_ADDR right?`, transient: true };
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN")
-    return { message: `${system}'s host in ${prefix}_ADDR=${addr} cannot be resolved (${code})`, transient: true };
+  if (code === "ECONNREFUSED") {
+    const fix = `is it running, and is ${prefix}_ADDR right?`;
+    return { message: `${system} refused the connection at ${addr}: ${fix}`, fix, transient: true };
+  }
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
+    return { message: `${system}'s host in ${prefix}_ADDR=${addr} cannot be resolved (${code})`, fix: `check ${prefix}_ADDR and DNS`, transient: true };
+  }
   // A TLS server that wants a client certificate may just close the connection (TLS 1.3 checks
   // it after the client's handshake is done), which reads as "other side closed".
   if (addr.startsWith("https:") && !ctx.clientCert && code === "UND_ERR_SOCKET") {
-    return {
-      message: `${system} at ${addr} closed the connection (${raw}); if it requires client certificates (Nomad's verify_https_client, Vault's tls_require_and_verify_client_cert), set ${prefix}_CLIENT_CERT and ${prefix}_CLIENT_KEY`,
-      transient: true,
-    };
+    const fix = `if it requires client certificates (Nomad's verify_https_client, Vault's tls_require_and_verify_client_cert), set ${prefix}_CLIENT_CERT and ${prefix}_CLIENT_KEY`;
+    return { message: `${system} at ${addr} closed the connection (${raw}); ${fix}`, fix, transient: true };
   }
   return { message: `${system} at ${addr}: ${raw}`, transient: true };
 }

@@ -50,7 +50,7 @@ export async function nomadRequest(
     return { status: res.statusCode, text: await res.body.text() };
   } catch (err) {
     const failure = describeTransportFailure(err, { system: "Nomad", prefix: "NOMAD", addr: opts.addr, clientCert: opts.tls?.cert !== undefined });
-    throw new DependencyError("nomad", `Nomad ${method} ${path}: ${failure.message}`, undefined, failure.transient);
+    throw new DependencyError("nomad", `Nomad ${method} ${path}: ${failure.message}`, undefined, failure.transient, undefined, failure.fix);
   }
 }
 

@@ -195,7 +195,7 @@ export class VaultStore {
       });
     } catch (err) {
       const failure = describeTransportFailure(err, { system: "Vault", prefix: "VAULT", addr: this.opts.addr, clientCert: this.opts.tls?.cert !== undefined });
-      throw new DependencyError("vault", `Vault ${what}: ${failure.message}`, undefined, failure.transient);
+      throw new DependencyError("vault", `Vault ${what}: ${failure.message}`, undefined, failure.transient, undefined, failure.fix);
     }
     const text = await res.body.text();
     let body: unknown;

@@ -139,6 +139,7 @@ describe("a request that got no answer, in one line", () => {
     for (const code of ["SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"]) {
       expect(failure(code)).toEqual({
         message: `Nomad's TLS certificate at https://nomad:4646 is not trusted (${code}): set NOMAD_CACERT (or NOMAD_CAPATH) to the CA that signed it`,
+        fix: "set NOMAD_CACERT (or NOMAD_CAPATH) to the CA that signed it",
         transient: false,
       });
     }
@@ -150,6 +151,7 @@ describe("a request that got no answer, in one line", () => {
     );
     expect(failure("CERT_HAS_EXPIRED")).toEqual({
       message: "Nomad's TLS certificate at https://nomad:4646 is not valid now (CERT_HAS_EXPIRED): renew it",
+      fix: "renew it",
       transient: false,
     });
     expect(failure("ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED").message).toBe(
@@ -165,6 +167,7 @@ describe("a request that got no answer, in one line", () => {
     const vault = { system: "Vault", prefix: "VAULT", addr: "http://127.0.0.1:8200", clientCert: false } as const;
     expect(failure("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:8200", vault)).toEqual({
       message: "Vault refused the connection at http://127.0.0.1:8200: is it running, and is VAULT_ADDR right?",
+      fix: "is it running, and is VAULT_ADDR right?",
       transient: true,
     });
     // Found on the error's cause too, as undici wraps them.
