@@ -1,5 +1,5 @@
 import type { Config } from "./config.js";
-import { errorMessage, isTransient } from "./core/errors.js";
+import { DependencyError, errorMessage, isTransient } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
 import type { ReadinessReport } from "./http/app.js";
 import type { Logger } from "./log.js";
@@ -21,7 +21,9 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
     try {
       devices = await available("Vault", () => deps.vault.auditDevices());
     } catch (err) {
-      throw new StartupError(`cannot list Vault audit devices at ${config.vault.addr} (needs sudo on sys/audit): ${errorMessage(err)}`);
+      // Only a refusal is about the policy; anything else (no connection, TLS) says so itself.
+      const policy = err instanceof DependencyError && err.status === 403 ? " (the token needs read and sudo on sys/audit)" : "";
+      throw new StartupError(`cannot list Vault audit devices at ${config.vault.addr}${policy}: ${errorMessage(err)}`);
     }
     if (devices.length === 0) {
       throw new StartupError(

@@ -74,11 +74,15 @@ export function describeTransportFailure(err: unknown, ctx: TransportContext): T
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
     return { message: `${system}'s host in ${prefix}_ADDR=${addr} cannot be resolved (${code})`, fix: `check ${prefix}_ADDR and DNS`, transient: true };
   }
-  // A TLS server that wants a client certificate may just close the connection (TLS 1.3 checks
-  // it after the client's handshake is done), which reads as "other side closed".
-  if (addr.startsWith("https:") && !ctx.clientCert && code === "UND_ERR_SOCKET") {
-    const fix = `if it requires client certificates (Nomad's verify_https_client, Vault's tls_require_and_verify_client_cert), set ${prefix}_CLIENT_CERT and ${prefix}_CLIENT_KEY`;
-    return { message: `${system} at ${addr} closed the connection (${raw}); ${fix}`, fix, transient: true };
+  // A TLS server that wants a client certificate sends its alert after the client's side of a
+  // TLS 1.3 handshake is done; undici then reports only that the other side closed. A fresh
+  // connection closed before a single byte came back, with no client certificate, is that.
+  const bytesRead = (err as { socket?: { bytesRead?: unknown } }).socket?.bytesRead;
+  if (addr.startsWith("https:") && !ctx.clientCert && code === "UND_ERR_SOCKET" && bytesRead === 0) {
+    return fixed(
+      `${system} at ${addr} closed the connection after the TLS handshake without answering (${raw}): it most likely requires a client certificate (Nomad's verify_https_client, Vault's tls_require_and_verify_client_cert)`,
+      `set ${prefix}_CLIENT_CERT and ${prefix}_CLIENT_KEY`,
+    );
   }
   return { message: `${system} at ${addr}: ${raw}`, transient: true };
 }

@@ -1,6 +1,7 @@
 import { Agent, type Dispatcher } from "undici";
 import type { TlsOptions } from "../config.js";
 import { DependencyError } from "../core/errors.js";
+import type { KvMountInfo } from "../core/kv-mount.js";
 import type { SecretSlot } from "../core/resume.js";
 import { describeTransportFailure } from "../core/transport-failure.js";
 
@@ -159,6 +160,23 @@ export class VaultStore {
       return ((body as { data?: { keys?: string[] } } | undefined)?.data?.keys ?? []).filter((k) => !k.endsWith("/"));
     } catch (err) {
       if (err instanceof DependencyError && err.status === 404) return [];
+      throw err;
+    }
+  }
+
+  /**
+   * The mount's type and options as `vault kv` learns them (sys/internal/ui/mounts/<mount>);
+   * undefined when Vault answers 403, which it does for a missing mount and for one the token may
+   * not use alike (hashicorp/vault vault/logical_system.go, pathInternalUIMountRead). No policy
+   * rule is needed: Vault checks the token's access under the mount itself.
+   */
+  async kvMountInfo(mount: string): Promise<KvMountInfo | undefined> {
+    try {
+      const { body } = await this.call("read KV mount", "GET", `sys/internal/ui/mounts/${mount}`);
+      const data = (body as { data?: KvMountInfo } | undefined)?.data;
+      return { type: data?.type, options: data?.options ?? null };
+    } catch (err) {
+      if (err instanceof DependencyError && err.status === 403) return undefined;
       throw err;
     }
   }

@@ -68,7 +68,7 @@ describe("TLS to Nomad and Vault", () => {
     const lines = stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^startup error: .*Vault's TLS certificate at https:\/\/127\.0\.0\.1:\d+ is not trusted \(SELF_SIGNED_CERT_IN_CHAIN\): set VAULT_CACERT \(or VAULT_CAPATH\) to the CA that signed it$/,
+      /^startup error: .*Vault's TLS certificate at https:\/\/127\.0\.0\.1:\d+ is not trusted \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\): set VAULT_CACERT \(or VAULT_CAPATH\) to the CA that signed it$/,
     );
     expect(lines[0]).not.toMatch(/sudo|policy/);
   });
@@ -92,7 +92,7 @@ describe("TLS to Nomad and Vault", () => {
     expect(code).toBe(1);
     const vaultLines = text.split("\n").filter((l) => /Vault/.test(l) && /^\[/.test(l));
     expect(vaultLines).toHaveLength(1);
-    expect(vaultLines[0]).toMatch(/^\[FAIL\] Vault reachable and unsealed: .*is not trusted \(SELF_SIGNED_CERT_IN_CHAIN\)/);
+    expect(vaultLines[0]).toMatch(/^\[FAIL\] Vault reachable and unsealed: .*is not trusted \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)/);
     expect(text).toContain("fix: set VAULT_CACERT (or VAULT_CAPATH)");
     expect(text).toMatch(/\[ok\] {3}Nomad reachable: leader .* at https:\/\/127\.0\.0\.1:\d+ \(TLS: 1 CA certificate\(s\), client certificate\)/);
   });

@@ -175,12 +175,18 @@ describe("a request that got no answer, in one line", () => {
     expect(describeTransportFailure(wrapped, vault).message).toMatch(/^Vault refused the connection/);
   });
 
-  it("a closed connection over https without a client certificate hints at client certificates, but stays retryable", () => {
-    const closed = failure("UND_ERR_SOCKET", "other side closed");
-    expect(closed.transient).toBe(true);
-    expect(closed.message).toMatch(
-      /closed the connection \(other side closed\); if it requires client certificates .* set NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY$/,
-    );
-    expect(failure("UND_ERR_SOCKET", "other side closed", { ...nomad, clientCert: true }).message).toBe("Nomad at https://nomad:4646: other side closed");
+  it("a fresh TLS connection closed before any answer, without a client certificate, says the server most likely wants one", () => {
+    const closed = (bytesRead: number, ctx: Parameters<typeof describeTransportFailure>[1] = nomad) =>
+      describeTransportFailure(Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET", socket: { bytesRead } }), ctx);
+    expect(closed(0)).toEqual({
+      message:
+        "Nomad at https://nomad:4646 closed the connection after the TLS handshake without answering (other side closed): it most likely requires a client certificate (Nomad's verify_https_client, Vault's tls_require_and_verify_client_cert): set NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY",
+      fix: "set NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY",
+      transient: false,
+    });
+    // A connection that had answered before (keep-alive), one that has a certificate, or plain HTTP: a passing failure.
+    expect(closed(512)).toEqual({ message: "Nomad at https://nomad:4646: other side closed", transient: true });
+    expect(closed(0, { ...nomad, clientCert: true }).transient).toBe(true);
+    expect(closed(0, { ...nomad, addr: "http://nomad:4646" }).transient).toBe(true);
   });
 });
