@@ -4,6 +4,7 @@
 // idle Node service's memory. Names are kept and a source map is written next to it, so stack
 // traces stay readable (node --enable-source-maps maps them back to src/).
 
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type BuildOptions, build, type Plugin } from "esbuild";
 
@@ -26,6 +27,8 @@ export function bundleOptions(entry: string, outfile: string): BuildOptions {
     legalComments: "linked",
     logLevel: "warning",
     plugins: [shippedUndici],
+    // `--version` of the bundle, which ships without package.json (src/version.ts).
+    define: { __NGD_VERSION__: JSON.stringify(packageVersion()) },
     // CommonJS dependencies (pino, the cloudflared wrapper, undici) expect these in scope.
     banner: {
       js: [
@@ -38,6 +41,10 @@ export function bundleOptions(entry: string, outfile: string): BuildOptions {
       ].join(" "),
     },
   };
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(`${ROOT}package.json`, "utf8")) as { version: string }).version;
 }
 
 /** `undici` resolves to the parts of it the service uses (scripts/undici-shipped.mjs). */

@@ -3,11 +3,13 @@ import { ConfigError, loadConfig } from "./config.js";
 import { errorMessage } from "./core/errors.js";
 import { createLogger } from "./log.js";
 import { StartupError, startService } from "./service.js";
+import { serviceVersion } from "./version.js";
 
-const USAGE = `usage: nomad-gha-dispatcher [serve|doctor|help]
+const USAGE = `usage: nomad-gha-dispatcher [serve|doctor|version|help]
 
   serve    run the service (default)
   doctor   check every dependency and print a checklist with fixes
+  version  print the version (also --version, -v)
 
 Configuration comes from the environment; see the README for every variable.`;
 
@@ -15,6 +17,10 @@ async function main(argv: string[]): Promise<number> {
   const command = argv[0] ?? "serve";
   if (command === "help" || command === "--help" || command === "-h") {
     console.log(USAGE);
+    return 0;
+  }
+  if (command === "version" || command === "--version" || command === "-v") {
+    console.log(serviceVersion());
     return 0;
   }
   if (command !== "serve" && command !== "doctor") {
@@ -43,8 +49,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     service = await startService(config, log);
   } catch (err) {
+    // Printed once, on stderr beside any config error, not also as a log line.
     if (err instanceof StartupError) {
-      log.fatal(err.message);
       console.error(`startup error: ${err.message}`);
       return 1;
     }

@@ -2,6 +2,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { Hono } from "hono";
+import { configSummary } from "./config/summary.js";
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage } from "./core/errors.js";
 import { statusLabel } from "./core/replay-guard.js";
@@ -21,6 +22,7 @@ import { type ClosableListener, shutDown } from "./shutdown.js";
 import { readinessProbe, StartupError, startupChecks } from "./startup.js";
 import { CloudflaredSupervisor } from "./tunnel/cloudflared.js";
 import { tunnelTargetFor } from "./tunnel/settings.js";
+import { serviceVersion } from "./version.js";
 
 // The composition root: adapters (src/deps.ts) wired to the workflows' ports.
 export { createDeps, type ServiceDeps } from "./deps.js";
@@ -54,6 +56,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   // hook) are not collected at all; the service's own counters stay for tests and doctor.
   const metrics = new Metrics({ defaultMetrics: config.metricsPort !== undefined });
   const deps = createDeps(config, log, metrics);
+  log.info({ version: serviceVersion(), config: configSummary(config) }, "starting nomad-gha-dispatcher");
   if (config.runner.scope === "org" && config.runner.registration !== "jit") {
     log.warn(
       { registration: config.runner.registration },
