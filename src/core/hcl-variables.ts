@@ -40,7 +40,9 @@ function topLevel(text: string): string[] {
       continue;
     }
     const line = raw.trim();
-    if (depth === 0 && line !== "") lines.push(line);
+    // What starts the line once a leading /* comment */ is set aside.
+    const start = line.replace(/^(\/\*.*?\*\/\s*)+/, "");
+    if (depth === 0 && start !== "") lines.push(start);
     let inString = false;
     for (let i = 0; i < line.length; i++) {
       const ch = line[i];
