@@ -22,7 +22,7 @@ const parse = (v: string): Version => {
 const cmp = (x: Version, y: Version) => x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
 
 /** Whether `version` satisfies an engines range of the forms npm packages use (>=, ^, x, ||). */
-export function satisfies(version: string, range: string): boolean {
+function satisfies(version: string, range: string): boolean {
   const v = parse(version);
   return range.split("||").some((part) =>
     part
