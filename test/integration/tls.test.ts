@@ -1,10 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tlsOptions } from "../../src/config/tls.js";
 import { loadConfig } from "../../src/config.js";
+import { DependencyError } from "../../src/core/errors.js";
 import { runDoctor } from "../../src/doctor.js";
+import { VaultStore } from "../../src/vault/client.js";
 import { runCli } from "../harness/cli.js";
 import { startTestWorld } from "../harness/test-world.js";
+import { privateCa } from "../harness/tls.js";
 import { closeTwins, eventually, serviceEnv, startTwins } from "../harness/world.js";
+import { VaultTwin } from "../twins/vault.js";
 
 // Production-like TLS: Vault behind a private CA, Nomad with verify_https_client. The CA and
 // every certificate are made at test time (test/harness/tls.ts).
@@ -86,6 +91,42 @@ describe("TLS to Nomad and Vault", () => {
     expect(vaultLines[0]).toMatch(/^\[FAIL\] Vault reachable and unsealed: .*is not trusted \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)/);
     expect(text).toContain("fix: set VAULT_CACERT (or VAULT_CAPATH)");
     expect(text).toMatch(/\[ok\] {3}Nomad reachable: leader .* at https:\/\/127\.0\.0\.1:\d+ \(TLS: 1 CA certificate\(s\), client certificate\)/);
+  });
+
+  it("Vault with tls_require_and_verify_client_cert: VAULT_CLIENT_CERT and VAULT_CLIENT_KEY get through, no certificate says which to set", async () => {
+    const ca = privateCa();
+    const server = ca.server("vault", { ip: ["127.0.0.1"] });
+    const client = ca.client("dispatcher");
+    const vault = await VaultTwin.start({
+      tls: { certPem: server.certPem, keyPem: server.keyPem, clientCaPem: ca.certPem, requireAndVerifyClientCert: true },
+    });
+    try {
+      const store = (env: Record<string, string>) => {
+        const problems: string[] = [];
+        const tls = tlsOptions("VAULT", { VAULT_CACERT: ca.cert, ...env }, problems);
+        expect(problems).toEqual([]);
+        return new VaultStore({
+          addr: vault.url,
+          token: vault.rootToken,
+          kvMount: "secret",
+          kvPrefix: "p",
+          runnerJob: { namespace: "default", id: "github-runner" },
+          tls,
+        });
+      };
+      expect(await store({ VAULT_CLIENT_CERT: client.cert, VAULT_CLIENT_KEY: client.key }).auditDevices()).toEqual(["file/"]);
+      const refused = await store({})
+        .auditDevices()
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(refused).toBeInstanceOf(DependencyError);
+      expect(refused).toMatchObject({ transient: false, fix: "set VAULT_CLIENT_CERT and VAULT_CLIENT_KEY" });
+    } finally {
+      await vault.close();
+      ca.remove();
+    }
   });
 
   it("doctor with VAULT_SKIP_VERIFY=true reaches Vault, and warns that nothing is verified", async () => {
