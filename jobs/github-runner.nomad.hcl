@@ -33,6 +33,12 @@ variable "vault_namespace" {
   default     = ""
 }
 
+variable "vault_ca_pem" {
+  type        = string
+  description = "PEM of the CA(s) Vault's TLS certificate is checked against (curl --cacert); empty for the image's own CAs. The dispatcher passes RUNNER_VAULT_CACERT, or VAULT_CACERT/VAULT_CAPATH when the runners use VAULT_ADDR."
+  default     = ""
+}
+
 variable "vault_role" {
   type        = string
   description = "Vault JWT auth role the prestart logs in with (Nomad workload identity); empty for the wrapping-token fallback."
@@ -174,6 +180,17 @@ job "github-runner" {
         destination = "local/configure-runner.sh"
         data        = file("runner/configure-runner.sh")
         perms       = "0644"
+      }
+
+      # A private CA for Vault: the script verifies Vault with this file when it is there. A CA
+      # certificate is public, hence 0644; a template needs data, hence dynamic.
+      dynamic "template" {
+        for_each = compact([var.vault_ca_pem])
+        content {
+          destination = "local/vault-ca.pem"
+          data        = template.value
+          perms       = "0644"
+        }
       }
 
       resources {

@@ -3,13 +3,15 @@ import { ConfigError, loadConfig } from "./config.js";
 import { errorMessage } from "./core/errors.js";
 import { createLogger } from "./log.js";
 import { StartupError, startService } from "./service.js";
+import { serviceVersion } from "./version.js";
 
-const USAGE = `usage: nomad-gha-dispatcher [serve|doctor|status [URL]|help]
+const USAGE = `usage: nomad-gha-dispatcher [serve|doctor|status [URL]|version|help]
 
   serve    run the service (default)
   doctor   check every dependency and print a checklist with fixes
   status   what a running service waits for: health, runners, waiting jobs and why, GitHub budget,
            last failures (from URL, default http://HOST:METRICS_PORT/status.json)
+  version  print the version (also --version, -v)
 
 Configuration comes from the environment; see the README for every variable.`;
 
@@ -26,6 +28,10 @@ async function main(argv: string[]): Promise<number> {
       (text) => process.stdout.write(text),
       (line) => console.error(line),
     );
+  }
+  if (command === "version" || command === "--version" || command === "-v") {
+    console.log(serviceVersion());
+    return 0;
   }
   if (command !== "serve" && command !== "doctor") {
     console.error(`unknown command "${command}"\n${USAGE}`);
@@ -53,8 +59,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     service = await startService(config, log);
   } catch (err) {
+    // Printed once, on stderr beside any config error, not also as a log line.
     if (err instanceof StartupError) {
-      log.fatal(err.message);
       console.error(`startup error: ${err.message}`);
       return 1;
     }

@@ -1,6 +1,13 @@
 import { fileURLToPath } from "node:url";
 import { envSchema as buildEnvSchema, describeIssue, type Env, list } from "./config/env-schema.js";
 import { githubAuth } from "./config/github-auth.js";
+import { runnerVaultCa } from "./config/runner-vault-ca.js";
+import { type TlsOptions, tlsOptions } from "./config/tls.js";
+
+export type { TlsOptions } from "./config/tls.js";
+
+/** GitHub's advice for a webhook secret is a long random string; below this, start needs an opt-in. */
+export const MIN_WEBHOOK_SECRET_LENGTH = 20;
 
 /** Where the bundled runner job lives, relative to this file in both src/ and dist/. */
 export const BUNDLED_RUNNER_JOB_FILE = fileURLToPath(new URL("../jobs/github-runner.nomad.hcl", import.meta.url));
@@ -53,6 +60,8 @@ export interface Config {
     runnerJobFile: string;
     runnerJobVarsFile?: string;
     registerRunnerJob: boolean;
+    /** NOMAD_CACERT, NOMAD_CLIENT_CERT, ... as the Nomad CLI reads them. */
+    tls: TlsOptions;
   };
   vault: {
     addr: string;
@@ -69,6 +78,10 @@ export interface Config {
     credentialDelivery: CredentialDelivery;
     wrapTtl: string;
     requireAudit: boolean;
+    /** VAULT_CACERT, VAULT_CLIENT_CERT, ... as the Vault CLI reads them. */
+    tls: TlsOptions;
+    /** PEM the runner allocations verify Vault's certificate with (job variable vault_ca_pem); undefined = the image's CAs. */
+    runnerCaPem?: string;
   };
   reconcile: {
     intervalSeconds: number;
@@ -135,6 +148,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (cleaned.GITHUB_WEBHOOK_SECRET !== undefined && webhookSecrets.length === 0) {
     problems.push("GITHUB_WEBHOOK_SECRET must contain at least one secret");
   }
+  const short = webhookSecrets.filter((secret) => secret.length < MIN_WEBHOOK_SECRET_LENGTH).length;
+  if (short > 0 && parsed.success && !parsed.data.GITHUB_WEBHOOK_SECRET_ALLOW_SHORT) {
+    problems.push(
+      `GITHUB_WEBHOOK_SECRET: ${short} secret(s) shorter than ${MIN_WEBHOOK_SECRET_LENGTH} characters can be guessed from one signed delivery; use \`openssl rand -hex 32\` (in GitHub and here), or set GITHUB_WEBHOOK_SECRET_ALLOW_SHORT=true to accept that`,
+    );
+  }
+  const nomadTls = tlsOptions("NOMAD", cleaned, problems);
+  const vaultTls = tlsOptions("VAULT", cleaned, problems);
+  const runnerCaPem = runnerVaultCa(cleaned, vaultTls, problems);
   if (cleaned.NOMAD_REGISTER_TOKEN && parsed.success && !parsed.data.NOMAD_REGISTER_RUNNER_JOB) {
     problems.push("NOMAD_REGISTER_TOKEN is set but NOMAD_REGISTER_RUNNER_JOB=false: the service registers nothing, so unset the token");
   }
@@ -178,6 +200,7 @@ export function loadConfig(env: Env = process.env): Config {
       runnerJobFile: e.NOMAD_RUNNER_JOB_FILE,
       runnerJobVarsFile: e.NOMAD_RUNNER_JOB_VARS_FILE,
       registerRunnerJob: e.NOMAD_REGISTER_RUNNER_JOB,
+      tls: nomadTls,
     },
     vault: {
       addr: e.VAULT_ADDR,
@@ -189,6 +212,8 @@ export function loadConfig(env: Env = process.env): Config {
       credentialDelivery: e.RUNNER_CREDENTIAL_DELIVERY,
       wrapTtl: e.VAULT_WRAP_TTL,
       requireAudit: e.VAULT_REQUIRE_AUDIT,
+      tls: vaultTls,
+      runnerCaPem,
     },
     reconcile: {
       intervalSeconds: e.RECONCILE_INTERVAL,

@@ -4,7 +4,7 @@ import { RunnerIndex } from "./core/runner-index.js";
 import { GitHubClient } from "./github/client.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
-import { NomadClient } from "./nomad/client.js";
+import { NomadClient, type NomadClientOptions } from "./nomad/client.js";
 import type { RunnerDeps } from "./ports/index.js";
 import { VaultStore } from "./vault/client.js";
 
@@ -33,12 +33,7 @@ export function servePolicy(config: Config): ServePolicy {
 }
 
 export function createDeps(config: Config, log: Logger, metrics?: Metrics): ServiceDeps {
-  const nomad = new NomadClient({
-    addr: config.nomad.addr,
-    token: config.nomad.token,
-    namespace: config.nomad.namespace,
-    region: config.nomad.region,
-  });
+  const nomad = new NomadClient(nomadOptions(config));
   const { registerToken } = config.nomad;
   return {
     log,
@@ -66,11 +61,10 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       kvMount: config.vault.kvMount,
       kvPrefix: config.vault.kvPrefix,
       runnerJob: { namespace: config.nomad.namespace, id: config.nomad.runnerJob },
+      tls: config.vault.tls,
     }),
     nomad,
-    nomadRegistrar: registerToken
-      ? new NomadClient({ addr: config.nomad.addr, token: registerToken, namespace: config.nomad.namespace, region: config.nomad.region })
-      : nomad,
+    nomadRegistrar: registerToken ? new NomadClient({ ...nomadOptions(config), token: registerToken }) : nomad,
     settings: {
       runnerJob: config.nomad.runnerJob,
       registration: config.runner.registration,
@@ -83,4 +77,10 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       retry: { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 2_000 },
     },
   };
+}
+
+/** The run-time token's client options; the registrar differs only in its token. */
+function nomadOptions(config: Config): NomadClientOptions {
+  const { addr, token, namespace, region, tls } = config.nomad;
+  return { addr, token, namespace, region, tls };
 }

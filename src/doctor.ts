@@ -1,12 +1,15 @@
-import { access, constants } from "node:fs/promises";
-import type { Config } from "./config.js";
-import { errorMessage } from "./core/errors.js";
+import { readFile } from "node:fs/promises";
+import { tlsSummary } from "./config/tls.js";
+import { type Config, MIN_WEBHOOK_SECRET_LENGTH } from "./config.js";
+import { DependencyError, errorMessage } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
 import { createDeps } from "./deps.js";
 import { checkNomadTokens, checkRunnerNamespace } from "./doctor-nomad-token.js";
 import { checkRunnerImage } from "./doctor-runner-image.js";
+import { checkAudit, checkKvMount, checkVaultCapabilities, checkVaultHealth } from "./doctor-vault.js";
 import { createLogger } from "./log.js";
-import { runnerJobProblems } from "./nomad/runner-job.js";
+import { runnerJobProblems, varsFileProblem } from "./nomad/runner-job.js";
+import { checkTunnelConfigFile, resolveCloudflaredBinary, TunnelStartError } from "./tunnel/binary.js";
 
 /** "warn": works today, but needs attention (doctor still exits 0). */
 export type CheckLevel = "ok" | "warn" | "fail";
@@ -24,58 +27,142 @@ export type CheckOutcome = Omit<CheckResult, "name">;
 /** One line, or several named lines when one probe answers for several findings. */
 type Check = () => Promise<CheckOutcome | CheckResult[]>;
 
-/** Every dependency checked for real; one line per check, a fix under each failure. */
+/** A system whose first check failing makes the checks behind it say nothing new. */
+type Root = "nomad" | "vault" | "github";
+
+interface CheckSpec {
+  name: string;
+  run: Check;
+  /** This check is the one that reaches the system: when it fails, the others that need it are not run. */
+  root?: Root;
+  needs?: Root[];
+}
+
+/**
+ * Every dependency checked for real; one line per check, a fix under each failure. One root
+ * cause gives one line: when Vault (or Nomad, or GitHub) cannot be reached, the checks that
+ * need it are not run, and that line says how many were left out.
+ */
 export async function doctorChecks(config: Config, deps: ServiceDeps): Promise<CheckResult[]> {
   const kvData = `${config.vault.kvMount}/data/${config.vault.kvPrefix}/runners/doctor-probe`;
   const kvMeta = `${config.vault.kvMount}/metadata/${config.vault.kvPrefix}/runners/doctor-probe`;
   // Asked once: the GitHub credentials check and the runner image check both need it.
   let identity: ReturnType<ServiceDeps["github"]["identity"]> | undefined;
   const gitHubIdentity = () => (identity ??= deps.github.identity());
-  const checks: Array<[string, Check]> = [
-    ["webhook secret", async () => checkWebhookSecrets(config.github.webhookSecrets)],
-    ["Nomad reachable", async () => ({ level: "ok", detail: `leader ${await deps.nomad.leader()} at ${config.nomad.addr}` })],
-    ["Nomad token", () => checkNomadTokens(config, deps.nomad, deps.nomadRegistrar)],
-    ["Nomad runner namespace", async () => checkRunnerNamespace(config)],
-    ["Nomad runner job", () => checkRunnerJob(config, deps)],
-    ["Vault reachable and unsealed", () => checkVaultHealth(deps)],
-    ["Vault token capabilities", () => checkVaultCapabilities(deps, kvData, kvMeta)],
-    ["Vault audit device", () => checkAudit(config, deps)],
-    ["GitHub credentials", () => checkGitHub(config, gitHubIdentity)],
-    ["runner image", () => checkRunnerImage(config, { nomad: deps.nomad, github: deps.github, identity: gitHubIdentity })],
-    ["cloudflared", () => checkCloudflared(config)],
+  const checks: CheckSpec[] = [
+    { name: "webhook secret", run: async () => checkWebhookSecrets(config) },
+    ...tlsChecks(config),
+    { name: "Nomad reachable", root: "nomad", run: async () => checkNomadReachable(config, deps) },
+    { name: "Nomad token", needs: ["nomad"], run: () => checkNomadTokens(config, deps.nomad, deps.nomadRegistrar) },
+    { name: "Nomad runner namespace", run: async () => checkRunnerNamespace(config) },
+    { name: "Nomad runner job variables", run: () => checkRunnerJobVariables(config) },
+    { name: "Nomad runner job", needs: ["nomad"], run: () => checkRunnerJob(config, deps) },
+    { name: "Vault reachable and unsealed", root: "vault", run: () => checkVaultHealth(config, deps) },
+    { name: "Vault token capabilities", needs: ["vault"], run: () => checkVaultCapabilities(deps, kvData, kvMeta) },
+    { name: "Vault KV mount", needs: ["vault"], run: () => checkKvMount(config, deps) },
+    { name: "Vault audit device", needs: ["vault"], run: () => checkAudit(config, deps) },
+    { name: "GitHub credentials", root: "github", run: () => checkGitHub(config, gitHubIdentity) },
+    {
+      name: "runner image",
+      needs: ["nomad", "github"],
+      run: () => checkRunnerImage(config, { nomad: deps.nomad, github: deps.github, identity: gitHubIdentity }),
+    },
+    { name: "cloudflared", run: () => checkCloudflared(config) },
   ];
   const results: CheckResult[] = [];
-  for (const [name, check] of checks) {
-    try {
-      const outcome = await check();
-      results.push(...(Array.isArray(outcome) ? outcome : [{ name, ...outcome }]));
-    } catch (err) {
-      results.push({ name, level: "fail", detail: errorMessage(err), fix: FIX_ON_ERROR[name] });
+  const failedRoots = new Map<Root, { result: CheckResult; skipped: number }>();
+  for (const { name, run, root, needs = [] } of checks) {
+    const blocker = needs.map((n) => failedRoots.get(n)).find((f) => f !== undefined);
+    if (blocker) {
+      blocker.skipped += 1;
+      continue;
     }
+    let outcome: CheckResult[];
+    try {
+      const found = await run();
+      outcome = Array.isArray(found) ? found : [{ name, ...found }];
+    } catch (err) {
+      outcome = [{ name, level: "fail", ...failureOf(name, err) }];
+    }
+    results.push(...outcome);
+    const failed = outcome.find((r) => r.level === "fail");
+    if (root && failed) failedRoots.set(root, { result: failed, skipped: 0 });
+  }
+  for (const { result, skipped } of failedRoots.values()) {
+    if (skipped > 0) result.detail += ` (${skipped} check(s) that need it not run)`;
   }
   return results;
+}
+
+/** What an error says, and what to do: the transport's own fix (a TLS setting) first. */
+function failureOf(name: string, err: unknown): { detail: string; fix?: string } {
+  const detail = errorMessage(err);
+  if (err instanceof DependencyError && err.fix) {
+    return { detail: detail.endsWith(`: ${err.fix}`) ? detail.slice(0, -err.fix.length - 2) : detail, fix: err.fix };
+  }
+  if (name === "Vault audit device" && err instanceof DependencyError && err.status === 403) {
+    return { detail, fix: "grant read+sudo on sys/audit (policies/vault-dispatcher.policy.hcl) or set VAULT_REQUIRE_AUDIT=false" };
+  }
+  return { detail, fix: FIX_ON_ERROR[name] };
 }
 
 const FIX_ON_ERROR: Record<string, string> = {
   "Nomad reachable": "check NOMAD_ADDR (and NOMAD_TOKEN); `curl $NOMAD_ADDR/v1/status/leader` must answer",
   "Nomad token": "check NOMAD_TOKEN: `nomad acl token self` with it must work",
   "Nomad runner job": "start the service once (it registers the job) or `nomad job run jobs/github-runner.nomad.hcl`",
+  "Nomad runner job variables": "check NOMAD_RUNNER_JOB_FILE and NOMAD_RUNNER_JOB_VARS_FILE",
   "Vault reachable and unsealed": "check VAULT_ADDR; `vault status` must show Sealed false",
   "Vault token capabilities": "check VAULT_TOKEN: `vault token lookup` must work",
-  "Vault audit device": "grant read+sudo on sys/audit (policies/vault-dispatcher.policy.hcl) or set VAULT_REQUIRE_AUDIT=false",
+  "Vault KV mount": "check VAULT_KV_MOUNT: `vault secrets list` must show it as kv version 2",
+  "Vault audit device": "check that Vault answers sys/audit (`vault audit list`)",
   "GitHub credentials": "check GITHUB_TOKEN or GITHUB_APP_ID/GITHUB_APP_PRIVATE_KEY and GITHUB_API_URL",
 };
 
-function checkWebhookSecrets(secrets: string[]): CheckOutcome {
-  const weak = secrets.filter((s) => s.length < 20);
+/** Start refuses a short secret unless GITHUB_WEBHOOK_SECRET_ALLOW_SHORT=true; doctor still points at it. */
+function checkWebhookSecrets(config: Config): CheckOutcome {
+  const secrets = config.github.webhookSecrets;
+  const weak = secrets.filter((s) => s.length < MIN_WEBHOOK_SECRET_LENGTH);
   if (weak.length > 0) {
     return {
-      level: "fail",
-      detail: `${weak.length} webhook secret(s) shorter than 20 characters`,
-      fix: "use `openssl rand -hex 32` for GITHUB_WEBHOOK_SECRET",
+      level: "warn",
+      detail: `${weak.length} webhook secret(s) shorter than ${MIN_WEBHOOK_SECRET_LENGTH} characters (allowed by GITHUB_WEBHOOK_SECRET_ALLOW_SHORT=true)`,
+      fix: "use `openssl rand -hex 32` for GITHUB_WEBHOOK_SECRET, in GitHub and here",
     };
   }
   return { level: "ok", detail: `${secrets.length} secret(s) configured` };
+}
+
+/** TLS verification turned off is a warning for each system: it works, and anyone in between can read the tokens. */
+function tlsChecks(config: Config): CheckSpec[] {
+  const systems = [
+    { system: "Nomad", prefix: "NOMAD", tls: config.nomad.tls },
+    { system: "Vault", prefix: "VAULT", tls: config.vault.tls },
+  ] as const;
+  return systems
+    .filter(({ tls }) => !tls.rejectUnauthorized)
+    .map(({ system, prefix }) => ({
+      name: `${system} TLS`,
+      run: async (): Promise<CheckOutcome> => ({
+        level: "warn",
+        detail: `${prefix}_SKIP_VERIFY is set: ${system}'s certificate is not checked, so whoever sits in between gets the token`,
+        fix: `set ${prefix}_CACERT (or ${prefix}_CAPATH) to ${system}'s CA and unset ${prefix}_SKIP_VERIFY`,
+      }),
+    }));
+}
+
+async function checkNomadReachable(config: Config, deps: ServiceDeps): Promise<CheckOutcome> {
+  const leader = await deps.nomad.leader();
+  const tls = config.nomad.addr.startsWith("https:") ? ` (TLS: ${tlsSummary(config.nomad.tls)})` : "";
+  return { level: "ok", detail: `leader ${leader} at ${config.nomad.addr}${tls}` };
+}
+
+/** Every variable the vars file sets must be declared by the job file; Nomad's HTTP parse ignores the rest. */
+async function checkRunnerJobVariables(config: Config): Promise<CheckOutcome> {
+  const { runnerJobFile, runnerJobVarsFile } = config.nomad;
+  if (!runnerJobVarsFile) return { level: "ok", detail: "no NOMAD_RUNNER_JOB_VARS_FILE: the job's defaults" };
+  const problem = varsFileProblem(await readFile(runnerJobFile, "utf8"), await readFile(runnerJobVarsFile, "utf8"), runnerJobVarsFile);
+  if (problem) return { level: "fail", detail: problem, fix: "fix the variable names in NOMAD_RUNNER_JOB_VARS_FILE" };
+  return { level: "ok", detail: `every variable ${runnerJobVarsFile} sets is declared by ${runnerJobFile}` };
 }
 
 async function checkRunnerJob(config: Config, deps: ServiceDeps): Promise<CheckOutcome> {
@@ -90,40 +177,6 @@ async function checkRunnerJob(config: Config, deps: ServiceDeps): Promise<CheckO
   const problems = runnerJobProblems(job, config.vault.credentialDelivery);
   if (problems.length > 0) return { level: "fail", detail: problems.join("; "), fix: "re-register jobs/github-runner.nomad.hcl" };
   return { level: "ok", detail: `${config.nomad.runnerJob} is a parameterized job with prestart, main and poststop tasks` };
-}
-
-async function checkVaultHealth(deps: ServiceDeps): Promise<CheckOutcome> {
-  const h = await deps.vault.health();
-  if (!h.initialized) return { level: "fail", detail: "Vault is not initialised", fix: "`vault operator init`" };
-  if (h.sealed) return { level: "fail", detail: "Vault is sealed", fix: "`vault operator unseal`" };
-  if (h.standby) return { level: "fail", detail: "this Vault node is a standby", fix: "point VAULT_ADDR at the active node or the cluster address" };
-  return { level: "ok", detail: "active and unsealed" };
-}
-
-async function checkVaultCapabilities(deps: ServiceDeps, data: string, meta: string): Promise<CheckOutcome> {
-  const caps = await deps.vault.capabilities([data, meta]);
-  const has = (path: string, wanted: string[]) => {
-    const got = caps[path] ?? [];
-    return got.includes("root") || wanted.every((c) => got.includes(c));
-  };
-  const missing: string[] = [];
-  if (!has(data, ["create", "read", "update"])) missing.push(`create, read, update on ${data.replace(/doctor-probe$/, "*")}`);
-  if (!has(meta, ["delete"])) missing.push(`delete on ${meta.replace(/doctor-probe$/, "*")}`);
-  if (missing.length > 0) {
-    return {
-      level: "fail",
-      detail: `token lacks ${missing.join("; ")}`,
-      fix: "`vault policy write nomad-gha-dispatcher policies/vault-dispatcher.policy.hcl` and attach it to the token",
-    };
-  }
-  return { level: "ok", detail: `can write, read and delete runner secrets under ${data.replace(/\/doctor-probe$/, "")}` };
-}
-
-async function checkAudit(config: Config, deps: ServiceDeps): Promise<CheckOutcome> {
-  const devices = await deps.vault.auditDevices();
-  if (devices.length > 0) return { level: "ok", detail: `enabled: ${devices.join(", ")}` };
-  if (!config.vault.requireAudit) return { level: "ok", detail: "none enabled (allowed by VAULT_REQUIRE_AUDIT=false)" };
-  return { level: "fail", detail: "no audit device enabled", fix: "`vault audit enable file file_path=/var/log/vault_audit.log`" };
 }
 
 async function checkGitHub(config: Config, identity: () => ReturnType<ServiceDeps["github"]["identity"]>): Promise<CheckOutcome> {
@@ -153,25 +206,20 @@ async function checkGitHub(config: Config, identity: () => ReturnType<ServiceDep
   return { level: "ok", detail: `App ${id.slug}, ${id.installations.length} installation(s) with ${permission}: write` };
 }
 
+/** Found exactly as serve finds it (tunnel/binary.ts: PATH, the npm wrapper's own binary), with serve's messages. */
 async function checkCloudflared(config: Config): Promise<CheckOutcome> {
   if (config.tunnel.mode === "off") return { level: "ok", detail: "TUNNEL=off: bring your own ingress to POST /webhook" };
+  let binary: string;
   try {
-    await access(config.tunnel.cloudflaredBin, constants.X_OK);
-  } catch {
-    return { level: "fail", detail: `no executable at ${config.tunnel.cloudflaredBin}`, fix: "install cloudflared and set CLOUDFLARED_BIN" };
+    binary = await resolveCloudflaredBinary(config.tunnel.cloudflaredBin);
+    if (config.tunnel.mode === "named" && !config.tunnel.token) await checkTunnelConfigFile(config.tunnel.configFile);
+  } catch (err) {
+    if (!(err instanceof TunnelStartError)) throw err;
+    const [detail, fix] =
+      err.problem === "config-not-found" ? [err.message, "set TUNNEL_TOKEN or TUNNEL_CONFIG"] : [err.message, "install cloudflared and set CLOUDFLARED_BIN"];
+    return { level: "fail", detail, fix };
   }
-  if (config.tunnel.mode === "named" && !config.tunnel.token) {
-    try {
-      await access(config.tunnel.configFile, constants.R_OK);
-    } catch {
-      return {
-        level: "fail",
-        detail: `named tunnel without TUNNEL_TOKEN and no config at ${config.tunnel.configFile}`,
-        fix: "set TUNNEL_TOKEN or TUNNEL_CONFIG",
-      };
-    }
-  }
-  return { level: "ok", detail: `${config.tunnel.cloudflaredBin} (${config.tunnel.mode} tunnel)` };
+  return { level: "ok", detail: `${binary} (${config.tunnel.mode} tunnel)` };
 }
 
 const LEVEL_TAGS: Record<CheckLevel, string> = { ok: "[ok]  ", warn: "[warn]", fail: "[FAIL]" };

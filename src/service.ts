@@ -2,6 +2,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { Hono } from "hono";
+import { configSummary } from "./config/summary.js";
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage } from "./core/errors.js";
 import { statusLabel } from "./core/replay-guard.js";
@@ -24,6 +25,7 @@ import { type ClosableListener, shutDown } from "./shutdown.js";
 import { readinessProbe, StartupError, startupChecks } from "./startup.js";
 import { CloudflaredSupervisor } from "./tunnel/cloudflared.js";
 import { tunnelTargetFor } from "./tunnel/settings.js";
+import { serviceVersion } from "./version.js";
 
 // The composition root: adapters (src/deps.ts) wired to the workflows' ports.
 export { createDeps, type ServiceDeps } from "./deps.js";
@@ -57,6 +59,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   // hook) are not collected at all; the service's own counters stay for tests and doctor.
   const metrics = new Metrics({ defaultMetrics: config.metricsPort !== undefined });
   const deps = createDeps(config, log, metrics);
+  log.info({ version: serviceVersion(), config: configSummary(config) }, "starting nomad-gha-dispatcher");
   if (config.runner.scope === "org" && config.runner.registration !== "jit") {
     log.warn(
       { registration: config.runner.registration },
@@ -140,7 +143,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
       const now = Date.now();
       const [report, budgets] = [await readiness(), deps.github.budgetUsage()];
       const recent = failures.list();
-      const health = { ...report.checks, github: githubHealth(recent, budgets, now) };
+      // Rejected credentials (readiness) say more than what the service saw of GitHub lately.
+      const seen = githubHealth(recent, budgets, now);
+      const credentials = report.checks.github;
+      const github = credentials && !credentials.ok ? credentials : { ok: seen.ok, detail: [credentials?.detail, seen.detail].filter(Boolean).join("; ") };
+      const health = { ...report.checks, github };
       return { generatedAt: now, ready: report.ready, health, waiting: provisioner.waiting(), runners: lastRunners, budgets, failures: recent };
     };
     metricsServer = await listen(metricsApp(metrics, readiness, () => provisioner.waiting(), status).fetch, config.host, config.metricsPort);

@@ -1,9 +1,10 @@
 import type { Config } from "./config.js";
-import { errorMessage, isTransient } from "./core/errors.js";
+import { DependencyError, errorMessage, isTransient } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
 import type { ReadinessReport } from "./http/app.js";
 import type { Logger } from "./log.js";
 import { ensureRunnerJob, runnerJobProblems } from "./nomad/runner-job.js";
+import { gitHubCredentialsCheck } from "./readiness-github.js";
 import type { TunnelStatus } from "./tunnel/cloudflared.js";
 
 export class StartupError extends Error {
@@ -21,7 +22,9 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
     try {
       devices = await available("Vault", () => deps.vault.auditDevices());
     } catch (err) {
-      throw new StartupError(`cannot list Vault audit devices at ${config.vault.addr} (needs sudo on sys/audit): ${errorMessage(err)}`);
+      // Only a refusal is about the policy; anything else (no connection, TLS) says so itself.
+      const policy = err instanceof DependencyError && err.status === 403 ? " (the token needs read and sudo on sys/audit)" : "";
+      throw new StartupError(`cannot list Vault audit devices at ${config.vault.addr}${policy}: ${errorMessage(err)}`);
     }
     if (devices.length === 0) {
       throw new StartupError(
@@ -44,6 +47,7 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
             kvMount: config.vault.kvMount,
             kvPrefix: config.vault.kvPrefix,
             credentialDelivery: config.vault.credentialDelivery,
+            caPem: config.vault.runnerCaPem,
           },
         }),
       );
@@ -96,8 +100,9 @@ const READINESS_CACHE_MS = 2_000;
 /** Nomad and Vault reachable and able to serve; cached briefly so probes do not hammer them. */
 export function readinessProbe(deps: ServiceDeps, tunnel?: () => TunnelStatus | undefined): () => Promise<ReadinessReport> {
   let cached: { at: number; report: Promise<ReadinessReport> } | undefined;
+  const github = gitHubCredentialsCheck(() => deps.github.identity());
   const check = async (): Promise<ReadinessReport> => {
-    const [nomad, vault] = await Promise.all([
+    const [nomad, vault, credentials] = await Promise.all([
       deps.nomad.leader().then(
         (leader) => ({ ok: leader !== "", detail: leader ? `leader ${leader}` : "no leader" }),
         (err: unknown) => ({ ok: false, detail: errorMessage(err) }),
@@ -106,8 +111,9 @@ export function readinessProbe(deps: ServiceDeps, tunnel?: () => TunnelStatus | 
         (h) => ({ ok: h.initialized && !h.sealed && !h.standby, detail: h.sealed ? "sealed" : h.standby ? "standby" : "active" }),
         (err: unknown) => ({ ok: false, detail: errorMessage(err) }),
       ),
+      github(),
     ]);
-    const checks: ReadinessReport["checks"] = { nomad, vault };
+    const checks: ReadinessReport["checks"] = { nomad, vault, github: credentials };
     const t = tunnel?.();
     if (t) {
       checks.tunnel = { ok: t.connected, detail: t.connected ? `${t.connections} edge connection(s)` : (t.lastError ?? "not connected") };

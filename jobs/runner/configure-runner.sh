@@ -25,6 +25,9 @@ runner_files=(.runner .credentials .credentials_rsaparams)
 out="${NOMAD_ALLOC_DIR}/runner"
 secret_path="${VAULT_KV_MOUNT}/data/${VAULT_KV_PREFIX}/runners/${NOMAD_NAMESPACE}/${NOMAD_JOB_PARENT_ID}/${runner}"
 identity_token_file="${NOMAD_SECRETS_DIR}/vault_token"
+# The job's vault_ca_pem, when Vault has a private CA: then only that CA is trusted, as with VAULT_CACERT.
+vault_tls=()
+if [ -s "${NOMAD_TASK_DIR}/vault-ca.pem" ]; then vault_tls=(--cacert "${NOMAD_TASK_DIR}/vault-ca.pem"); fi
 mkdir -p "$out"
 
 stolen() {
@@ -39,7 +42,7 @@ vault() {
   local headers response data=()
   headers=$(vault_headers "$3")
   if [ -n "${4:-}" ]; then data=(--data @-); fi
-  response=$(printf '%s' "${4:-}" | curl -sS --retry 3 -X "$1" -H @<(printf '%s\n' "$headers") "${data[@]}" \
+  response=$(printf '%s' "${4:-}" | curl -sS --retry 3 "${vault_tls[@]}" -X "$1" -H @<(printf '%s\n' "$headers") "${data[@]}" \
     -w '\n%{http_code}' "${VAULT_ADDR}/v1/$2") || { echo "runner ${runner}: Vault unreachable at ${VAULT_ADDR}" >&2; exit 1; }
   status=${response##*$'\n'}
   body=${response%$'\n'*}

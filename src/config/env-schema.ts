@@ -10,9 +10,11 @@ export const list = (v: string | undefined) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-const url = (name: string) =>
+// http(s) only: a bare "host:port" parses as a URL whose scheme is the host, and then fails
+// at the first request with an unrelated message.
+const url = (name: string, example: string) =>
   z.pipe(
-    z.url(`${name} must be a URL like http://127.0.0.1:4646`),
+    z.url({ protocol: /^https?$/, error: `${name} must be a URL starting with http:// or https://, like ${example}` }),
     z.transform((s) => s.replace(/\/+$/, "")),
   );
 
@@ -57,12 +59,14 @@ export function envSchema(bundledRunnerJobFile: string) {
     LOG_LEVEL: z._default(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
     WEBHOOK_BODY_LIMIT: int("WEBHOOK_BODY_LIMIT", 1024 * 1024, 1024, 25 * 1024 * 1024),
     GITHUB_WEBHOOK_SECRET: z.string("GITHUB_WEBHOOK_SECRET is required (the secret set on the GitHub webhook)"),
+    // A short secret can be guessed offline from one signed delivery; shorter needs this opt-in.
+    GITHUB_WEBHOOK_SECRET_ALLOW_SHORT: bool("GITHUB_WEBHOOK_SECRET_ALLOW_SHORT", false),
     GITHUB_TOKEN: optionalString,
     GITHUB_APP_ID: z.optional(z.string().check(z.regex(/^\d+$/, "GITHUB_APP_ID must be the numeric App ID"))),
     GITHUB_APP_PRIVATE_KEY: optionalString,
     GITHUB_APP_PRIVATE_KEY_FILE: optionalString,
-    GITHUB_API_URL: z._default(url("GITHUB_API_URL"), "https://api.github.com"),
-    GITHUB_URL: z._default(url("GITHUB_URL"), "https://github.com"),
+    GITHUB_API_URL: z._default(url("GITHUB_API_URL", "https://api.github.com"), "https://api.github.com"),
+    GITHUB_URL: z._default(url("GITHUB_URL", "https://github.com"), "https://github.com"),
     // The webhook's public URL as GitHub has it (a PAT setup's org and repo hooks are found by it).
     WEBHOOK_URL: z.optional(z.url("WEBHOOK_URL must be the webhook's public URL, like https://dispatcher.example.com/webhook")),
     RUNNER_LABELS: z._default(z.string(), "self-hosted,nomad"),
@@ -75,7 +79,7 @@ export function envSchema(bundledRunnerJobFile: string) {
     ALLOWED_OWNERS: optionalString,
     ALLOWED_REPOS: optionalString,
     RUNNER_ALLOW_ORG_REGISTRATION_TOKEN: bool("RUNNER_ALLOW_ORG_REGISTRATION_TOKEN", false),
-    NOMAD_ADDR: z._default(url("NOMAD_ADDR"), "http://127.0.0.1:4646"),
+    NOMAD_ADDR: z._default(url("NOMAD_ADDR", "https://nomad.example.com:4646"), "http://127.0.0.1:4646"),
     NOMAD_TOKEN: optionalString,
     // Registers the runner job at start (parse + register) instead of NOMAD_TOKEN, which then
     // needs no registration rights (policies/nomad-runner-job-admin.policy.hcl).
@@ -86,15 +90,17 @@ export function envSchema(bundledRunnerJobFile: string) {
     NOMAD_RUNNER_JOB_FILE: z._default(z.string(), bundledRunnerJobFile),
     NOMAD_RUNNER_JOB_VARS_FILE: optionalString,
     NOMAD_REGISTER_RUNNER_JOB: bool("NOMAD_REGISTER_RUNNER_JOB", true),
-    VAULT_ADDR: z._default(url("VAULT_ADDR"), "http://127.0.0.1:8200"),
+    VAULT_ADDR: z._default(url("VAULT_ADDR", "https://vault.example.com:8200"), "http://127.0.0.1:8200"),
     VAULT_TOKEN: z.string("VAULT_TOKEN is required").check(z.minLength(1, "VAULT_TOKEN is required")),
     VAULT_NAMESPACE: optionalString,
     VAULT_KV_MOUNT: matching(/^[a-zA-Z0-9_-]+$/, "VAULT_KV_MOUNT must be a mount name like secret", "secret"),
     VAULT_KV_PREFIX: matching(/^[a-zA-Z0-9_-]+(\/[a-zA-Z0-9_-]+)*$/, "VAULT_KV_PREFIX must be a path like nomad-gha-dispatcher", "nomad-gha-dispatcher"),
-    RUNNER_VAULT_ADDR: z.optional(url("RUNNER_VAULT_ADDR")),
+    RUNNER_VAULT_ADDR: z.optional(url("RUNNER_VAULT_ADDR", "https://vault.example.com:8200")),
     RUNNER_CREDENTIAL_DELIVERY: z._default(oneOf(["workload-identity", "wrap"], "RUNNER_CREDENTIAL_DELIVERY"), "workload-identity"),
     VAULT_WRAP_TTL: matching(durationPattern, "VAULT_WRAP_TTL must be a duration like 5m", "5m"),
     VAULT_REQUIRE_AUDIT: bool("VAULT_REQUIRE_AUDIT", true),
+    // TLS variables (NOMAD_CACERT, VAULT_CAPATH, ...) are read by config/tls.ts, as the CLIs read them.
+    RUNNER_VAULT_CACERT: optionalString,
     RECONCILE_INTERVAL: int("RECONCILE_INTERVAL", 60, 1, 86400),
     RECONCILE_GRACE: int("RECONCILE_GRACE", 120, 0, 86400),
     RUNNER_RETENTION: int("RUNNER_RETENTION", 600, 0, 7 * 86400),

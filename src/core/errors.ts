@@ -10,6 +10,8 @@ export class DependencyError extends Error {
     readonly transient: boolean,
     /** Seconds the dependency asked us to wait (Retry-After), if it said. */
     readonly retryAfterSeconds?: number,
+    /** The one setting that fixes it, when that is known (a TLS failure: which variable). */
+    readonly fix?: string,
   ) {
     super(message);
     this.name = "DependencyError";

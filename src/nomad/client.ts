@@ -1,7 +1,7 @@
-import { Agent, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import type { TaskExit } from "../core/credential-refused.js";
 import { DependencyError } from "../core/errors.js";
-import { type NomadClientOptions, nomadOk, nomadRequest } from "./http.js";
+import { type NomadClientOptions, nomadAgent, nomadOk, nomadRequest } from "./http.js";
 import type { AllocationStub, DispatchResult, NomadJob, NomadJobStub } from "./types.js";
 
 export type { NomadClientOptions } from "./http.js";
@@ -12,7 +12,7 @@ export class NomadClient {
   private readonly dispatcher: Dispatcher;
 
   constructor(private readonly opts: NomadClientOptions) {
-    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 32 });
+    this.dispatcher = nomadAgent(opts.tls);
   }
 
   get namespace(): string {

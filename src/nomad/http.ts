@@ -1,11 +1,20 @@
-import type { Dispatcher } from "undici";
+import { Agent, type Dispatcher } from "undici";
+import type { TlsOptions } from "../config.js";
 import { DependencyError } from "../core/errors.js";
+import { describeTransportFailure } from "../core/transport-failure.js";
 
 export interface NomadClientOptions {
   addr: string;
   token?: string;
   namespace: string;
   region?: string;
+  /** NOMAD_CACERT, NOMAD_CLIENT_CERT, ... (config/tls.ts); undefined = system CAs, no client certificate. */
+  tls?: TlsOptions;
+}
+
+/** The keep-alive pool every Nomad call of one client goes through, with its TLS settings. */
+export function nomadAgent(tls: TlsOptions | undefined): Agent {
+  return new Agent({ keepAliveTimeout: 30_000, connections: 32, ...(tls && { connect: { ...tls } }) });
 }
 
 /** Per-request timeout: Nomad answers in milliseconds unless it has no leader. */
@@ -40,7 +49,8 @@ export async function nomadRequest(
     });
     return { status: res.statusCode, text: await res.body.text() };
   } catch (err) {
-    throw new DependencyError("nomad", `Nomad ${method} ${path}: ${(err as Error).message}`, undefined, true);
+    const failure = describeTransportFailure(err, { system: "Nomad", prefix: "NOMAD", addr: opts.addr, clientCert: opts.tls?.cert !== undefined });
+    throw new DependencyError("nomad", `Nomad ${method} ${path}: ${failure.message}`, undefined, failure.transient, undefined, failure.fix);
   }
 }
 

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { CredentialDelivery } from "../config.js";
+import { declaredVariables, undeclaredVariables } from "../core/hcl-variables.js";
 import type { NomadClient } from "./client.js";
 import type { NomadJob } from "./types.js";
 
@@ -24,6 +25,8 @@ export interface RunnerVault {
   kvMount: string;
   kvPrefix: string;
   credentialDelivery: CredentialDelivery;
+  /** PEM the runners verify Vault's certificate with (job variable vault_ca_pem). */
+  caPem?: string;
 }
 
 /**
@@ -38,6 +41,7 @@ export function runnerJobVariables(vault: RunnerVault, operatorVars: string): st
     vault_kv_mount: vault.kvMount,
     vault_kv_prefix: vault.kvPrefix,
     vault_role: vault.credentialDelivery === "wrap" ? "" : undefined,
+    vault_ca_pem: vault.caPem,
   };
   const lines = Object.entries(ours)
     .filter(([name, value]) => value !== undefined && !new RegExp(`^\\s*${name}\\s*=`, "m").test(operatorVars))
@@ -77,6 +81,16 @@ export function hclString(text: string): string {
   // `$${` and `%%{` are HCL's escapes for a literal `${` and `%{`. Replacement functions, not
   // strings: in a replacement string `$$` stands for one `$`, which would undo the escape.
   return `${out.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{")}"`;
+}
+
+/**
+ * Variables the operator's file sets that the job does not declare: Nomad's HTTP parse ignores
+ * them without a word, so a misspelt `imgae = ...` would register the default image.
+ */
+export function varsFileProblem(jobHcl: string, varsHcl: string, varsFile: string): string | undefined {
+  const unknown = undeclaredVariables(jobHcl, varsHcl);
+  if (unknown.length === 0) return undefined;
+  return `${varsFile} sets ${unknown.map((n) => `"${n}"`).join(", ")}, which the runner job does not declare (Nomad would ignore it); it declares ${declaredVariables(jobHcl).join(", ")}`;
 }
 
 export function specHash(jobId: string, hcl: string, variables: string): string {
@@ -129,6 +143,8 @@ export function runnerJobProblems(job: NomadJob, delivery: CredentialDelivery): 
 export async function ensureRunnerJob(nomad: NomadClient, source: RunnerJobSource): Promise<"registered" | "unchanged"> {
   const hcl = await inlineFiles(await readFile(source.file, "utf8"), source.file);
   const operatorVars = source.varsFile ? await readFile(source.varsFile, "utf8") : "";
+  const misspelt = source.varsFile ? varsFileProblem(hcl, operatorVars, source.varsFile) : undefined;
+  if (misspelt) throw new Error(misspelt);
   const variables = runnerJobVariables(source.vault, operatorVars);
   const hash = specHash(source.jobId, hcl, variables);
 

@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
-import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { access, realpath, stat } from "node:fs/promises";
+import { delimiter, dirname, isAbsolute, join, resolve, sep } from "node:path";
 
 export type TunnelStartProblem = "binary-not-found" | "binary-not-executable" | "config-not-found" | "invalid-options" | "stopped";
 
@@ -36,12 +36,34 @@ export async function resolveCloudflaredBinary(binPath: string, pathEnv: string 
     const candidate = join(dir, binPath);
     try {
       await checkExecutable(candidate);
-      return candidate;
     } catch {
-      // keep looking, like a shell would
+      continue; // keep looking, like a shell would
     }
+    return npmWrapperBinary(candidate);
   }
   throw new TunnelStartError("binary-not-found", `cloudflared binary not found: no executable "${binPath}" on PATH: ${INSTALL_HINT} to its full path`);
+}
+
+/**
+ * `npm start` puts node_modules/.bin on PATH, where `cloudflared` is the npm package's wrapper
+ * script: run without its binary (its postinstall did not run, as `npm ci` skips unapproved
+ * install scripts), it downloads one from GitHub at every start, and without internet it exits at
+ * once, again and again. The service runs the wrapper's binary itself, or says it is missing.
+ */
+async function npmWrapperBinary(candidate: string): Promise<string> {
+  const real = await realpath(candidate).catch(() => candidate);
+  if (!real.endsWith(`${sep}cloudflared${sep}lib${sep}cloudflared.js`)) return candidate;
+  // The wrapper's own default (cloudflared/lib/constants.js, DEFAULT_CLOUDFLARED_BIN).
+  const binary = join(dirname(dirname(real)), "bin", "cloudflared");
+  try {
+    await checkExecutable(binary);
+    return binary;
+  } catch {
+    throw new TunnelStartError(
+      "binary-not-found",
+      `cloudflared on PATH (${candidate}) is the npm package's wrapper, and its binary ${binary} is not installed (its install script did not run; the service never downloads at run time): run \`npx cloudflared bin install\` once, or ${INSTALL_HINT} to its full path`,
+    );
+  }
 }
 
 async function checkExecutable(file: string): Promise<void> {

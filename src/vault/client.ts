@@ -1,6 +1,9 @@
 import { Agent, type Dispatcher } from "undici";
+import type { TlsOptions } from "../config.js";
 import { DependencyError } from "../core/errors.js";
+import type { KvMountInfo } from "../core/kv-mount.js";
 import type { SecretSlot } from "../core/resume.js";
+import { describeTransportFailure } from "../core/transport-failure.js";
 
 /**
  * What a runner allocation gets after unwrapping: exactly one way to become a runner. No remove
@@ -29,6 +32,8 @@ export interface VaultStoreOptions {
    */
   runnerJob: { namespace: string; id: string };
   timeoutMs?: number;
+  /** VAULT_CACERT, VAULT_CLIENT_CERT, ... (config/tls.ts); undefined = system CAs, no client certificate. */
+  tls?: TlsOptions;
 }
 
 export interface VaultHealth {
@@ -47,9 +52,7 @@ export class VaultStore {
   private readonly headers: Record<string, string>;
 
   constructor(private readonly opts: VaultStoreOptions) {
-    // Skips TLS verification like the Vault CLI does with VAULT_SKIP_VERIFY.
-    const skipVerify = envFlag(process.env.VAULT_SKIP_VERIFY);
-    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 32, ...(skipVerify ? { connect: { rejectUnauthorized: false } } : {}) });
+    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 32, ...(opts.tls && { connect: { ...opts.tls } }) });
     this.headers = { "x-vault-token": opts.token, accept: "application/json" };
     if (opts.namespace) this.headers["x-vault-namespace"] = opts.namespace;
   }
@@ -161,6 +164,23 @@ export class VaultStore {
     }
   }
 
+  /**
+   * The mount's type and options as `vault kv` learns them (sys/internal/ui/mounts/<mount>);
+   * undefined when Vault answers 403, which it does for a missing mount and for one the token may
+   * not use alike (hashicorp/vault vault/logical_system.go, pathInternalUIMountRead). No policy
+   * rule is needed: Vault checks the token's access under the mount itself.
+   */
+  async kvMountInfo(mount: string): Promise<KvMountInfo | undefined> {
+    try {
+      const { body } = await this.call("read KV mount", "GET", `sys/internal/ui/mounts/${mount}`);
+      const data = (body as { data?: KvMountInfo } | undefined)?.data;
+      return { type: data?.type, options: data?.options ?? null };
+    } catch (err) {
+      if (err instanceof DependencyError && err.status === 403) return undefined;
+      throw err;
+    }
+  }
+
   /** Capabilities of our token on each path (doctor). */
   async capabilities(paths: string[]): Promise<Record<string, string[]>> {
     const { body } = await this.call("check capabilities", "POST", "sys/capabilities-self", { json: { paths } });
@@ -192,7 +212,8 @@ export class VaultStore {
         bodyTimeout: timeout,
       });
     } catch (err) {
-      throw new DependencyError("vault", `Vault ${what}: ${(err as Error).message}`, undefined, true);
+      const failure = describeTransportFailure(err, { system: "Vault", prefix: "VAULT", addr: this.opts.addr, clientCert: this.opts.tls?.cert !== undefined });
+      throw new DependencyError("vault", `Vault ${what}: ${failure.message}`, undefined, failure.transient, undefined, failure.fix);
     }
     const text = await res.body.text();
     let body: unknown;
@@ -210,8 +231,4 @@ export class VaultStore {
     const transient = res.statusCode === 429 || res.statusCode >= 500;
     throw new DependencyError("vault", `Vault ${what}: ${res.statusCode} ${reason}`, res.statusCode, transient);
   }
-}
-
-function envFlag(value: string | undefined): boolean {
-  return value !== undefined && value !== "" && !["0", "false", "no"].includes(value.toLowerCase());
 }

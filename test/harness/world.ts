@@ -8,6 +8,7 @@ import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
 import { VaultTwin } from "../twins/vault.js";
 import { grantRunnerIdentity } from "./runner-identity.js";
+import { type CertificateFiles, type PrivateCa, privateCa } from "./tls.js";
 
 export interface WorldOptions {
   /** Extra service environment (overrides the defaults below). */
@@ -28,6 +29,12 @@ export interface WorldOptions {
    * service works in: VAULT_NAMESPACE.
    */
   vaultNamespace?: string;
+  /**
+   * Vault and Nomad serve HTTPS with certificates of a private CA made for the run, Nomad with
+   * verify_https_client (a client certificate or no connection), and the service gets
+   * VAULT_CACERT, NOMAD_CACERT, NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY.
+   */
+  tls?: boolean;
   /** Log lines also go to this function (the demo prints them). */
   onLog?: (line: Record<string, unknown>) => void;
 }
@@ -37,6 +44,8 @@ export interface World {
   github: GitHubTwin;
   vault: VaultTwin;
   nomad: NomadTwin;
+  /** With `tls`: the private CA and the dispatcher's client certificate. */
+  tls?: { ca: PrivateCa; client: CertificateFiles };
   service: RunningService;
   config: Config;
   webhookSecret: string;
@@ -47,14 +56,36 @@ export interface World {
 }
 
 export async function startTwins(opts: WorldOptions = {}) {
+  const ca = opts.tls ? privateCa() : undefined;
+  const server = ca?.server("server.global.nomad", { dns: ["server.global.nomad", "localhost"], ip: ["127.0.0.1"] });
+  const listener = ca && server && { certPem: server.certPem, keyPem: server.keyPem };
   const github = await GitHubTwin.start(opts.github);
-  const vault = await VaultTwin.start({ audit: opts.vaultAudit ?? true });
-  const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, slots: opts.nomadSlots, startDelayMs: opts.nomadStartDelayMs });
+  const vault = await VaultTwin.start({ audit: opts.vaultAudit ?? true, ...(listener && { tls: listener }) });
+  const nomad = await NomadTwin.start({
+    images: twinImage,
+    vault: { addr: vault.url, ...(ca && { caPem: ca.certPem }) },
+    slots: opts.nomadSlots,
+    startDelayMs: opts.nomadStartDelayMs,
+    ...(ca && listener && { tls: { ...listener, caPem: ca.certPem, verifyHttpsClient: true } }),
+  });
   if (opts.vaultNamespace !== undefined) vault.createNamespace(opts.vaultNamespace);
   await grantRunnerIdentity(vault, { vaultNamespace: opts.vaultNamespace, nomadNamespace: "default" });
   const installationId = 4242;
   for (const repo of opts.repos ?? ["octo-org/app"]) github.addRepo(repo, opts.app ? { installationId } : undefined);
-  return { github, vault, nomad };
+  return { github, vault, nomad, ...(ca && { tls: { ca, client: ca.client("nomad-gha-dispatcher") } }) };
+}
+
+/** What an operator sets for the TLS twins: the private CA for both, a client certificate for Nomad. */
+function tlsEnv(twins: Awaited<ReturnType<typeof startTwins>>): Record<string, string> {
+  if (!twins.tls) return {};
+  const { ca, client } = twins.tls;
+  return { VAULT_CACERT: ca.cert, NOMAD_CACERT: ca.cert, NOMAD_CLIENT_CERT: client.cert, NOMAD_CLIENT_KEY: client.key };
+}
+
+/** Closes the twins (and removes the private CA's files). */
+export async function closeTwins(twins: Awaited<ReturnType<typeof startTwins>>): Promise<void> {
+  await Promise.all([twins.nomad.close(), twins.github.close(), twins.vault.close()]);
+  twins.tls?.ca.remove();
 }
 
 export function serviceEnv(twins: Awaited<ReturnType<typeof startTwins>>, webhookSecret: string, opts: WorldOptions): Record<string, string> {
@@ -74,6 +105,7 @@ export function serviceEnv(twins: Awaited<ReturnType<typeof startTwins>>, webhoo
     VAULT_ADDR: twins.vault.url,
     VAULT_TOKEN: twins.vault.rootToken,
     ...(opts.vaultNamespace !== undefined && { VAULT_NAMESPACE: opts.vaultNamespace }),
+    ...tlsEnv(twins),
     HOST: "127.0.0.1",
     PORT: "0",
     METRICS_PORT: "0",
@@ -107,7 +139,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   try {
     service = await startService(config, log);
   } catch (err) {
-    await Promise.all([twins.github.close(), twins.vault.close(), twins.nomad.close()]);
+    await closeTwins(twins);
     throw err;
   }
   // An App's webhook is the App's own (its deliveries are listed under /app/hook/deliveries).
@@ -124,7 +156,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       // A test may have replaced the service (restart); close whichever runs now. Once.
       closing ??= (async () => {
         await world.service.close();
-        await Promise.all([twins.nomad.close(), twins.github.close(), twins.vault.close()]);
+        await closeTwins(twins);
       })();
       return closing;
     },

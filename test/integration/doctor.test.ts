@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { runDoctor } from "../../src/doctor.js";
@@ -59,7 +61,6 @@ describe("doctor", () => {
 
   it("flags each misconfiguration with a fix and exits non-zero", async () => {
     const cases: Array<{ env?: Record<string, string>; before?: () => void | Promise<void>; after?: () => void; check: string; expect: RegExp }> = [
-      { env: { GITHUB_WEBHOOK_SECRET: "short" }, check: "webhook secret", expect: /shorter than 20/ },
       { env: { NOMAD_ADDR: "http://127.0.0.1:9" }, check: "Nomad reachable", expect: /FAIL/ },
       { env: { NOMAD_TOKEN: "00000000-0000-0000-0000-000000000000" }, check: "Nomad token", expect: /ACL token not found|Permission denied/ },
       {
@@ -77,7 +78,12 @@ describe("doctor", () => {
         expect: /token lacks/,
       },
       { env: { GITHUB_TOKEN: "ghp_not_a_real_token" }, check: "GitHub credentials", expect: /401|Bad credentials/ },
-      { env: { TUNNEL: "quick", CLOUDFLARED_BIN: "/nonexistent/cloudflared" }, check: "cloudflared", expect: /no executable/ },
+      {
+        env: { TUNNEL: "quick", CLOUDFLARED_BIN: "/nonexistent/cloudflared" },
+        check: "cloudflared",
+        expect: /cloudflared binary not found at \/nonexistent\/cloudflared/,
+      },
+      { env: { VAULT_KV_MOUNT: "kv2" }, check: "Vault KV mount", expect: /no secrets engine is mounted at kv2\/ / },
     ];
     for (const c of cases) {
       await c.before?.();
@@ -93,6 +99,59 @@ describe("doctor", () => {
       } finally {
         c.after?.();
       }
+    }
+  });
+
+  it("one root cause gives one line: Vault refusing connections is not a missing policy", async () => {
+    const { code, text } = await doctor({ VAULT_ADDR: "http://127.0.0.1:9" });
+    const lines = text.split("\n");
+    const vault = lines.flatMap((l, i) => (/Vault/.test(l) ? [l, lines[i + 1]] : []));
+    expect(vault).toEqual([
+      "[FAIL] Vault reachable and unsealed: Vault health: Vault refused the connection at http://127.0.0.1:9 (3 check(s) that need it not run)",
+      "       fix: is it running, and is VAULT_ADDR right?",
+    ]);
+    expect(text).not.toMatch(/sudo|policy write/);
+    expect(code).toBe(1);
+  });
+
+  it("a short webhook secret allowed by GITHUB_WEBHOOK_SECRET_ALLOW_SHORT is a warning", async () => {
+    const { text } = await doctor({ GITHUB_WEBHOOK_SECRET: "short", GITHUB_WEBHOOK_SECRET_ALLOW_SHORT: "true" });
+    expect(line(text, "webhook secret")).toBe(
+      "[warn] webhook secret: 1 webhook secret(s) shorter than 20 characters (allowed by GITHUB_WEBHOOK_SECRET_ALLOW_SHORT=true)",
+    );
+  });
+
+  it("checks the KV mount is version 2, and every key of the vars file is a variable the job declares", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "doctor-vars-"));
+    try {
+      const vars = join(dir, "runner.vars.hcl");
+      writeFileSync(vars, 'imgae = "ghcr.io/actions/actions-runner:2.336.0"\ncpu = 500\nlabels = {\n  nested = "not a variable"\n}\n');
+      const { code, text } = await doctor({ NOMAD_RUNNER_JOB_VARS_FILE: vars });
+      expect(line(text, "Nomad runner job variables")).toMatch(
+        new RegExp(
+          `^\\[FAIL\\] Nomad runner job variables: ${vars} sets "imgae", "labels", which the runner job does not declare \\(Nomad would ignore it\\); it declares vault_addr, `,
+        ),
+      );
+      expect(line(text, "Vault KV mount")).toBe("[ok]   Vault KV mount: secret/ is KV version 2");
+      expect(code).toBe(1);
+      writeFileSync(vars, 'image = "ghcr.io/actions/actions-runner:2.336.0"\ncpu = 500\n');
+      expect(line((await doctor({ NOMAD_RUNNER_JOB_VARS_FILE: vars })).text, "Nomad runner job variables")).toMatch(/^\[ok\]/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("finds cloudflared on PATH as serve does", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "doctor-path-"));
+    const path = process.env.PATH;
+    try {
+      writeFileSync(join(dir, "cloudflared"), "#!/bin/sh\n", { mode: 0o755 });
+      process.env.PATH = `${dir}:${path ?? ""}`;
+      const { text } = await doctor({ TUNNEL: "quick" });
+      expect(line(text, "cloudflared")).toBe(`[ok]   cloudflared: ${join(dir, "cloudflared")} (quick tunnel)`);
+    } finally {
+      process.env.PATH = path;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { type TlsOptions, tlsOptions } from "../../src/config/tls.js";
 import { BUNDLED_RUNNER_JOB_FILE } from "../../src/config.js";
 import { GitHubClient } from "../../src/github/client.js";
 import { NomadClient } from "../../src/nomad/client.js";
@@ -27,6 +28,14 @@ for (const [ready, what, needs] of [
   if (!ready) console.warn(`test:live: skipping the ${what} checks: set ${needs} to run them`);
 }
 
+/** The clusters' TLS variables, read as the service reads them; a problem stops the run by name. */
+function liveTls(prefix: "NOMAD" | "VAULT"): TlsOptions {
+  const problems: string[] = [];
+  const tls = tlsOptions(prefix, env, problems);
+  if (problems.length > 0) throw new Error(problems.join("; "));
+  return tls;
+}
+
 describe.skipIf(!vaultReady)("Vault (live)", () => {
   const store = new VaultStore({
     addr: env.VAULT_ADDR ?? "",
@@ -35,6 +44,7 @@ describe.skipIf(!vaultReady)("Vault (live)", () => {
     kvMount: env.VAULT_KV_MOUNT ?? "secret",
     kvPrefix: `${env.VAULT_KV_PREFIX ?? "nomad-gha-dispatcher"}-livetest`,
     runnerJob: { namespace: env.NOMAD_NAMESPACE ?? "default", id: "github-runner" },
+    tls: liveTls("VAULT"),
   });
 
   it("stores, wraps once, and deletes a runner secret", async () => {
@@ -54,7 +64,13 @@ describe.skipIf(!vaultReady)("Vault (live)", () => {
 });
 
 describe.skipIf(!nomadReady)("Nomad (live)", () => {
-  const nomad = new NomadClient({ addr: env.NOMAD_ADDR ?? "", token: env.NOMAD_TOKEN, namespace: env.NOMAD_NAMESPACE ?? "default", region: env.NOMAD_REGION });
+  const nomad = new NomadClient({
+    addr: env.NOMAD_ADDR ?? "",
+    token: env.NOMAD_TOKEN,
+    namespace: env.NOMAD_NAMESPACE ?? "default",
+    region: env.NOMAD_REGION,
+    tls: liveTls("NOMAD"),
+  });
 
   it("parses the runner job, registers a throw-away copy, rejects a dispatch without meta, and purges it", async () => {
     expect(await nomad.leader()).not.toBe("");

@@ -66,10 +66,10 @@ export function evaluate(value: Json, scope: EvalScope): Json {
   if (Array.isArray(value)) return value.map((item) => evaluate(item, scope));
   if (isObject(value)) {
     const out: JsonObject = {};
-    for (const [key, item] of Object.entries(value)) {
-      if (key === "dynamic" && isObject(item)) expandDynamicBlocks(item, scope, out);
-      else out[key] = evaluate(item, scope);
-    }
+    for (const [key, item] of Object.entries(value)) if (key !== "dynamic" || !isObject(item)) out[key] = evaluate(item, scope);
+    // After the static blocks: hcl2json gathers every `dynamic` under one key where the first
+    // one stands, which may come before a static block of the same type.
+    if (isObject(value.dynamic)) expandDynamicBlocks(value.dynamic, scope, out);
     return out;
   }
   return value;
@@ -97,7 +97,8 @@ function expandDynamicBlocks(dynamic: JsonObject, scope: EvalScope, out: JsonObj
       const iterator = typeof spec.iterator === "string" ? spec.iterator.replace(/^\$\{|\}$/g, "") : type;
       const content = Array.isArray(spec.content) ? spec.content[0] : spec.content;
       if (!isObject(content)) throw diagnostic("Missing content block", `A dynamic "${type}" block must have a content block.`);
-      const blocks = Array.isArray(out[type]) ? (out[type] as Json[]) : [];
+      const statics = out[type];
+      const blocks: Json[] = Array.isArray(statics) ? statics : statics === undefined ? [] : [statics];
       for (const [key, item] of entries) {
         blocks.push(evaluate(content, { ...scope, iterators: { ...scope.iterators, [iterator]: { key, value: item } } }));
       }

@@ -2,6 +2,7 @@
 // raw or as %2F), ACL checks per endpoint, blocking queries, Nomad's headers, text/plain errors.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { type FaultPlan, holdUntil, type RecordedRequest } from "./contract.js";
 import { type AclRegistry, type AclSubject, UNRESTRICTED } from "./nomad-acl.js";
@@ -45,6 +46,21 @@ export interface HttpDeps {
   faults: FaultPlan;
   requests: RecordedRequest[];
   hasLeader(): boolean;
+  /** Serve HTTPS (the agent's tls block with http = true). */
+  tls?: AgentTls;
+}
+
+/**
+ * The agent's `tls` block for its HTTP API (hashicorp/nomad command/agent/http.go, which builds
+ * the listener with tlsutil.NewTLSConfiguration; helper/tlsutil/config.go): cert_file, key_file,
+ * ca_file, and verify_https_client, which sets tls.RequireAndVerifyClientCert: a client without a
+ * certificate signed by ca_file gets no connection at all.
+ */
+export interface AgentTls {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+  verifyHttpsClient: boolean;
 }
 
 export class NomadHttp {
@@ -53,13 +69,20 @@ export class NomadHttp {
 
   constructor(private readonly deps: HttpDeps) {
     // A client that hangs up mid-request (aborted long poll, killed test) just loses its answer.
-    this.server = createServer((req, res) => void this.serve(req, res).catch(() => res.destroy()));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res).catch(() => res.destroy());
+    const tls = deps.tls;
+    this.server = tls
+      ? createHttpsServer(
+          { cert: tls.certPem, key: tls.keyPem, ca: tls.caPem, requestCert: tls.verifyHttpsClient, rejectUnauthorized: tls.verifyHttpsClient },
+          handler,
+        )
+      : createServer(handler);
   }
 
   async listen(): Promise<string> {
     await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
     const { port } = this.server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}`;
+    return `${this.deps.tls ? "https" : "http"}://127.0.0.1:${port}`;
   }
 
   async close(): Promise<void> {

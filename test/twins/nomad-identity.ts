@@ -14,6 +14,7 @@
 // unless disable_file, secrets/vault_token (0666).
 
 import { createSign, generateKeyPairSync, type KeyObject, randomUUID } from "node:crypto";
+import { Agent, fetch as undiciFetch } from "undici";
 import type { JsonObject, TwinAllocation, TwinNomadJob, TwinTask } from "./nomad-types.js";
 
 export class IdentitySigner {
@@ -82,10 +83,17 @@ export interface ClientVaultConfig {
   jwtAuthPath?: string;
   /** The agent's default role (create_from_role), used when a task's vault block names none. */
   role?: string;
+  /** ca_file (nomad/structs/config/vault.go VaultConfig.TLSCaFile): the CA Vault's certificate is checked against. */
+  caPem?: string;
+}
+
+/** fetch with the vault block's CA, as the client's Vault API client is configured with it. */
+function vaultFetch(config: Pick<ClientVaultConfig, "caPem">, url: string, init: Parameters<typeof undiciFetch>[1]) {
+  return undiciFetch(url, config.caPem ? { ...init, dispatcher: new Agent({ connect: { ca: config.caPem } }) } : init);
 }
 
 export async function vaultLogin(config: ClientVaultConfig, role: string, jwt: string, namespace: string | undefined): Promise<string> {
-  const res = await fetch(`${config.addr}/v1/auth/${config.jwtAuthPath ?? "jwt-nomad"}/login`, {
+  const res = await vaultFetch(config, `${config.addr}/v1/auth/${config.jwtAuthPath ?? "jwt-nomad"}/login`, {
     method: "POST",
     headers: { "content-type": "application/json", ...(namespace ? { "x-vault-namespace": namespace } : {}) },
     body: JSON.stringify({ role, jwt }),
@@ -97,8 +105,13 @@ export async function vaultLogin(config: ClientVaultConfig, role: string, jwt: s
 }
 
 /** consul-template's vault read: the whole response (`.Data` is Vault's `data`); undefined on 404. */
-export async function vaultRead(addr: string, token: string, path: string, namespace: string | undefined): Promise<JsonObject | undefined> {
-  const res = await fetch(`${addr}/v1/${path.replace(/^\/+/, "")}`, {
+export async function vaultRead(
+  config: Pick<ClientVaultConfig, "addr" | "caPem">,
+  token: string,
+  path: string,
+  namespace: string | undefined,
+): Promise<JsonObject | undefined> {
+  const res = await vaultFetch(config, `${config.addr}/v1/${path.replace(/^\/+/, "")}`, {
     headers: { "x-vault-token": token, ...(namespace ? { "x-vault-namespace": namespace } : {}) },
   });
   if (res.status === 404) return undefined;

@@ -299,7 +299,7 @@ export class AllocRunner {
     const config = this.host.vault!;
     const namespace = (run.task.Vault as JsonObject | null)?.Namespace;
     for (;;) {
-      const secret = await vaultRead(config.addr, token, path, typeof namespace === "string" && namespace !== "" ? namespace : undefined);
+      const secret = await vaultRead(config, token, path, typeof namespace === "string" && namespace !== "" ? namespace : undefined);
       if (secret) return secret;
       if (run.controller.signal.aborted) throw new Error(`template: no secret exists at ${path}`);
       await abortableSleep(200, run.controller.signal);

@@ -198,6 +198,19 @@ describe("POST /v1/jobs/parse with the real runner job", () => {
     expect(RUNNER_SCRIPTS.configure).toContain("${NOMAD_ALLOC_DIR}/runner");
   });
 
+  it("keeps a static block and appends the dynamic ones of the same type after it (the runner job's vault_ca_pem template)", async () => {
+    // hashicorp/hcl ext/dynblock: generated blocks follow the static ones; hcl2json puts the
+    // `dynamic` key before a static `template` written after it, which must not replace it.
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const job = await parseRunnerJob(twin, `vault_addr = "https://vault.internal:8200"\nvault_ca_pem = ${JSON.stringify(pem)}`);
+    const prestart = (job.TaskGroups as Array<{ Tasks: Array<{ Templates: Array<{ DestPath: string; EmbeddedTmpl: string; Perms: string }> }> }>)[0]?.Tasks[0];
+    expect(prestart?.Templates.map((t) => [t.DestPath, t.Perms])).toEqual([
+      ["local/configure-runner.sh", "0644"],
+      ["local/vault-ca.pem", "0644"],
+    ]);
+    expect(prestart?.Templates[1]?.EmbeddedTmpl).toBe(pem);
+  });
+
   it("fills Nomad's defaults when asked to canonicalize", async () => {
     const job = await parseRunnerJob(twin, 'vault_addr = "http://vault.internal:8200"');
     expect(job).toMatchObject({ Namespace: "default", Region: "global", Priority: 50, Datacenters: ["*"], Stop: false, ParentID: "" });

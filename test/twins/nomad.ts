@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FaultPlan, RecordedRequest, TwinImage } from "./contract.js";
 import { AclRegistry } from "./nomad-acl.js";
-import { NomadHttp } from "./nomad-http.js";
+import { type AgentTls, NomadHttp } from "./nomad-http.js";
 import { type ClientVaultConfig, IdentitySigner } from "./nomad-identity.js";
 import { defaultNamespace, parseNamespaceSpec } from "./nomad-namespaces.js";
 import { Scheduler } from "./nomad-scheduler.js";
@@ -38,6 +38,8 @@ export interface NomadTwinOptions {
   slots?: number;
   /** Scheduling and image pull time before an allocation's tasks start (default 5 ms). */
   startDelayMs?: number;
+  /** Serve the HTTP API over TLS (nomad-http.ts). */
+  tls?: AgentTls;
 }
 
 export interface NomadFaults extends FaultPlan {
@@ -128,7 +130,7 @@ export class NomadTwin {
       loseAllocation: (allocId) => scheduler.loseAllocation(allocId),
     };
     let twin: NomadTwin | undefined;
-    const http = new NomadHttp({ state, server, scheduler, acl, faults, requests, hasLeader: () => twin?.leader ?? true });
+    const http = new NomadHttp({ state, server, scheduler, acl, faults, requests, hasLeader: () => twin?.leader ?? true, tls: opts.tls });
     const url = await http.listen();
     twin = new NomadTwin(url, state, server, scheduler, http, acl, faults, requests, dataDir, signer);
     return twin;

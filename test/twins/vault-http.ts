@@ -3,6 +3,7 @@ import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import net from "node:net";
 import { Duplex } from "node:stream";
+import tls from "node:tls";
 import type { JsonValue } from "./vault-util.js";
 
 export interface IncomingHttpRequest {
@@ -171,7 +172,20 @@ export interface RunningHttpServer {
 
 export type HttpHandler = (request: IncomingHttpRequest) => Promise<HttpReply>;
 
-export async function startHttpServer(handler: HttpHandler): Promise<RunningHttpServer> {
+/**
+ * The tcp listener's TLS settings (hashicorp/vault internalshared/listenerutil/listener.go,
+ * TLSConfig): tls_cert_file and tls_key_file; tls_client_ca_file, the CAs client certificates are
+ * checked against; tls_require_and_verify_client_cert, which makes one mandatory (otherwise Vault
+ * only requests one, tls.RequestClientCert).
+ */
+export interface ListenerTls {
+  certPem: string;
+  keyPem: string;
+  clientCaPem?: string;
+  requireAndVerifyClientCert?: boolean;
+}
+
+export async function startHttpServer(handler: HttpHandler, listenerTls?: ListenerTls): Promise<RunningHttpServer> {
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
     void readIncoming(req)
@@ -183,18 +197,31 @@ export async function startHttpServer(handler: HttpHandler): Promise<RunningHttp
   });
   // Vault is a Go server: Go sets TCP_NODELAY on every connection. Without it the response,
   // written through the wrapper in two pieces, waits for the client's delayed ACK (~40 ms).
-  const front = net.createServer({ noDelay: true }, (socket) => {
+  const accept = (socket: Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     server.emit("connection", new ListAwareSocket(socket));
-  });
+  };
+  const front = listenerTls
+    ? tls.createServer(
+        {
+          noDelay: true,
+          cert: listenerTls.certPem,
+          key: listenerTls.keyPem,
+          ...(listenerTls.clientCaPem !== undefined && { ca: listenerTls.clientCaPem }),
+          requestCert: true,
+          rejectUnauthorized: listenerTls.requireAndVerifyClientCert === true,
+        },
+        accept,
+      )
+    : net.createServer({ noDelay: true }, accept);
   await new Promise<void>((resolve, reject) => {
     front.once("error", reject);
     front.listen(0, "127.0.0.1", resolve);
   });
   const { port } = front.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${listenerTls ? "https" : "http"}://127.0.0.1:${port}`,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => front.close(() => resolve()));

@@ -8,7 +8,7 @@ import type { AuditEntry } from "./vault-audit.js";
 import { AuditBroker } from "./vault-audit.js";
 import type { JwtRole } from "./vault-auth.js";
 import { VaultCore } from "./vault-core.js";
-import type { HttpReply, IncomingHttpRequest, RunningHttpServer } from "./vault-http.js";
+import type { HttpReply, IncomingHttpRequest, ListenerTls, RunningHttpServer } from "./vault-http.js";
 import { startHttpServer } from "./vault-http.js";
 import { jwtMount, kvMount, type MountContext, mountKv, newNamespace } from "./vault-mounts.js";
 import { NamespaceRegistry, type VaultNamespace } from "./vault-namespaces.js";
@@ -32,6 +32,8 @@ export interface VaultTwinOptions {
    * delete_version_after). Default Date.now; pass a fake to expire things without waiting.
    */
   now?: () => number;
+  /** Serve HTTPS, as a `listener "tcp"` with these TLS settings does (vault-http.ts). */
+  tls?: ListenerTls;
 }
 
 export const DEFAULT_AUDIT_FILE_PATH = "/var/log/vault/audit.log";
@@ -74,12 +76,12 @@ export class VaultTwin {
   static async start(options: VaultTwinOptions = {}): Promise<VaultTwin> {
     const twin = new VaultTwin(options.rootToken ?? newServiceToken(), options);
     await twin.namespaces.root.policies.settled();
-    twin.server = await startHttpServer((request) => twin.serve(request));
+    twin.server = await startHttpServer((request) => twin.serve(request), options.tls);
     twin.address = twin.server.url;
     return twin;
   }
 
-  /** http://127.0.0.1:<port> (still answers after close(), for messages and logs). */
+  /** http(s)://127.0.0.1:<port> (still answers after close(), for messages and logs). */
   get url(): string {
     if (this.address === undefined) throw new Error("VaultTwin is not started");
     return this.address;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
 
-const minimal = { GITHUB_WEBHOOK_SECRET: "s3cret", GITHUB_TOKEN: "ghp_x", VAULT_TOKEN: "hvs.x", ALLOWED_OWNERS: "acme" };
+const minimal = { GITHUB_WEBHOOK_SECRET: "a-webhook-secret-of-20-chars", GITHUB_TOKEN: "ghp_x", VAULT_TOKEN: "hvs.x", ALLOWED_OWNERS: "acme" };
 
 function problems(env: Record<string, string>): string[] {
   try {
@@ -56,13 +56,13 @@ describe("loadConfig", () => {
   it("parses lists case-insensitively and accepts several webhook secrets for rotation", () => {
     const c = loadConfig({
       ...minimal,
-      GITHUB_WEBHOOK_SECRET: "old, new",
+      GITHUB_WEBHOOK_SECRET: "old-secret-of-20-chars, new-secret-of-20-chars",
       RUNNER_LABELS: "Self-Hosted, NOMAD, gpu",
       ALLOWED_OWNERS: "Acme",
       ALLOWED_REPOS: "Acme/App",
       NOMAD_ADDR: "https://nomad.internal:4646/",
     });
-    expect(c.github.webhookSecrets).toEqual(["old", "new"]);
+    expect(c.github.webhookSecrets).toEqual(["old-secret-of-20-chars", "new-secret-of-20-chars"]);
     expect(c.runner.labels).toEqual(["self-hosted", "nomad", "gpu"]);
     expect(c.allowedOwners).toEqual(["acme"]);
     expect(c.allowedRepos).toEqual(["acme/app"]);
@@ -113,7 +113,7 @@ describe("loadConfig", () => {
   it("accepts a GitHub App with a key inline or from a file, and rejects mixing auth kinds", () => {
     const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     const pem = privateKey.export({ type: "pkcs1", format: "pem" }).toString();
-    const base = { GITHUB_WEBHOOK_SECRET: "s", VAULT_TOKEN: "t" };
+    const base = { GITHUB_WEBHOOK_SECRET: minimal.GITHUB_WEBHOOK_SECRET, VAULT_TOKEN: "t" };
     expect(loadConfig({ ...base, GITHUB_APP_ID: "123", GITHUB_APP_PRIVATE_KEY: pem.replace(/\n/g, "\\n") }).github.auth).toMatchObject({
       kind: "app",
       appId: 123,

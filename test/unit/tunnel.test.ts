@@ -212,7 +212,7 @@ describe("cloudflared command line and environment", () => {
 describe("tunnelTargetFor", () => {
   const listen = { host: "0.0.0.0", port: 8080 };
   const tunnel = (env: Record<string, string>) =>
-    loadConfig({ GITHUB_WEBHOOK_SECRET: "s", GITHUB_TOKEN: "t", ALLOWED_OWNERS: "acme", VAULT_TOKEN: "v", ...env }).tunnel;
+    loadConfig({ GITHUB_WEBHOOK_SECRET: "a-webhook-secret-of-20-chars", GITHUB_TOKEN: "t", ALLOWED_OWNERS: "acme", VAULT_TOKEN: "v", ...env }).tunnel;
 
   it("is off unless asked for, and a token without a named tunnel is a config error", () => {
     expect(tunnelTargetFor(tunnel({}), listen)).toBeUndefined();
