@@ -106,6 +106,30 @@ export class Metrics {
     },
   });
 
+  readonly buildInfo = new Gauge({
+    name: "ngd_build_info",
+    help: "Always 1; its labels say which version of the service runs, on which Node.js",
+    labelNames: ["version", "node"] as const,
+    registers: [this.registry],
+  });
+
+  /** Where the tunnel's state is read at each scrape (undefined: the service runs no tunnel). */
+  private tunnelSource: (() => boolean) | undefined;
+
+  readonly tunnelUp: Gauge = new Gauge({
+    name: "ngd_tunnel_up",
+    help: "1 while cloudflared holds at least one connection to Cloudflare's edge, 0 otherwise (absent with TUNNEL=off). As of the scrape",
+    registers: [this.registry],
+    collect: (): void => {
+      if (this.tunnelSource) this.tunnelUp.set(this.tunnelSource() ? 1 : 0);
+    },
+  });
+
+  /** The tunnel gauge reads `connected` when scraped. */
+  watchTunnel(connected: () => boolean): void {
+    this.tunnelSource = connected;
+  }
+
   /** The gauges of waiting jobs read `source` when scraped. */
   watchWaiting(source: (limit: number) => WaitingSummary): void {
     this.waitingSource = source;

@@ -118,6 +118,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   const handler = new JobEventHandler(deps, policy, provisioner);
   let tunnel: CloudflaredSupervisor | undefined;
   const readiness = readinessProbe(deps, () => tunnel?.status());
+  metrics.buildInfo.set({ version: serviceVersion(), node: process.version }, 1);
   const app = createApp({
     verifier: new WebhookVerifier(config.github.webhookSecrets),
     handle: (event) => handler.handle(event),
@@ -158,6 +159,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   if (target) {
     tunnel = new CloudflaredSupervisor({ tunnel: target, binPath: config.tunnel.cloudflaredBin, logger: log });
     try {
+      metrics.watchTunnel(() => tunnel?.status().connected === true);
       await tunnel.start();
     } catch (err) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
