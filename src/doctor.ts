@@ -1,4 +1,5 @@
 import { access, constants } from "node:fs/promises";
+import type { RunnerClassConfig } from "./config/runner-classes.js";
 import type { Config } from "./config.js";
 import { errorMessage } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
@@ -6,7 +7,8 @@ import { createDeps } from "./deps.js";
 import { checkNomadTokens, checkRunnerNamespace } from "./doctor-nomad-token.js";
 import { checkRunnerImage } from "./doctor-runner-image.js";
 import { createLogger } from "./log.js";
-import { runnerJobProblems } from "./nomad/runner-job.js";
+import { parsedRunnerJob, runnerJobProblems } from "./nomad/runner-job.js";
+import { runnerJobSource } from "./startup.js";
 
 /** "warn": works today, but needs attention (doctor still exits 0). */
 export type CheckLevel = "ok" | "warn" | "fail";
@@ -36,12 +38,15 @@ export async function doctorChecks(config: Config, deps: ServiceDeps): Promise<C
     ["Nomad reachable", async () => ({ level: "ok", detail: `leader ${await deps.nomad.leader()} at ${config.nomad.addr}` })],
     ["Nomad token", () => checkNomadTokens(config, deps.nomad, deps.nomadRegistrar)],
     ["Nomad runner namespace", async () => checkRunnerNamespace(config)],
-    ["Nomad runner job", () => checkRunnerJob(config, deps)],
+    ["Nomad runner job", () => checkRunnerJobs(config, deps)],
     ["Vault reachable and unsealed", () => checkVaultHealth(deps)],
     ["Vault token capabilities", () => checkVaultCapabilities(deps, kvData, kvMeta)],
     ["Vault audit device", () => checkAudit(config, deps)],
     ["GitHub credentials", () => checkGitHub(config, gitHubIdentity)],
-    ["runner image", () => checkRunnerImage(config, { nomad: deps.nomad, github: deps.github, identity: gitHubIdentity })],
+    [
+      "runner image",
+      () => perClass(config, "runner image", (cls) => checkRunnerImage(config, cls, { nomad: deps.nomad, github: deps.github, identity: gitHubIdentity })),
+    ],
     ["cloudflared", () => checkCloudflared(config)],
   ];
   const results: CheckResult[] = [];
@@ -78,18 +83,49 @@ function checkWebhookSecrets(secrets: string[]): CheckOutcome {
   return { level: "ok", detail: `${secrets.length} secret(s) configured` };
 }
 
-async function checkRunnerJob(config: Config, deps: ServiceDeps): Promise<CheckOutcome> {
-  const job = await deps.nomad.readJob(config.nomad.runnerJob);
+/** One line per runner class (named by its class when there are several). */
+async function perClass(config: Config, name: string, check: (cls: RunnerClassConfig) => Promise<CheckOutcome>): Promise<CheckResult[]> {
+  const { classes } = config.runner;
+  return Promise.all(
+    classes.map(async (cls) => {
+      const named = classes.length > 1 ? `${name} (class ${cls.name})` : name;
+      try {
+        return { name: named, ...(await check(cls)) };
+      } catch (err) {
+        return { name: named, level: "fail" as const, detail: errorMessage(err), fix: FIX_ON_ERROR[name] };
+      }
+    }),
+  );
+}
+
+function checkRunnerJobs(config: Config, deps: ServiceDeps): Promise<CheckResult[]> {
+  return perClass(config, "Nomad runner job", (cls) => checkRunnerJob(config, deps, cls));
+}
+
+/**
+ * A class with a job file: does Nomad parse it with the class's variables into a usable runner
+ * job (what start-up registers)? Without one: is its job registered and usable?
+ */
+async function checkRunnerJob(config: Config, deps: ServiceDeps, cls: RunnerClassConfig): Promise<CheckOutcome> {
+  if (cls.jobFile !== undefined) {
+    const job = await parsedRunnerJob(deps.nomadRegistrar, runnerJobSource(config, cls, cls.jobFile));
+    const problems = runnerJobProblems(job, config.vault.credentialDelivery);
+    if (problems.length > 0)
+      return { level: "fail", detail: `${cls.jobFile}: ${problems.join("; ")}`, fix: "fix the job file; the service registers it at start" };
+    const registered = await deps.nomad.readJob(cls.job);
+    return { level: "ok", detail: `${cls.jobFile} parses into a usable runner job ${cls.job}${registered ? "" : " (registered at start)"}` };
+  }
+  const job = await deps.nomad.readJob(cls.job);
   if (!job) {
     return {
-      level: config.nomad.registerRunnerJob ? "ok" : "fail",
-      detail: config.nomad.registerRunnerJob ? `not registered yet; the service registers it at start` : `job ${config.nomad.runnerJob} not found`,
-      fix: config.nomad.registerRunnerJob ? undefined : "`nomad job run jobs/github-runner.nomad.hcl` or set NOMAD_REGISTER_RUNNER_JOB=true",
+      level: "fail",
+      detail: `job ${cls.job} not found`,
+      fix: "`nomad job run jobs/github-runner.nomad.hcl`, or give the class a job_file (NOMAD_REGISTER_RUNNER_JOB=true)",
     };
   }
   const problems = runnerJobProblems(job, config.vault.credentialDelivery);
   if (problems.length > 0) return { level: "fail", detail: problems.join("; "), fix: "re-register jobs/github-runner.nomad.hcl" };
-  return { level: "ok", detail: `${config.nomad.runnerJob} is a parameterized job with prestart, main and poststop tasks` };
+  return { level: "ok", detail: `${cls.job} is a parameterized job with prestart, main and poststop tasks` };
 }
 
 async function checkVaultHealth(deps: ServiceDeps): Promise<CheckOutcome> {

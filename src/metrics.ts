@@ -84,7 +84,7 @@ export class Metrics {
     name: "ngd_jobs_waiting",
     help:
       "Jobs accepted (queued at GitHub, matching this service) that have no runner yet, by what they wait for: " +
-      "capacity (max-runners, max-runners-per-repo; capacity until the next reconcile pass names the cap), github-budget (the rate limit), " +
+      "capacity (max-runners, max-runners-per-repo, class-max-runners, class-max-runners-per-repo; capacity until the next reconcile pass names the cap), github-budget (the rate limit), " +
       "queue-full, github/vault/nomad (the last attempt failed there; retried with backoff), in-flight (another attempt is mid-way), error. As of the scrape",
     labelNames: ["reason"] as const,
     registers: [this.registry],

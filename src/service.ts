@@ -85,7 +85,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       minGapMs: Math.min(5_000, config.reconcile.intervalSeconds * 1000),
       retentionMs: config.reconcile.retentionSeconds * 1000,
       graceMs: config.reconcile.graceSeconds * 1000,
-      runnerNamePrefix: config.runner.namePrefix,
+      classes: config.runner.classes,
       staticRepos: config.allowedRepos,
       owners: config.allowedOwners,
       redeliverWindowMs: 60 * 60_000,

@@ -1,21 +1,24 @@
 import type { JobEvent, WorkflowJob } from "./job-event.js";
-import { jobIdOfRunner, runnerNameFor } from "./naming.js";
+import { runnerNameFor } from "./naming.js";
+import { classForLabels, classOfRunner, type NoClassReason, type RunnerClass } from "./runner-class.js";
 
 /** What a deployment serves; derived from config, plain data so decisions stay pure. */
 export interface ServePolicy {
-  /** Lower-cased labels a job must all request. */
-  labels: string[];
+  /** The runner classes; a job is served by the one whose labels equal its own (src/core/runner-class.ts). */
+  classes: RunnerClass[];
   /** Lower-cased owners; empty = any owner. */
   allowedOwners: string[];
   /** Lower-cased `owner/repo`; empty = any repo (of an allowed owner). */
   allowedRepos: string[];
-  runnerNamePrefix: string;
 }
 
+/** Why a job is not ours, bounded (a metric label); the log line says the rest. */
+export type IgnoreCode = "owner-not-allowed" | "repo-not-allowed" | NoClassReason;
+
 export type Decision =
-  | { kind: "ignore"; reason: string }
-  /** A runner must exist for this job. */
-  | { kind: "provision"; job: WorkflowJob; runnerName: string }
+  | { kind: "ignore"; reason: string; code?: IgnoreCode }
+  /** A runner of class `cls` must exist for this job. */
+  | { kind: "provision"; job: WorkflowJob; runnerName: string; cls: RunnerClass }
   /**
    * The job is over. `spent`: our runner that ran it (ephemeral, exits by itself; its credential
    * goes). `unneeded`: the runner dispatched for it that never got it; it is released unless it
@@ -23,48 +26,63 @@ export type Decision =
    */
   | { kind: "release"; job: WorkflowJob; spent: string[]; unneeded: string[] }
   /** Our runner picked up a job: nothing to change, worth a log line and a metric. */
-  | { kind: "observe"; job: WorkflowJob; runnerName: string };
+  | { kind: "observe"; job: WorkflowJob; runnerName: string; cls: RunnerClass };
 
-/** Does the job ask for a runner we provide, from a repository we serve? */
-export function matchesPolicy(job: WorkflowJob, policy: ServePolicy): { ok: true } | { ok: false; reason: string } {
-  const owner = job.owner.toLowerCase();
-  const fullName = `${owner}/${job.repo.toLowerCase()}`;
+export type PolicyMatch = { ok: true; cls: RunnerClass } | { ok: false; reason: string; code: IgnoreCode };
+
+/** Is the repository one we serve? (Labels aside: the backstop scan asks this of repositories.) */
+export function servesRepo(
+  target: Pick<WorkflowJob, "owner" | "repo">,
+  policy: Pick<ServePolicy, "allowedOwners" | "allowedRepos">,
+): { ok: true } | Extract<PolicyMatch, { ok: false }> {
+  const owner = target.owner.toLowerCase();
+  const fullName = `${owner}/${target.repo.toLowerCase()}`;
   if (policy.allowedOwners.length > 0 && !policy.allowedOwners.includes(owner)) {
-    return { ok: false, reason: `owner ${job.owner} is not in ALLOWED_OWNERS` };
+    return { ok: false, reason: `owner ${target.owner} is not in ALLOWED_OWNERS`, code: "owner-not-allowed" };
   }
   if (policy.allowedRepos.length > 0 && !policy.allowedRepos.includes(fullName)) {
-    return { ok: false, reason: `repository ${fullName} is not in ALLOWED_REPOS` };
+    return { ok: false, reason: `repository ${fullName} is not in ALLOWED_REPOS`, code: "repo-not-allowed" };
   }
-  // GitHub matches labels case-insensitively; a job must request every label we serve.
-  const requested = new Set(job.labels.map((l) => l.toLowerCase()));
-  const missing = policy.labels.filter((l) => !requested.has(l));
-  if (missing.length > 0) return { ok: false, reason: `job does not request label(s) ${missing.join(", ")}` };
   return { ok: true };
+}
+
+/** Does the job come from a repository we serve and ask for exactly the labels of one of our classes? */
+export function matchesPolicy(job: WorkflowJob, policy: ServePolicy): PolicyMatch {
+  const repo = servesRepo(job, policy);
+  if (!repo.ok) return repo;
+  const match = classForLabels(policy.classes, job.labels);
+  if (match.ok) return match;
+  const reason =
+    match.reason === "no-labels"
+      ? "job requests no labels"
+      : `no runner class has exactly the labels ${JSON.stringify(job.labels)} (labels are matched as a set)`;
+  return { ok: false, reason, code: match.reason };
 }
 
 /** The single decision for one webhook event. */
 export function decide(event: JobEvent, policy: ServePolicy): Decision {
   const { job } = event;
   const match = matchesPolicy(job, policy);
-  if (!match.ok) return { kind: "ignore", reason: match.reason };
-  const runnerName = runnerNameFor(policy.runnerNamePrefix, job.id);
+  if (!match.ok) return { kind: "ignore", reason: match.reason, code: match.code };
+  const { cls } = match;
+  const runnerName = runnerNameFor(cls.runnerPrefix, job.id);
 
   switch (event.action) {
     case "queued":
-      return { kind: "provision", job, runnerName };
+      return { kind: "provision", job, runnerName, cls };
     case "waiting":
       // Held for an environment approval: GitHub sends `queued` once approved.
       return { kind: "ignore", reason: "job is waiting for approval" };
     case "in_progress": {
       const servedBy = job.runnerName;
-      if (jobIdOfRunner(policy.runnerNamePrefix, servedBy) !== undefined && servedBy) {
-        return { kind: "observe", job, runnerName: servedBy };
-      }
+      // Ours when its name is one of our classes' (the class of the job's labels, normally).
+      const ours = classOfRunner(policy.classes, servedBy);
+      if (ours && servedBy) return { kind: "observe", job, runnerName: servedBy, cls: ours.cls };
       return { kind: "ignore", reason: `job runs on a runner we did not create (${servedBy ?? "none"})` };
     }
     case "completed": {
       const ranOn = job.runnerName;
-      const ranOnOurs = ranOn !== null && jobIdOfRunner(policy.runnerNamePrefix, ranOn) !== undefined;
+      const ranOnOurs = ranOn !== null && classOfRunner(policy.classes, ranOn) !== undefined;
       // When another of our runners ran it, the one dispatched for this job stays: it serves
       // the job that other runner was meant for.
       if (ranOnOurs) return { kind: "release", job, spent: [ranOn], unneeded: [] };

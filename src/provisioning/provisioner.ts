@@ -1,3 +1,4 @@
+import { CAPS, type Cap } from "../core/capacity.js";
 import { errorMessage } from "../core/errors.js";
 import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
 import type { JobStatusAtGitHub } from "../core/replay-guard.js";
@@ -74,7 +75,7 @@ export class Provisioner {
    * The reconciler's plan leaves the job waiting for a cap. A job being provisioned here is not:
    * the plan counts only the runner jobs Nomad lists.
    */
-  waitsForCapacity(job: WorkflowJob, runnerName: string, cap: "max-runners" | "max-runners-per-repo"): void {
+  waitsForCapacity(job: WorkflowJob, runnerName: string, cap: Cap): void {
     if (!this.queue.has(runnerName)) this.room.wait(job, runnerName, cap);
   }
 
@@ -95,7 +96,7 @@ export class Provisioner {
         this.queue.heard(runnerName, false);
         // The reconciler's plan, asked for now, names the cap.
         const known = this.room.reasonOf(runnerName);
-        if (known !== "max-runners" && known !== "max-runners-per-repo") this.room.wait(job, runnerName, "capacity");
+        if (!(CAPS as readonly (string | undefined)[]).includes(known)) this.room.wait(job, runnerName, "capacity");
         this.backlog?.passSoon();
         return { status: "over-capacity" };
       }

@@ -1,30 +1,37 @@
 import { describe, expect, it } from "vitest";
 import { decide, matchesPolicy, type ServePolicy } from "../../src/core/event-decision.js";
 import type { JobAction, WorkflowJob } from "../../src/core/job-event.js";
+import { runnerClass } from "../fakes/deps.js";
 import { workflowJob } from "../harness/fixtures.js";
 
-const policy: ServePolicy = { labels: ["self-hosted", "nomad"], allowedOwners: [], allowedRepos: [], runnerNamePrefix: "nomad-gha" };
+const policy: ServePolicy = { classes: [runnerClass({ runnerPrefix: "nomad-gha" })], allowedOwners: [], allowedRepos: [] };
 
 const job = workflowJob;
 
 const at = (action: JobAction, overrides: Partial<WorkflowJob> = {}) => decide({ action, job: job(overrides) }, policy);
 
 describe("matchesPolicy", () => {
-  it("requires every served label, case-insensitively, and allows extra labels", () => {
-    expect(matchesPolicy(job({ labels: ["Self-Hosted", "NOMAD", "gpu"] }), policy).ok).toBe(true);
-    const missing = matchesPolicy(job({ labels: ["self-hosted"] }), policy);
-    expect(missing).toEqual({ ok: false, reason: "job does not request label(s) nomad" });
-    expect(matchesPolicy(job({ labels: ["ubuntu-latest"] }), policy).ok).toBe(false);
-    expect(matchesPolicy(job({ labels: [] }), policy).ok).toBe(false);
+  it("serves a job whose labels equal the class's as a set (case-insensitive, order-free); extra or missing labels are not ours", () => {
+    expect(matchesPolicy(job({ labels: ["NOMAD", "Self-Hosted"] }), policy)).toMatchObject({ ok: true, cls: { name: "default" } });
+    expect(matchesPolicy(job({ labels: ["nomad", "self-hosted", "nomad"] }), policy).ok).toBe(true);
+    const extra = matchesPolicy(job({ labels: ["Self-Hosted", "NOMAD", "gpu"] }), policy);
+    expect(extra).toEqual({
+      ok: false,
+      code: "no-class",
+      reason: 'no runner class has exactly the labels ["Self-Hosted","NOMAD","gpu"] (labels are matched as a set)',
+    });
+    expect(matchesPolicy(job({ labels: ["self-hosted"] }), policy)).toMatchObject({ ok: false, code: "no-class" });
+    expect(matchesPolicy(job({ labels: ["ubuntu-latest"] }), policy)).toMatchObject({ ok: false, code: "no-class" });
+    expect(matchesPolicy(job({ labels: [] }), policy)).toMatchObject({ ok: false, code: "no-labels" });
   });
 
   it("applies owner and repository allow-lists case-insensitively", () => {
     const owners = { ...policy, allowedOwners: ["acme"] };
     expect(matchesPolicy(job({ owner: "ACME" }), owners).ok).toBe(true);
-    expect(matchesPolicy(job({ owner: "evil" }), owners)).toEqual({ ok: false, reason: "owner evil is not in ALLOWED_OWNERS" });
+    expect(matchesPolicy(job({ owner: "evil" }), owners)).toEqual({ ok: false, code: "owner-not-allowed", reason: "owner evil is not in ALLOWED_OWNERS" });
     const repos = { ...policy, allowedRepos: ["acme/app"] };
     expect(matchesPolicy(job({ repo: "App" }), repos).ok).toBe(true);
-    expect(matchesPolicy(job({ repo: "other" }), repos).ok).toBe(false);
+    expect(matchesPolicy(job({ repo: "other" }), repos)).toMatchObject({ ok: false, code: "repo-not-allowed" });
     const both = { ...policy, allowedOwners: ["acme"], allowedRepos: ["acme/app"] };
     expect(matchesPolicy(job({ repo: "other" }), both).ok).toBe(false);
   });
@@ -32,7 +39,7 @@ describe("matchesPolicy", () => {
 
 describe("decide", () => {
   it("provisions a runner named after the job for a matching queued job", () => {
-    expect(at("queued")).toEqual({ kind: "provision", job: job(), runnerName: "nomad-gha-42" });
+    expect(at("queued")).toEqual({ kind: "provision", job: job(), runnerName: "nomad-gha-42", cls: policy.classes[0] });
   });
 
   it("never provisions for waiting, in_progress or completed jobs", () => {
