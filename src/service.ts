@@ -71,7 +71,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   const policy = servePolicy(config);
   // Jobs accepted from webhooks (and found by the reconciler) wait in the queue for GitHub's rate limit.
   const provisioner = new Provisioner(deps, new CapacityGate(deps, config.limits), new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), {
-    dispatched: (seconds) => metrics.dispatchLatency.observe(seconds),
+    dispatched: (seconds, cls) => metrics.dispatchLatency.observe({ class: cls }, seconds),
     notQueued: (jobStatus) => metrics.replaysRefused.inc({ job_status: statusLabel(jobStatus) }),
   });
   const queue = provisioner.queue;
@@ -100,7 +100,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
   );
   // What provisioning cannot serve now, the reconciler finds again at GitHub.
   provisioner.followUpWith(reconciler);
-  const handler = new JobEventHandler(deps, policy, provisioner);
+  const handler = new JobEventHandler(deps, policy, provisioner, {
+    notServed: (reason) => metrics.notServed.inc({ reason }),
+    started: (cls, seconds) => metrics.jobStartup.observe({ class: cls }, seconds),
+  });
   let tunnel: CloudflaredSupervisor | undefined;
   const readiness = readinessProbe(deps, () => tunnel?.status());
   const app = createApp({

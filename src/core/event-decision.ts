@@ -25,8 +25,11 @@ export type Decision =
    * turns out busy, because a runner may take a job other than its own.
    */
   | { kind: "release"; job: WorkflowJob; spent: string[]; unneeded: string[] }
-  /** Our runner picked up a job: nothing to change, worth a log line and a metric. */
-  | { kind: "observe"; job: WorkflowJob; runnerName: string; cls: RunnerClass };
+  /**
+   * Our runner picked up a job: nothing to change, worth a log line and a metric. `startupSeconds`:
+   * GitHub's own queued -> started time (`started_at - created_at`), when the delivery has both.
+   */
+  | { kind: "observe"; job: WorkflowJob; runnerName: string; cls: RunnerClass; startupSeconds?: number };
 
 export type PolicyMatch = { ok: true; cls: RunnerClass } | { ok: false; reason: string; code: IgnoreCode };
 
@@ -77,7 +80,7 @@ export function decide(event: JobEvent, policy: ServePolicy): Decision {
       const servedBy = job.runnerName;
       // Ours when its name is one of our classes' (the class of the job's labels, normally).
       const ours = classOfRunner(policy.classes, servedBy);
-      if (ours && servedBy) return { kind: "observe", job, runnerName: servedBy, cls: ours.cls };
+      if (ours && servedBy) return { kind: "observe", job, runnerName: servedBy, cls: ours.cls, startupSeconds: startupSeconds(job) };
       return { kind: "ignore", reason: `job runs on a runner we did not create (${servedBy ?? "none"})` };
     }
     case "completed": {
@@ -89,4 +92,10 @@ export function decide(event: JobEvent, policy: ServePolicy): Decision {
       return { kind: "release", job, spent: [], unneeded: [runnerName] };
     }
   }
+}
+
+/** GitHub's `started_at - created_at` in seconds (what ARC publishes as gha_job_startup_duration_seconds). */
+export function startupSeconds(job: Pick<WorkflowJob, "createdAt" | "startedAt">): number | undefined {
+  const seconds = (Date.parse(job.startedAt ?? "") - Date.parse(job.createdAt)) / 1000;
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
 }

@@ -55,6 +55,16 @@ describe("decide", () => {
     }
   });
 
+  it("carries GitHub's own queued -> started time when our runner picks a job up, and none it cannot tell", () => {
+    const created = "2026-12-02T10:00:00Z";
+    const started = { runnerName: "nomad-gha-42", createdAt: created, startedAt: "2026-12-02T10:00:12.5Z" };
+    expect(at("in_progress", started)).toMatchObject({ kind: "observe", cls: { name: "default" }, startupSeconds: 12.5 });
+    expect(at("in_progress", { ...started, startedAt: undefined })).toMatchObject({ kind: "observe", startupSeconds: undefined });
+    expect(at("in_progress", { ...started, startedAt: "2026-12-02T09:59:00Z" })).toMatchObject({ startupSeconds: undefined });
+    expect(at("in_progress", { ...started, createdAt: "" })).toMatchObject({ startupSeconds: undefined });
+    expect(at("in_progress", { ...started, runnerName: "some-other-runner" }).kind).toBe("ignore");
+  });
+
   it("observes our runner picking up a job, ignores foreign runners", () => {
     expect(at("in_progress", { runnerName: "nomad-gha-42" })).toMatchObject({ kind: "observe", runnerName: "nomad-gha-42" });
     expect(at("in_progress", { runnerName: "nomad-gha-99" })).toMatchObject({ kind: "observe", runnerName: "nomad-gha-99" });
