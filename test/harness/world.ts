@@ -28,6 +28,8 @@ export interface WorldOptions {
    * service works in: VAULT_NAMESPACE.
    */
   vaultNamespace?: string;
+  /** The runner jobs the runners' Vault role accepts (one per runner class); default: the shipped role's. */
+  runnerJobs?: string[];
   /** Log lines also go to this function (the demo prints them). */
   onLog?: (line: Record<string, unknown>) => void;
 }
@@ -51,7 +53,7 @@ export async function startTwins(opts: WorldOptions = {}) {
   const vault = await VaultTwin.start({ audit: opts.vaultAudit ?? true });
   const nomad = await NomadTwin.start({ images: twinImage, vault: { addr: vault.url }, slots: opts.nomadSlots, startDelayMs: opts.nomadStartDelayMs });
   if (opts.vaultNamespace !== undefined) vault.createNamespace(opts.vaultNamespace);
-  await grantRunnerIdentity(vault, { vaultNamespace: opts.vaultNamespace, nomadNamespace: "default" });
+  await grantRunnerIdentity(vault, { vaultNamespace: opts.vaultNamespace, nomadNamespace: "default", runnerJob: opts.runnerJobs });
   const installationId = 4242;
   for (const repo of opts.repos ?? ["octo-org/app"]) github.addRepo(repo, opts.app ? { installationId } : undefined);
   return { github, vault, nomad };
