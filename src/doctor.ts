@@ -5,9 +5,11 @@ import { errorMessage } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
 import { createDeps } from "./deps.js";
 import { checkNomadTokens, checkRunnerNamespace } from "./doctor-nomad-token.js";
+import { checkPlacement } from "./doctor-placement.js";
 import { checkRunnerImage } from "./doctor-runner-image.js";
 import { createLogger } from "./log.js";
 import { parsedRunnerJob, runnerJobProblems } from "./nomad/runner-job.js";
+import type { NomadJob } from "./nomad/types.js";
 import { runnerJobSource } from "./startup.js";
 
 /** "warn": works today, but needs attention (doctor still exits 0). */
@@ -39,6 +41,7 @@ export async function doctorChecks(config: Config, deps: ServiceDeps): Promise<C
     ["Nomad token", () => checkNomadTokens(config, deps.nomad, deps.nomadRegistrar)],
     ["Nomad runner namespace", async () => checkRunnerNamespace(config)],
     ["Nomad runner job", () => checkRunnerJobs(config, deps)],
+    ["Nomad node pool", () => perClass(config, "Nomad node pool", (cls) => checkClassPlacement(config, deps, cls))],
     ["Vault reachable and unsealed", () => checkVaultHealth(deps)],
     ["Vault token capabilities", () => checkVaultCapabilities(deps, kvData, kvMeta)],
     ["Vault audit device", () => checkAudit(config, deps)],
@@ -107,15 +110,7 @@ function checkRunnerJobs(config: Config, deps: ServiceDeps): Promise<CheckResult
  * job (what start-up registers)? Without one: is its job registered and usable?
  */
 async function checkRunnerJob(config: Config, deps: ServiceDeps, cls: RunnerClassConfig): Promise<CheckOutcome> {
-  if (cls.jobFile !== undefined) {
-    const job = await parsedRunnerJob(deps.nomadRegistrar, runnerJobSource(config, cls, cls.jobFile));
-    const problems = runnerJobProblems(job, config.vault.credentialDelivery);
-    if (problems.length > 0)
-      return { level: "fail", detail: `${cls.jobFile}: ${problems.join("; ")}`, fix: "fix the job file; the service registers it at start" };
-    const registered = await deps.nomad.readJob(cls.job);
-    return { level: "ok", detail: `${cls.jobFile} parses into a usable runner job ${cls.job}${registered ? "" : " (registered at start)"}` };
-  }
-  const job = await deps.nomad.readJob(cls.job);
+  const job = await classJob(config, deps, cls);
   if (!job) {
     return {
       level: "fail",
@@ -124,8 +119,25 @@ async function checkRunnerJob(config: Config, deps: ServiceDeps, cls: RunnerClas
     };
   }
   const problems = runnerJobProblems(job, config.vault.credentialDelivery);
-  if (problems.length > 0) return { level: "fail", detail: problems.join("; "), fix: "re-register jobs/github-runner.nomad.hcl" };
-  return { level: "ok", detail: `${cls.job} is a parameterized job with prestart, main and poststop tasks` };
+  if (cls.jobFile === undefined) {
+    if (problems.length > 0) return { level: "fail", detail: problems.join("; "), fix: "re-register jobs/github-runner.nomad.hcl" };
+    return { level: "ok", detail: `${cls.job} is a parameterized job with prestart, main and poststop tasks` };
+  }
+  if (problems.length > 0)
+    return { level: "fail", detail: `${cls.jobFile}: ${problems.join("; ")}`, fix: "fix the job file; the service registers it at start" };
+  const registered = await deps.nomad.readJob(cls.job);
+  return { level: "ok", detail: `${cls.jobFile} parses into a usable runner job ${cls.job}${registered ? "" : " (registered at start)"}` };
+}
+
+/** The class's runner job as it is (or will be, from its job file) registered. */
+async function classJob(config: Config, deps: ServiceDeps, cls: RunnerClassConfig): Promise<NomadJob | undefined> {
+  return cls.jobFile !== undefined ? parsedRunnerJob(deps.nomadRegistrar, runnerJobSource(config, cls, cls.jobFile)) : deps.nomad.readJob(cls.job);
+}
+
+async function checkClassPlacement(config: Config, deps: ServiceDeps, cls: RunnerClassConfig): Promise<CheckOutcome> {
+  const job = await classJob(config, deps, cls);
+  if (!job) return { level: "warn", detail: `not checked: job ${cls.job} is not registered` };
+  return checkPlacement(deps.nomad, job);
 }
 
 async function checkVaultHealth(deps: ServiceDeps): Promise<CheckOutcome> {
