@@ -26,7 +26,7 @@ export type Decision =
    */
   | { kind: "release"; job: WorkflowJob; spent: string[]; unneeded: string[] }
   /**
-   * Our runner picked up a job: nothing to change, worth a log line and a metric. `startupSeconds`:
+   * Our runner picked up a job of class `cls` (its labels'): nothing to change, worth a log line and a metric. `startupSeconds`:
    * GitHub's own queued -> started time (`started_at - created_at`), when the delivery has both.
    */
   | { kind: "observe"; job: WorkflowJob; runnerName: string; cls: RunnerClass; startupSeconds?: number };
@@ -78,9 +78,9 @@ export function decide(event: JobEvent, policy: ServePolicy): Decision {
       return { kind: "ignore", reason: "job is waiting for approval" };
     case "in_progress": {
       const servedBy = job.runnerName;
-      // Ours when its name is one of our classes' (the class of the job's labels, normally).
-      const ours = classOfRunner(policy.classes, servedBy);
-      if (ours && servedBy) return { kind: "observe", job, runnerName: servedBy, cls: ours.cls, startupSeconds: startupSeconds(job) };
+      // Ours when its name is one of our classes'. Counted under the job's class (its labels'): a
+      // runner of a wider class may take it (GitHub gives a job to any runner with its labels).
+      if (servedBy && classOfRunner(policy.classes, servedBy)) return { kind: "observe", job, runnerName: servedBy, cls, startupSeconds: startupSeconds(job) };
       return { kind: "ignore", reason: `job runs on a runner we did not create (${servedBy ?? "none"})` };
     }
     case "completed": {
