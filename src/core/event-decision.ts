@@ -85,10 +85,12 @@ export function decide(event: JobEvent, policy: ServePolicy): Decision {
     }
     case "completed": {
       const ranOn = job.runnerName;
-      const ranOnOurs = ranOn !== null && classOfRunner(policy.classes, ranOn) !== undefined;
-      // When another of our runners ran it, the one dispatched for this job stays: it serves
-      // the job that other runner was meant for.
-      if (ranOnOurs) return { kind: "release", job, spent: [ranOn], unneeded: [] };
+      const ranOnClass = classOfRunner(policy.classes, ranOn)?.cls;
+      // When another of our runners of the job's class ran it, the one dispatched for this job
+      // stays: it serves the job that other runner was meant for. A runner of another (wider)
+      // class took it from a job this one cannot serve, so this one is not needed.
+      if (ranOn !== null && ranOnClass === cls) return { kind: "release", job, spent: [ranOn], unneeded: [] };
+      if (ranOn !== null && ranOnClass) return { kind: "release", job, spent: [ranOn], unneeded: [runnerName] };
       return { kind: "release", job, spent: [], unneeded: [runnerName] };
     }
   }

@@ -37,6 +37,30 @@ describe("matchesPolicy", () => {
   });
 });
 
+describe("decide with two classes", () => {
+  const small = runnerClass({ name: "small", runnerPrefix: "ngd-small", job: "runner-small" });
+  const large = runnerClass({ name: "large", labels: ["large", "nomad", "self-hosted"], runnerPrefix: "ngd-large", job: "runner-large" });
+  const two: ServePolicy = { classes: [small, large], allowedOwners: [], allowedRepos: [] };
+  const of = (action: JobAction, overrides: Partial<WorkflowJob>) => decide({ action, job: job(overrides) }, two);
+
+  it("provisions the runner of the class of exactly the job's labels", () => {
+    expect(of("queued", { labels: ["Large", "nomad", "self-hosted"] })).toMatchObject({ kind: "provision", runnerName: "ngd-large-42", cls: large });
+    expect(of("queued", { labels: ["nomad", "self-hosted"] })).toMatchObject({ kind: "provision", runnerName: "ngd-small-42", cls: small });
+    expect(of("queued", { labels: ["nomad", "self-hosted", "gpu"] })).toMatchObject({ kind: "ignore", code: "no-class" });
+  });
+
+  it("counts a job under its own class whichever of our runners took it", () => {
+    expect(of("in_progress", { labels: ["nomad", "self-hosted"], runnerName: "ngd-large-7" })).toMatchObject({ kind: "observe", cls: small });
+  });
+
+  it("on completion: a runner of its own class that ran it leaves this job's runner for that runner's job; one of another class does not", () => {
+    const labels = ["nomad", "self-hosted"];
+    expect(of("completed", { labels, runnerName: "ngd-small-7" })).toMatchObject({ spent: ["ngd-small-7"], unneeded: [] });
+    expect(of("completed", { labels, runnerName: "ngd-large-7" })).toMatchObject({ spent: ["ngd-large-7"], unneeded: ["ngd-small-42"] });
+    expect(of("completed", { labels, runnerName: "someone-else" })).toMatchObject({ spent: [], unneeded: ["ngd-small-42"] });
+  });
+});
+
 describe("decide", () => {
   it("provisions a runner named after the job for a matching queued job", () => {
     expect(at("queued")).toEqual({ kind: "provision", job: job(), runnerName: "nomad-gha-42", cls: policy.classes[0] });
