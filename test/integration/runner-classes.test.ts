@@ -107,6 +107,27 @@ describe("runner classes (twins)", () => {
     }
   });
 
+  it("refuses to start when classes' runner jobs are missing or unusable, one line per class", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ngd-classes-"));
+    const file = join(dir, "classes.yaml");
+    const notParameterized = join(dir, "plain.nomad.hcl");
+    writeFileSync(
+      notParameterized,
+      'job "plain" {\n  group "g" {\n    task "t" {\n      driver = "docker"\n      config {\n        image = "busybox"\n      }\n    }\n  }\n}\n',
+    );
+    writeFileSync(
+      file,
+      `classes:\n  - { name: small, labels: [self-hosted, nomad], job: runner-small }\n  - { name: large, labels: [self-hosted, nomad, large], job: runner-large, job_file: ${notParameterized} }\n`,
+    );
+    const refused = await startTestWorld({ env: { RUNNER_CLASSES_FILE: file } }).catch((err: unknown) => err);
+    expect((refused as Error).message.split("\n")).toEqual([
+      "Nomad job runner-small (class small) does not exist and the class has no job_file",
+      expect.stringMatching(
+        /^cannot register Nomad job runner-large \(class large\): .*plain\.nomad\.hcl is not a usable runner job: job is not parameterized/,
+      ),
+    ]);
+  });
+
   it("refuses to start on a bad classes file, one line per problem", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "ngd-classes-")), "classes.yaml");
     writeFileSync(file, `classes:\n  - { name: a, labels: [x], job: j, bogus: 1 }\n  - { name: a, labels: [X] }\n`);
