@@ -9,6 +9,8 @@ export type { TlsOptions } from "./config/tls.js";
 /** GitHub's advice for a webhook secret is a long random string; below this, start needs an opt-in. */
 export const MIN_WEBHOOK_SECRET_LENGTH = 20;
 
+import { type RunnerClassConfig, runnerClasses } from "./config/runner-classes.js";
+
 /** Where the bundled runner job lives, relative to this file in both src/ and dist/. */
 export const BUNDLED_RUNNER_JOB_FILE = fileURLToPath(new URL("../jobs/github-runner.nomad.hcl", import.meta.url));
 
@@ -40,8 +42,11 @@ export interface Config {
     budget: { pointsPerMinute: number; maxConcurrent: number };
   };
   runner: {
-    /** Labels a job must request (all of them, lower-cased) for us to serve it. */
-    labels: string[];
+    /**
+     * The runner classes (RUNNER_CLASSES_FILE, or the one class of RUNNER_LABELS and
+     * NOMAD_RUNNER_JOB*): a job is served by the class whose labels equal its own.
+     */
+    classes: RunnerClassConfig[];
     registration: RunnerRegistration;
     scope: RunnerScope;
     groupId: number;
@@ -56,9 +61,7 @@ export interface Config {
     registerToken?: string;
     namespace: string;
     region?: string;
-    runnerJob: string;
-    runnerJobFile: string;
-    runnerJobVarsFile?: string;
+    /** Register (or update) each class's job from its job file at start. */
     registerRunnerJob: boolean;
     /** NOMAD_CACERT, NOMAD_CLIENT_CERT, ... as the Nomad CLI reads them. */
     tls: TlsOptions;
@@ -121,8 +124,24 @@ export function loadConfig(env: Env = process.env): Config {
   // Cross-field checks run on the raw values too, so one start lists every problem at once.
   const problems = parsed.success ? [] : parsed.error.issues.map(describeIssue);
   const auth = githubAuth(cleaned, problems);
-  const labels = list(cleaned.RUNNER_LABELS ?? "self-hosted,nomad").map((l) => l.toLowerCase());
-  if (labels.length === 0) problems.push("RUNNER_LABELS must name at least one label");
+  const classes = runnerClasses(
+    {
+      file: cleaned.RUNNER_CLASSES_FILE,
+      namePrefix: parsed.success ? parsed.data.RUNNER_NAME_PREFIX : (cleaned.RUNNER_NAME_PREFIX ?? "nomad-gha"),
+      explicit: {
+        RUNNER_LABELS: cleaned.RUNNER_LABELS,
+        NOMAD_RUNNER_JOB: cleaned.NOMAD_RUNNER_JOB,
+        NOMAD_RUNNER_JOB_FILE: cleaned.NOMAD_RUNNER_JOB_FILE,
+        NOMAD_RUNNER_JOB_VARS_FILE: cleaned.NOMAD_RUNNER_JOB_VARS_FILE,
+      },
+      labels: list(cleaned.RUNNER_LABELS ?? "self-hosted,nomad"),
+      job: parsed.success ? parsed.data.NOMAD_RUNNER_JOB : "github-runner",
+      jobFile: parsed.success ? parsed.data.NOMAD_RUNNER_JOB_FILE : BUNDLED_RUNNER_JOB_FILE,
+      varsFile: cleaned.NOMAD_RUNNER_JOB_VARS_FILE,
+      registerRunnerJob: parsed.success ? parsed.data.NOMAD_REGISTER_RUNNER_JOB : true,
+    },
+    problems,
+  );
   const allowedRepos = list(cleaned.ALLOWED_REPOS).map((r) => r.toLowerCase());
   for (const repo of allowedRepos) {
     if (!/^[^/\s]+\/[^/\s]+$/.test(repo)) problems.push(`ALLOWED_REPOS entry "${repo}" must look like owner/repo`);
@@ -181,7 +200,7 @@ export function loadConfig(env: Env = process.env): Config {
       budget: { pointsPerMinute: e.GITHUB_POINTS_PER_MINUTE, maxConcurrent: e.GITHUB_MAX_CONCURRENT },
     },
     runner: {
-      labels,
+      classes,
       registration: e.RUNNER_REGISTRATION,
       scope: e.RUNNER_SCOPE,
       groupId: e.RUNNER_GROUP_ID,
@@ -196,9 +215,6 @@ export function loadConfig(env: Env = process.env): Config {
       registerToken: e.NOMAD_REGISTER_TOKEN,
       namespace: e.NOMAD_NAMESPACE,
       region: e.NOMAD_REGION,
-      runnerJob: e.NOMAD_RUNNER_JOB,
-      runnerJobFile: e.NOMAD_RUNNER_JOB_FILE,
-      runnerJobVarsFile: e.NOMAD_RUNNER_JOB_VARS_FILE,
       registerRunnerJob: e.NOMAD_REGISTER_RUNNER_JOB,
       tls: nomadTls,
     },

@@ -25,10 +25,9 @@ export interface ServiceDeps extends RunnerDeps {
 
 export function servePolicy(config: Config): ServePolicy {
   return {
-    labels: config.runner.labels,
+    classes: config.runner.classes,
     allowedOwners: config.allowedOwners,
     allowedRepos: config.allowedRepos,
-    runnerNamePrefix: config.runner.namePrefix,
   };
 }
 
@@ -60,17 +59,16 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       namespace: config.vault.namespace,
       kvMount: config.vault.kvMount,
       kvPrefix: config.vault.kvPrefix,
-      runnerJob: { namespace: config.nomad.namespace, id: config.nomad.runnerJob },
+      runnerJob: { namespace: config.nomad.namespace, id: config.runner.classes[0]!.job, classes: config.runner.classes },
       tls: config.vault.tls,
     }),
     nomad,
     nomadRegistrar: registerToken ? new NomadClient({ ...nomadOptions(config), token: registerToken }) : nomad,
     settings: {
-      runnerJob: config.nomad.runnerJob,
+      classes: config.runner.classes,
       registration: config.runner.registration,
       dispatcherId: config.dispatcherId,
       runnerNamePrefix: config.runner.namePrefix,
-      runnerLabels: config.runner.labels,
       credentialDelivery: config.vault.credentialDelivery,
       wrapTtl: config.vault.wrapTtl,
       retentionMs: config.reconcile.retentionSeconds * 1000,

@@ -1,3 +1,4 @@
+import type { RunnerClassConfig } from "./config/runner-classes.js";
 import type { Config } from "./config.js";
 import { errorMessage } from "./core/errors.js";
 import type { CheckOutcome } from "./doctor.js";
@@ -26,8 +27,8 @@ export interface RunnerImageCheckDeps {
  * assigning jobs to its runners? A warning, never a failure: runners work until the deadline, and
  * whenever the answer cannot be had (no version tag, no release to compare with) it says so.
  */
-export async function checkRunnerImage(config: Config, deps: RunnerImageCheckDeps): Promise<CheckOutcome> {
-  const jobId = config.nomad.runnerJob;
+export async function checkRunnerImage(config: Config, cls: RunnerClassConfig, deps: RunnerImageCheckDeps): Promise<CheckOutcome> {
+  const jobId = cls.job;
   let job;
   try {
     job = await deps.nomad.readJob(jobId);
@@ -42,7 +43,7 @@ export async function checkRunnerImage(config: Config, deps: RunnerImageCheckDep
   const version = tag === undefined ? undefined : parseRunnerVersion(tag);
   if (!version) {
     return cannotTell(`${image} names no runner version (${tag === undefined ? "no tag" : `tag "${tag}"`})`, {
-      fix: `pin the runner image to a version tag, e.g. ghcr.io/actions/actions-runner:<version>, with the runner job's \`image\` variable (${varsHint(config)})`,
+      fix: `pin the runner image to a version tag, e.g. ghcr.io/actions/actions-runner:<version>, with the runner job's \`image\` variable (${varsHint(config, cls)})`,
     });
   }
 
@@ -84,7 +85,7 @@ export async function checkRunnerImage(config: Config, deps: RunnerImageCheckDep
   return {
     level: "warn",
     detail: `${image} runs runner ${formatRunnerVersion(version)}, older than the newest release ${release.tag} (${release.url}): ${deadline}`,
-    fix: `bump the runner job's \`image\` variable, e.g. image = "${withVersion(image, tag ?? "", version, latest)}" (${varsHint(config)})`,
+    fix: `bump the runner job's \`image\` variable, e.g. image = "${withVersion(image, tag ?? "", version, latest)}" (${varsHint(config, cls)})`,
   };
 }
 
@@ -93,8 +94,14 @@ function cannotTell(why: string, extra: { fix?: string } = {}): CheckOutcome {
 }
 
 /** Where the image variable is set, and how the change reaches Nomad. */
-function varsHint(config: Config): string {
-  const where = config.nomad.runnerJobVarsFile ? `in ${config.nomad.runnerJobVarsFile}` : "in a file named by NOMAD_RUNNER_JOB_VARS_FILE";
+function varsHint(config: Config, cls: RunnerClassConfig): string {
+  const where =
+    // A class of RUNNER_CLASSES_FILE: its runner names carry its name.
+    cls.runnerPrefix !== config.runner.namePrefix
+      ? `in the job_vars of class ${cls.name} in RUNNER_CLASSES_FILE`
+      : cls.varsFile
+        ? `in ${cls.varsFile}`
+        : "in a file named by NOMAD_RUNNER_JOB_VARS_FILE";
   return config.nomad.registerRunnerJob
     ? `${where}; the service registers the changed job when it starts`
     : `${where}, then \`nomad job run -var-file=<that file> jobs/github-runner.nomad.hcl\``;

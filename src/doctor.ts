@@ -1,14 +1,18 @@
 import { readFile } from "node:fs/promises";
+import type { RunnerClassConfig } from "./config/runner-classes.js";
 import { tlsSummary } from "./config/tls.js";
 import { type Config, MIN_WEBHOOK_SECRET_LENGTH } from "./config.js";
 import { DependencyError, errorMessage } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
 import { createDeps } from "./deps.js";
 import { checkNomadTokens, checkRunnerNamespace } from "./doctor-nomad-token.js";
+import { checkPlacement } from "./doctor-placement.js";
 import { checkRunnerImage } from "./doctor-runner-image.js";
 import { checkAudit, checkKvMount, checkVaultCapabilities, checkVaultHealth } from "./doctor-vault.js";
 import { createLogger } from "./log.js";
-import { runnerJobProblems, varsFileProblem } from "./nomad/runner-job.js";
+import { parsedRunnerJob, runnerJobProblems, varsFileProblem } from "./nomad/runner-job.js";
+import type { NomadJob } from "./nomad/types.js";
+import { runnerJobSource } from "./startup.js";
 import { checkTunnelConfigFile, resolveCloudflaredBinary, TunnelStartError } from "./tunnel/binary.js";
 
 /** "warn": works today, but needs attention (doctor still exits 0). */
@@ -55,8 +59,9 @@ export async function doctorChecks(config: Config, deps: ServiceDeps): Promise<C
     { name: "Nomad reachable", root: "nomad", run: async () => checkNomadReachable(config, deps) },
     { name: "Nomad token", needs: ["nomad"], run: () => checkNomadTokens(config, deps.nomad, deps.nomadRegistrar) },
     { name: "Nomad runner namespace", run: async () => checkRunnerNamespace(config) },
-    { name: "Nomad runner job variables", run: () => checkRunnerJobVariables(config) },
-    { name: "Nomad runner job", needs: ["nomad"], run: () => checkRunnerJob(config, deps) },
+    { name: "Nomad runner job variables", run: () => perClass(config, "Nomad runner job variables", checkRunnerJobVariables) },
+    { name: "Nomad runner job", needs: ["nomad"], run: () => perClass(config, "Nomad runner job", (cls) => checkRunnerJob(config, deps, cls)) },
+    { name: "Nomad node pool", needs: ["nomad"], run: () => perClass(config, "Nomad node pool", (cls) => checkClassPlacement(config, deps, cls)) },
     { name: "Vault reachable and unsealed", root: "vault", run: () => checkVaultHealth(config, deps) },
     { name: "Vault token capabilities", needs: ["vault"], run: () => checkVaultCapabilities(deps, kvData, kvMeta) },
     { name: "Vault KV mount", needs: ["vault"], run: () => checkKvMount(config, deps) },
@@ -65,7 +70,7 @@ export async function doctorChecks(config: Config, deps: ServiceDeps): Promise<C
     {
       name: "runner image",
       needs: ["nomad", "github"],
-      run: () => checkRunnerImage(config, { nomad: deps.nomad, github: deps.github, identity: gitHubIdentity }),
+      run: () => perClass(config, "runner image", (cls) => checkRunnerImage(config, cls, { nomad: deps.nomad, github: deps.github, identity: gitHubIdentity })),
     },
     { name: "cloudflared", run: () => checkCloudflared(config) },
   ];
@@ -156,27 +161,63 @@ async function checkNomadReachable(config: Config, deps: ServiceDeps): Promise<C
   return { level: "ok", detail: `leader ${leader} at ${config.nomad.addr}${tls}` };
 }
 
-/** Every variable the vars file sets must be declared by the job file; Nomad's HTTP parse ignores the rest. */
-async function checkRunnerJobVariables(config: Config): Promise<CheckOutcome> {
-  const { runnerJobFile, runnerJobVarsFile } = config.nomad;
-  if (!runnerJobVarsFile) return { level: "ok", detail: "no NOMAD_RUNNER_JOB_VARS_FILE: the job's defaults" };
-  const problem = varsFileProblem(await readFile(runnerJobFile, "utf8"), await readFile(runnerJobVarsFile, "utf8"), runnerJobVarsFile);
-  if (problem) return { level: "fail", detail: problem, fix: "fix the variable names in NOMAD_RUNNER_JOB_VARS_FILE" };
-  return { level: "ok", detail: `every variable ${runnerJobVarsFile} sets is declared by ${runnerJobFile}` };
+/** One line per runner class (named by its class when there are several). */
+async function perClass(config: Config, name: string, check: (cls: RunnerClassConfig) => Promise<CheckOutcome>): Promise<CheckResult[]> {
+  const { classes } = config.runner;
+  return Promise.all(
+    classes.map(async (cls) => {
+      const named = classes.length > 1 ? `${name} (class ${cls.name})` : name;
+      try {
+        return { name: named, ...(await check(cls)) };
+      } catch (err) {
+        return { name: named, level: "fail" as const, ...failureOf(name, err) };
+      }
+    }),
+  );
 }
 
-async function checkRunnerJob(config: Config, deps: ServiceDeps): Promise<CheckOutcome> {
-  const job = await deps.nomad.readJob(config.nomad.runnerJob);
+/**
+ * A class with a job file: does Nomad parse it with the class's variables into a usable runner
+ * job (what start-up registers)? Without one: is its job registered and usable?
+ */
+async function checkRunnerJob(config: Config, deps: ServiceDeps, cls: RunnerClassConfig): Promise<CheckOutcome> {
+  const job = await classJob(config, deps, cls);
   if (!job) {
     return {
-      level: config.nomad.registerRunnerJob ? "ok" : "fail",
-      detail: config.nomad.registerRunnerJob ? `not registered yet; the service registers it at start` : `job ${config.nomad.runnerJob} not found`,
-      fix: config.nomad.registerRunnerJob ? undefined : "`nomad job run jobs/github-runner.nomad.hcl` or set NOMAD_REGISTER_RUNNER_JOB=true",
+      level: "fail",
+      detail: `job ${cls.job} not found`,
+      fix: "`nomad job run jobs/github-runner.nomad.hcl`, or give the class a job_file (NOMAD_REGISTER_RUNNER_JOB=true)",
     };
   }
   const problems = runnerJobProblems(job, config.vault.credentialDelivery);
-  if (problems.length > 0) return { level: "fail", detail: problems.join("; "), fix: "re-register jobs/github-runner.nomad.hcl" };
-  return { level: "ok", detail: `${config.nomad.runnerJob} is a parameterized job with prestart, main and poststop tasks` };
+  if (cls.jobFile === undefined) {
+    if (problems.length > 0) return { level: "fail", detail: problems.join("; "), fix: "re-register jobs/github-runner.nomad.hcl" };
+    return { level: "ok", detail: `${cls.job} is a parameterized job with prestart, main and poststop tasks` };
+  }
+  if (problems.length > 0)
+    return { level: "fail", detail: `${cls.jobFile}: ${problems.join("; ")}`, fix: "fix the job file; the service registers it at start" };
+  const registered = await deps.nomad.readJob(cls.job);
+  return { level: "ok", detail: `${cls.jobFile} parses into a usable runner job ${cls.job}${registered ? "" : " (registered at start)"}` };
+}
+
+/** The class's runner job as it is (or will be, from its job file) registered. */
+async function classJob(config: Config, deps: ServiceDeps, cls: RunnerClassConfig): Promise<NomadJob | undefined> {
+  return cls.jobFile !== undefined ? parsedRunnerJob(deps.nomadRegistrar, runnerJobSource(config, cls, cls.jobFile)) : deps.nomad.readJob(cls.job);
+}
+
+async function checkClassPlacement(config: Config, deps: ServiceDeps, cls: RunnerClassConfig): Promise<CheckOutcome> {
+  const job = await classJob(config, deps, cls);
+  if (!job) return { level: "warn", detail: `not checked: job ${cls.job} is not registered` };
+  return checkPlacement(deps.nomad, job);
+}
+
+/** Every variable a class's vars file sets must be declared by its job file; Nomad's HTTP parse ignores the rest. */
+async function checkRunnerJobVariables(cls: RunnerClassConfig): Promise<CheckOutcome> {
+  const { jobFile, varsFile } = cls;
+  if (!varsFile || !jobFile) return { level: "ok", detail: "no NOMAD_RUNNER_JOB_VARS_FILE: the job's defaults" };
+  const problem = varsFileProblem(await readFile(jobFile, "utf8"), await readFile(varsFile, "utf8"), varsFile);
+  if (problem) return { level: "fail", detail: problem, fix: "fix the variable names in NOMAD_RUNNER_JOB_VARS_FILE" };
+  return { level: "ok", detail: `every variable ${varsFile} sets is declared by ${jobFile}` };
 }
 
 async function checkGitHub(config: Config, identity: () => ReturnType<ServiceDeps["github"]["identity"]>): Promise<CheckOutcome> {

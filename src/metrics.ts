@@ -17,8 +17,26 @@ export class Metrics {
 
   readonly dispatchLatency = new Histogram({
     name: "ngd_dispatch_latency_seconds",
-    help: "From the job being queued at GitHub to the Nomad dispatch being accepted",
+    help: "From the job being queued at GitHub to the Nomad dispatch being accepted, by runner class",
+    labelNames: ["class"] as const,
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900],
+    registers: [this.registry],
+  });
+
+  readonly jobStartup = new Histogram({
+    name: "ngd_job_startup_seconds",
+    help:
+      "GitHub's own started_at - created_at of jobs our runners picked up (from their in_progress event), by runner class: " +
+      "the figure ARC publishes as gha_job_startup_duration_seconds",
+    labelNames: ["class"] as const,
+    buckets: [1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600, 1800],
+    registers: [this.registry],
+  });
+
+  readonly notServed = new Counter({
+    name: "ngd_jobs_not_served_total",
+    help: "workflow_job events of jobs this service does not serve, by reason: owner-not-allowed, repo-not-allowed, no-labels, no-class (no runner class has exactly its labels)",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
 
@@ -87,7 +105,7 @@ export class Metrics {
     name: "ngd_jobs_waiting",
     help:
       "Jobs accepted (queued at GitHub, matching this service) that have no runner yet, by what they wait for: " +
-      "capacity (max-runners, max-runners-per-repo; capacity until the next reconcile pass names the cap), github-budget (the rate limit), " +
+      "capacity (max-runners, max-runners-per-repo, class-max-runners, class-max-runners-per-repo; capacity until the next reconcile pass names the cap), github-budget (the rate limit), " +
       "queue-full, github/vault/nomad (the last attempt failed there; retried with backoff), in-flight (another attempt is mid-way), error. As of the scrape",
     labelNames: ["reason"] as const,
     registers: [this.registry],

@@ -81,7 +81,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   const failed = (source: string, err: unknown) =>
     failures.add({ at: Date.now(), source, dependency: err instanceof DependencyError ? err.dependency : undefined, message: errorMessage(err) });
   const provisioner = new Provisioner(deps, new CapacityGate(deps, config.limits), new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), {
-    dispatched: (seconds) => metrics.dispatchLatency.observe(seconds),
+    dispatched: (seconds, cls) => metrics.dispatchLatency.observe({ class: cls }, seconds),
     notQueued: (jobStatus) => metrics.replaysRefused.inc({ job_status: statusLabel(jobStatus) }),
     failed: (err) => failed("dispatch", err),
   });
@@ -96,7 +96,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       minGapMs: Math.min(5_000, config.reconcile.intervalSeconds * 1000),
       retentionMs: config.reconcile.retentionSeconds * 1000,
       graceMs: config.reconcile.graceSeconds * 1000,
-      runnerNamePrefix: config.runner.namePrefix,
+      classes: config.runner.classes,
       staticRepos: config.allowedRepos,
       owners: config.allowedOwners,
       redeliverWindowMs: 60 * 60_000,
@@ -115,7 +115,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
   );
   // What provisioning cannot serve now, the reconciler finds again at GitHub.
   provisioner.followUpWith(reconciler);
-  const handler = new JobEventHandler(deps, policy, provisioner);
+  const handler = new JobEventHandler(deps, policy, provisioner, {
+    notServed: (reason) => metrics.notServed.inc({ reason }),
+    started: (cls, seconds) => metrics.jobStartup.observe({ class: cls }, seconds),
+  });
   let tunnel: CloudflaredSupervisor | undefined;
   const readiness = readinessProbe(deps, () => tunnel?.status());
   metrics.buildInfo.set({ version: serviceVersion(), node: process.version }, 1);

@@ -1,9 +1,10 @@
+import { jobVarsText, type RunnerClassConfig } from "./config/runner-classes.js";
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage, isTransient } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
 import type { ReadinessReport } from "./http/app.js";
 import type { Logger } from "./log.js";
-import { ensureRunnerJob, runnerJobProblems } from "./nomad/runner-job.js";
+import { ensureRunnerJob, type RunnerJobSource, runnerJobProblems } from "./nomad/runner-job.js";
 import { gitHubCredentialsCheck } from "./readiness-github.js";
 import type { TunnelStatus } from "./tunnel/cloudflared.js";
 
@@ -33,36 +34,58 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
       );
     }
   }
-  if (config.nomad.registerRunnerJob) {
-    if (config.nomad.token && !config.nomad.registerToken) deps.log.warn(RUNTIME_TOKEN_REGISTERS);
+  if (config.nomad.registerRunnerJob && config.nomad.token && !config.nomad.registerToken) deps.log.warn(RUNTIME_TOKEN_REGISTERS);
+  // Every class is checked before start-up gives up: one line per class that is not usable.
+  const problems = await Promise.all(config.runner.classes.map((cls) => checkClassJob(config, deps, cls, available)));
+  const found = problems.filter((p) => p !== undefined);
+  if (found.length > 0) throw new StartupError(found.join("\n"));
+}
+
+/** Registers (or checks) one class's runner job; the problem as one line, or undefined. */
+async function checkClassJob(
+  config: Config,
+  deps: ServiceDeps,
+  cls: RunnerClassConfig,
+  available: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
+): Promise<string | undefined> {
+  const of = config.runner.classes.length > 1 ? ` (class ${cls.name})` : "";
+  if (cls.jobFile !== undefined) {
     try {
-      const result = await available("Nomad", () =>
-        ensureRunnerJob(deps.nomadRegistrar, {
-          jobId: config.nomad.runnerJob,
-          file: config.nomad.runnerJobFile,
-          varsFile: config.nomad.runnerJobVarsFile,
-          vault: {
-            addr: config.vault.runnerAddr,
-            namespace: config.vault.namespace,
-            kvMount: config.vault.kvMount,
-            kvPrefix: config.vault.kvPrefix,
-            credentialDelivery: config.vault.credentialDelivery,
-            caPem: config.vault.runnerCaPem,
-          },
-        }),
-      );
-      deps.log.info({ job: config.nomad.runnerJob, result }, "runner job checked");
+      const result = await available("Nomad", () => ensureRunnerJob(deps.nomadRegistrar, runnerJobSource(config, cls, cls.jobFile!)));
+      deps.log.info({ job: cls.job, class: cls.name, result }, "runner job checked");
+      return undefined;
     } catch (err) {
-      throw new StartupError(`cannot register Nomad job ${config.nomad.runnerJob}: ${errorMessage(err)}`);
+      return `cannot register Nomad job ${cls.job}${of}: ${errorMessage(err)}`;
     }
-  } else {
-    const job = await available("Nomad", () => deps.nomad.readJob(config.nomad.runnerJob)).catch((err: unknown) => {
-      throw new StartupError(`cannot read Nomad job ${config.nomad.runnerJob}: ${errorMessage(err)}`);
-    });
-    if (!job) throw new StartupError(`Nomad job ${config.nomad.runnerJob} does not exist and NOMAD_REGISTER_RUNNER_JOB=false`);
-    const problems = runnerJobProblems(job, config.vault.credentialDelivery);
-    if (problems.length > 0) throw new StartupError(`Nomad job ${config.nomad.runnerJob} is not a usable runner job: ${problems.join("; ")}`);
   }
+  let job: Awaited<ReturnType<ServiceDeps["nomad"]["readJob"]>>;
+  try {
+    job = await available("Nomad", () => deps.nomad.readJob(cls.job));
+  } catch (err) {
+    return `cannot read Nomad job ${cls.job}${of}: ${errorMessage(err)}`;
+  }
+  const why = config.nomad.registerRunnerJob ? "the class has no job_file" : "NOMAD_REGISTER_RUNNER_JOB=false";
+  if (!job) return `Nomad job ${cls.job}${of} does not exist and ${why}`;
+  const problems = runnerJobProblems(job, config.vault.credentialDelivery);
+  return problems.length > 0 ? `Nomad job ${cls.job}${of} is not a usable runner job: ${problems.join("; ")}` : undefined;
+}
+
+/** What registering a class's runner job needs: its file and variables, and how runners reach Vault. */
+export function runnerJobSource(config: Config, cls: RunnerClassConfig, file: string): RunnerJobSource {
+  return {
+    jobId: cls.job,
+    file,
+    varsFile: cls.varsFile,
+    vars: jobVarsText(cls.jobVars),
+    vault: {
+      addr: config.vault.runnerAddr,
+      namespace: config.vault.namespace,
+      kvMount: config.vault.kvMount,
+      kvPrefix: config.vault.kvPrefix,
+      credentialDelivery: config.vault.credentialDelivery,
+      caPem: config.vault.runnerCaPem,
+    },
+  };
 }
 
 /** Said at start and by doctor: the run-time token is broader than running runners needs. */

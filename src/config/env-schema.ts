@@ -70,6 +70,8 @@ export function envSchema(bundledRunnerJobFile: string) {
     // The webhook's public URL as GitHub has it (a PAT setup's org and repo hooks are found by it).
     WEBHOOK_URL: z.optional(z.url("WEBHOOK_URL must be the webhook's public URL, like https://dispatcher.example.com/webhook")),
     RUNNER_LABELS: z._default(z.string(), "self-hosted,nomad"),
+    // The runner classes (YAML); without it one class comes from RUNNER_LABELS and NOMAD_RUNNER_JOB*.
+    RUNNER_CLASSES_FILE: optionalString,
     RUNNER_REGISTRATION: z._default(oneOf(["jit", "token", "auto"], "RUNNER_REGISTRATION"), "jit"),
     GITHUB_POINTS_PER_MINUTE: int("GITHUB_POINTS_PER_MINUTE", 900, 10, 100_000),
     GITHUB_MAX_CONCURRENT: int("GITHUB_MAX_CONCURRENT", 100, 1, 1000),

@@ -13,6 +13,8 @@ export interface WorkflowJob {
   runnerName: string | null;
   /** When GitHub queued the job (ISO 8601); "" when a delivery did not say. */
   createdAt: string;
+  /** When a runner picked it up (ISO 8601; `in_progress` and later deliveries that also carry `created_at`). */
+  startedAt?: string;
   installationId?: number;
 }
 

@@ -1,7 +1,7 @@
-import { type Limits, Occupancy } from "./capacity.js";
+import { type Cap, type Limits, Occupancy } from "./capacity.js";
 import type { WorkflowJob } from "./job-event.js";
 import { repoFullName } from "./job-event.js";
-import { runnerNameFor } from "./naming.js";
+import { type RunnerClass, runnerForJob } from "./runner-class.js";
 
 export type { Limits } from "./capacity.js";
 
@@ -12,6 +12,8 @@ export interface RunnerChild {
   jobId: number;
   /** `owner/repo` from the child's meta. */
   repo: string;
+  /** The runner class: the one whose parameterized job is this child's parent. */
+  cls: string;
   /** alive = pending or running and not asked to stop. */
   alive: boolean;
   /** ms since epoch of the last change (Nomad SubmitTime/ModifyTime). */
@@ -35,7 +37,8 @@ export interface World {
 }
 
 export interface ReconcileSettings extends Limits {
-  runnerNamePrefix: string;
+  /** Queued jobs are served by the class of their labels; each class has its own caps. */
+  classes: RunnerClass[];
   /** Keep dead runner jobs this long for `nomad job status` before purging them. */
   retentionMs: number;
   /** How long something may look half-done before we treat it as abandoned. */
@@ -56,7 +59,7 @@ export type ReconcileAction =
   /** Registered at GitHub, never got a credential (a crash mid-way): start over. */
   | { kind: "abandon"; runnerName: string; repo: string }
   /** A queued job the limits leave without a runner for now, and which cap holds it. */
-  | { kind: "wait"; job: WorkflowJob; runnerName: string; cap: "max-runners" | "max-runners-per-repo" };
+  | { kind: "wait"; job: WorkflowJob; runnerName: string; cap: Cap };
 
 /**
  * `firstSeen` remembers when each half-done thing was first observed, so that something is only
@@ -79,8 +82,16 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
     return world.now - first >= settings.graceMs;
   };
 
-  const runnerFor = (job: WorkflowJob) => runnerNameFor(settings.runnerNamePrefix, job.id);
-  const queuedByRunner = new Map(world.queued.map((j) => [runnerFor(j), j]));
+  // Discovery keeps only jobs some class serves; one that none does has no runner to plan.
+  const served = new Map(
+    world.queued.flatMap((job) => {
+      const ours = runnerForJob(settings.classes, job);
+      return ours ? [[job, ours] as const] : [];
+    }),
+  );
+  const runnerFor = (job: WorkflowJob) => served.get(job)!.runnerName;
+  const queued = [...served.keys()];
+  const queuedByRunner = new Map(queued.map((j) => [runnerFor(j), j]));
   const alive = world.children.filter((c) => c.alive);
   const aliveRunners = new Set(alive.map((c) => c.runnerName));
   const anyChild = new Set(world.children.map((c) => c.runnerName));
@@ -126,59 +137,78 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
     }
   }
 
-  actions.push(...planCapacity(world, settings, alive, runnerFor, (c) => stale(`spare:${c.runnerName}`)));
+  actions.push(
+    ...planCapacity(
+      { ...world, queued },
+      settings,
+      alive,
+      (job) => served.get(job)!,
+      (c) => stale(`spare:${c.runnerName}`),
+    ),
+  );
   memory.firstSeen = seen;
   return actions;
 }
 
 /**
- * Per repository, idle runners whose own job is gone can serve other queued jobs of that
- * repository (GitHub hands a job to any matching idle runner). Only the shortfall is dispatched,
- * only the surplus is released, and dispatches respect the limits: oldest job first, one
- * repository at a time in turn, so one busy repository cannot starve the others.
+ * Per repository and class, idle runners whose own job is gone can serve other queued jobs of
+ * that repository and class (GitHub hands a job to any idle runner with its labels). Only the
+ * shortfall is dispatched, only the surplus is released, and dispatches respect the global and
+ * the class's limits: oldest job first, one repository and class at a time in turn, so one busy
+ * repository (or class) cannot starve the others.
  */
 function planCapacity(
   world: World,
   limits: Limits,
   alive: RunnerChild[],
-  runnerFor: (job: WorkflowJob) => string,
+  servedBy: (job: WorkflowJob) => { cls: RunnerClass; runnerName: string },
   /** A spare must stay spare for the grace period: its job may have been queued just now. */
   staleSpare: (child: RunnerChild) => boolean,
 ): ReconcileAction[] {
   const actions: ReconcileAction[] = [];
+  const runnerFor = (job: WorkflowJob) => servedBy(job).runnerName;
   const queuedRunners = new Set(world.queued.map(runnerFor));
-  const repos = new Set([...world.queued.map((j) => repoFullName(j).toLowerCase()), ...alive.map((c) => c.repo.toLowerCase())]);
+  // A runner takes only jobs of its own labels: spares and needs are matched per repository and class.
+  const laneOf = (repo: string, cls: string) => `${repo.toLowerCase()}\0${cls}`;
+  const jobLane = (job: WorkflowJob) => laneOf(repoFullName(job), servedBy(job).cls.name);
+  const lanes = new Set([...world.queued.map(jobLane), ...alive.map((c) => laneOf(c.repo, c.cls))]);
   const waiting = new Map<string, WorkflowJob[]>();
 
-  for (const repo of repos) {
-    const repoAlive = alive.filter((c) => c.repo.toLowerCase() === repo);
-    const spare = repoAlive.filter((c) => !queuedRunners.has(c.runnerName) && !world.busyRunners.has(c.runnerName));
-    const needy = world.queued.filter((j) => repoFullName(j).toLowerCase() === repo && !repoAlive.some((c) => c.runnerName === runnerFor(j))).sort(byAge);
+  for (const lane of lanes) {
+    const laneAlive = alive.filter((c) => laneOf(c.repo, c.cls) === lane);
+    const spare = laneAlive.filter((c) => !queuedRunners.has(c.runnerName) && !world.busyRunners.has(c.runnerName));
+    const needy = world.queued.filter((j) => jobLane(j) === lane && !laneAlive.some((c) => c.runnerName === runnerFor(j))).sort(byAge);
     const covered = Math.min(spare.length, needy.length);
     // Release the spares beyond what the needy jobs can use.
     for (const child of spare.slice(covered)) {
       if (staleSpare(child)) actions.push({ kind: "release", runnerName: child.runnerName, repo: child.repo });
     }
-    waiting.set(repo, needy.slice(covered));
+    waiting.set(lane, needy.slice(covered));
   }
 
-  const occupancy = new Occupancy(alive.map((c) => c.repo));
+  const occupancy = new Occupancy(alive.map((c) => ({ repo: c.repo, cls: c.cls })));
+  const blocked = (job: WorkflowJob) => {
+    const { cls } = servedBy(job);
+    return occupancy.blockedBy(repoFullName(job), limits, { name: cls.name, limits: cls.limits });
+  };
   const order = [...waiting.keys()].sort((a, b) => byAge(waiting.get(a)![0]!, waiting.get(b)![0]!) || a.localeCompare(b));
   let progressed = true;
   while (progressed && occupancy.total < limits.maxRunners) {
     progressed = false;
-    for (const repo of order) {
-      const queue = waiting.get(repo)!;
-      if (queue.length === 0 || !occupancy.admits(repo, limits)) continue;
-      const job = queue.shift()!;
+    for (const lane of order) {
+      const queue = waiting.get(lane)!;
+      const job = queue[0];
+      if (!job || blocked(job) !== undefined) continue;
+      queue.shift();
       actions.push({ kind: "provision", job, runnerName: runnerFor(job) });
-      occupancy.add(repo);
+      occupancy.add(repoFullName(job), servedBy(job).cls.name);
       progressed = true;
     }
   }
-  // What is left waits: for the total cap once it is reached, otherwise for its repository's.
-  const cap = occupancy.total >= limits.maxRunners ? "max-runners" : "max-runners-per-repo";
-  for (const job of order.flatMap((repo) => waiting.get(repo)!)) actions.push({ kind: "wait", job, runnerName: runnerFor(job), cap });
+  // What is left waits, each job for the first cap that holds it now.
+  for (const job of order.flatMap((lane) => waiting.get(lane)!)) {
+    actions.push({ kind: "wait", job, runnerName: runnerFor(job), cap: blocked(job) ?? "max-runners" });
+  }
   return actions;
 }
 

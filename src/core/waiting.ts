@@ -9,6 +9,9 @@ export type WaitReason =
   | "capacity"
   | "max-runners"
   | "max-runners-per-repo"
+  /** A runner class's own max_runners / max_runners_per_repo (RUNNER_CLASSES_FILE). */
+  | "class-max-runners"
+  | "class-max-runners-per-repo"
   /** In the dispatch queue, waiting for GitHub's rate limit (or behind jobs that do). */
   | "github-budget"
   /** The dispatch queue was full: the reconciler takes it from GitHub's queue. */
@@ -26,6 +29,8 @@ export const WAIT_REASONS: readonly WaitReason[] = [
   "capacity",
   "max-runners",
   "max-runners-per-repo",
+  "class-max-runners",
+  "class-max-runners-per-repo",
   "github-budget",
   "queue-full",
   "github",

@@ -96,6 +96,8 @@ export function parseWorkflowJob(payload: unknown): { ok: true; event: JobEvent 
         // Neither: the job's age is unknown, and provisioning asks GitHub before it trusts the
         // delivery (a signed delivery carries no time of its own and may be a replay).
         createdAt: p.workflow_job.created_at ?? p.workflow_job.started_at ?? "",
+        // Only beside its own created_at: one standing in for the other would measure nothing.
+        startedAt: p.workflow_job.created_at === undefined ? undefined : (p.workflow_job.started_at ?? undefined),
         installationId: p.installation?.id,
       },
     },

@@ -1,4 +1,4 @@
-import { type Decision, decide, type ServePolicy } from "../core/event-decision.js";
+import { type Decision, decide, type IgnoreCode, type ServePolicy } from "../core/event-decision.js";
 import { type JobEvent, repoFullName, targetOf } from "../core/job-event.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Provisioner } from "../provisioning/provisioner.js";
@@ -17,6 +17,14 @@ export type EventOutcome =
   /** Our runner picked up a job. */
   | { outcome: "observed"; runner: string };
 
+/** What the metrics learn from events. */
+export interface EventObserver {
+  /** A job this service does not serve, by why (bounded values). */
+  notServed?(code: IgnoreCode): void;
+  /** Our runner of `cls` picked up a job GitHub queued `seconds` earlier. */
+  started?(cls: string, seconds: number): void;
+}
+
 /**
  * Receives one `workflow_job` event (verified and parsed by src/http/app.ts): the pure decision
  * (src/core/event-decision.ts), then its effects. Concurrent deliveries of the same job in this
@@ -34,6 +42,7 @@ export class JobEventHandler {
     private readonly deps: Pick<RunnerDeps, "github" | "nomad" | "vault" | "log" | "settings" | "runnerIndex">,
     private readonly policy: ServePolicy,
     private readonly provisioner: Provisioner,
+    private readonly observer: EventObserver = {},
   ) {}
 
   /**
@@ -63,6 +72,8 @@ export class JobEventHandler {
   private answer(event: JobEvent, decision: Extract<Decision, { kind: "ignore" | "observe" }>): EventOutcome {
     const outcome: EventOutcome =
       decision.kind === "ignore" ? { outcome: "ignored", reason: decision.reason } : { outcome: "observed", runner: decision.runnerName };
+    if (decision.kind === "ignore" && decision.code) this.observer.notServed?.(decision.code);
+    if (decision.kind === "observe" && decision.startupSeconds !== undefined) this.observer.started?.(decision.cls.name, decision.startupSeconds);
     // Debug, and its context built only when wanted: on a busy organisation these are most events.
     const { log } = this.deps;
     if (log.isLevelEnabled("debug")) {

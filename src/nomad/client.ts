@@ -2,7 +2,7 @@ import type { Dispatcher } from "undici";
 import type { TaskExit } from "../core/credential-refused.js";
 import { DependencyError } from "../core/errors.js";
 import { type NomadClientOptions, nomadAgent, nomadOk, nomadRequest } from "./http.js";
-import type { AllocationStub, DispatchResult, NomadJob, NomadJobStub } from "./types.js";
+import type { AllocationStub, DispatchResult, NomadJob, NomadJobStub, NomadNode } from "./types.js";
 
 export type { NomadClientOptions } from "./http.js";
 export { isTransientNomadFailure } from "./http.js";
@@ -40,6 +40,30 @@ export class NomadClient {
       return true;
     } catch (err) {
       if (err instanceof DependencyError && err.status === 403) return false;
+      throw err;
+    }
+  }
+
+  /** A node pool by name (GET /v1/node/pool/:name); undefined when Nomad has none of that name. */
+  nodePool(name: string): Promise<{ Name: string } | undefined> {
+    return this.orNotFound(this.call("GET", `/v1/node/pool/${encodeURIComponent(name)}`));
+  }
+
+  /** The nodes of a pool (GET /v1/node/pool/:name/nodes; needs node:read too). */
+  nodePoolNodes(name: string): Promise<Array<Pick<NomadNode, "ID" | "Name" | "Status" | "SchedulingEligibility">>> {
+    return this.call("GET", `/v1/node/pool/${encodeURIComponent(name)}/nodes`);
+  }
+
+  /** One node with its attributes and meta (GET /v1/node/:id). */
+  readNode(id: string): Promise<NomadNode | undefined> {
+    return this.orNotFound(this.call("GET", `/v1/node/${encodeURIComponent(id)}`));
+  }
+
+  private async orNotFound<T>(call: Promise<T>): Promise<T | undefined> {
+    try {
+      return await call;
+    } catch (err) {
+      if (err instanceof DependencyError && err.status === 404) return undefined;
       throw err;
     }
   }

@@ -13,6 +13,8 @@ export interface RunnerJobSource {
   jobId: string;
   file: string;
   varsFile?: string;
+  /** More HCL2 variables (a class's job_vars), after the file's. */
+  vars?: string;
   /** What the runner allocations need to reach Vault. */
   vault: RunnerVault;
 }
@@ -136,16 +138,28 @@ export function runnerJobProblems(job: NomadJob, delivery: CredentialDelivery): 
   return problems;
 }
 
+/** The job file as Nomad's parser gets it (files inlined) and its variables. */
+async function runnerJobText(source: RunnerJobSource): Promise<{ hcl: string; variables: string }> {
+  const hcl = await inlineFiles(await readFile(source.file, "utf8"), source.file);
+  const fileVars = source.varsFile ? await readFile(source.varsFile, "utf8") : "";
+  // Nomad's parse ignores a variable the job does not declare: a misspelt one would silently not apply.
+  const misspelt = source.varsFile ? varsFileProblem(hcl, fileVars, source.varsFile) : undefined;
+  if (misspelt) throw new Error(misspelt);
+  return { hcl, variables: runnerJobVariables(source.vault, fileVars + (source.vars ?? "")) };
+}
+
+/** The job Nomad parses from the source, without registering it (doctor). */
+export async function parsedRunnerJob(nomad: Pick<NomadClient, "parseJob">, source: RunnerJobSource): Promise<NomadJob> {
+  const { hcl, variables } = await runnerJobText(source);
+  return nomad.parseJob(hcl, variables);
+}
+
 /**
  * Registers the runner job when it is missing or its source changed; an unchanged job is left
  * alone so that restarts and replicas do not churn job versions.
  */
 export async function ensureRunnerJob(nomad: NomadClient, source: RunnerJobSource): Promise<"registered" | "unchanged"> {
-  const hcl = await inlineFiles(await readFile(source.file, "utf8"), source.file);
-  const operatorVars = source.varsFile ? await readFile(source.varsFile, "utf8") : "";
-  const misspelt = source.varsFile ? varsFileProblem(hcl, operatorVars, source.varsFile) : undefined;
-  if (misspelt) throw new Error(misspelt);
-  const variables = runnerJobVariables(source.vault, operatorVars);
+  const { hcl, variables } = await runnerJobText(source);
   const hash = specHash(source.jobId, hcl, variables);
 
   const existing = await nomad.readJob(source.jobId);

@@ -1,7 +1,30 @@
 // The subset of Nomad's API shapes the dispatcher reads; field names as Nomad sends them.
 
+/** structs.Constraint: `LTarget Operand RTarget`, targets often `${attr.cpu.arch}` and the like. */
+export interface NomadConstraint {
+  LTarget?: string;
+  RTarget?: string;
+  Operand?: string;
+}
+
+/** structs.Node, the fields a placement check reads (GET /v1/node/:id). */
+export interface NomadNode {
+  ID: string;
+  Name: string;
+  Datacenter: string;
+  NodeClass?: string;
+  NodePool: string;
+  Status: string;
+  SchedulingEligibility: string;
+  Attributes?: Record<string, string> | null;
+  Meta?: Record<string, string> | null;
+}
+
 export interface NomadJob {
   ID: string;
+  Datacenters?: string[] | null;
+  NodePool?: string;
+  Constraints?: NomadConstraint[] | null;
   Name?: string;
   Namespace?: string;
   Type?: string;
@@ -13,8 +36,10 @@ export interface NomadJob {
   ParameterizedJob?: { Payload?: string; MetaRequired?: string[] | null; MetaOptional?: string[] | null } | null;
   TaskGroups?: Array<{
     Name: string;
+    Constraints?: NomadConstraint[] | null;
     Tasks?: Array<{
       Name: string;
+      Constraints?: NomadConstraint[] | null;
       Driver?: string;
       /** Driver settings; for docker, `image` among them. */
       Config?: Record<string, unknown> | null;

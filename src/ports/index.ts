@@ -8,6 +8,7 @@ import type { TaskExit } from "../core/credential-refused.js";
 import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
 import type { JobStatusAtGitHub } from "../core/replay-guard.js";
 import type { SecretSlot } from "../core/resume.js";
+import type { RunnerClass } from "../core/runner-class.js";
 import type { RunnerIndex } from "../core/runner-index.js";
 import type { Logger } from "../log.js";
 
@@ -154,12 +155,14 @@ export interface RunnerDeps {
 }
 
 export interface RunnerSettings {
-  runnerJob: string;
+  /**
+   * The runner classes: each dispatches its own parameterized job, and a runner's name says its
+   * class (src/core/runner-class.ts), so every workflow finds the class from the name alone.
+   */
+  classes: RunnerClass[];
   registration: RunnerRegistration;
   dispatcherId: string;
   runnerNamePrefix: string;
-  /** Labels every runner gets in addition to the ones its job asked for. */
-  runnerLabels: string[];
   /** Workload identity: nothing in the dispatch. Wrap: a single-use wrapping token valid `wrapTtl`. */
   credentialDelivery: CredentialDelivery;
   wrapTtl: string;

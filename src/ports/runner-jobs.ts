@@ -1,20 +1,27 @@
-import { runnerOfDispatchedJob } from "../core/naming.js";
+import { dispatchedJobPrefix, runnerOfDispatchedJob } from "../core/naming.js";
 import type { RunnerChild } from "../core/reconcile-plan.js";
+import { classOfRunner, type RunnerClass } from "../core/runner-class.js";
 import type { RunnerDeps, RunnerJobStub } from "./index.js";
 
 /**
- * Every runner job this deployment dispatched (by child ID prefix and dispatcher meta): the count
- * of record for capacity, and what the reconciler plans with.
+ * Every runner job this deployment dispatched, of every class (by child ID prefix under each
+ * class's parameterized job, and dispatcher meta): the count of record for capacity, and what
+ * the reconciler plans with.
  */
 export async function listRunnerJobs(deps: Pick<RunnerDeps, "nomad" | "settings" | "runnerIndex">): Promise<RunnerChild[]> {
-  const { runnerJob, runnerNamePrefix, dispatcherId } = deps.settings;
+  const { classes, dispatcherId } = deps.settings;
   const startedAt = deps.runnerIndex?.listingStarted();
-  const stubs = await deps.nomad.listJobs(`${runnerJob}/dispatch-${runnerNamePrefix}-`);
-  const children = stubs.flatMap((stub) => {
-    const child = toRunnerChild(stub, runnerJob, runnerNamePrefix);
-    // Another deployment sharing the namespace and prefix is not ours to touch.
-    return child && (stub.Meta?.dispatcher_id ?? dispatcherId) === dispatcherId ? [child] : [];
-  });
+  const perClass = await Promise.all(
+    classes.map(async (cls) => {
+      const stubs = await deps.nomad.listJobs(`${cls.job}/dispatch-${cls.runnerPrefix}-`);
+      return stubs.flatMap((stub) => {
+        const child = toRunnerChild(stub, cls);
+        // Another deployment sharing the namespace and prefix is not ours to touch.
+        return child && (stub.Meta?.dispatcher_id ?? dispatcherId) === dispatcherId ? [child] : [];
+      });
+    }),
+  );
+  const children = perClass.flat();
   if (startedAt !== undefined)
     deps.runnerIndex?.listingDone(
       startedAt,
@@ -23,8 +30,14 @@ export async function listRunnerJobs(deps: Pick<RunnerDeps, "nomad" | "settings"
   return children;
 }
 
-function toRunnerChild(stub: RunnerJobStub, runnerJob: string, prefix: string): RunnerChild | undefined {
-  const runnerName = runnerOfDispatchedJob(runnerJob, prefix, stub.ID);
+/** The Nomad jobs dispatched for one runner, found under its class's parameterized job. */
+export async function runnerJobsOf(deps: Pick<RunnerDeps, "nomad" | "settings">, runnerName: string): Promise<RunnerJobStub[]> {
+  const cls = classOfRunner(deps.settings.classes, runnerName)?.cls;
+  return cls ? deps.nomad.listJobs(dispatchedJobPrefix(cls.job, runnerName)) : [];
+}
+
+function toRunnerChild(stub: RunnerJobStub, cls: RunnerClass): RunnerChild | undefined {
+  const runnerName = runnerOfDispatchedJob(cls.job, cls.runnerPrefix, stub.ID);
   const jobId = Number(stub.Meta?.github_job_id);
   const repo = stub.Meta?.github_repo;
   if (!runnerName || !Number.isSafeInteger(jobId) || !repo) return undefined;
@@ -33,6 +46,7 @@ function toRunnerChild(stub: RunnerJobStub, runnerJob: string, prefix: string): 
     runnerName,
     jobId,
     repo,
+    cls: cls.name,
     alive: isLiveChild(stub),
     // Nomad reports nanoseconds.
     changedAt: Math.floor(stub.SubmitTime / 1e6),

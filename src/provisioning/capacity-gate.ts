@@ -1,19 +1,22 @@
-import { isUnlimited, type Limits, Occupancy } from "../core/capacity.js";
+import { isUnlimited, type Limits, Occupancy, type Slot } from "../core/capacity.js";
+import { classOfRunner } from "../core/runner-class.js";
 import type { RunnerDeps } from "../ports/index.js";
 import { listRunnerJobs } from "../ports/runner-jobs.js";
 
 /** A dispatch this process finished counts until Nomad lists it, for at most this long. */
 const RECENT_DISPATCH_MS = 60_000;
 
+type Held = { repo: string; cls?: string };
+
 /**
- * Enforces MAX_RUNNERS / MAX_RUNNERS_PER_REPO on the webhook path. Nomad is the count of record;
+ * Enforces MAX_RUNNERS / MAX_RUNNERS_PER_REPO (and each class's own caps) on the webhook path. Nomad is the count of record;
  * dispatches this process started but Nomad may not list yet are held as reservations. A job
  * refused here is not lost: it is still queued at GitHub and the reconciler dispatches it,
  * oldest first, when capacity frees.
  */
 export class CapacityGate {
-  private readonly reserved = new Map<string, string>();
-  private readonly recent = new Map<string, { repo: string; at: number }>();
+  private readonly reserved = new Map<string, Held>();
+  private readonly recent = new Map<string, Held & { at: number }>();
 
   constructor(
     private readonly deps: Pick<RunnerDeps, "nomad" | "settings" | "runnerIndex">,
@@ -21,7 +24,7 @@ export class CapacityGate {
   ) {}
 
   get unlimited(): boolean {
-    return isUnlimited(this.limits);
+    return isUnlimited(this.limits) && this.deps.settings.classes.every((c) => isUnlimited(c.limits));
   }
 
   /** Reserves a slot for `runnerName`; returns false when the limits are reached. */
@@ -30,24 +33,25 @@ export class CapacityGate {
     const children = await listRunnerJobs(this.deps);
     // Synchronous from here on: concurrent reservations in this process see each other.
     const now = Date.now();
-    const alive = new Map<string, string>();
-    for (const c of children) if (c.alive) alive.set(c.runnerName, c.repo.toLowerCase());
+    const alive = new Map<string, Slot>();
+    for (const c of children) if (c.alive) alive.set(c.runnerName, { repo: c.repo, cls: c.cls });
     const dead = new Set(children.filter((c) => !c.alive).map((c) => c.runnerName));
     for (const [name, r] of this.recent) {
       if (now - r.at > RECENT_DISPATCH_MS || dead.has(name)) this.recent.delete(name);
-      else alive.set(name, r.repo);
+      else alive.set(name, { repo: r.repo, cls: r.cls });
     }
     for (const [name, r] of this.reserved) alive.set(name, r);
     if (alive.has(runnerName)) return true;
-    if (!new Occupancy(alive.values()).admits(repo, this.limits)) return false;
-    this.reserved.set(runnerName, repo.toLowerCase());
+    const cls = classOfRunner(this.deps.settings.classes, runnerName)?.cls;
+    if (!new Occupancy(alive.values()).admits(repo, this.limits, cls)) return false;
+    this.reserved.set(runnerName, { repo, cls: cls?.name });
     return true;
   }
 
   /** The dispatch finished (or failed): Nomad, or nothing, now accounts for the runner. */
   settle(runnerName: string, dispatched: boolean): void {
-    const repo = this.reserved.get(runnerName);
+    const held = this.reserved.get(runnerName);
     this.reserved.delete(runnerName);
-    if (dispatched && repo !== undefined) this.recent.set(runnerName, { repo, at: Date.now() });
+    if (dispatched && held !== undefined) this.recent.set(runnerName, { ...held, at: Date.now() });
   }
 }

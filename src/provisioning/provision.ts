@@ -2,6 +2,7 @@ import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../
 import { dispatchedJobPrefix, idempotencyTokenFor } from "../core/naming.js";
 import { type JobStatusAtGitHub, replayGuard } from "../core/replay-guard.js";
 import { probeRegistrationFirst } from "../core/resume.js";
+import { classOfRunner, type RunnerClass } from "../core/runner-class.js";
 import type { BudgetClaim, RunnerDeps, RunnerSecret } from "../ports/index.js";
 import { withRetry } from "../ports/retry.js";
 import { type AttemptMemory, type StoreOutcome, storeJitCredential } from "./credential.js";
@@ -35,9 +36,12 @@ export interface ProvisionOptions {
   memory?: AttemptMemory;
 }
 
-/** Labels the runner registers with: ours plus whatever the job asked for, so it can take it. */
-export function runnerLabelsFor(job: WorkflowJob, ours: string[]): string[] {
-  return [...new Set([...ours, ...job.labels.map((l) => l.toLowerCase())])];
+/**
+ * Labels the runner registers with: exactly its class's, never labels copied from the job, so a
+ * job cannot widen what a runner advertises (and so which other jobs GitHub hands it).
+ */
+export function runnerLabelsFor(cls: RunnerClass): string[] {
+  return [...cls.labels];
 }
 
 /**
@@ -49,9 +53,12 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
   const { nomad, settings } = deps;
   const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
   const target = targetOf(job);
+  const cls = classOfRunner(settings.classes, runnerName)?.cls;
+  // Callers name runners after the class of the job's labels; anything else is a bug, not a job to serve.
+  if (!cls) throw new Error(`runner ${runnerName} belongs to no runner class`);
 
   // Cheap check first: a runner job already exists, so this is a repeat and costs GitHub nothing.
-  const existing = await retry(() => nomad.listJobs(dispatchedJobPrefix(settings.runnerJob, runnerName)));
+  const existing = await retry(() => nomad.listJobs(dispatchedJobPrefix(cls.job, runnerName)));
   const current = existing[0];
   const guard = replayGuard({
     now: Date.now(),
@@ -68,7 +75,7 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
     if (jobStatus !== "queued") return { status: "not-queued", jobStatus };
   }
 
-  const stored = await storeCredential(deps, job, target, runnerName, opts);
+  const stored = await storeCredential(deps, job, target, runnerName, cls, opts);
   if (stored === "in-flight") return { status: "in-flight" };
 
   // With workload identity the allocation reads the secret itself; the dispatch carries nothing
@@ -80,13 +87,13 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
   }
   deps.runnerIndex?.dispatching(runnerName);
   const result = await retry(() =>
-    nomad.dispatch(settings.runnerJob, {
+    nomad.dispatch(cls.job, {
       meta: {
         github_repo: repoFullName(job),
         github_job_id: String(job.id),
         github_run_id: String(job.runId),
         runner_name: runnerName,
-        runner_labels: runnerLabelsFor(job, settings.runnerLabels).join(","),
+        runner_labels: runnerLabelsFor(cls).join(","),
         runner_scope_url: deps.github.scopeUrl(target),
         ...credential,
         dispatcher_id: settings.dispatcherId,
@@ -114,7 +121,14 @@ function registrationFor(deps: RunnerDeps, target: RunnerTarget): { kind: "jit";
 }
 
 /** Gets a credential from GitHub and writes it to Vault; "resumed" when an earlier attempt did. */
-async function storeCredential(deps: RunnerDeps, job: WorkflowJob, target: RunnerTarget, runnerName: string, opts: ProvisionOptions): Promise<StoreOutcome> {
+async function storeCredential(
+  deps: RunnerDeps,
+  job: WorkflowJob,
+  target: RunnerTarget,
+  runnerName: string,
+  cls: RunnerClass,
+  opts: ProvisionOptions,
+): Promise<StoreOutcome> {
   const { github, vault, settings, log } = deps;
   const registration = registrationFor(deps, target);
   if (registration.kind === "jit") {
@@ -126,7 +140,7 @@ async function storeCredential(deps: RunnerDeps, job: WorkflowJob, target: Runne
       seenQueued: heard.seenQueued,
       attemptedHere: memory.attemptedHere === true || memory.held !== undefined,
     });
-    const labels = runnerLabelsFor(job, settings.runnerLabels);
+    const labels = runnerLabelsFor(cls);
     return storeJitCredential(deps, { target, runnerName, labels, claim: registration.claim, probe, memory });
   }
   const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);

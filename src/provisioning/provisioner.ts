@@ -1,6 +1,8 @@
+import { CAPS, type Cap } from "../core/capacity.js";
 import { errorMessage } from "../core/errors.js";
 import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
 import type { JobStatusAtGitHub } from "../core/replay-guard.js";
+import { classOfRunner } from "../core/runner-class.js";
 import { type WaitingSummary, waitReasonOf } from "../core/waiting.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { CapacityGate } from "./capacity-gate.js";
@@ -39,8 +41,8 @@ export interface NeedOptions {
 
 /** What became of provisionings, for the metrics. */
 export interface ProvisionObserver {
-  /** A runner was dispatched, `seconds` after its job was queued at GitHub. */
-  dispatched?(seconds: number): void;
+  /** A runner of class `cls` was dispatched, `seconds` after its job was queued at GitHub. */
+  dispatched?(seconds: number, cls: string): void;
   /** A `queued` delivery was refused: GitHub says the job is not queued (a replay). */
   notQueued?(jobStatus: JobStatusAtGitHub): void;
   /** An attempt failed (the job waits; see the waiting room). */
@@ -58,7 +60,7 @@ export class Provisioner {
   private readonly room: WaitingRoom;
 
   constructor(
-    private readonly deps: Pick<RunnerDeps, "log">,
+    private readonly deps: Pick<RunnerDeps, "log" | "settings">,
     private readonly gate: CapacityGate,
     readonly queue: DispatchQueue,
     private readonly observer: ProvisionObserver = {},
@@ -76,7 +78,7 @@ export class Provisioner {
    * The reconciler's plan leaves the job waiting for a cap. A job being provisioned here is not:
    * the plan counts only the runner jobs Nomad lists.
    */
-  waitsForCapacity(job: WorkflowJob, runnerName: string, cap: "max-runners" | "max-runners-per-repo"): void {
+  waitsForCapacity(job: WorkflowJob, runnerName: string, cap: Cap): void {
     if (!this.queue.has(runnerName)) this.room.wait(job, runnerName, cap);
   }
 
@@ -97,7 +99,7 @@ export class Provisioner {
         this.queue.heard(runnerName, false);
         // The reconciler's plan, asked for now, names the cap.
         const known = this.room.reasonOf(runnerName);
-        if (known !== "max-runners" && known !== "max-runners-per-repo") this.room.wait(job, runnerName, "capacity");
+        if (!(CAPS as readonly (string | undefined)[]).includes(known)) this.room.wait(job, runnerName, "capacity");
         this.backlog?.passSoon();
         return { status: "over-capacity" };
       }
@@ -164,7 +166,8 @@ export class Provisioner {
       case "duplicate": {
         log.info({ ...context, nomadJob: outcome.nomadJobId }, outcome.status === "dispatched" ? "runner dispatched" : "runner already dispatched");
         const queuedAt = Date.parse(job.createdAt);
-        if (outcome.status === "dispatched" && Number.isFinite(queuedAt)) this.observer.dispatched?.(Math.max(0, (Date.now() - queuedAt) / 1000));
+        const cls = classOfRunner(this.deps.settings.classes, runner)?.cls.name ?? "";
+        if (outcome.status === "dispatched" && Number.isFinite(queuedAt)) this.observer.dispatched?.(Math.max(0, (Date.now() - queuedAt) / 1000), cls);
         return;
       }
     }

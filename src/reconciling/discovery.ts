@@ -1,4 +1,4 @@
-import { matchesPolicy, type ServePolicy } from "../core/event-decision.js";
+import { matchesPolicy, type ServePolicy, servesRepo } from "../core/event-decision.js";
 import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
 import type { World } from "../core/reconcile-plan.js";
 import { availablePoints, INITIAL_POINTS_PER_REPO, inWindow, nextCostEstimate, planScan, type Spend } from "../core/scan-plan.js";
@@ -155,7 +155,7 @@ export class Discovery {
     }
     const targets: Targets = new Map();
     for (const target of this.listedRepos.targets) {
-      if (matchesPolicy({ owner: target.owner, repo: target.repo, labels: this.policy.labels } as WorkflowJob, this.policy).ok) {
+      if (servesRepo(target, this.policy).ok) {
         this.addTarget(targets, target.owner, target.repo);
       }
     }

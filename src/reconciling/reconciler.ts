@@ -1,8 +1,8 @@
 import { errorMessage } from "../core/errors.js";
 import type { ServePolicy } from "../core/event-decision.js";
 import { type RunnerTarget, repoFullName } from "../core/job-event.js";
-import { runnerNameFor } from "../core/naming.js";
 import { type Memory, planReconcile, type ReconcileSettings, type World } from "../core/reconcile-plan.js";
+import { runnerForJob } from "../core/runner-class.js";
 import { runnerStates } from "../core/status.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Backlog } from "../provisioning/provisioner.js";
@@ -122,7 +122,10 @@ export class Reconciler implements Backlog {
       report.runners = runnerStates(world);
       // Jobs of a listed repository that are no longer queued there wait no more.
       const queuedIn = new Map<string, Set<string>>([...scanned].map((repo) => [repo, new Set<string>()]));
-      for (const job of world.queued) queuedIn.get(repoFullName(job).toLowerCase())?.add(runnerNameFor(this.opts.runnerNamePrefix, job.id));
+      for (const job of world.queued) {
+        const ours = runnerForJob(this.opts.classes, job);
+        if (ours) queuedIn.get(repoFullName(job).toLowerCase())?.add(ours.runnerName);
+      }
       for (const [repo, names] of queuedIn) this.demand.stillQueued(repo, names);
       // A repository whose queue this pass did not list may still want its idle runners: only a
       // listing can tell a spare runner from one whose job is still queued.

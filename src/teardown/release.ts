@@ -1,9 +1,8 @@
 import { credentialRefused } from "../core/credential-refused.js";
 import type { RunnerTarget } from "../core/job-event.js";
-import { dispatchedJobPrefix } from "../core/naming.js";
 import type { RunnerDeps, RunnerJobStub } from "../ports/index.js";
 import { withRetry } from "../ports/retry.js";
-import { isLiveChild, isUnstopped } from "../ports/runner-jobs.js";
+import { isLiveChild, isUnstopped, runnerJobsOf } from "../ports/runner-jobs.js";
 
 // Teardown: the one implementation of removing a runner, its credential and its runner job, with
 // the retries of every other workflow, used by the webhook path and the reconciler alike.
@@ -42,7 +41,7 @@ export async function releaseRunner(deps: TeardownDeps, target: RunnerTarget, ru
   const onlyIfDispatched = reason === "unneeded-if-dispatched";
 
   if (onlyIfDispatched && deps.runnerIndex?.knownAbsent(runnerName)) return "absent";
-  const children = await retry(() => nomad.listJobs(dispatchedJobPrefix(settings.runnerJob, runnerName)));
+  const children = await retry(() => runnerJobsOf(deps, runnerName));
   if (children.length === 0 && onlyIfDispatched) return "absent";
   if (reason === "leftovers" && children.some(isLiveChild)) return "reprovisioned";
 

@@ -3,6 +3,7 @@ import type { TlsOptions } from "../config.js";
 import { DependencyError } from "../core/errors.js";
 import type { KvMountInfo } from "../core/kv-mount.js";
 import type { SecretSlot } from "../core/resume.js";
+import { classOfRunner, type RunnerClass } from "../core/runner-class.js";
 import { describeTransportFailure } from "../core/transport-failure.js";
 
 /**
@@ -28,9 +29,11 @@ export interface VaultStoreOptions {
   kvPrefix: string;
   /**
    * The runner job whose credentials these are: they live under its Nomad namespace and job ID,
-   * the two workload identity claims the runners' Vault policy is templated on.
+   * the two workload identity claims the runners' Vault policy is templated on. With runner
+   * classes, each class's runners live under the class's own job (a runner's name says its
+   * class); `id` is the job of a name no class claims.
    */
-  runnerJob: { namespace: string; id: string };
+  runnerJob: { namespace: string; id: string; classes?: readonly Pick<RunnerClass, "job" | "runnerPrefix">[] };
   timeoutMs?: number;
   /** VAULT_CACERT, VAULT_CLIENT_CERT, ... (config/tls.ts); undefined = system CAs, no client certificate. */
   tls?: TlsOptions;
@@ -62,11 +65,12 @@ export class VaultStore {
    * policies name it. The runner's prestart reads exactly this path (jobs/runner/configure-runner.sh).
    */
   secretPath(runnerName: string): string {
-    return `${this.runnersPath()}/${runnerName}`;
+    const job = classOfRunner(this.opts.runnerJob.classes ?? [], runnerName)?.cls.job ?? this.opts.runnerJob.id;
+    return `${this.runnersPath(job)}/${runnerName}`;
   }
 
-  private runnersPath(): string {
-    return `${this.opts.kvPrefix}/runners/${this.opts.runnerJob.namespace}/${this.opts.runnerJob.id}`;
+  private runnersPath(job: string): string {
+    return `${this.opts.kvPrefix}/runners/${this.opts.runnerJob.namespace}/${job}`;
   }
 
   async health(): Promise<VaultHealth> {
@@ -154,9 +158,16 @@ export class VaultStore {
     await this.call("delete runner secret", "DELETE", `${this.opts.kvMount}/metadata/${this.secretPath(runnerName)}`);
   }
 
+  /** Every class's runner secrets (each class's under its own job). */
   async listRunnerSecrets(): Promise<string[]> {
+    const { id, classes = [] } = this.opts.runnerJob;
+    const jobs = classes.length > 0 ? [...new Set(classes.map((c) => c.job))] : [id];
+    return (await Promise.all(jobs.map((job) => this.listSecretsOf(job)))).flat();
+  }
+
+  private async listSecretsOf(job: string): Promise<string[]> {
     try {
-      const { body } = await this.call("list runner secrets", "GET", `${this.opts.kvMount}/metadata/${this.runnersPath()}?list=true`);
+      const { body } = await this.call("list runner secrets", "GET", `${this.opts.kvMount}/metadata/${this.runnersPath(job)}?list=true`);
       return ((body as { data?: { keys?: string[] } } | undefined)?.data?.keys ?? []).filter((k) => !k.endsWith("/"));
     } catch (err) {
       if (err instanceof DependencyError && err.status === 404) return [];

@@ -1,3 +1,4 @@
+import type { RunnerClass } from "../../src/core/runner-class.js";
 import { RunnerIndex } from "../../src/core/runner-index.js";
 import { createLogger } from "../../src/log.js";
 import type { RunnerDeps, RunnerSettings } from "../../src/ports/index.js";
@@ -7,6 +8,12 @@ import { FakeSecretStore } from "./secret-store.js";
 
 export const PREFIX = "nomad-gha";
 export const RUNNER_JOB = "github-runner";
+
+/** A runner class; by default the one the environment's defaults make (RUNNER_LABELS, NOMAD_RUNNER_JOB). */
+export function runnerClass(overrides: Partial<RunnerClass> = {}): RunnerClass {
+  const unlimited = { maxRunners: Number.POSITIVE_INFINITY, maxRunnersPerRepo: Number.POSITIVE_INFINITY };
+  return { name: "default", labels: ["nomad", "self-hosted"], job: RUNNER_JOB, runnerPrefix: PREFIX, limits: unlimited, ...overrides };
+}
 
 /** The workflows' ports on in-memory fakes; retries as many as production's, milliseconds apart. */
 export function fakeDeps(settings: Partial<RunnerSettings> = {}) {
@@ -20,11 +27,10 @@ export function fakeDeps(settings: Partial<RunnerSettings> = {}) {
     log: createLogger({ level: "silent" }),
     runnerIndex: new RunnerIndex(),
     settings: {
-      runnerJob: RUNNER_JOB,
+      classes: [runnerClass()],
       registration: "jit",
       dispatcherId: "test-dispatcher",
       runnerNamePrefix: PREFIX,
-      runnerLabels: ["self-hosted", "nomad"],
       credentialDelivery: "workload-identity",
       wrapTtl: "10m",
       retentionMs: 600_000,

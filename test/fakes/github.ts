@@ -39,10 +39,14 @@ export class FakeGitHub implements GitHubPorts {
     return budget;
   }
 
-  async createJitRunner(target: RunnerTarget, name: string, _labels: string[], _claim?: BudgetClaim): Promise<{ runnerId: number; jitconfig: string }> {
+  /** The labels each JIT runner was registered with, by name. */
+  readonly jitLabels = new Map<string, string[]>();
+
+  async createJitRunner(target: RunnerTarget, name: string, labels: string[], _claim?: BudgetClaim): Promise<{ runnerId: number; jitconfig: string }> {
     this.faults.enter("createJitRunner");
     if (this.runnersOf(target).some((r) => r.name === name)) throw new RunnerExistsError(name);
     const runner = this.register(target, name);
+    this.jitLabels.set(name, labels);
     return { runnerId: runner.id, jitconfig: `jit:${name}` };
   }
 

@@ -1,5 +1,5 @@
 import type { ReconcilerOptions } from "../../src/reconciling/reconciler.js";
-import { PREFIX } from "./deps.js";
+import { runnerClass } from "./deps.js";
 
 /** Reconciler options for tests on the fakes: passes only when asked, no grace, one repository. */
 export function reconcilerOptions(overrides: Partial<ReconcilerOptions> = {}): ReconcilerOptions {
@@ -8,7 +8,7 @@ export function reconcilerOptions(overrides: Partial<ReconcilerOptions> = {}): R
     minGapMs: 0,
     retentionMs: 3_600_000,
     graceMs: 0,
-    runnerNamePrefix: PREFIX,
+    classes: [runnerClass()],
     staticRepos: ["acme/app"],
     owners: [],
     redeliverWindowMs: 0,

@@ -12,11 +12,12 @@ const shipped = (file: string) => readFileSync(new URL(`../../policies/${file}`,
  */
 export async function grantRunnerIdentity(
   vault: VaultTwin,
-  opts: { vaultNamespace?: string; nomadNamespace?: string; runnerJob?: string } = {},
+  opts: { vaultNamespace?: string; nomadNamespace?: string; runnerJob?: string | string[] } = {},
 ): Promise<void> {
   const { accessor } = vault.enableJwtAuth("jwt-nomad", opts.vaultNamespace);
   await vault.writePolicy("nomad-gha-runner", shipped("vault-runner.policy.hcl").replaceAll("AUTH_METHOD_ACCESSOR", accessor), opts.vaultNamespace);
-  const role = JSON.parse(shipped("vault-runner-jwt-role.json")) as JwtRole & { bound_claims: Record<string, string> };
+  // A list of job IDs (one per runner class) is any of them, as Vault's bound_claims lists are.
+  const role = JSON.parse(shipped("vault-runner-jwt-role.json")) as JwtRole & { bound_claims: Record<string, string | string[]> };
   if (opts.nomadNamespace) role.bound_claims.nomad_namespace = opts.nomadNamespace;
   if (opts.runnerJob) role.bound_claims.nomad_job_id = opts.runnerJob;
   vault.configureJwtRole("nomad-gha-runner", role, "jwt-nomad", opts.vaultNamespace);

@@ -35,6 +35,8 @@ export interface WorldOptions {
    * VAULT_CACERT, NOMAD_CACERT, NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY.
    */
   tls?: boolean;
+  /** The runner jobs the runners' Vault role accepts (one per runner class); default: the shipped role's. */
+  runnerJobs?: string[];
   /** Log lines also go to this function (the demo prints them). */
   onLog?: (line: Record<string, unknown>) => void;
 }
@@ -69,7 +71,7 @@ export async function startTwins(opts: WorldOptions = {}) {
     ...(ca && listener && { tls: { ...listener, caPem: ca.certPem, verifyHttpsClient: true } }),
   });
   if (opts.vaultNamespace !== undefined) vault.createNamespace(opts.vaultNamespace);
-  await grantRunnerIdentity(vault, { vaultNamespace: opts.vaultNamespace, nomadNamespace: "default" });
+  await grantRunnerIdentity(vault, { vaultNamespace: opts.vaultNamespace, nomadNamespace: "default", runnerJob: opts.runnerJobs });
   const installationId = 4242;
   for (const repo of opts.repos ?? ["octo-org/app"]) github.addRepo(repo, opts.app ? { installationId } : undefined);
   return { github, vault, nomad, ...(ca && { tls: { ca, client: ca.client("nomad-gha-dispatcher") } }) };

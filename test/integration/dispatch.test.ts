@@ -238,14 +238,16 @@ describe("dispatch path end to end (twins)", () => {
 });
 
 describe("metrics", () => {
-  it("serves Prometheus metrics on METRICS_PORT only, with deliveries, dispatch latency and process metrics", async () => {
+  it("serves Prometheus metrics on METRICS_PORT only, with deliveries, dispatch latency, job startup and process metrics", async () => {
     const w = await startTestWorld();
     const job = await w.github.queueJob({ repo: "octo-org/app", labels: ["self-hosted", "nomad"] });
     await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job completed");
     expect(w.service.metricsUrl).toBeDefined();
     const text = await (await fetch(w.service.metricsUrl!)).text();
     expect(text).toMatch(/^ngd_webhook_deliveries_total\{event="workflow_job",outcome="dispatched"\} 1$/m);
-    expect(text).toMatch(/^ngd_dispatch_latency_seconds_count 1$/m);
+    expect(text).toMatch(/^ngd_dispatch_latency_seconds_count\{class="default"\} 1$/m);
+    // GitHub's own queued -> started figure, from the in_progress event of our runner's job.
+    expect(text).toMatch(/^ngd_job_startup_seconds_count\{class="default"\} 1$/m);
     expect(text).toMatch(/^ngd_process_cpu_user_seconds_total /m);
     // Never on the public listener the tunnel routes to.
     expect((await fetch(`${w.service.url}/metrics`)).status).toBe(404);

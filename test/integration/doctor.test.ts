@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { runDoctor } from "../../src/doctor.js";
@@ -249,6 +250,37 @@ describe("doctor", () => {
     });
     expect(line(text, "Nomad runner namespace")).toMatch(/^\[warn\] Nomad runner namespace: runner jobs run in default, shared with other jobs/);
     expect(line(text, "Nomad runner job registration")).toMatch(/^\[warn\] .*NOMAD_TOKEN also registers the runner job, so it needs parse-job and submit-job/);
+  });
+
+  it("checks each runner class: its job file parses into a usable runner job, its node pool exists and has nodes that fit", async () => {
+    const open = await NomadTwin.start({ images: twinImage, node: { pools: ["gpu"] } });
+    const dir = mkdtempSync(join(tmpdir(), "ngd-doctor-classes-"));
+    const file = join(dir, "classes.yaml");
+    const job = fileURLToPath(new URL("../../jobs/github-runner.nomad.hcl", import.meta.url));
+    writeFileSync(
+      file,
+      [
+        "classes:",
+        `  - { name: small, labels: [self-hosted, nomad], job: runner-small, job_file: ${job} }`,
+        `  - { name: arm, labels: [self-hosted, nomad, arm64], job: runner-arm, job_file: ${job}, job_vars: { node_pool: arm } }`,
+        `  - { name: gpu, labels: [self-hosted, nomad, gpu], job: runner-gpu, job_file: ${job}, job_vars: { node_pool: gpu } }`,
+      ].join("\n"),
+    );
+    try {
+      const { code, text } = await doctor({ NOMAD_TOKEN: "", NOMAD_REGISTER_TOKEN: "", RUNNER_CLASSES_FILE: file }, { ...twins, nomad: open });
+      expect(line(text, "Nomad runner job (class small)")).toMatch(/^\[ok\] .*parses into a usable runner job runner-small \(registered at start\)/);
+      expect(line(text, "Nomad runner job (class arm)")).toMatch(/^\[ok\] /);
+      expect(line(text, "Nomad node pool (class small)")).toMatch(
+        /^\[ok\] +Nomad node pool \(class small\): 1 node\(s\) fit \(pool "default"; 1 of its 1 ready node\(s\) read\)/,
+      );
+      expect(line(text, "Nomad node pool (class arm)")).toMatch(/^\[FAIL\] Nomad node pool \(class arm\): node pool "arm" does not exist/);
+      expect(line(text, "Nomad node pool (class gpu)")).toMatch(
+        /^\[FAIL\] Nomad node pool \(class gpu\): node pool "gpu" has no ready, eligible node \(0 in all\)/,
+      );
+      expect(code).toBe(1);
+    } finally {
+      await open.close();
+    }
   });
 
   it("warns when the cluster has ACLs disabled, and says nothing more about the token", async () => {

@@ -29,11 +29,12 @@ import {
   writeReply,
 } from "./nomad-http-util.js";
 import { parseJobspec } from "./nomad-jobspec.js";
+import { NODE_INDEX, nodePools, nodesOfPool, type TwinNodeOptions, twinNode, twinNodeStub } from "./nomad-nodes.js";
 import { NODE, type Scheduler } from "./nomad-scheduler.js";
 import { type DispatchRequest, NomadError, type NomadServer } from "./nomad-server.js";
 import type { NomadState } from "./nomad-state.js";
 import type { JsonObject } from "./nomad-types.js";
-import { ACLS_DISABLED_TOKEN, ANONYMOUS_TOKEN, allocFull, allocStub, jobStub, jobSummary, nodeStub, schedulerConfiguration } from "./nomad-views.js";
+import { ACLS_DISABLED_TOKEN, ANONYMOUS_TOKEN, allocFull, allocStub, jobStub, jobSummary, schedulerConfiguration } from "./nomad-views.js";
 
 export const LEADER_ADDRESS = "127.0.0.1:4647";
 
@@ -48,6 +49,7 @@ export interface HttpDeps {
   hasLeader(): boolean;
   /** Serve HTTPS (the agent's tls block with http = true). */
   tls?: AgentTls;
+  node: TwinNodeOptions;
 }
 
 /**
@@ -145,6 +147,9 @@ export class NomadHttp {
     if (path === "/v1/system/gc") return allow(call, ["PUT", "POST"], () => this.systemGc(call));
     if (path === "/v1/namespaces") return allow(call, ["GET"], () => this.listNamespaces(call));
     if (path === "/v1/nodes") return allow(call, ["GET"], () => this.listNodes(call));
+    if (path === "/v1/node/pools") return allow(call, ["GET"], () => this.nodeRead(call, () => queryReply(nodePools(this.deps.node), NODE_INDEX)));
+    if (path.startsWith("/v1/node/pool/")) return allow(call, ["GET"], () => this.nodePool(call, path.slice("/v1/node/pool/".length)));
+    if (path.startsWith("/v1/node/")) return allow(call, ["GET"], () => this.readNode(call, path.slice("/v1/node/".length)));
     if (path === "/v1/operator/scheduler/configuration") return allow(call, ["GET"], () => this.schedulerConfiguration(call));
     return { status: 404, body: "", headers: {} };
   }
@@ -235,7 +240,37 @@ export class NomadHttp {
   private async listNodes(call: Call): Promise<Reply> {
     const subject = await this.subject(call);
     if (!subject.management && !subject.allowCoarse("node", "read")) throw new NomadError(403, "Permission denied");
-    return queryReply([nodeStub(NODE)], 7);
+    return queryReply([twinNodeStub(this.deps.node)], NODE_INDEX);
+  }
+
+  /**
+   * node_pool ACL rules are not modelled: the node and node pool reads ask for `node:read`, which
+   * real Nomad asks beside the pool's `read` for listing a pool's nodes (nomad/node_pool_endpoint.go
+   * ListNodes); a management token may do all of them there as here.
+   */
+  private async nodeRead(call: Call, reply: () => Reply): Promise<Reply> {
+    const subject = await this.subject(call);
+    if (!subject.management && !subject.allowCoarse("node", "read")) throw new NomadError(403, "Permission denied");
+    return reply();
+  }
+
+  /** command/agent/node_pool_endpoint.go NodePoolSpecificRequest: `<name>/nodes`, or the pool itself (404 "node pool not found"). */
+  private nodePool(call: Call, rest: string): Promise<Reply> {
+    const name = decodeURIComponent(rest.endsWith("/nodes") ? rest.slice(0, -"/nodes".length) : rest);
+    return this.nodeRead(call, () => {
+      if (rest.endsWith("/nodes")) return queryReply(nodesOfPool(this.deps.node, name), NODE_INDEX);
+      const pool = nodePools(this.deps.node).find((p) => p.Name === name);
+      if (!pool) throw new NomadError(404, "node pool not found");
+      return queryReply(pool, NODE_INDEX);
+    });
+  }
+
+  /** command/agent/node_endpoint.go nodeQuery: the node by ID (404 "node not found"). */
+  private readNode(call: Call, id: string): Promise<Reply> {
+    return this.nodeRead(call, () => {
+      if (decodeURIComponent(id) !== NODE.ID) throw new NomadError(404, "node not found");
+      return queryReply(twinNode(this.deps.node), NODE_INDEX);
+    });
   }
 
   /** Operator.SchedulerGetConfiguration (nomad/operator_endpoint.go): `operator:read`. */

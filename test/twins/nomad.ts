@@ -18,6 +18,7 @@ import { AclRegistry } from "./nomad-acl.js";
 import { type AgentTls, NomadHttp } from "./nomad-http.js";
 import { type ClientVaultConfig, IdentitySigner } from "./nomad-identity.js";
 import { defaultNamespace, parseNamespaceSpec } from "./nomad-namespaces.js";
+import type { TwinNodeOptions } from "./nomad-nodes.js";
 import { Scheduler } from "./nomad-scheduler.js";
 import { NomadServer } from "./nomad-server.js";
 import { NomadState } from "./nomad-state.js";
@@ -40,6 +41,8 @@ export interface NomadTwinOptions {
   startDelayMs?: number;
   /** Serve the HTTP API over TLS (nomad-http.ts). */
   tls?: AgentTls;
+  /** The client node's pool, attributes and meta, and the node pools the cluster has. */
+  node?: TwinNodeOptions;
 }
 
 export interface NomadFaults extends FaultPlan {
@@ -130,7 +133,17 @@ export class NomadTwin {
       loseAllocation: (allocId) => scheduler.loseAllocation(allocId),
     };
     let twin: NomadTwin | undefined;
-    const http = new NomadHttp({ state, server, scheduler, acl, faults, requests, hasLeader: () => twin?.leader ?? true, tls: opts.tls });
+    const http = new NomadHttp({
+      state,
+      server,
+      scheduler,
+      acl,
+      faults,
+      requests,
+      hasLeader: () => twin?.leader ?? true,
+      tls: opts.tls,
+      node: opts.node ?? {},
+    });
     const url = await http.listen();
     twin = new NomadTwin(url, state, server, scheduler, http, acl, faults, requests, dataDir, signer);
     return twin;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isUnlimited, Occupancy } from "../../src/core/capacity.js";
 import { CapacityGate } from "../../src/provisioning/capacity-gate.js";
-import { addRunnerJob, fakeDeps, PREFIX } from "../fakes/deps.js";
+import { addRunnerJob, fakeDeps, PREFIX, runnerClass } from "../fakes/deps.js";
 
 const limits = { maxRunners: 3, maxRunnersPerRepo: 2 };
 
@@ -18,6 +18,22 @@ describe("Occupancy (the one capacity model)", () => {
     o.add("c/3");
     expect(o.total).toBe(3);
     expect(o.admits("d/4", limits)).toBe(false);
+  });
+
+  it("holds a class at its own caps, on top of the global ones, and says which cap holds", () => {
+    const large = { name: "large", limits: { maxRunners: 2, maxRunnersPerRepo: 1 } };
+    const o = new Occupancy([
+      { repo: "a/1", cls: "large" },
+      { repo: "b/2", cls: "small" },
+    ]);
+    expect(o.blockedBy("a/1", { maxRunners: 10, maxRunnersPerRepo: 10 }, large)).toBe("class-max-runners-per-repo");
+    expect(o.blockedBy("c/3", { maxRunners: 10, maxRunnersPerRepo: 10 }, large)).toBeUndefined();
+    o.add("c/3", "large");
+    expect(o.inClass("large")).toBe(2);
+    expect(o.blockedBy("d/4", { maxRunners: 10, maxRunnersPerRepo: 10 }, large)).toBe("class-max-runners");
+    expect(o.admits("d/4", { maxRunners: 10, maxRunnersPerRepo: 10 })).toBe(true);
+    // The global caps come first.
+    expect(o.blockedBy("d/4", { maxRunners: 3, maxRunnersPerRepo: 10 }, large)).toBe("max-runners");
   });
 
   it("knows unlimited from limited", () => {
@@ -63,6 +79,23 @@ describe("CapacityGate", () => {
     addRunnerJob(deps, 1);
     const gate = new CapacityGate(deps, { maxRunners: 1, maxRunnersPerRepo: 1 });
     expect(await gate.reserve("acme/app", `${PREFIX}-1`)).toBe(true);
+  });
+
+  it("holds a class at its max_runners on the webhook path, counting that class's runner jobs only", async () => {
+    const large = runnerClass({
+      name: "large",
+      labels: ["large"],
+      job: "runner-large",
+      runnerPrefix: `${PREFIX}-large`,
+      limits: { maxRunners: 1, maxRunnersPerRepo: 9 },
+    });
+    const deps = fakeDeps({ classes: [runnerClass(), large] });
+    addRunnerJob(deps, 1);
+    const gate = new CapacityGate(deps, { maxRunners: Infinity, maxRunnersPerRepo: Infinity });
+    expect(gate.unlimited).toBe(false);
+    expect(await gate.reserve("acme/app", `${PREFIX}-large-2`)).toBe(true);
+    expect(await gate.reserve("acme/lib", `${PREFIX}-large-3`)).toBe(false);
+    expect(await gate.reserve("acme/lib", `${PREFIX}-4`)).toBe(true);
   });
 
   it("asks Nomad nothing when unlimited", async () => {

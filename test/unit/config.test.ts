@@ -24,9 +24,9 @@ describe("loadConfig", () => {
     expect(c.port).toBe(8080);
     expect(c.github.apiUrl).toBe("https://api.github.com");
     expect(c.github.webUrl).toBe("https://github.com");
-    expect(c.runner.labels).toEqual(["self-hosted", "nomad"]);
+    expect(c.runner.classes).toMatchObject([{ name: "default", labels: ["nomad", "self-hosted"], job: "github-runner", runnerPrefix: "nomad-gha" }]);
     expect(c.runner.registration).toBe("jit");
-    expect(c.nomad).toMatchObject({ addr: "http://127.0.0.1:4646", namespace: "default", runnerJob: "github-runner", registerRunnerJob: true });
+    expect(c.nomad).toMatchObject({ addr: "http://127.0.0.1:4646", namespace: "default", registerRunnerJob: true });
     expect(c.vault).toMatchObject({ addr: "http://127.0.0.1:8200", kvMount: "secret", kvPrefix: "nomad-gha-dispatcher", requireAudit: true });
     expect(c.reconcile.intervalSeconds).toBe(60);
     expect(c.limits.maxRunners).toBe(Number.POSITIVE_INFINITY);
@@ -63,7 +63,7 @@ describe("loadConfig", () => {
       NOMAD_ADDR: "https://nomad.internal:4646/",
     });
     expect(c.github.webhookSecrets).toEqual(["old-secret-of-20-chars", "new-secret-of-20-chars"]);
-    expect(c.runner.labels).toEqual(["self-hosted", "nomad", "gpu"]);
+    expect(c.runner.classes[0]?.labels).toEqual(["gpu", "nomad", "self-hosted"]);
     expect(c.allowedOwners).toEqual(["acme"]);
     expect(c.allowedRepos).toEqual(["acme/app"]);
     expect(c.nomad.addr).toBe("https://nomad.internal:4646");

@@ -2,11 +2,11 @@ import { describe, expect, it } from "vitest";
 import type { ServePolicy } from "../../src/core/event-decision.js";
 import type { JobAction, WorkflowJob } from "../../src/core/job-event.js";
 import { JobEventHandler } from "../../src/intake/event-handler.js";
-import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX } from "../fakes/deps.js";
+import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX, runnerClass } from "../fakes/deps.js";
 import { fakeProvisioner } from "../fakes/provisioner.js";
 import { workflowJob } from "../harness/fixtures.js";
 
-const policy: ServePolicy = { labels: ["self-hosted", "nomad"], allowedOwners: [], allowedRepos: [], runnerNamePrefix: PREFIX };
+const policy: ServePolicy = { classes: [runnerClass()], allowedOwners: [], allowedRepos: [] };
 
 function setup(deps: FakeDeps = fakeDeps(), limits?: { maxRunners: number; maxRunnersPerRepo: number }) {
   const { provisioner, backlog } = fakeProvisioner(deps, limits);

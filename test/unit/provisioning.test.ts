@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { provisionRunner } from "../../src/provisioning/provision.js";
-import { addRunnerJob, fakeDeps, PREFIX } from "../fakes/deps.js";
+import { addRunnerJob, fakeDeps, PREFIX, runnerClass } from "../fakes/deps.js";
 import { fakeProvisioner } from "../fakes/provisioner.js";
 import { workflowJob } from "../harness/fixtures.js";
 
@@ -19,12 +19,24 @@ describe("provisionRunner (credential -> secret -> dispatch)", () => {
       github_job_id: "42",
       github_run_id: String(job.runId),
       runner_name: runner,
-      runner_labels: "self-hosted,nomad,gpu", // the job's own labels, lower-cased, added to ours
+      runner_labels: "nomad,self-hosted", // exactly the class's: the job's GPU is not copied
       runner_scope_url: expect.stringContaining("acme/app"),
       dispatcher_id: "test-dispatcher",
     });
+    expect(deps.github.jitLabels.get(runner)).toEqual(["nomad", "self-hosted"]);
     // Workload identity: the allocation reads the secret itself; no wrapping token is made.
     expect(deps.vault.faults.calls).toEqual(["putRunnerSecret"]);
+  });
+
+  it("dispatches the runner's own class's job, registered with exactly that class's labels", async () => {
+    const small = runnerClass({ name: "small", runnerPrefix: `${PREFIX}-small`, job: "runner-small" });
+    const large = runnerClass({ name: "large", labels: ["large", "nomad", "self-hosted"], runnerPrefix: `${PREFIX}-large`, job: "runner-large" });
+    const deps = fakeDeps({ classes: [small, large] });
+    const big = workflowJob({ id: 43, owner: "acme", repo: "app", labels: ["self-hosted", "nomad", "large"] });
+    expect(await provisionRunner(deps, big, `${PREFIX}-large-43`)).toMatchObject({ status: "dispatched" });
+    expect(deps.nomad.children.map((c) => c.ID)).toEqual([expect.stringMatching(/^runner-large\/dispatch-nomad-gha-large-43-/)]);
+    expect(deps.github.jitLabels.get(`${PREFIX}-large-43`)).toEqual(["large", "nomad", "self-hosted"]);
+    await expect(provisionRunner(deps, big, `${PREFIX}-43`)).rejects.toThrow(/belongs to no runner class/);
   });
 
   it("with the wrapping-token fallback, hands the runner job a single-use wrapping token of the configured TTL", async () => {

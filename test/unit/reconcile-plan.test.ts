@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { WorkflowJob } from "../../src/core/job-event.js";
 import { type Memory, planReconcile, type ReconcileSettings, type RunnerChild, type World } from "../../src/core/reconcile-plan.js";
+import { runnerClass } from "../fakes/deps.js";
 import { workflowJob } from "../harness/fixtures.js";
 
 const NOW = Date.parse("2026-11-23T10:00:00Z");
 const settings: ReconcileSettings = {
-  runnerNamePrefix: "r",
+  classes: [runnerClass({ runnerPrefix: "r" })],
   retentionMs: 600_000,
   graceMs: 60_000,
   maxRunners: Number.POSITIVE_INFINITY,
@@ -18,7 +19,16 @@ function job(id: number, repo = "acme/app", ageS = 0): WorkflowJob {
 }
 
 function child(jobId: number, opts: Partial<RunnerChild> = {}): RunnerChild {
-  return { id: `github-runner/dispatch-r-${jobId}-1-0a0a0a0a`, runnerName: `r-${jobId}`, jobId, repo: "acme/app", alive: true, changedAt: NOW, ...opts };
+  return {
+    id: `github-runner/dispatch-r-${jobId}-1-0a0a0a0a`,
+    runnerName: `r-${jobId}`,
+    jobId,
+    repo: "acme/app",
+    cls: "default",
+    alive: true,
+    changedAt: NOW,
+    ...opts,
+  };
 }
 
 function world(overrides: Partial<World> = {}): World {
@@ -104,6 +114,65 @@ describe("planReconcile", () => {
     // A job an idle spare runner of its repository covers does not wait.
     const spare = child(7, { repo: "a/x" });
     expect(kinds(world({ queued: [job(1, "a/x", 50)], children: [spare] }), limited)).toEqual([]);
+  });
+
+  describe("runner classes", () => {
+    const small = runnerClass({ name: "small", runnerPrefix: "r-small", job: "runner-small" });
+    const large = runnerClass({ name: "large", labels: ["large", "nomad", "self-hosted"], runnerPrefix: "r-large", job: "runner-large" });
+    const classed = (l: Partial<typeof large.limits> = {}, s: Partial<typeof small.limits> = {}): ReconcileSettings => ({
+      ...settings,
+      classes: [
+        { ...small, limits: { ...small.limits, ...s } },
+        { ...large, limits: { ...large.limits, ...l } },
+      ],
+    });
+    const big = (id: number, repo = "acme/app", ageS = 0) => ({ ...job(id, repo, ageS), labels: ["self-hosted", "nomad", "large"] });
+    const kid = (cls: "small" | "large", jobId: number, opts: Partial<RunnerChild> = {}) =>
+      child(jobId, { id: `runner-${cls}/dispatch-r-${cls}-${jobId}-1-0a0a0a0a`, runnerName: `r-${cls}-${jobId}`, cls, ...opts });
+
+    it("names each job's runner after the class of its labels, and plans nothing for a job of no class", () => {
+      const queued = [job(1), big(2), { ...job(3), labels: ["self-hosted", "gpu"] }];
+      expect(kinds(world({ queued }), classed())).toEqual(["provision:r-small-1", "provision:r-large-2"]);
+    });
+
+    it("holds a class at its max_runners while other classes and the global cap still have room", () => {
+      const queued = [big(1, "a/x", 50), big(2, "b/y", 40), job(3, "a/x", 30), job(4, "b/y", 20)];
+      expect(kinds(world({ queued }), classed({ maxRunners: 1 }))).toEqual([
+        "provision:r-large-1",
+        "provision:r-small-3",
+        "provision:r-small-4",
+        "wait:r-large-2:class-max-runners",
+      ]);
+      // A live large runner counts against its class: the next large job waits, a small one does not.
+      const alive = [kid("large", 9, { repo: "c/z" })];
+      expect(kinds(world({ queued: [big(1), job(3)], children: alive }), classed({ maxRunners: 1 }))).toEqual([
+        "provision:r-small-3",
+        "wait:r-large-1:class-max-runners",
+      ]);
+    });
+
+    it("holds a class at its max_runners_per_repo in that repository only", () => {
+      const queued = [big(1, "a/x", 50), big(2, "a/x", 40), big(3, "b/y", 30)];
+      expect(kinds(world({ queued }), classed({ maxRunnersPerRepo: 1 }))).toEqual([
+        "provision:r-large-1",
+        "provision:r-large-3",
+        "wait:r-large-2:class-max-runners-per-repo",
+      ]);
+    });
+
+    it("keeps the global caps above the classes'", () => {
+      const queued = [big(1, "a/x", 50), job(2, "a/x", 40), job(3, "b/y", 30)];
+      const limited = { ...classed({ maxRunners: 5 }, { maxRunners: 5 }), maxRunners: 2 };
+      expect(kinds(world({ queued }), limited)).toEqual(["provision:r-large-1", "provision:r-small-2", "wait:r-small-3:max-runners"]);
+    });
+
+    it("lets an idle spare cover only a job of its own class, and releases the spare another class cannot use", () => {
+      const spare = kid("small", 7, { changedAt: NOW - 120_000 });
+      const memory = fresh();
+      const w = world({ queued: [big(1)], children: [spare] });
+      kinds(w, classed(), memory);
+      expect(kinds({ ...w, now: NOW + 60_000 }, classed(), memory)).toEqual(["release:r-small-7", "provision:r-large-1"]);
+    });
   });
 
   it("deregisters an orphan registration (no runner job, no credential) once it stayed orphaned for the grace period", () => {

@@ -4,12 +4,12 @@ import type { WorkflowJob } from "../../src/core/job-event.js";
 import type { NeedOptions, NeedOutcome } from "../../src/provisioning/provisioner.js";
 import { Reconciler, type ReconcilerOptions } from "../../src/reconciling/reconciler.js";
 import { PassScheduler } from "../../src/reconciling/scheduler.js";
-import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX } from "../fakes/deps.js";
+import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX, runnerClass } from "../fakes/deps.js";
 import { fakeProvisioner } from "../fakes/provisioner.js";
 import { reconcilerOptions as options } from "../fakes/reconciler-options.js";
 import { workflowJob } from "../harness/fixtures.js";
 
-const policy: ServePolicy = { labels: ["self-hosted", "nomad"], allowedOwners: [], allowedRepos: [], runnerNamePrefix: PREFIX };
+const policy: ServePolicy = { classes: [runnerClass()], allowedOwners: [], allowedRepos: [] };
 const target = { owner: "acme", repo: "app" };
 
 /** The entry point as the reconciler sees it, recording what it asked for. */

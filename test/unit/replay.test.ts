@@ -5,7 +5,7 @@ import type { WorkflowJob } from "../../src/core/job-event.js";
 import { JobEventHandler } from "../../src/intake/event-handler.js";
 import { provisionRunner } from "../../src/provisioning/provision.js";
 import { Reconciler } from "../../src/reconciling/reconciler.js";
-import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX } from "../fakes/deps.js";
+import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX, runnerClass } from "../fakes/deps.js";
 import { fakeProvisioner } from "../fakes/provisioner.js";
 import { reconcilerOptions } from "../fakes/reconciler-options.js";
 import { workflowJob } from "../harness/fixtures.js";
@@ -87,7 +87,7 @@ describe("provisionRunner and replayed deliveries", () => {
   });
 });
 
-const policy: ServePolicy = { labels: ["self-hosted", "nomad"], allowedOwners: [], allowedRepos: [], runnerNamePrefix: PREFIX };
+const policy: ServePolicy = { classes: [runnerClass()], allowedOwners: [], allowedRepos: [] };
 const queuedEvent = (job: WorkflowJob) => ({ action: "queued" as const, job });
 
 describe("a replayed queued delivery, end to end on the fakes", () => {

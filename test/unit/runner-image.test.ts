@@ -74,7 +74,7 @@ describe("runner image versions", () => {
 
 describe("doctor: runner image check", () => {
   it("warns about an image behind the newest runner release, with the deadline and the fix", async () => {
-    const result = await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner:2.329.0"), RELEASE));
+    const result = await checkRunnerImage(patConfig, patConfig.runner.classes[0]!, deps(runnerJob("ghcr.io/actions/actions-runner:2.329.0"), RELEASE));
     expect(result.level).toBe("warn");
     expect(result.detail).toContain("ghcr.io/actions/actions-runner:2.329.0 runs runner 2.329.0, older than the newest release v2.336.0");
     expect(result.detail).toContain("by 2026-09-09 at the latest");
@@ -90,6 +90,7 @@ describe("doctor: runner image check", () => {
   it("says when GitHub may refuse the image already", async () => {
     const result = await checkRunnerImage(
       patConfig,
+      patConfig.runner.classes[0]!,
       deps(runnerJob("ghcr.io/actions/actions-runner:2.329.0-ubuntu"), { ...RELEASE, publishedAt: "2026-06-01T00:00:00Z" }),
     );
     expect(result.level).toBe("warn");
@@ -98,23 +99,26 @@ describe("doctor: runner image check", () => {
   });
 
   it("passes an image on the newest release", async () => {
-    const result = await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner:2.336.0"), RELEASE));
+    const result = await checkRunnerImage(patConfig, patConfig.runner.classes[0]!, deps(runnerJob("ghcr.io/actions/actions-runner:2.336.0"), RELEASE));
     expect(result).toEqual({ level: "ok", detail: "ghcr.io/actions/actions-runner:2.336.0: runner 2.336.0, the newest release" });
   });
 
   it("says it cannot tell: no version tag, no release on GHES, GitHub failing", async () => {
-    const byDigest = await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner@sha256:0123"), RELEASE));
+    const byDigest = await checkRunnerImage(patConfig, patConfig.runner.classes[0]!, deps(runnerJob("ghcr.io/actions/actions-runner@sha256:0123"), RELEASE));
     expect(byDigest).toMatchObject({
       level: "warn",
       detail: expect.stringContaining("cannot tell") as string,
       fix: expect.stringContaining("pin the runner image to a version tag") as string,
     });
-    expect((await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner:latest"), RELEASE))).detail).toContain('tag "latest"');
-    const ghes = await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner:2.329.0"), undefined));
+    expect(
+      (await checkRunnerImage(patConfig, patConfig.runner.classes[0]!, deps(runnerJob("ghcr.io/actions/actions-runner:latest"), RELEASE))).detail,
+    ).toContain('tag "latest"');
+    const ghes = await checkRunnerImage(patConfig, patConfig.runner.classes[0]!, deps(runnerJob("ghcr.io/actions/actions-runner:2.329.0"), undefined));
     expect(ghes.level).toBe("warn");
     expect(ghes.detail).toMatch(/cannot tell.*has no actions\/runner releases \(GitHub Enterprise Server\?\)/);
     const failing = await checkRunnerImage(
       patConfig,
+      patConfig.runner.classes[0]!,
       deps(
         runnerJob("ghcr.io/actions/actions-runner:2.329.0"),
         new DependencyError("github", "GitHub read the latest actions/runner release: 502 Bad Gateway", 502, true),
@@ -124,7 +128,7 @@ describe("doctor: runner image check", () => {
   });
 
   it("does not check a runner job that is not registered yet", async () => {
-    expect(await checkRunnerImage(patConfig, deps(undefined, RELEASE))).toMatchObject({
+    expect(await checkRunnerImage(patConfig, patConfig.runner.classes[0]!, deps(undefined, RELEASE))).toMatchObject({
       level: "ok",
       detail: expect.stringContaining("not registered yet") as string,
     });
@@ -139,9 +143,9 @@ describe("doctor: runner image check", () => {
       GITHUB_APP_PRIVATE_KEY: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
     });
     const asked: Array<number | undefined> = [];
-    await checkRunnerImage(appConfig, deps(runnerJob("ghcr.io/actions/actions-runner:2.336.0"), RELEASE, asked));
+    await checkRunnerImage(appConfig, appConfig.runner.classes[0]!, deps(runnerJob("ghcr.io/actions/actions-runner:2.336.0"), RELEASE, asked));
     expect(asked).toEqual([77]);
-    await checkRunnerImage(patConfig, deps(runnerJob("ghcr.io/actions/actions-runner:2.336.0"), RELEASE, asked));
+    await checkRunnerImage(patConfig, patConfig.runner.classes[0]!, deps(runnerJob("ghcr.io/actions/actions-runner:2.336.0"), RELEASE, asked));
     expect(asked).toEqual([77, undefined]);
   });
 });

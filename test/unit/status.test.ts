@@ -7,7 +7,15 @@ import { defaultStatusUrl } from "../../src/status-command.js";
 // Issue 15 (2): the operators' status page and `status` command, over one plain report.
 
 const NOW = Date.parse("2026-12-02T12:00:00Z");
-const child = (name: string, alive = true): RunnerChild => ({ id: `c-${name}`, runnerName: name, jobId: 1, repo: "acme/app", alive, changedAt: NOW });
+const child = (name: string, alive = true): RunnerChild => ({
+  id: `c-${name}`,
+  runnerName: name,
+  jobId: 1,
+  repo: "acme/app",
+  cls: "default",
+  alive,
+  changedAt: NOW,
+});
 
 function report(overrides: Partial<StatusReport> = {}): StatusReport {
   return {

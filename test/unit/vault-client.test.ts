@@ -29,6 +29,22 @@ describe("VaultStore", () => {
     expect(await s.listRunnerSecrets()).toEqual([]);
   });
 
+  it("keeps each runner class's credentials under the class's own runner job, and lists them all", async () => {
+    const classes = [
+      { job: "runner-small", runnerPrefix: "ngd-small" },
+      { job: "runner-large", runnerPrefix: "ngd-large" },
+    ];
+    const s = new VaultStore({ addr: vault.url, token: vault.rootToken, kvMount: "secret", kvPrefix: "ngd-classes", runnerJob: { ...RUNNER_JOB, classes } });
+    expect(s.secretPath("ngd-large-5")).toBe("ngd-classes/runners/default/runner-large/ngd-large-5");
+    await s.putRunnerSecret("ngd-small-4", { kind: "jit", jitconfig: "s" });
+    await s.putRunnerSecret("ngd-large-5", { kind: "jit", jitconfig: "l" });
+    const read = await fetch(`${vault.url}/v1/secret/data/ngd-classes/runners/default/runner-small/ngd-small-4`, {
+      headers: { "x-vault-token": vault.rootToken },
+    });
+    expect(read.status).toBe(200);
+    expect((await s.listRunnerSecrets()).sort()).toEqual(["ngd-large-5", "ngd-small-4"]);
+  });
+
   it("commits a credential by check-and-set, claims the slot for a reissue, and reads whose credential it holds (never the credential)", async () => {
     const s = store();
     expect(await s.readRunnerSecret("r-cas")).toBeUndefined();

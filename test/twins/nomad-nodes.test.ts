@@ -1,0 +1,42 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { twinImage } from "./images.js";
+import { NomadTwin } from "./nomad.js";
+import { api } from "./nomad-fakes.js";
+
+// The node and node pool reads a placement check makes, as hashicorp/nomad answers them
+// (command/agent/node_endpoint.go, command/agent/node_pool_endpoint.go, nomad/node_pool_endpoint.go).
+
+let twin: NomadTwin | undefined;
+afterEach(async () => twin?.close());
+
+describe("Nomad twin: nodes and node pools", () => {
+  it("lists the built-in pools and the operator's, reads one, and 404s an unknown one", async () => {
+    twin = await NomadTwin.start({ images: twinImage, node: { pool: "arm", pools: ["arm"], attributes: { "cpu.arch": "arm64" } } });
+    const pools = (await api(twin, "GET", "/v1/node/pools")).json<Array<{ Name: string; Description: string }>>();
+    expect(pools.map((p) => [p.Name, p.Description])).toEqual([
+      ["all", "Node pool with all nodes in the cluster."],
+      ["default", "Default node pool."],
+      ["arm", ""],
+    ]);
+    expect((await api(twin, "GET", "/v1/node/pool/arm")).json()).toMatchObject({ Name: "arm" });
+    expect(await api(twin, "GET", "/v1/node/pool/gpu")).toMatchObject({ status: 404, text: "node pool not found" });
+  });
+
+  it("lists a pool's nodes ('all' has every node), and reads a node with its attributes", async () => {
+    twin = await NomadTwin.start({ images: twinImage, node: { pool: "arm", pools: ["arm"], attributes: { "cpu.arch": "arm64" } } });
+    const [stub] = (await api(twin, "GET", "/v1/node/pool/arm/nodes")).json<Array<{ ID: string; NodePool: string }>>();
+    expect(stub).toMatchObject({ NodePool: "arm" });
+    expect((await api(twin, "GET", "/v1/node/pool/all/nodes")).json<unknown[]>()).toHaveLength(1);
+    expect((await api(twin, "GET", "/v1/node/pool/default/nodes")).json<unknown[]>()).toEqual([]);
+    const node = (await api(twin, "GET", `/v1/node/${stub!.ID}`)).json<{ NodePool: string; Attributes: Record<string, string> }>();
+    expect(node).toMatchObject({ NodePool: "arm", Attributes: { "cpu.arch": "arm64", "kernel.name": "linux" } });
+    expect(await api(twin, "GET", "/v1/node/00000000-0000-0000-0000-000000000000")).toMatchObject({ status: 404, text: "node not found" });
+  });
+
+  it("refuses a token without node read", async () => {
+    twin = await NomadTwin.start({ images: twinImage, acl: true });
+    const token = twin.createToken('namespace "default" { policy = "read" }');
+    expect((await api(twin, "GET", "/v1/node/pool/default", undefined, token)).status).toBe(403);
+    expect((await api(twin, "GET", "/v1/node/pool/default", undefined, twin.managementToken)).status).toBe(200);
+  });
+});

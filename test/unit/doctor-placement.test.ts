@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { DependencyError } from "../../src/core/errors.js";
+import { checkPlacement, constraintsOf, meets, nodeFits } from "../../src/doctor-placement.js";
+import type { NomadJob, NomadNode } from "../../src/nomad/types.js";
+
+const node: NomadNode = {
+  ID: "n1",
+  Name: "client-1",
+  Datacenter: "dc1",
+  NodeClass: "big",
+  NodePool: "arm",
+  Status: "ready",
+  SchedulingEligibility: "eligible",
+  Attributes: { "cpu.arch": "arm64", "kernel.name": "linux", "driver.docker.volumes": "a, b" },
+  Meta: { rack: "r1" },
+};
+
+describe("constraints as Nomad's scheduler judges them (scheduler/feasible/feasible.go)", () => {
+  const cases: Array<[string, string, string, boolean | undefined]> = [
+    ["${attr.cpu.arch}", "=", "arm64", true],
+    ["${attr.cpu.arch}", "==", "amd64", false],
+    ["${attr.cpu.arch}", "!=", "amd64", true],
+    ["${attr.gpu}", "!=", "x", true],
+    ["${attr.gpu}", "=", "x", false],
+    ["${node.class}", "is", "big", true],
+    ["${node.pool}", "=", "arm", true],
+    ["${node.datacenter}", "regexp", "^dc[0-9]$", true],
+    ["${meta.rack}", "=", "r1", true],
+    ["${attr.cpu.arch}", "is_set", "", true],
+    ["${attr.gpu}", "is_not_set", "", true],
+    ["${attr.driver.docker.volumes}", "set_contains", "b,a", true],
+    ["${attr.driver.docker.volumes}", "set_contains_any", "c, b", true],
+    ["${attr.driver.docker.volumes}", "set_contains_all", "a,c", false],
+    ["", "distinct_hosts", "", true],
+    ["${attr.nomad.version}", "version", ">= 1.7", undefined],
+  ];
+  it.each(cases)("%s %s %s -> %s", (LTarget, Operand, RTarget, expected) => {
+    expect(meets(node, { LTarget, Operand, RTarget })).toBe(expected);
+  });
+
+  it("gathers job, group and task constraints, and fits a node in the job's datacenters meeting all of them", () => {
+    const job: NomadJob = {
+      ID: "j",
+      Datacenters: ["dc*"],
+      Constraints: [{ LTarget: "${attr.kernel.name}", Operand: "=", RTarget: "linux" }],
+      TaskGroups: [{ Name: "g", Constraints: [{ LTarget: "${attr.cpu.arch}", Operand: "=", RTarget: "arm64" }], Tasks: [{ Name: "t", Constraints: [] }] }],
+    };
+    expect(constraintsOf(job)).toHaveLength(2);
+    expect(nodeFits(node, job)).toBe(true);
+    expect(nodeFits(node, { ...job, Datacenters: ["eu-*"] })).toBe(false);
+    expect(nodeFits({ ...node, SchedulingEligibility: "ineligible" }, job)).toBe(false);
+    expect(nodeFits({ ...node, Attributes: { "cpu.arch": "amd64" } }, job)).toBe(false);
+    expect(nodeFits(node, { ...job, Constraints: [{ LTarget: "${attr.nomad.version}", Operand: "semver", RTarget: ">= 1.7" }] })).toBeUndefined();
+  });
+});
+
+describe("checkPlacement (doctor)", () => {
+  const job: NomadJob = { ID: "j", NodePool: "arm", Constraints: [{ LTarget: "${attr.cpu.arch}", Operand: "=", RTarget: "arm64" }] };
+  const nomad = (nodes: NomadNode[], pools = ["default", "arm"]) => ({
+    nodePool: async (name: string) => (pools.includes(name) ? { Name: name } : undefined),
+    nodePoolNodes: async (name: string) => nodes.filter((n) => n.NodePool === name),
+    readNode: async (id: string) => nodes.find((n) => n.ID === id),
+  });
+
+  it("is ok when some node of the pool fits, and fails, naming the constraints, when none does", async () => {
+    expect(await checkPlacement(nomad([node]), job)).toMatchObject({ level: "ok", detail: expect.stringContaining("1 node(s) fit") as string });
+    const amd = { ...node, Attributes: { "cpu.arch": "amd64" } };
+    expect(await checkPlacement(nomad([amd]), job)).toMatchObject({
+      level: "fail",
+      detail: 'no node fits (pool "arm", constraints ${attr.cpu.arch} = arm64; 1 of its 1 ready node(s) read)',
+    });
+  });
+
+  it("fails a pool that does not exist or has no ready node", async () => {
+    expect(await checkPlacement(nomad([node], ["default"]), job)).toMatchObject({ level: "fail", detail: 'node pool "arm" does not exist' });
+    expect(await checkPlacement(nomad([{ ...node, Status: "down" }]), job)).toMatchObject({
+      level: "fail",
+      detail: 'node pool "arm" has no ready, eligible node (1 in all)',
+    });
+  });
+
+  it("does not count a token that may not read nodes as a finding", async () => {
+    const denied = {
+      ...nomad([node]),
+      nodePool: async () => Promise.reject(new DependencyError("nomad", "Nomad read node pool: 403 Permission denied", 403, false)),
+    };
+    expect(await checkPlacement(denied, job)).toMatchObject({
+      level: "ok",
+      detail: expect.stringMatching(/^not checked: the Nomad token may not read node pool arm/) as string,
+    });
+  });
+});
