@@ -44,7 +44,8 @@ describe("start-up, as an operator sees it", () => {
       expect(lines).toHaveLength(1);
       const summary = JSON.parse(lines[0] ?? "{}") as { level: string; version: string; config: Record<string, Record<string, unknown>> };
       expect(summary.level).toBe("info");
-      expect(summary.config.nomad).toMatchObject({ addr: twins.nomad.url, namespace: "default", runnerJob: "github-runner", tls: "off" });
+      expect(summary.config.nomad).toMatchObject({ addr: twins.nomad.url, namespace: "default", tls: "off" });
+      expect(summary.config.runner).toMatchObject({ classes: "default [nomad,self-hosted] -> github-runner" });
       expect(summary.config.vault).toMatchObject({ addr: twins.vault.url, kv: "secret/nomad-gha-dispatcher", requireAudit: true });
       expect(summary.config.github).toMatchObject({ auth: "token", webhookSecrets: 1 });
       for (const value of [secret, env.GITHUB_TOKEN ?? "unset", env.VAULT_TOKEN ?? "unset", "nomad-secret-id"]) expect(lines[0]).not.toContain(value);
