@@ -5,6 +5,7 @@ import { GitHubClient } from "./github/client.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import { NomadClient } from "./nomad/client.js";
+import { NomadVariables } from "./nomad/variables.js";
 import type { RunnerDeps } from "./ports/index.js";
 import { VaultStore } from "./vault/client.js";
 
@@ -21,6 +22,8 @@ export interface ServiceDeps extends RunnerDeps {
    * run-time token needs no registration rights; otherwise `nomad` itself.
    */
   nomadRegistrar: NomadClient;
+  /** Nomad Variables with the run-time token: the replicas' shared capacity ledger. */
+  variables: NomadVariables;
 }
 
 export function servePolicy(config: Config): ServePolicy {
@@ -68,6 +71,7 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       runnerJob: { namespace: config.nomad.namespace, id: config.nomad.runnerJob },
     }),
     nomad,
+    variables: new NomadVariables({ addr: config.nomad.addr, token: config.nomad.token, namespace: config.nomad.namespace, region: config.nomad.region }),
     nomadRegistrar: registerToken
       ? new NomadClient({ addr: config.nomad.addr, token: registerToken, namespace: config.nomad.namespace, region: config.nomad.region })
       : nomad,

@@ -2,6 +2,17 @@ import { isUnlimited, type Limits, Occupancy } from "../core/capacity.js";
 import type { RunnerDeps } from "../ports/index.js";
 import { listRunnerJobs } from "../ports/runner-jobs.js";
 
+/**
+ * What provisioning asks before a dispatch. `shared`: the count holds across replicas (the
+ * SharedCapacityGate), so the reconciler's plan, counted in one replica, must ask it too.
+ */
+export interface SlotGate {
+  readonly unlimited: boolean;
+  readonly shared: boolean;
+  reserve(repo: string, runnerName: string): Promise<boolean>;
+  settle(runnerName: string, dispatched: boolean): void;
+}
+
 /** A dispatch this process finished counts until Nomad lists it, for at most this long. */
 const RECENT_DISPATCH_MS = 60_000;
 
@@ -11,7 +22,9 @@ const RECENT_DISPATCH_MS = 60_000;
  * refused here is not lost: it is still queued at GitHub and the reconciler dispatches it,
  * oldest first, when capacity frees.
  */
-export class CapacityGate {
+export class CapacityGate implements SlotGate {
+  /** Per process: right for one replica only (CAPACITY_SCOPE=process). */
+  readonly shared = false;
   private readonly reserved = new Map<string, string>();
   private readonly recent = new Map<string, { repo: string; at: number }>();
 

@@ -2,7 +2,7 @@ import { errorMessage } from "../core/errors.js";
 import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
 import type { JobStatusAtGitHub } from "../core/replay-guard.js";
 import type { RunnerDeps } from "../ports/index.js";
-import type { CapacityGate } from "./capacity-gate.js";
+import type { SlotGate } from "./capacity-gate.js";
 import type { DispatchQueue, QueueOutcome } from "./dispatch-queue.js";
 
 /**
@@ -53,7 +53,7 @@ export class Provisioner {
 
   constructor(
     private readonly deps: Pick<RunnerDeps, "log">,
-    private readonly gate: CapacityGate,
+    private readonly gate: SlotGate,
     readonly queue: DispatchQueue,
     private readonly observer: ProvisionObserver = {},
   ) {
@@ -66,27 +66,27 @@ export class Provisioner {
   }
 
   async needsRunner(job: WorkflowJob, runnerName: string, opts: NeedOptions = {}): Promise<NeedOutcome> {
-    if (!opts.planned) {
-      this.backlog?.watchRepo(targetOf(job));
-      if (!(await this.gate.reserve(repoFullName(job), runnerName))) {
-        this.backlog?.passSoon();
-        return { status: "over-capacity" };
-      }
+    // A plan counted in this replica only: with a shared count it takes its slot like a webhook.
+    const gated = !opts.planned || this.gate.shared;
+    if (!opts.planned) this.backlog?.watchRepo(targetOf(job));
+    if (gated && !(await this.gate.reserve(repoFullName(job), runnerName))) {
+      // The reconciler's next periodic pass tries a planned job again; it need not hurry.
+      if (!opts.planned) this.backlog?.passSoon();
+      return { status: "over-capacity" };
     }
     // The reconciler's plan comes from GitHub's queue: provisioning need not ask GitHub again.
     const ticket = this.queue.enqueue(job, runnerName, { seenQueued: opts.planned ?? false });
     if (!ticket) {
-      if (!opts.planned) {
-        this.gate.settle(runnerName, false);
-        this.backlog?.passSoon();
-      }
+      if (gated) this.gate.settle(runnerName, false);
+      if (!opts.planned) this.backlog?.passSoon();
       return { status: "queue-full", ...this.queue.size };
     }
+    if (gated)
+      ticket.outcome.then(
+        (r) => this.gate.settle(runnerName, r.status === "dispatched" || r.status === "duplicate"),
+        () => this.gate.settle(runnerName, false),
+      );
     if (opts.planned) return { status: "queued", position: 0 };
-    ticket.outcome.then(
-      (r) => this.gate.settle(runnerName, r.status === "dispatched" || r.status === "duplicate"),
-      () => this.gate.settle(runnerName, false),
-    );
     return this.queue.answer(runnerName, ticket);
   }
 
