@@ -11,6 +11,18 @@ import { type Limits, Occupancy } from "./capacity.js";
  * counted once per runner name. An entry ends when its holder settles it, when Nomad lists its
  * runner job alive (the job counts from then on), or when its holder is dead: a replica that stopped
  * beating its heartbeat variable (judged on the Nomad servers' clock) holds nothing.
+ *
+ * "Dead" must mean "can no longer create a runner job", or a reclaimed slot is counted twice: once
+ * for whoever takes it, once for the dead holder's dispatch landing late. Nomad's dispatch has no
+ * fence (no check-and-set against the ledger), so this is a lease, as Nomad's own variable locks
+ * are (hashicorp/nomad nomad/structs/variables.go, VariableLock: TTL, then LockDelay before anyone
+ * else may take it). A holder sends a dispatch only inside its lease (`leaseCovers`): renewed by
+ * heartbeats answered in time, and never broken since the round that granted the slot. The lease
+ * is shorter than the TTL by more than a dispatch request's timeout, so by the time another replica
+ * judges the holder dead on the servers' clock, every dispatch it sent has landed or never will.
+ * What it may have landed shows only in a listing taken AFTER that judgment: `planSlots` reclaims
+ * nothing on a listing older than the judgment (a listing taken before could miss a job the dead
+ * holder's dispatch created right after it, and the reclaimed slot would be counted twice).
  */
 
 /** One reservation: the runner, its repository (per-repository limit) and the replica holding it. */
@@ -39,12 +51,16 @@ export interface SlotRequest {
 
 export interface PlanInput {
   ledger: Ledger;
+  /** When `ledger` was known (its read or write answered; the caller's monotonic clock). */
+  ledgerAt: number;
   /**
    * Our runner jobs, listed AFTER `ledger` was read: an entry is dropped because its job is
    * listed, so a listing older than the ledger could miss a job whose entry another replica
    * has already dropped.
    */
   listed: readonly ListedRunner[];
+  /** When the listing was asked for (the caller's monotonic clock), to order it after `deadHolders`. */
+  listedAt: number;
   /** This replica. */
   holder: string;
   /**
@@ -53,10 +69,23 @@ export interface PlanInput {
    * replaces its entry.
    */
   releases: ReadonlySet<string>;
-  /** Holders known dead; undefined when not looked at (then nothing is reclaimed). */
-  deadHolders: ReadonlySet<string> | undefined;
+  /**
+   * Holders judged dead (undefined when not looked at). Their entries are reclaimed only when the
+   * judgment lies between `ledgerAt` and `listedAt`: the listing must come after it, to show every
+   * runner job their last dispatches created; the ledger before it, or an entry in it may have
+   * been written after the judgment by a holder that came back (a paused replica beating again),
+   * under a lease the judgment knows nothing of.
+   */
+  deadHolders: DeadHolders | undefined;
   requests: readonly SlotRequest[];
   limits: Limits;
+}
+
+export interface DeadHolders {
+  holders: ReadonlySet<string>;
+  /** The heartbeats' listing was asked for at `askedAt` and answered at `answeredAt`. */
+  askedAt: number;
+  answeredAt: number;
 }
 
 export interface SlotPlan {
@@ -67,15 +96,18 @@ export interface SlotPlan {
   granted: string[];
   refused: string[];
   /**
-   * Some request was refused while other replicas hold entries and their liveness was not
-   * looked at: a dead replica's entries might be what refuses it. Worth one look before refusing.
+   * Some request was refused while other replicas hold entries and their liveness was not looked
+   * at before this listing: a dead replica's entries might be what refuses it. Worth a look at the
+   * heartbeats, then a new listing, before refusing.
    */
   askHolders: boolean;
 }
 
 /** What the ledger becomes and who gets a slot, in request order (the caller's order is fair). */
 export function planSlots(input: PlanInput): SlotPlan {
-  const { ledger, listed, holder, releases, deadHolders, requests, limits } = input;
+  const { ledger, ledgerAt, listed, listedAt, holder, releases, deadHolders, requests, limits } = input;
+  // A judgment out of order with the ledger and the listing is not used (see PlanInput.deadHolders).
+  const dead = deadHolders !== undefined && ledgerAt <= deadHolders.askedAt && deadHolders.answeredAt <= listedAt ? deadHolders.holders : undefined;
   // Only a live job replaces an entry: a dead one may be the runner's previous job while the entry
   // is a new dispatch for the same runner name (a replacement), not landed yet.
   const liveNames = new Set(listed.filter((r) => r.alive).map((r) => r.runnerName));
@@ -83,7 +115,7 @@ export function planSlots(input: PlanInput): SlotPlan {
   for (const [name, entry] of ledger.entries) {
     if (liveNames.has(name)) continue; // Nomad counts it now
     if (entry.holder === holder && releases.has(name)) continue;
-    if (entry.holder !== holder && deadHolders?.has(entry.holder)) continue;
+    if (entry.holder !== holder && dead?.has(entry.holder)) continue;
     entries.set(name, entry);
   }
   const counted = new Map<string, string>();
@@ -122,7 +154,7 @@ export function planSlots(input: PlanInput): SlotPlan {
     changed: !sameEntries(ledger.entries, entries),
     granted,
     refused,
-    askHolders: refused.length > 0 && deadHolders === undefined && othersHold,
+    askHolders: refused.length > 0 && dead === undefined && othersHold,
   };
 }
 
@@ -133,6 +165,35 @@ function sameEntries(a: ReadonlyMap<string, SlotEntry>, b: ReadonlyMap<string, S
     if (!other || other.holder !== entry.holder || other.repo !== entry.repo) return false;
   }
   return true;
+}
+
+/**
+ * A holder's lease on its reservations, on its own monotonic clock: `until` is when it ends, `since`
+ * when the current unbroken run of renewals began (a lapse starts a new run).
+ */
+export interface Lease {
+  since: number;
+  until: number;
+}
+
+/**
+ * The lease after a heartbeat sent at `sentAt` was answered at `answeredAt`: `leaseMs` from the
+ * sending (the servers' ModifyTime is no earlier than that). It continues the current run only if
+ * the answer came while the lease still held: a beat that lands after the lease ran out may land
+ * after the others judged this holder dead and reclaimed its slots.
+ */
+export function renewLease(lease: Lease | undefined, sentAt: number, answeredAt: number, leaseMs: number): Lease {
+  const until = sentAt + leaseMs;
+  if (lease !== undefined && answeredAt < lease.until) return { since: lease.since, until: Math.max(lease.until, until) };
+  return { since: sentAt, until };
+}
+
+/**
+ * May a dispatch be sent now under a slot granted by a round that started at `grantedAt`? Only
+ * while the lease holds and has not lapsed since: a lapse may have let another replica reclaim it.
+ */
+export function leaseCovers(lease: Lease | undefined, grantedAt: number, now: number): boolean {
+  return lease !== undefined && lease.since <= grantedAt && now < lease.until;
 }
 
 /** A replica's heartbeat variable as listed: its holder id and when the servers last wrote it. */

@@ -10,6 +10,8 @@ export interface SlotGate {
   readonly unlimited: boolean;
   readonly shared: boolean;
   reserve(repo: string, runnerName: string): Promise<boolean>;
+  /** Before each dispatch request under a reservation: throws when it may not be sent any more. */
+  fence?(runnerName: string): Promise<void>;
   settle(runnerName: string, dispatched: boolean): void;
 }
 

@@ -49,6 +49,7 @@ interface Item {
   runnerName: string;
   /** Read when the provisioning starts: a later enqueue from the reconciler's plan may set it. */
   seenQueued: boolean;
+  beforeDispatch: ProvisionOptions["beforeDispatch"];
   outcome: Promise<QueueOutcome>;
   resolve: (outcome: QueueOutcome) => void;
   reject: (err: unknown) => void;
@@ -97,7 +98,7 @@ export class DispatchQueue {
       reject = rej;
     });
     const seenQueued = opts.seenQueued ?? false;
-    const item: Item = { job, runnerName, seenQueued, outcome, resolve, reject };
+    const item: Item = { job, runnerName, seenQueued, beforeDispatch: opts.beforeDispatch, outcome, resolve, reject };
     const offer = this.book.offer(runnerName, this.deps.github.budgetKey(targetOf(job)), item);
     if (offer === "full") return undefined;
     if (offer === "duplicate") {
@@ -173,7 +174,13 @@ export class DispatchQueue {
       // right after a failure does not repeat the same writes against GitHub's budget.
       const wait = waitBeforeAttempt(attempts.record, Date.now());
       if (wait > 0) await sleep(wait, undefined, { ref: false });
-      result = { outcome: await this.provision(this.deps, item.job, item.runnerName, { seenQueued: item.seenQueued, memory: attempts.memory }) };
+      result = {
+        outcome: await this.provision(this.deps, item.job, item.runnerName, {
+          seenQueued: item.seenQueued,
+          memory: attempts.memory,
+          beforeDispatch: item.beforeDispatch,
+        }),
+      };
     } catch (error) {
       result = { error };
     }

@@ -75,7 +75,9 @@ export class Provisioner {
       return { status: "over-capacity" };
     }
     // The reconciler's plan comes from GitHub's queue: provisioning need not ask GitHub again.
-    const ticket = this.queue.enqueue(job, runnerName, { seenQueued: opts.planned ?? false });
+    // Under a shared count the slot is held on a lease: each dispatch request asks whether it still holds.
+    const fence = gated ? this.gate.fence?.bind(this.gate, runnerName) : undefined;
+    const ticket = this.queue.enqueue(job, runnerName, { seenQueued: opts.planned ?? false, beforeDispatch: fence });
     if (!ticket) {
       if (gated) this.gate.settle(runnerName, false);
       if (!opts.planned) this.backlog?.passSoon();

@@ -1,8 +1,20 @@
 import { randomBytes } from "node:crypto";
 import type { Limits } from "../core/capacity.js";
 import { isUnlimited } from "../core/capacity.js";
-import { errorMessage } from "../core/errors.js";
-import { deadHolders, decodeLedger, encodeLedger, type Ledger, ledgerPaths, planSlots, type SlotRequest } from "../core/slot-ledger.js";
+import { DependencyError, errorMessage } from "../core/errors.js";
+import {
+  type DeadHolders,
+  deadHolders,
+  decodeLedger,
+  encodeLedger,
+  type Lease,
+  type Ledger,
+  leaseCovers,
+  ledgerPaths,
+  planSlots,
+  renewLease,
+  type SlotRequest,
+} from "../core/slot-ledger.js";
 import type { RunnerDeps, Variables } from "../ports/index.js";
 import { listRunnerJobs } from "../ports/runner-jobs.js";
 
@@ -11,14 +23,39 @@ export interface SharedCapacityOptions {
   heartbeatMs: number;
   /** A holder whose heartbeat is older than this (servers' clock) is dead: its reservations are reclaimed. */
   holderTtlMs: number;
+  /**
+   * How long after sending a heartbeat this replica may still send dispatches under its
+   * reservations. `holderTtlMs` must exceed it by `requestMs` or more: when the others judge this
+   * replica dead, every dispatch it sent has landed, or never will.
+   */
+  leaseMs: number;
+  /** The longest a dispatch request may take to land or fail (NOMAD_REQUEST_MS). */
+  requestMs: number;
   /** Releases wait this long for a reservation round to ride on before they are written alone. */
   releaseFlushMs: number;
   /** This replica's id in the ledger (random by default). */
   holder?: string;
 }
 
-/** A heartbeat every 5 s and 20 s to be declared dead: a dead replica's slots return within ~25 s. */
-export const DEFAULT_SHARED_CAPACITY: SharedCapacityOptions = { heartbeatMs: 5_000, holderTtlMs: 20_000, releaseFlushMs: 2_000 };
+/**
+ * The longest a Nomad request may take to be answered or fail (src/nomad/http.ts REQUEST_TIMEOUT_MS,
+ * 10 s), with room for the servers' clock against ours: a dispatch sent inside the lease has
+ * landed, or never will, this long after the lease ended.
+ */
+export const NOMAD_REQUEST_MS = 12_000;
+
+/**
+ * A heartbeat every 5 s; dispatches only within 15 s of an answered beat (two beats may fail); 30 s
+ * without a beat to be declared dead (15 s + NOMAD_REQUEST_MS, and some): a dead replica's slots
+ * return within ~35 s.
+ */
+export const DEFAULT_SHARED_CAPACITY: SharedCapacityOptions = {
+  heartbeatMs: 5_000,
+  leaseMs: 15_000,
+  requestMs: NOMAD_REQUEST_MS,
+  holderTtlMs: 30_000,
+  releaseFlushMs: 2_000,
+};
 
 /** CAS rounds lost in a row before the requests are refused (the backlog tries them again). */
 const MAX_ATTEMPTS = 8;
@@ -40,8 +77,8 @@ export class SharedCapacityGate {
   readonly shared = true;
   readonly holder: string;
   private readonly paths: ReturnType<typeof ledgerPaths>;
-  /** The ledger as this replica last wrote or read it: the CAS base of the next round. */
-  private cached: Ledger | undefined;
+  /** The ledger as this replica last wrote or read it (and when): the CAS base of the next round. */
+  private cached: { ledger: Ledger; at: number } | undefined;
   private waiting: Waiting[] = [];
   private readonly releases = new Set<string>();
   private running = false;
@@ -50,6 +87,10 @@ export class SharedCapacityGate {
   private beats = 0;
   /** The servers' clock at a local instant (from the last heartbeat's ModifyTime). */
   private serverClock: { serverNs: number; localMs: number } | undefined;
+  /** This replica's lease on its reservations (core/slot-ledger renewLease), local monotonic clock. */
+  private lease: Lease | undefined;
+  /** When the round that granted each runner its slot started: its dispatch needs the lease unbroken since. */
+  private readonly grantedAt = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -58,6 +99,8 @@ export class SharedCapacityGate {
     private readonly limits: Limits,
     private readonly opts: SharedCapacityOptions = DEFAULT_SHARED_CAPACITY,
   ) {
+    if (opts.holderTtlMs < opts.leaseMs + opts.requestMs)
+      throw new Error(`holderTtlMs (${opts.holderTtlMs}) must exceed leaseMs (${opts.leaseMs}) by requestMs (${opts.requestMs}) or more`);
     this.holder = opts.holder ?? randomBytes(6).toString("hex");
     this.paths = ledgerPaths(deps.settings.dispatcherId);
   }
@@ -87,9 +130,25 @@ export class SharedCapacityGate {
     });
   }
 
+  /**
+   * Called before every dispatch request under a reservation (the first and each retry): it may be
+   * sent only while this replica's lease holds, unbroken since the round that granted the slot.
+   * After a lapse the others may have judged this replica dead and given the slot away; the
+   * dispatch is refused (not transient: the job stays queued at GitHub and the backlog retries it
+   * under a new reservation). A lease about to end is renewed first.
+   */
+  async fence(runnerName: string): Promise<void> {
+    if (this.unlimited) return;
+    const grantedAt = this.grantedAt.get(runnerName);
+    if (this.lease && this.lease.until - performance.now() < this.opts.leaseMs / 2) await this.beat().catch(() => undefined);
+    if (grantedAt !== undefined && leaseCovers(this.lease, grantedAt, performance.now())) return;
+    throw new DependencyError("nomad", `the slot reservation of ${runnerName} lapsed (no heartbeat answered in time); not dispatching`, undefined, false);
+  }
+
   /** The dispatch finished or failed: the reservation goes (Nomad lists the runner job if there is one). */
   settle(runnerName: string, _dispatched: boolean): void {
     if (this.unlimited) return;
+    this.grantedAt.delete(runnerName);
     this.releases.add(runnerName);
     this.flushTimer ??= setTimeout(() => {
       this.flushTimer = undefined;
@@ -105,7 +164,7 @@ export class SharedCapacityGate {
     clearTimeout(this.flushTimer);
     if (this.unlimited) return;
     const giveBack = async () => {
-      for (const [name, entry] of this.cached?.entries ?? []) if (entry.holder === this.holder) this.releases.add(name);
+      for (const [name, entry] of this.cached?.ledger.entries ?? []) if (entry.holder === this.holder) this.releases.add(name);
       await this.pump();
       await this.variables.remove(this.paths.holder(this.holder));
     };
@@ -117,9 +176,14 @@ export class SharedCapacityGate {
   private async beat(): Promise<void> {
     // The items change every beat: Nomad keeps ModifyTime on a write that changes nothing.
     this.beats += 1;
-    const before = performance.now();
+    const sentAt = performance.now();
     const written = await this.variables.put(this.paths.holder(this.holder), { beat: String(this.beats) });
-    this.serverClock = { serverNs: written.modifyTimeNs, localMs: (before + performance.now()) / 2 };
+    const answeredAt = performance.now();
+    // The lease counts from the sending (ModifyTime is no earlier), so it ends no later on the
+    // servers' clock than ModifyTime + leaseMs. The servers' clock is estimated low (ModifyTime
+    // was at the answer or before), so this replica judges others dead late, never early.
+    this.lease = renewLease(this.lease, sentAt, answeredAt, this.opts.leaseMs);
+    this.serverClock = { serverNs: written.modifyTimeNs, localMs: answeredAt };
   }
 
   private serverNowNs(): number | undefined {
@@ -160,60 +224,77 @@ export class SharedCapacityGate {
   /** Returns the runner names granted a slot. */
   private async round(requests: SlotRequest[], releases: ReadonlySet<string>): Promise<Set<string>> {
     // A replica that could not beat for a while (paused, partitioned) may look dead to the others:
-    // it beats before it takes anything new.
-    if (requests.length > 0 && (!this.serverClock || performance.now() - this.serverClock.localMs > this.opts.holderTtlMs / 2)) await this.beat();
-    let ledger = this.cached ?? (await this.readLedger());
+    // it renews its lease before it takes anything new, so what it is granted can be dispatched.
+    if (requests.length > 0 && (!this.lease || this.lease.until - performance.now() < this.opts.leaseMs / 2)) await this.beat();
+    const startedAt = performance.now();
+    let { ledger, at: ledgerAt } = this.cached ?? (await this.readLedger());
     let fresh = this.cached === undefined;
+    // Holders judged dead, with the index of the beat each was judged on (0: it had none); only
+    // for the ledger it was judged after (PlanInput.deadHolders).
+    let dead: { judged: DeadHolders; beats: Map<string, number> } | undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      // Listed after the ledger was known (see PlanInput.listed). A release-only round needs no listing.
+      // Listed after the ledger was known (see PlanInput.listed), and after any judgment of dead
+      // holders (PlanInput.deadHolders). A release-only round needs no listing.
+      const listedAt = performance.now();
       const listed = requests.length > 0 ? await listRunnerJobs(this.deps) : [];
-      const input = { ledger, listed, holder: this.holder, releases, deadHolders: undefined, requests, limits: this.limits };
-      let plan = planSlots(input);
-      let dead: Map<string, number> | undefined;
-      if (plan.askHolders) {
+      const input = { ledger, ledgerAt, listed, listedAt, holder: this.holder, releases, deadHolders: dead?.judged, requests, limits: this.limits };
+      const plan = planSlots(input);
+      if (plan.askHolders && dead === undefined) {
+        // Judge first, then list again: only a listing after the judgment shows every runner job
+        // the dead holders' dispatches created.
         dead = await this.deadHolders(ledger);
-        if (dead) plan = planSlots({ ...input, deadHolders: new Set(dead.keys()) });
+        if (dead) continue;
       }
       if (plan.refused.length > 0 && !fresh) {
         // Refusing on a cached ledger could starve a job another replica made room for: read it first.
-        ledger = await this.readLedger();
+        ({ ledger, at: ledgerAt } = await this.readLedger());
         fresh = true;
+        dead = undefined;
         continue;
       }
       if (!plan.changed) {
-        this.cached = ledger;
-        return new Set(plan.granted);
+        this.cached = { ledger, at: ledgerAt };
+        return this.granted(plan.granted, startedAt);
       }
       const result = await this.variables.compareAndSet(this.paths.slots, encodeLedger(plan.entries), ledger.index);
       if ("written" in result) {
-        this.cached = decodeLedger(result.written.modifyIndex, result.written.items);
-        if (dead && dead.size > 0) void this.forgetHolders(dead);
-        return new Set(plan.granted);
+        this.cached = { ledger: decodeLedger(result.written.modifyIndex, result.written.items), at: performance.now() };
+        if (dead && dead.beats.size > 0) void this.forgetHolders(dead.beats);
+        return this.granted(plan.granted, startedAt);
       }
-      // Another replica wrote since: decide again on what it wrote.
+      // Another replica wrote since: decide again on what it wrote (newer than any judgment made).
       ledger = result.conflict ? decodeLedger(result.conflict.modifyIndex, result.conflict.items) : { index: 0, entries: new Map() };
+      ledgerAt = performance.now();
       fresh = true;
+      dead = undefined;
     }
     this.cached = undefined;
     this.deps.log.warn({ requests: requests.length }, "capacity ledger stayed contended; the backlog retries");
     return new Set();
   }
 
-  private async readLedger(): Promise<Ledger> {
+  private granted(names: readonly string[], startedAt: number): Set<string> {
+    for (const name of names) this.grantedAt.set(name, startedAt);
+    return new Set(names);
+  }
+
+  private async readLedger(): Promise<{ ledger: Ledger; at: number }> {
     const v = await this.variables.read(this.paths.slots);
-    return v ? decodeLedger(v.modifyIndex, v.items) : { index: 0, entries: new Map() };
+    return { ledger: v ? decodeLedger(v.modifyIndex, v.items) : { index: 0, entries: new Map() }, at: performance.now() };
   }
 
   /** Holders of the ledger's entries that stopped beating; undefined while this replica has no server clock. */
-  private async deadHolders(ledger: Ledger): Promise<Map<string, number> | undefined> {
+  private async deadHolders(ledger: Ledger): Promise<{ judged: DeadHolders; beats: Map<string, number> } | undefined> {
     const now = this.serverNowNs();
     if (now === undefined) return undefined;
+    const askedAt = performance.now();
     const beats = await this.variables.list(this.paths.holders);
+    const answeredAt = performance.now();
     const holderBeats = beats.map((b) => ({ holder: b.path.slice(this.paths.holders.length), modifyTimeNs: b.modifyTimeNs, index: b.modifyIndex }));
     const dead = deadHolders(ledger.entries, holderBeats, now, this.opts.holderTtlMs, this.holder);
     if (dead.size > 0) this.deps.log.warn({ holders: [...dead] }, "reclaiming the reservations of replicas that stopped beating");
     // Each with the index of the beat it was judged on (0: it had none).
-    return new Map([...dead].map((h) => [h, holderBeats.find((b) => b.holder === h)?.index ?? 0]));
+    return { judged: { holders: dead, askedAt, answeredAt }, beats: new Map([...dead].map((h) => [h, holderBeats.find((b) => b.holder === h)?.index ?? 0])) };
   }
 
   /**

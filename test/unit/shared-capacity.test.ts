@@ -4,7 +4,7 @@ import { SharedCapacityGate, type SharedCapacityOptions } from "../../src/provis
 import { addRunnerJob, type FakeDeps, fakeDeps, PREFIX } from "../fakes/deps.js";
 import { FakeVariables } from "../fakes/variables.js";
 
-const OPTS: SharedCapacityOptions = { heartbeatMs: 60_000, holderTtlMs: 20_000, releaseFlushMs: 5 };
+const OPTS: SharedCapacityOptions = { heartbeatMs: 60_000, leaseMs: 8_000, requestMs: 12_000, holderTtlMs: 20_000, releaseFlushMs: 5 };
 const slots = ledgerPaths("test-dispatcher").slots;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -69,6 +69,60 @@ describe("SharedCapacityGate (the slot ledger in Nomad Variables)", () => {
     // Its heartbeat variable went with it.
     expect(variables.peek(ledgerPaths("test-dispatcher").holder("dead"))).toBeUndefined();
     gates.push(dead); // its timers
+  });
+
+  it("a dead replica's slots are reclaimed on a listing taken after it was judged dead: a dispatch of its that landed meanwhile counts", async () => {
+    const deps = fakeDeps();
+    // The dead replica's last dispatch lands while the survivor looks at the heartbeats: after the
+    // survivor's first listing, before the judgment's answer.
+    let landing: (() => void) | undefined;
+    class LandingVariables extends FakeVariables {
+      override async list(prefix: string) {
+        landing?.();
+        landing = undefined;
+        return super.list(prefix);
+      }
+    }
+    const variables = new LandingVariables();
+    const limits = { maxRunners: 2, maxRunnersPerRepo: 2 };
+    const dead = new SharedCapacityGate(deps, variables, limits, { ...OPTS, holder: "dead" });
+    await dead.start();
+    gates.push(dead); // its timers
+    expect(await dead.reserve("acme/app", `${PREFIX}-1`)).toBe(true);
+    expect(await dead.reserve("acme/app", `${PREFIX}-2`)).toBe(true);
+    variables.nowNs += 25e9;
+    const landed: string[] = [];
+    landing = () => landed.push(addRunnerJob(deps, 1), addRunnerJob(deps, 2));
+    const later = await gateOn(deps, variables, limits, "later");
+    // Its two runner jobs count: no slot for runner 3 (reclaiming on the listing taken before the
+    // judgment gave it one: three live runner jobs against two).
+    expect(await later.reserve("acme/app", `${PREFIX}-3`)).toBe(false);
+    expect(landed).toHaveLength(2);
+    // Its reservations are gone from the ledger all the same, and once its runners end the slots are free.
+    expect(Object.keys(variables.peek(slots)?.items ?? {})).toEqual(["_ledger"]);
+    for (const child of deps.nomad.children) child.Status = "dead";
+    expect(await later.reserve("acme/app", `${PREFIX}-3`)).toBe(true);
+  });
+
+  it("a dispatch is fenced by the lease: refused once it lapsed, even after the replica beats again, until the slot is reserved anew", async () => {
+    const deps = fakeDeps();
+    const variables = new FakeVariables();
+    const gate = new SharedCapacityGate(deps, variables, { maxRunners: 2, maxRunnersPerRepo: 2 }, { ...OPTS, leaseMs: 300, requestMs: 0, holder: "paused" });
+    await gate.start();
+    gates.push(gate);
+    expect(await gate.reserve("acme/app", `${PREFIX}-1`)).toBe(true);
+    await expect(gate.fence(`${PREFIX}-1`)).resolves.toBeUndefined();
+    // No beat for longer than the lease (the process paused), and the one it tries then fails.
+    await sleep(350);
+    variables.faults.transient("put");
+    await expect(gate.fence(`${PREFIX}-1`)).rejects.toMatchObject({ name: "DependencyError", transient: false });
+    // It beats again (this fence renews the lease), which does not bring the old grant back: the
+    // others may have judged it dead and reclaimed the slot meanwhile.
+    await expect(gate.fence(`${PREFIX}-1`)).rejects.toMatchObject({ name: "DependencyError" });
+    expect(variables.faults.count("put")).toBeGreaterThanOrEqual(3);
+    // Reserved anew (its own entry is still there: no new slot), it may be dispatched.
+    expect(await gate.reserve("acme/app", `${PREFIX}-1`)).toBe(true);
+    await expect(gate.fence(`${PREFIX}-1`)).resolves.toBeUndefined();
   });
 
   it("single replica: one extra Nomad call per reservation once warm (the CAS write); releases ride along", async () => {
