@@ -239,18 +239,19 @@ export class SharedCapacityGate {
       const listed = requests.length > 0 ? await listRunnerJobs(this.deps) : [];
       const input = { ledger, ledgerAt, listed, listedAt, holder: this.holder, releases, deadHolders: dead?.judged, requests, limits: this.limits };
       const plan = planSlots(input);
+      if (plan.refused.length > 0 && !fresh) {
+        // Refusing on a cached ledger could starve a job another replica made room for: read it
+        // first (before any judgment, which would not hold for a ledger read after it).
+        ({ ledger, at: ledgerAt } = await this.readLedger());
+        fresh = true;
+        dead = undefined;
+        continue;
+      }
       if (plan.askHolders && dead === undefined) {
         // Judge first, then list again: only a listing after the judgment shows every runner job
         // the dead holders' dispatches created.
         dead = await this.deadHolders(ledger);
         if (dead) continue;
-      }
-      if (plan.refused.length > 0 && !fresh) {
-        // Refusing on a cached ledger could starve a job another replica made room for: read it first.
-        ({ ledger, at: ledgerAt } = await this.readLedger());
-        fresh = true;
-        dead = undefined;
-        continue;
       }
       if (!plan.changed) {
         this.cached = { ledger, at: ledgerAt };

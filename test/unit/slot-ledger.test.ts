@@ -419,15 +419,15 @@ class World {
       requests: [round.request],
       limits: this.lim,
     });
-    if (plan.askHolders && round.dead === undefined) {
-      // Judge, then list again (the gate's order).
-      round.phase = "judge";
-      return;
-    }
     if (plan.refused.length > 0 && !round.fresh) {
       round.phase = "read";
       round.dead = undefined;
       r.cached = undefined;
+      return;
+    }
+    if (plan.askHolders && round.dead === undefined) {
+      // Judge, then list again (the gate's order).
+      round.phase = "judge";
       return;
     }
     if (plan.changed) {
