@@ -150,6 +150,12 @@ export class SharedCapacityGate {
     if (this.unlimited) return;
     this.grantedAt.delete(runnerName);
     this.releases.add(runnerName);
+    this.scheduleFlush();
+  }
+
+  /** Releases wait a little for a reservation round to ride on, then go alone. */
+  private scheduleFlush(): void {
+    if (this.closed) return;
     this.flushTimer ??= setTimeout(() => {
       this.flushTimer = undefined;
       void this.pump();
@@ -201,19 +207,28 @@ export class SharedCapacityGate {
         this.waiting = [];
         const releases = new Set(this.releases);
         try {
-          const granted = await this.round(
+          const { granted, released } = await this.round(
             batch.map((w) => w.request),
             releases,
           );
-          for (const name of releases) this.releases.delete(name);
           for (const w of batch) w.resolve(granted.has(w.request.runnerName));
+          if (released) for (const name of releases) this.releases.delete(name);
+          else {
+            // Not written (the ledger stayed contended): dropping them here would leave this
+            // replica's entries counted until it dies. They go with a later round.
+            this.scheduleFlush();
+            if (this.waiting.length === 0) return;
+          }
         } catch (err) {
           // Nomad unreachable: the reservations fail as the count of record failing did before
           // (a delivery gets its 5xx; the job stays queued at GitHub); releases wait for the next round.
           this.cached = undefined;
           this.deps.log.warn({ err: errorMessage(err), requests: batch.length }, "capacity ledger round failed");
           for (const w of batch) w.reject(err);
-          if (batch.length === 0) return;
+          if (batch.length === 0) {
+            this.scheduleFlush();
+            return;
+          }
         }
       }
     } finally {
@@ -221,8 +236,8 @@ export class SharedCapacityGate {
     }
   }
 
-  /** Returns the runner names granted a slot. */
-  private async round(requests: SlotRequest[], releases: ReadonlySet<string>): Promise<Set<string>> {
+  /** The runner names granted a slot, and whether `releases` are written (or were not in the ledger). */
+  private async round(requests: SlotRequest[], releases: ReadonlySet<string>): Promise<{ granted: Set<string>; released: boolean }> {
     // A replica that could not beat for a while (paused, partitioned) may look dead to the others:
     // it renews its lease before it takes anything new, so what it is granted can be dispatched.
     if (requests.length > 0 && (!this.lease || this.lease.until - performance.now() < this.opts.leaseMs / 2)) await this.beat();
@@ -255,13 +270,13 @@ export class SharedCapacityGate {
       }
       if (!plan.changed) {
         this.cached = { ledger, at: ledgerAt };
-        return this.granted(plan.granted, startedAt);
+        return { granted: this.granted(plan.granted, startedAt), released: true };
       }
       const result = await this.variables.compareAndSet(this.paths.slots, encodeLedger(plan.entries), ledger.index);
       if ("written" in result) {
         this.cached = { ledger: decodeLedger(result.written.modifyIndex, result.written.items), at: performance.now() };
         if (dead && dead.beats.size > 0) void this.forgetHolders(dead.beats);
-        return this.granted(plan.granted, startedAt);
+        return { granted: this.granted(plan.granted, startedAt), released: true };
       }
       // Another replica wrote since: decide again on what it wrote (newer than any judgment made).
       ledger = result.conflict ? decodeLedger(result.conflict.modifyIndex, result.conflict.items) : { index: 0, entries: new Map() };
@@ -270,8 +285,8 @@ export class SharedCapacityGate {
       dead = undefined;
     }
     this.cached = undefined;
-    this.deps.log.warn({ requests: requests.length }, "capacity ledger stayed contended; the backlog retries");
-    return new Set();
+    this.deps.log.warn({ requests: requests.length, releases: releases.size }, "capacity ledger stayed contended; the backlog retries");
+    return { granted: new Set(), released: false };
   }
 
   private granted(names: readonly string[], startedAt: number): Set<string> {

@@ -125,6 +125,30 @@ describe("SharedCapacityGate (the slot ledger in Nomad Variables)", () => {
     await expect(gate.fence(`${PREFIX}-1`)).resolves.toBeUndefined();
   });
 
+  it("releases a contended round could not write are kept and written later, not left counted until the replica dies", async () => {
+    const deps = fakeDeps();
+    let lose = 0;
+    class ContendedVariables extends FakeVariables {
+      override async compareAndSet(path: string, items: Record<string, string>, index: number) {
+        if (lose > 0) {
+          lose -= 1;
+          // Another replica wrote first, every time (its write changes nothing here).
+          return { conflict: await this.read(path) };
+        }
+        return super.compareAndSet(path, items, index);
+      }
+    }
+    const variables = new ContendedVariables();
+    const gate = await gateOn(deps, variables, { maxRunners: 1, maxRunnersPerRepo: 1 }, "busy");
+    expect(await gate.reserve("acme/app", `${PREFIX}-1`)).toBe(true);
+    lose = 8; // every attempt of the next round
+    gate.settle(`${PREFIX}-1`, false);
+    while (lose > 0) await sleep(5);
+    await sleep(30);
+    expect(Object.keys(variables.peek(slots)?.items ?? {})).toEqual(["_ledger"]);
+    expect(await gate.reserve("acme/app", `${PREFIX}-2`)).toBe(true);
+  });
+
   it("single replica: one extra Nomad call per reservation once warm (the CAS write); releases ride along", async () => {
     const deps = fakeDeps();
     const variables = new FakeVariables();
