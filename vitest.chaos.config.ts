@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/chaos/**/*.test.ts"],
-    testTimeout: 200_000,
+    testTimeout: 260_000,
     hookTimeout: 60_000,
     fileParallelism: false,
   },

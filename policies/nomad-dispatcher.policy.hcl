@@ -31,4 +31,15 @@
 
 namespace "github-runners" {
   capabilities = ["read-job", "list-jobs", "dispatch-job", "submit-job"]
+
+  # The replicas' shared capacity ledger and heartbeats (CAPACITY_SCOPE=cluster): Nomad Variables
+  # under this deployment's own path only (acl/policy.go VariablesPolicy; each operation checks
+  # acl.ACL.AllowVariableOperation on the variable's path, nomad/variables_endpoint.go):
+  # read (GET /v1/var, and a CAS conflict's body), write (PUT, with ?cas), list (GET /v1/vars,
+  # the holders' heartbeats) and destroy (DELETE: a stopped replica's heartbeat).
+  variables {
+    path "nomad-gha-dispatcher/*" {
+      capabilities = ["read", "write", "list", "destroy"]
+    }
+  }
 }

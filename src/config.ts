@@ -94,6 +94,11 @@ export interface Config {
     graceSeconds: number;
   };
   limits: { maxRunners: number; maxRunnersPerRepo: number };
+  /**
+   * Where the limits hold: across every replica (a slot ledger in Nomad Variables, the default),
+   * or per process (one replica only; no Nomad `variables` rights needed).
+   */
+  capacityScope: "cluster" | "process";
   tunnel: TunnelConfig;
   dispatcherId: string;
 }
@@ -241,6 +246,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxRunners: e.MAX_RUNNERS || Number.POSITIVE_INFINITY,
       maxRunnersPerRepo: e.MAX_RUNNERS_PER_REPO || Number.POSITIVE_INFINITY,
     },
+    capacityScope: e.CAPACITY_SCOPE,
     tunnel: {
       // A token means a named tunnel was set up; anything else must be asked for explicitly.
       mode: e.TUNNEL ?? (e.TUNNEL_TOKEN ? "named" : "off"),

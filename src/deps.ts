@@ -5,6 +5,7 @@ import { GitHubClient } from "./github/client.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import { NomadClient, type NomadClientOptions } from "./nomad/client.js";
+import { NomadVariables } from "./nomad/variables.js";
 import type { RunnerDeps } from "./ports/index.js";
 import { VaultStore } from "./vault/client.js";
 
@@ -21,6 +22,8 @@ export interface ServiceDeps extends RunnerDeps {
    * run-time token needs no registration rights; otherwise `nomad` itself.
    */
   nomadRegistrar: NomadClient;
+  /** Nomad Variables with the run-time token: the replicas' shared capacity ledger. */
+  variables: NomadVariables;
 }
 
 export function servePolicy(config: Config): ServePolicy {
@@ -63,6 +66,7 @@ export function createDeps(config: Config, log: Logger, metrics?: Metrics): Serv
       tls: config.vault.tls,
     }),
     nomad,
+    variables: new NomadVariables(nomadOptions(config)),
     nomadRegistrar: registerToken ? new NomadClient({ ...nomadOptions(config), token: registerToken }) : nomad,
     settings: {
       classes: config.runner.classes,

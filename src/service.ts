@@ -20,6 +20,7 @@ import { Metrics } from "./metrics.js";
 import { CapacityGate } from "./provisioning/capacity-gate.js";
 import { DEFAULT_DISPATCH_QUEUE, DispatchQueue } from "./provisioning/dispatch-queue.js";
 import { Provisioner } from "./provisioning/provisioner.js";
+import { SharedCapacityGate } from "./provisioning/shared-capacity.js";
 import { type ReconcileReport, Reconciler } from "./reconciling/reconciler.js";
 import { type ClosableListener, shutDown } from "./shutdown.js";
 import { readinessProbe, StartupError, startupChecks } from "./startup.js";
@@ -80,7 +81,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
   const failures = new RecentFailures();
   const failed = (source: string, err: unknown) =>
     failures.add({ at: Date.now(), source, dependency: err instanceof DependencyError ? err.dependency : undefined, message: errorMessage(err) });
-  const provisioner = new Provisioner(deps, new CapacityGate(deps, config.limits), new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), {
+  // The limits hold across replicas through a slot ledger in Nomad Variables, unless told per process.
+  const shared = config.capacityScope === "cluster" ? new SharedCapacityGate(deps, deps.variables, config.limits) : undefined;
+  await shared?.start();
+  const gate = shared ?? new CapacityGate(deps, config.limits);
+  const provisioner = new Provisioner(deps, gate, new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), {
     dispatched: (seconds, cls) => metrics.dispatchLatency.observe({ class: cls }, seconds),
     notQueued: (jobStatus) => metrics.replaysRefused.inc({ job_status: statusLabel(jobStatus) }),
     failed: (err) => failed("dispatch", err),
@@ -189,7 +194,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
         github: deps.github,
         reconciler,
         metrics: metricsServer && closableListener(metricsServer),
-      }).then(() => log.info("stopped"));
+      })
+        // Its reservations and heartbeat go back at once, rather than after the heartbeat TTL.
+        .then(() => shared?.close(1_000))
+        .then(() => log.info("stopped"));
       return closing;
     },
   };

@@ -108,6 +108,7 @@ export function envSchema(bundledRunnerJobFile: string) {
     RUNNER_RETENTION: int("RUNNER_RETENTION", 600, 0, 7 * 86400),
     MAX_RUNNERS: int("MAX_RUNNERS", 0, 0, 100_000),
     MAX_RUNNERS_PER_REPO: int("MAX_RUNNERS_PER_REPO", 0, 0, 100_000),
+    CAPACITY_SCOPE: z._default(oneOf(["cluster", "process"], "CAPACITY_SCOPE"), "cluster"),
     TUNNEL: z.optional(oneOf(["off", "quick", "named"], "TUNNEL")),
     TUNNEL_TOKEN: optionalString,
     TUNNEL_CONFIG: z._default(z.string(), "wrangler-free-tunnel.yml"),

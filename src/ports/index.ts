@@ -143,6 +143,32 @@ export interface RunnerJobs {
   taskExits(id: string): Promise<TaskExit[]>;
 }
 
+/** A Nomad Variable as the workflows read it; times are nanoseconds on the Nomad servers' clock. */
+export interface NomadVariable {
+  path: string;
+  items: Record<string, string>;
+  modifyIndex: number;
+  modifyTimeNs: number;
+}
+
+export type VariableMeta = Omit<NomadVariable, "items">;
+
+/** Nomad Variables in the service's namespace: where replicas coordinate (capacity). */
+export interface Variables {
+  read(path: string): Promise<NomadVariable | undefined>;
+  /**
+   * Check-and-set: writes only if the variable's ModifyIndex is `index` (0: only if absent).
+   * A lost race answers the variable that won (undefined: there is none).
+   */
+  compareAndSet(path: string, items: Record<string, string>, index: number): Promise<{ written: NomadVariable } | { conflict: NomadVariable | undefined }>;
+  /** Unconditional write. */
+  put(path: string, items: Record<string, string>): Promise<NomadVariable>;
+  /** Metadata of the variables under `prefix`. */
+  list(prefix: string): Promise<VariableMeta[]>;
+  /** Deletes; with `index`, only if the variable is still at that ModifyIndex. Absent is fine. */
+  remove(path: string, index?: number): Promise<void>;
+}
+
 /** Everything the runner workflows need: the ports and the settings that steer them. */
 export interface RunnerDeps {
   github: GitHubPorts;

@@ -3,6 +3,19 @@ import { classOfRunner } from "../core/runner-class.js";
 import type { RunnerDeps } from "../ports/index.js";
 import { listRunnerJobs } from "../ports/runner-jobs.js";
 
+/**
+ * What provisioning asks before a dispatch. `shared`: the count holds across replicas (the
+ * SharedCapacityGate), so the reconciler's plan, counted in one replica, must ask it too.
+ */
+export interface SlotGate {
+  readonly unlimited: boolean;
+  readonly shared: boolean;
+  reserve(repo: string, runnerName: string): Promise<boolean>;
+  /** Before each dispatch request under a reservation: throws when it may not be sent any more. */
+  fence?(runnerName: string): Promise<void>;
+  settle(runnerName: string, dispatched: boolean): void;
+}
+
 /** A dispatch this process finished counts until Nomad lists it, for at most this long. */
 const RECENT_DISPATCH_MS = 60_000;
 
@@ -14,7 +27,9 @@ type Held = { repo: string; cls?: string };
  * refused here is not lost: it is still queued at GitHub and the reconciler dispatches it,
  * oldest first, when capacity frees.
  */
-export class CapacityGate {
+export class CapacityGate implements SlotGate {
+  /** Per process: right for one replica only (CAPACITY_SCOPE=process). */
+  readonly shared = false;
   private readonly reserved = new Map<string, Held>();
   private readonly recent = new Map<string, Held & { at: number }>();
 

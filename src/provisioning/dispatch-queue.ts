@@ -52,6 +52,7 @@ interface Item {
   seenQueued: boolean;
   /** When it was queued here. */
   since: number;
+  beforeDispatch: ProvisionOptions["beforeDispatch"];
   outcome: Promise<QueueOutcome>;
   resolve: (outcome: QueueOutcome) => void;
   reject: (err: unknown) => void;
@@ -101,7 +102,7 @@ export class DispatchQueue {
     });
     const seenQueued = opts.seenQueued ?? false;
     this.heard(runnerName, seenQueued);
-    const item: Item = { job, runnerName, seenQueued, since: Date.now(), outcome, resolve, reject };
+    const item: Item = { job, runnerName, seenQueued, since: Date.now(), beforeDispatch: opts.beforeDispatch, outcome, resolve, reject };
     const offer = this.book.offer(runnerName, this.deps.github.budgetKey(targetOf(job)), item);
     if (offer === "full") return undefined;
     if (offer === "duplicate") {
@@ -207,7 +208,13 @@ export class DispatchQueue {
       // right after a failure does not repeat the same writes against GitHub's budget.
       const wait = waitBeforeAttempt(attempts.record, Date.now());
       if (wait > 0) await sleep(wait, undefined, { ref: false });
-      result = { outcome: await this.provision(this.deps, item.job, item.runnerName, { seenQueued: item.seenQueued, memory: attempts.memory }) };
+      result = {
+        outcome: await this.provision(this.deps, item.job, item.runnerName, {
+          seenQueued: item.seenQueued,
+          memory: attempts.memory,
+          beforeDispatch: item.beforeDispatch,
+        }),
+      };
     } catch (error) {
       result = { error };
     }

@@ -34,6 +34,11 @@ export interface ProvisionOptions {
   seenQueued?: boolean;
   /** What this process kept of the job's earlier attempts (a credential it could not store). */
   memory?: AttemptMemory;
+  /**
+   * Asked before every dispatch request (each retry too); throws when it may not be sent: the
+   * slot it would fill may have been given away (SharedCapacityGate.fence).
+   */
+  beforeDispatch?: () => Promise<void>;
 }
 
 /**
@@ -86,8 +91,9 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
     deps.log.debug({ runner: runnerName, ttl: settings.wrapTtl }, "single-use wrapping token issued");
   }
   deps.runnerIndex?.dispatching(runnerName);
-  const result = await retry(() =>
-    nomad.dispatch(cls.job, {
+  const result = await retry(async () => {
+    await opts.beforeDispatch?.();
+    return nomad.dispatch(cls.job, {
       meta: {
         github_repo: repoFullName(job),
         github_job_id: String(job.id),
@@ -100,8 +106,8 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
       },
       idempotencyToken: idempotencyTokenFor(settings.dispatcherId, job.id),
       idPrefixTemplate: runnerName,
-    }),
-  );
+    });
+  });
   return result.created ? { status: "dispatched", nomadJobId: result.dispatchedJobId } : { status: "duplicate", nomadJobId: result.dispatchedJobId };
 }
 

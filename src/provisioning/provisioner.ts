@@ -5,7 +5,7 @@ import type { JobStatusAtGitHub } from "../core/replay-guard.js";
 import { classOfRunner } from "../core/runner-class.js";
 import { type WaitingSummary, waitReasonOf } from "../core/waiting.js";
 import type { RunnerDeps } from "../ports/index.js";
-import type { CapacityGate } from "./capacity-gate.js";
+import type { SlotGate } from "./capacity-gate.js";
 import type { DispatchQueue, QueueOutcome } from "./dispatch-queue.js";
 import { WaitingRoom } from "./waiting-room.js";
 
@@ -61,7 +61,7 @@ export class Provisioner {
 
   constructor(
     private readonly deps: Pick<RunnerDeps, "log" | "settings">,
-    private readonly gate: CapacityGate,
+    private readonly gate: SlotGate,
     readonly queue: DispatchQueue,
     private readonly observer: ProvisionObserver = {},
   ) {
@@ -93,32 +93,34 @@ export class Provisioner {
   }
 
   async needsRunner(job: WorkflowJob, runnerName: string, opts: NeedOptions = {}): Promise<NeedOutcome> {
-    if (!opts.planned) {
-      this.backlog?.watchRepo(targetOf(job));
-      if (!(await this.gate.reserve(repoFullName(job), runnerName))) {
-        this.queue.heard(runnerName, false);
-        // The reconciler's plan, asked for now, names the cap.
-        const known = this.room.reasonOf(runnerName);
-        if (!(CAPS as readonly (string | undefined)[]).includes(known)) this.room.wait(job, runnerName, "capacity");
-        this.backlog?.passSoon();
-        return { status: "over-capacity" };
-      }
+    // A plan counted in this replica only: with a shared count it takes its slot like a webhook.
+    const gated = !opts.planned || this.gate.shared;
+    if (!opts.planned) this.backlog?.watchRepo(targetOf(job));
+    if (gated && !(await this.gate.reserve(repoFullName(job), runnerName))) {
+      this.queue.heard(runnerName, opts.planned ?? false);
+      // The reconciler's plan names the cap (on the webhook path it is asked for now).
+      const known = this.room.reasonOf(runnerName);
+      if (!(CAPS as readonly (string | undefined)[]).includes(known)) this.room.wait(job, runnerName, "capacity");
+      // The reconciler's next periodic pass tries a planned job again; it need not hurry.
+      if (!opts.planned) this.backlog?.passSoon();
+      return { status: "over-capacity" };
     }
     // The reconciler's plan comes from GitHub's queue: provisioning need not ask GitHub again.
-    const ticket = this.queue.enqueue(job, runnerName, { seenQueued: opts.planned ?? false });
+    // Under a shared count the slot is held on a lease: each dispatch request asks whether it still holds.
+    const fence = gated ? this.gate.fence?.bind(this.gate, runnerName) : undefined;
+    const ticket = this.queue.enqueue(job, runnerName, { seenQueued: opts.planned ?? false, beforeDispatch: fence });
     if (!ticket) {
-      if (!opts.planned) {
-        this.gate.settle(runnerName, false);
-        this.backlog?.passSoon();
-      }
+      if (gated) this.gate.settle(runnerName, false);
+      if (!opts.planned) this.backlog?.passSoon();
       this.room.wait(job, runnerName, "queue-full");
       return { status: "queue-full", ...this.queue.size };
     }
+    if (gated)
+      ticket.outcome.then(
+        (r) => this.gate.settle(runnerName, r.status === "dispatched" || r.status === "duplicate"),
+        () => this.gate.settle(runnerName, false),
+      );
     if (opts.planned) return { status: "queued", position: 0 };
-    ticket.outcome.then(
-      (r) => this.gate.settle(runnerName, r.status === "dispatched" || r.status === "duplicate"),
-      () => this.gate.settle(runnerName, false),
-    );
     return this.queue.answer(runnerName, ticket);
   }
 

@@ -1,16 +1,21 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
-// Chaos suite (issue 3): a burst of queued jobs across many repositories, served by two
+// Chaos suite (issue 3): a burst of queued jobs across many repositories, served by two or three
 // dispatcher replicas running as separate OS processes behind a loopback load balancer, while
 // deliveries are dropped, duplicated, delayed and reordered, GitHub answers 5xx and rate limits,
 // Vault seals (once right after a JIT config was issued), Nomad loses its leader and the answers
 // of two dispatches, allocations fail, crash and vanish with their node, runners
 // take jobs other than their own, and one replica is SIGKILLed mid-burst and restarted.
 //
-// Afterwards every job must have run exactly once, successfully, and nothing may be left behind.
-// The scenario runs twice: with a PAT (ALLOWED_REPOS) and with a GitHub App (installations are
-// listed, failed deliveries redelivered). Each prints one summary line.
+// Afterwards every job must have run exactly once, successfully, and nothing may be left behind,
+// and the live runner jobs, sampled all along, must never have exceeded MAX_RUNNERS (issue 16:
+// the limits hold across replicas; the victim is killed holding slot reservations, which the
+// others reclaim once its heartbeat is stale).
+// The scenario runs twice: with a PAT (ALLOWED_REPOS) and 2 replicas, and with a GitHub App
+// (installations are listed, failed deliveries redelivered) and 3 replicas. Each prints one
+// summary line, with the peak of live runner jobs.
 //
-// Run: npm run test:chaos. CHAOS_AUTH=pat|app runs one of them; CHAOS_REPOS=<n> sets the scale; CHAOS_SEED=<n> replays a run's
+// Run: npm run test:chaos. CHAOS_AUTH=pat|app runs one of them; CHAOS_REPLICAS=<n> sets the number
+// of replicas for both; CHAOS_REPOS=<n> sets the scale; CHAOS_SEED=<n> replays a run's
 // random choices (the summary line prints the seed); CHAOS_DEBUG=1 prints the peak of runner jobs.
 
 import { randomBytes } from "node:crypto";
@@ -18,6 +23,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { isLiveChild } from "../../src/ports/runner-jobs.js";
 import { grantRunnerIdentity } from "../harness/runner-identity.js";
 import { GitHubTwin } from "../twins/github.js";
 import { twinImage } from "../twins/images.js";
@@ -34,16 +40,24 @@ import { Replica } from "./replicas.js";
 const REPOS = Number(process.env.CHAOS_REPOS ?? 4);
 const JOBS_PER_REPO = 15;
 const WAVES = 5; // jobs per repository arrive in WAVES runs of JOBS_PER_REPO / WAVES jobs, 1 s apart
-const MAX_RUNNERS = 20;
+// Small enough to bind (the burst is several times larger), so the peak says whether the limits
+// hold across replicas: with per-process limits two replicas reached 24-38 against 20.
+// The total binds (4 per repository on average, below the per-repository 5) and so does the
+// per-repository limit (JOBS_PER_REPO > 5).
+const MAX_RUNNERS = 4 * REPOS;
 const MAX_RUNNERS_PER_REPO = 5;
 const CANCELLED_PER_WAVE = 3;
 const JOB_DURATION_MS = 400;
 // A bound with room for a loaded machine; the summary line prints the convergence time.
-const CONVERGE_TIMEOUT_MS = 150_000;
+const CONVERGE_TIMEOUT_MS = 200_000;
 const LABELS = ["self-hosted", "nomad"];
 
 type Auth = "pat" | "app";
 const AUTHS: Auth[] = process.env.CHAOS_AUTH === "pat" || process.env.CHAOS_AUTH === "app" ? [process.env.CHAOS_AUTH] : ["pat", "app"];
+/** Replicas per scenario: 2 with the PAT, 3 with the App, unless CHAOS_REPLICAS says. */
+const REPLICAS: Record<Auth, number> = process.env.CHAOS_REPLICAS
+  ? { pat: Number(process.env.CHAOS_REPLICAS), app: Number(process.env.CHAOS_REPLICAS) }
+  : { pat: 2, app: 3 };
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
 /** mulberry32: small, seedable, good enough to make a run's choices replayable. */
@@ -66,9 +80,9 @@ afterEach(async () => {
 });
 
 describe("chaos", () => {
-  it.each(AUTHS)(
-    `${REPOS * JOBS_PER_REPO} jobs, ${REPOS} repositories, 2 replicas (one SIGKILLed), faults everywhere (%s): each job runs once, nothing is left`,
-    async (mode: Auth) => {
+  it.each(AUTHS.map((mode) => [mode, REPLICAS[mode]] as const))(
+    `${REPOS * JOBS_PER_REPO} jobs, ${REPOS} repositories, faults everywhere (%s, %i replicas, one SIGKILLed): each job runs once, nothing is left, never more than MAX_RUNNERS`,
+    async (mode: Auth, replicaCount: number) => {
       const seed = mode === "pat" ? SEED : SEED + 1;
       const random = prng(seed);
       const between = (lo: number, hi: number) => Math.round(lo + random() * (hi - lo));
@@ -144,7 +158,9 @@ describe("chaos", () => {
         GITHUB_POINTS_PER_MINUTE: "100000",
         GITHUB_MAX_CONCURRENT: "200",
       };
-      const replicas = ["replica-a", "replica-b"].map((name) => new Replica({ name, env, logDir, cwd: process.cwd() }));
+      const replicas = Array.from({ length: replicaCount }, (_, i) => `replica-${"abcdefgh"[i]}`).map(
+        (name) => new Replica({ name, env, logDir, cwd: process.cwd() }),
+      );
       cleanups.push(async () => {
         for (const replica of replicas) await replica.kill();
       });
@@ -262,10 +278,23 @@ describe("chaos", () => {
         nomad.setLeader(false);
       });
       at(18_000, () => nomad.setLeader(true));
-      // One replica SIGKILLed mid-burst, restarted a few seconds later.
+      // One replica SIGKILLed mid-burst, restarted a few seconds later: from 2.5 s on, as soon as it
+      // holds slot reservations (entries of the ledger under its holder id, which it logs at start),
+      // so the others must reclaim them once its heartbeat is stale (or give up waiting at 6 s).
       const victim = replicas[1]!;
+      const victimHolder = /"holder":"([0-9a-f]+)"/.exec(victim.logText())?.[1];
+      // Reservations of the victim whose runner job Nomad does not list yet (a dispatch under way):
+      // only a stale heartbeat gives those slots back.
+      const heldByVictim = () => {
+        const dispatched = new Set(nomad.jobs().map((j) => j.Meta?.runner_name));
+        const items = nomad.variables("default", "nomad-gha-dispatcher/").find((v) => v.Path.endsWith("/slots"))?.Items ?? {};
+        return Object.entries(items).filter(([runner, entry]) => entry.startsWith(`${victimHolder} `) && !dispatched.has(runner)).length;
+      };
+      let victimHeldAtKill = 0;
       let restarted: Promise<void> | undefined;
       at(2_500, async () => {
+        while (heldByVictim() === 0 && since() < 6_000) await sleep(2);
+        victimHeldAtKill = heldByVictim();
         faultStats.replicaKills += 1;
         await victim.kill();
         await sleep(3_000);
@@ -314,13 +343,22 @@ describe("chaos", () => {
       }, 250);
       cleanups.push(async () => clearInterval(allocChaos));
 
-      // Sampled every 100 ms: two live Nomad children for one GitHub job would be a double dispatch.
+      // Sampled every 100 ms: two live Nomad children for one GitHub job would be a double dispatch,
+      // and more live children than MAX_RUNNERS a limit not held. Live as the dispatcher counts
+      // them (isLiveChild): not dead, not stopped, not stranded on a lost node.
       const doubleDispatch = new Map<string, string[]>();
       let peakChildren = 0;
       let peakSnapshot: { t: number; children: string[] } | undefined;
       let peakProcesses = 0;
       const sampler = setInterval(() => {
-        const alive = nomad.jobs().filter((j) => j.Dispatched && j.Status !== "dead" && !j.Stop);
+        const allocs = nomad.allocations();
+        const alive = nomad.jobs().filter((j) => {
+          if (!j.Dispatched) return false;
+          const mine = allocs.filter((a) => a.JobID === j.ID && a.Namespace === j.Namespace);
+          const count = (...statuses: string[]) => mine.filter((a) => statuses.includes(a.ClientStatus)).length;
+          const summary = { Summary: { runner: { Unknown: count("unknown"), Lost: count("lost"), Running: count("pending", "running") } } };
+          return j.Status !== "" && isLiveChild({ Status: j.Status, Stop: j.Stop, JobSummary: summary });
+        });
         if (alive.length > peakChildren)
           peakSnapshot = { t: since(), children: alive.map((j) => `${j.ID} ${j.Meta?.github_repo} submit=${Math.round(j.SubmitTime / 1e6) - t0}`) };
         peakChildren = Math.max(peakChildren, alive.length);
@@ -478,11 +516,15 @@ describe("chaos", () => {
       const secretsLeft = vault.kvKeys().length;
       const nomadRunning = nomad.runningRunnerJobs().length;
       const delivered = balancer.deliveries.length;
+      // Replicas that found another's reservations stale and took them back (the victim's, at least
+      // when it died holding some and the others were refused meanwhile).
+      const reclaims = (logText.match(/reclaiming the reservations of replicas that stopped beating/g) ?? []).length;
       console.log(
         `chaos: auth=${mode} seed=${SEED} jobs=${jobs.length} served=${served} lost=${lost} failed=${failed} failed_by_fault=${failedByFault} cancelled=${cancelledIds.length} duplicate_runners=${duplicateRunners} ` +
           `github_runners_left=${runnersLeft} vault_secrets_left=${secretsLeft} nomad_runner_jobs_running=${nomadRunning} ` +
           `converge_s=${convergeSeconds.toFixed(1)} jobs_done_s=${allCompletedSeconds.toFixed(1)} github_requests=${github.requests.length} leaked=${leaked.length} runner_processes=${processes.length} jit_configs=${jitCalls.length} ` +
-          `peak_runners=${peakProcesses} peak_children=${peakChildren} max_dispatches_per_job=${maxDispatches} deliveries=${delivered} ` +
+          `replicas=${replicaCount} max_runners=${MAX_RUNNERS} peak_live_runner_jobs=${peakChildren} victim_reservations_at_kill=${victimHeldAtKill} reclaims=${reclaims} ` +
+          `peak_runners=${peakProcesses} max_dispatches_per_job=${maxDispatches} deliveries=${delivered} ` +
           `dropped=${deliveryStats.drop} duplicated=${deliveryStats.duplicate} delayed=${deliveryStats.delay} reordered=${deliveryStats.reorder} ` +
           `gh5xx=${faultStats.github5xx} gh403=${faultStats.github403} gh429=${faultStats.github429} prestart_failed=${faultStats.prestart} ` +
           `crashed_on_start=${faultStats.crashOnStart} crashed_idle=${faultStats.crash} lost_allocs=${faultStats.lost} ` +
@@ -497,6 +539,7 @@ describe("chaos", () => {
         runTwice: runTwice.slice(0, 10),
         jitWhileAlive: jitWhileAlive.slice(0, 10),
         doubleDispatch: [...doubleDispatch].slice(0, 10),
+        peak: peakChildren > MAX_RUNNERS ? peakSnapshot : undefined,
         runnersLeft: github.runners().slice(0, 10),
         secretsLeft: vault.kvKeys().slice(0, 10),
         nomadRunning: nomad
@@ -521,7 +564,7 @@ describe("chaos", () => {
         }
       }
       expect(
-        { served, lost, failed, duplicateRunners, runnersLeft, secretsLeft, nomadRunning, leaked: leaked.length },
+        { served, lost, failed, duplicateRunners, runnersLeft, secretsLeft, nomadRunning, leaked: leaked.length, overLimit: peakChildren > MAX_RUNNERS },
         JSON.stringify(detail, null, 1),
       ).toEqual({
         served: REPOS * JOBS_PER_REPO - failedByFault,
@@ -532,6 +575,7 @@ describe("chaos", () => {
         secretsLeft: 0,
         nomadRunning: 0,
         leaked: 0,
+        overLimit: false,
       });
     },
     // Setup (~5 s) + convergence + teardown; the config's testTimeout is the outer bound.

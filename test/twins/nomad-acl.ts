@@ -55,17 +55,53 @@ interface NamespaceRule {
   capabilities: Set<string>;
 }
 
+/**
+ * A `variables { path "<spec>" { capabilities = [...] } }` block inside a namespace rule, keyed as
+ * acl/acl.go NewACL keys it: `<namespace rule>\0<path spec>`, a glob when either part has `*`.
+ */
+interface VariableRule {
+  key: string;
+  glob: boolean;
+  capabilities: Set<string>;
+}
+
 /** A compiled policy; `coarse` holds the agent/node/operator levels (`read`/`write`/`deny`). */
 export interface CompiledPolicy {
   namespaces: NamespaceRule[];
+  variables: VariableRule[];
   coarse: Record<string, string>;
 }
+
+/** acl/policy.go expandVariablesCapabilities: deny alone wins; read implies list. */
+function expandVariablesCapabilities(caps: string[]): string[] {
+  if (caps.includes("deny")) return ["deny"];
+  return caps.includes("read") && !caps.includes("list") ? [...caps, "list"] : caps;
+}
+
+const VARIABLE_CAPABILITIES = new Set(["read", "write", "list", "destroy", "deny"]);
 
 export async function compilePolicy(rules: string): Promise<CompiledPolicy> {
   const parsed = await parseHcl("policy.hcl", rules);
   const namespaces = new Map<string, Set<string>>();
   const coarse: Record<string, string> = {};
+  const variables: VariableRule[] = [];
   for (const [pattern, body] of labeledBodies(parsed.namespace)) {
+    const varsBody = firstBody(body.variables);
+    if (body.variables !== undefined) {
+      // acl/policy.go Parse: a variables block needs paths, without a leading `/`, and known capabilities.
+      const paths = labeledBodies(varsBody?.path);
+      if (paths.length === 0) throw new Error(`Invalid variable policy: no variable paths in namespace ${pattern}`);
+      for (const [spec, pathBody] of paths) {
+        if (spec.startsWith("/")) throw new Error(`Invalid variable path "${spec}" in namespace ${pattern}: cannot start with a leading '/'\``);
+        const caps = (Array.isArray(pathBody.capabilities) ? pathBody.capabilities : []).filter((c): c is string => typeof c === "string");
+        for (const cap of caps) if (!VARIABLE_CAPABILITIES.has(cap)) throw new Error(`Invalid variable capability '${cap}' in namespace ${pattern}`);
+        const key = `${pattern}\u0000${spec}`;
+        const existing = variables.find((v) => v.key === key);
+        const rule = existing ?? { key, glob: pattern.includes("*") || spec.includes("*"), capabilities: new Set<string>() };
+        for (const cap of expandVariablesCapabilities(caps)) rule.capabilities.add(cap);
+        if (!existing) variables.push(rule);
+      }
+    }
     const caps = namespaces.get(pattern) ?? new Set<string>();
     const policy = typeof body.policy === "string" ? body.policy : undefined;
     for (const cap of expandNamespacePolicy(policy)) caps.add(cap);
@@ -76,7 +112,7 @@ export async function compilePolicy(rules: string): Promise<CompiledPolicy> {
     const body = firstBody(parsed[scope]);
     if (body && typeof body.policy === "string") coarse[scope] = body.policy;
   }
-  return { namespaces: [...namespaces].map(([pattern, capabilities]) => ({ pattern, capabilities })), coarse };
+  return { namespaces: [...namespaces].map(([pattern, capabilities]) => ({ pattern, capabilities })), variables, coarse };
 }
 
 function labeledBodies(value: Json | undefined): Array<[string, Record<string, Json>]> {
@@ -112,6 +148,30 @@ function globMatches(pattern: string, value: string): boolean {
   return new RegExp(`^${source}$`).test(value);
 }
 
+/**
+ * acl/acl.go matchingVariablesCapabilitySet over the policies' merged rules: a concrete
+ * `<namespace>\0<path>` first, else the closest matching glob (findClosestMatchingGlob: smallest
+ * len(name) - len(glob) + count(glob, "*")); then capabilitySet.Check(op).
+ */
+function allowVariable(policies: CompiledPolicy[], namespace: string, path: string, op: string): boolean {
+  const name = `${namespace}\u0000${path}`;
+  const merged = new Map<string, { glob: boolean; capabilities: Set<string> }>();
+  for (const rule of policies.flatMap((p) => p.variables)) {
+    const entry = merged.get(rule.key) ?? { glob: rule.glob, capabilities: new Set<string>() };
+    for (const cap of rule.capabilities) entry.capabilities.add(cap);
+    merged.set(rule.key, entry);
+  }
+  const exact = merged.get(name);
+  if (exact && !exact.glob) return exact.capabilities.has(op);
+  let best: { capabilities: Set<string>; difference: number } | undefined;
+  for (const [key, rule] of merged) {
+    if (!rule.glob || !globMatches(key, name)) continue;
+    const difference = name.length - key.length + (key.split("*").length - 1);
+    if (!best || difference < best.difference) best = { capabilities: rule.capabilities, difference };
+  }
+  return best?.capabilities.has(op) ?? false;
+}
+
 /** What a resolved token may do. */
 export interface AclSubject {
   token: AclToken | undefined;
@@ -120,6 +180,8 @@ export interface AclSubject {
   /** acl.ACL.AllowNamespace: any capability (and no deny) there; what Namespace.ListNamespaces filters by. */
   allowNamespaceAny(namespace: string): boolean;
   allowCoarse(scope: string, level: "read" | "write"): boolean;
+  /** acl.ACL.AllowVariableOperation: `op` is read, write, list or destroy. */
+  allowVariable(namespace: string, path: string, op: string): boolean;
 }
 
 export const UNRESTRICTED: AclSubject = {
@@ -128,6 +190,7 @@ export const UNRESTRICTED: AclSubject = {
   allowNamespace: () => true,
   allowNamespaceAny: () => true,
   allowCoarse: () => true,
+  allowVariable: () => true,
 };
 
 function subjectFor(token: AclToken | undefined, policies: CompiledPolicy[]): AclSubject {
@@ -152,6 +215,7 @@ function subjectFor(token: AclToken | undefined, policies: CompiledPolicy[]): Ac
       if (levels.includes("deny")) return false;
       return levels.includes("write") || (level === "read" && levels.includes("read"));
     },
+    allowVariable: (namespace, path, op) => allowVariable(policies, namespace, path, op),
   };
 }
 
@@ -214,7 +278,7 @@ export class AclRegistry {
 
   private compiled(name: string): Promise<CompiledPolicy> {
     const entry = this.policies.get(name);
-    if (!entry) return Promise.resolve({ namespaces: [], coarse: {} });
+    if (!entry) return Promise.resolve({ namespaces: [], variables: [], coarse: {} });
     entry.compiled ??= compilePolicy(entry.rules);
     return entry.compiled;
   }

@@ -752,8 +752,14 @@ describe("lost allocations", () => {
       await registerJob(slow, job);
       const [pending] = await waitForAllocations(slow, "kept", (allocs) => allocs[0]?.ClientStatus === "pending");
       slow.faults.loseAllocation(pending!.ID);
+      // Lost and replaced in one plan (nomad/plan_apply.go): not lost before the scheduler's turn,
+      // so no read sees the job with a lost allocation and nothing placed (it would look stranded).
+      expect(slow.allocations().find((a) => a.ID === pending!.ID)?.ClientStatus).toBe("pending");
       const allocs = await waitForAllocations(slow, "kept", (list) => list.length === 2);
       expect(allocs.find((a) => a.ID === pending!.ID)).toMatchObject({ ClientStatus: "lost", DesiredStatus: "stop" });
+      const summary = (await api(slow, "GET", "/v1/job/kept/summary")).json<{ Summary: { g: Record<string, number> } }>();
+      expect(summary.Summary.g).toMatchObject({ Lost: 1 });
+      expect(summary.Summary.g.Starting! + summary.Summary.g.Queued! + summary.Summary.g.Running!).toBe(1);
     } finally {
       await slow.close();
     }

@@ -34,12 +34,14 @@ import { NODE, type Scheduler } from "./nomad-scheduler.js";
 import { type DispatchRequest, NomadError, type NomadServer } from "./nomad-server.js";
 import type { NomadState } from "./nomad-state.js";
 import type { JsonObject } from "./nomad-types.js";
+import { listVariables, type VariableStore, variableSpecific } from "./nomad-variables.js";
 import { ACLS_DISABLED_TOKEN, ANONYMOUS_TOKEN, allocFull, allocStub, jobStub, jobSummary, schedulerConfiguration } from "./nomad-views.js";
 
 export const LEADER_ADDRESS = "127.0.0.1:4647";
 
 export interface HttpDeps {
   state: NomadState;
+  variables: VariableStore;
   server: NomadServer;
   scheduler: Scheduler;
   /** Undefined when ACLs are disabled. */
@@ -146,6 +148,9 @@ export class NomadHttp {
     if (path.startsWith("/v1/evaluation/")) return allow(call, ["GET"], () => this.readEvaluation(call, path.slice("/v1/evaluation/".length)));
     if (path === "/v1/system/gc") return allow(call, ["PUT", "POST"], () => this.systemGc(call));
     if (path === "/v1/namespaces") return allow(call, ["GET"], () => this.listNamespaces(call));
+    // command/agent/http.go: /v1/vars (VariablesListRequest) and /v1/var/ (VariableSpecificRequest).
+    if (path === "/v1/vars") return listVariables(call, this.deps.variables, await this.subject(call));
+    if (path.startsWith("/v1/var/")) return variableSpecific(call, this.deps.variables, await this.subject(call));
     if (path === "/v1/nodes") return allow(call, ["GET"], () => this.listNodes(call));
     if (path === "/v1/node/pools") return allow(call, ["GET"], () => this.nodeRead(call, () => queryReply(nodePools(this.deps.node), NODE_INDEX)));
     if (path.startsWith("/v1/node/pool/")) return allow(call, ["GET"], () => this.nodePool(call, path.slice("/v1/node/pool/".length)));

@@ -46,6 +46,8 @@ export class Scheduler {
   /** Runners whose node was lost: no slot, but the twin still waits for them to wind down on close. */
   private readonly orphans = new Set<AllocRunner>();
   private readonly pendingEvals: Array<{ evaluation: TwinEvaluation; work: EvalWork }> = [];
+  /** Allocations on a down node the scheduler will mark lost and replace on its turn (loseAllocation). */
+  private readonly pendingLosses: Array<() => void> = [];
   private readonly finishedLogs = new Map<string, Record<string, string[]>>();
   /** Runners done with their allocation; their directories stay until client GC. */
   private readonly finished = new Set<AllocRunner>();
@@ -89,6 +91,7 @@ export class Scheduler {
     this.tickScheduled = true;
     setImmediate(() => {
       this.tickScheduled = false;
+      for (const lose of this.pendingLosses.splice(0)) lose();
       this.processEvaluations();
       this.placeWhileSlotsFree();
       this.checkIdle();
@@ -315,22 +318,37 @@ export class Scheduler {
     const job = this.state.job(alloc.Namespace, alloc.JobID);
     const group = job?.TaskGroups.find((g) => g.Name === alloc.TaskGroup);
     const replace = (group?.Disconnect as { Replace?: boolean } | null | undefined)?.Replace !== false;
-    this.state.write((txn) => {
-      if (!replace && alloc.ClientStatus === "running") {
+    if (!replace && alloc.ClientStatus === "running") {
+      this.state.write((txn) => {
         alloc.ClientStatus = "unknown";
         alloc.ClientDescription = "alloc is unknown since its node is disconnected";
-      } else {
-        alloc.ClientStatus = "lost";
-        alloc.ClientDescription = "alloc is lost since its node is down";
-        alloc.DesiredStatus = "stop";
-        alloc.DesiredDescription = "alloc is lost since its node is down";
-        alloc.AllocModifyIndex = txn.index;
-        if (job && !job.Stop) this.newEvaluation(txn, job, "node-update", { place: [{ group: alloc.TaskGroup, previous: alloc }] });
-      }
-      alloc.ModifyIndex = txn.index;
-      alloc.ModifyTime = nowNanos();
-      txn.putAlloc(alloc);
-    });
+        alloc.ModifyIndex = txn.index;
+        alloc.ModifyTime = nowNanos();
+        txn.putAlloc(alloc);
+      });
+    } else {
+      // Lost and replaced in the scheduler's turn, in one go: Nomad stops the lost allocation and
+      // places its replacement in one plan (scheduler/reconciler/reconcile_cluster.go markStop
+      // with AllocClientStatusLost, and the placements of the same results), applied as one raft
+      // entry (nomad/plan_apply.go: AllocsStopped and AllocsUpdated of one
+      // ApplyPlanResultsRequest). Until then the allocation is what it was, so no reader sees the
+      // job with a lost allocation and nothing placed in between (a replacement that cannot be
+      // placed yet is Queued in its JobSummary).
+      this.pendingLosses.push(() => {
+        if (allocIsTerminal(alloc)) return;
+        this.state.write((txn) => {
+          alloc.ClientStatus = "lost";
+          alloc.ClientDescription = "alloc is lost since its node is down";
+          alloc.DesiredStatus = "stop";
+          alloc.DesiredDescription = "alloc is lost since its node is down";
+          alloc.AllocModifyIndex = txn.index;
+          alloc.ModifyIndex = txn.index;
+          alloc.ModifyTime = nowNanos();
+          txn.putAlloc(alloc);
+          if (job && !job.Stop) this.newEvaluation(txn, job, "node-update", { place: [{ group: alloc.TaskGroup, previous: alloc }] });
+        });
+      });
+    }
     this.scheduleTick();
     this.checkIdle();
   }

@@ -23,8 +23,10 @@ import { Scheduler } from "./nomad-scheduler.js";
 import { NomadServer } from "./nomad-server.js";
 import { NomadState } from "./nomad-state.js";
 import type { TwinAllocation, TwinNomadJob } from "./nomad-types.js";
+import { type TwinVariable, VariableStore } from "./nomad-variables.js";
 
 export type { ClientStatus, TaskEvent, TaskState, TwinAllocation, TwinNomadJob } from "./nomad-types.js";
+export type { TwinVariable } from "./nomad-variables.js";
 
 export interface NomadTwinOptions {
   /** The images the client can pull, by name (e.g. the actions-runner stand-in). */
@@ -99,6 +101,7 @@ export class NomadTwin {
     requests: RecordedRequest[],
     private readonly dataDir: string,
     readonly signer: IdentitySigner,
+    private readonly variableStore: VariableStore,
   ) {
     this.faults = faults;
     this.requests = requests;
@@ -133,8 +136,10 @@ export class NomadTwin {
       loseAllocation: (allocId) => scheduler.loseAllocation(allocId),
     };
     let twin: NomadTwin | undefined;
+    const variables = new VariableStore(state);
     const http = new NomadHttp({
       state,
+      variables,
       server,
       scheduler,
       acl,
@@ -145,7 +150,7 @@ export class NomadTwin {
       node: opts.node ?? {},
     });
     const url = await http.listen();
-    twin = new NomadTwin(url, state, server, scheduler, http, acl, faults, requests, dataDir, signer);
+    twin = new NomadTwin(url, state, server, scheduler, http, acl, faults, requests, dataDir, signer, variables);
     return twin;
   }
 
@@ -176,6 +181,11 @@ export class NomadTwin {
   /** Snapshot of the jobs of one namespace, or of all namespaces when omitted. */
   jobs(namespace?: string): TwinNomadJob[] {
     return structuredClone(this.state.listJobs(namespace ?? "*"));
+  }
+
+  /** Snapshot of the variables under `prefix` in a namespace (with their items). */
+  variables(namespace = "default", prefix = ""): TwinVariable[] {
+    return this.variableStore.list(namespace, prefix);
   }
 
   allocations(): TwinAllocation[] {
@@ -217,6 +227,7 @@ export class NomadTwin {
   }
 
   async close(): Promise<void> {
+    this.variableStore.stopTimers();
     await this.scheduler.close();
     await this.http.close();
     rmSync(this.dataDir, { recursive: true, force: true });

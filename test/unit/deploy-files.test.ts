@@ -257,22 +257,37 @@ describe("jobs/dispatcher.nomad.hcl", () => {
   });
 });
 
-/** The one namespace a Nomad policy file has rules for, and its capabilities; nothing else in the file. */
-async function onlyNamespaceRule(path: string): Promise<{ name: string; capabilities: string[] }> {
+/**
+ * The one namespace a Nomad policy file has rules for, its capabilities and its variables paths
+ * (path -> capabilities); nothing else in the file.
+ */
+async function onlyNamespaceRule(path: string): Promise<{ name: string; capabilities: string[]; variables?: Record<string, string[]> }> {
   const policy = await parseHcl(path);
   expect(Object.keys(policy)).toEqual(["namespace"]); // no node, agent, operator, quota, plugin rules
   const namespaces = labelled(policy, "namespace");
   expect(namespaces).toHaveLength(1);
   const [name, rules] = namespaces[0]!;
-  expect(Object.keys(rules)).toEqual(["capabilities"]); // no coarse `policy = "write"`, no variables
-  return { name, capabilities: [...(rules.capabilities as string[])].sort() };
+  // No coarse `policy = "write"`; a variables block only where asserted.
+  expect(Object.keys(rules).filter((k) => k !== "variables")).toEqual(["capabilities"]);
+  const rule: { name: string; capabilities: string[]; variables?: Record<string, string[]> } = {
+    name,
+    capabilities: [...(rules.capabilities as string[])].sort(),
+  };
+  if (rules.variables !== undefined) {
+    const blocks = rules.variables as Json[];
+    expect(blocks).toHaveLength(1);
+    const paths = labelled(obj(blocks[0], "variables"), "path");
+    rule.variables = Object.fromEntries(paths.map(([p, body]) => [p, [...(body.capabilities as string[])].sort()]));
+  }
+  return rule;
 }
 
 describe("Nomad policies and the runner namespace", () => {
-  it("run-time policy: dispatch, read, list and (only to stop jobs) submit, in github-runners alone", async () => {
+  it("run-time policy: dispatch, read, list and (only to stop jobs) submit, in github-runners alone; variables under its own path", async () => {
     expect(await onlyNamespaceRule("policies/nomad-dispatcher.policy.hcl")).toEqual({
       name: "github-runners",
       capabilities: ["dispatch-job", "list-jobs", "read-job", "submit-job"],
+      variables: { "nomad-gha-dispatcher/*": ["destroy", "list", "read", "write"] },
     });
   });
 
@@ -280,6 +295,7 @@ describe("Nomad policies and the runner namespace", () => {
     expect(await onlyNamespaceRule("policies/nomad-dispatcher.nomad-2.policy.hcl")).toEqual({
       name: "github-runners",
       capabilities: ["dispatch-job", "list-jobs", "purge-job", "read-job"],
+      variables: { "nomad-gha-dispatcher/*": ["destroy", "list", "read", "write"] },
     });
   });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { DependencyError } from "../../src/core/errors.js";
 import { provisionRunner } from "../../src/provisioning/provision.js";
 import { addRunnerJob, fakeDeps, PREFIX, runnerClass } from "../fakes/deps.js";
 import { fakeProvisioner } from "../fakes/provisioner.js";
@@ -62,6 +63,22 @@ describe("provisionRunner (credential -> secret -> dispatch)", () => {
     expect(await provisionRunner(deps, job, runner)).toMatchObject({ status: "dispatched" });
     expect(deps.vault.faults.count("putRunnerSecret")).toBe(3);
     expect(deps.nomad.children).toHaveLength(1);
+  });
+
+  it("asks the slot's fence before every dispatch request, retries included, and sends none it refuses", async () => {
+    const deps = fakeDeps();
+    deps.nomad.faults.transient("dispatch");
+    const asked: string[] = [];
+    const fence = async () => {
+      asked.push(deps.nomad.faults.calls.filter((c) => c === "dispatch").length === 0 ? "first" : "retry");
+    };
+    expect(await provisionRunner(deps, job, runner, { beforeDispatch: fence })).toMatchObject({ status: "dispatched" });
+    expect(asked).toEqual(["first", "retry"]);
+    // A lapsed lease: the reservation may have been given away; nothing is sent, and not retried.
+    const lapsed = fakeDeps();
+    const refusal = new DependencyError("nomad", "lapsed", undefined, false);
+    await expect(provisionRunner(lapsed, job, runner, { beforeDispatch: () => Promise.reject(refusal) })).rejects.toThrow("lapsed");
+    expect(lapsed.nomad.faults.count("dispatch")).toBe(0);
   });
 
   it("answers a repeat with the existing runner job, without asking GitHub for a credential", async () => {
