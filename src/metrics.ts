@@ -23,6 +23,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly jobsStarted = new Counter({
+    name: "ngd_jobs_started_total",
+    help: "Workflow jobs a runner of this service picked up (their in_progress event), by the job's runner class",
+    labelNames: ["class"] as const,
+    registers: [this.registry],
+  });
+
+  readonly jobsCompleted = new Counter({
+    name: "ngd_jobs_completed_total",
+    help:
+      "Workflow jobs that ran on a runner of this service and ended (their completed event), by the job's runner class and GitHub's conclusion " +
+      "(success, failure, cancelled, skipped, timed_out, neutral, action_required; other for anything else)",
+    labelNames: ["class", "result"] as const,
+    registers: [this.registry],
+  });
+
   readonly jobStartup = new Histogram({
     name: "ngd_job_startup_seconds",
     help:
@@ -158,4 +174,14 @@ export class Metrics {
     // share of an idle service's CPU, and a stall worth alerting on lasts far longer.
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "ngd_", eventLoopMonitoringPrecision: 100 });
   }
+}
+
+/**
+ * A completed workflow_job's conclusions (@octokit/openapi-webhooks, webhook-workflow-job-completed):
+ * the only values the `result` label takes, so the series stay bounded.
+ */
+const CONCLUSIONS = new Set(["success", "failure", "cancelled", "skipped", "timed_out", "neutral", "action_required"]);
+
+export function resultLabel(conclusion: string | null): string {
+  return conclusion !== null && CONCLUSIONS.has(conclusion) ? conclusion : "other";
 }

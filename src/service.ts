@@ -16,7 +16,7 @@ import { guardIdleConnections, listenerOptions } from "./http/listener.js";
 import { renderStatusPage } from "./http/status-page.js";
 import { JobEventHandler } from "./intake/event-handler.js";
 import type { Logger } from "./log.js";
-import { Metrics } from "./metrics.js";
+import { Metrics, resultLabel } from "./metrics.js";
 import { CapacityGate } from "./provisioning/capacity-gate.js";
 import { DEFAULT_DISPATCH_QUEUE, DispatchQueue } from "./provisioning/dispatch-queue.js";
 import { Provisioner } from "./provisioning/provisioner.js";
@@ -122,7 +122,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
   provisioner.followUpWith(reconciler);
   const handler = new JobEventHandler(deps, policy, provisioner, {
     notServed: (reason) => metrics.notServed.inc({ reason }),
-    started: (cls, seconds) => metrics.jobStartup.observe({ class: cls }, seconds),
+    started: (cls, seconds) => {
+      metrics.jobsStarted.inc({ class: cls });
+      if (seconds !== undefined) metrics.jobStartup.observe({ class: cls }, seconds);
+    },
+    completed: (cls, conclusion) => metrics.jobsCompleted.inc({ class: cls, result: resultLabel(conclusion) }),
   });
   let tunnel: CloudflaredSupervisor | undefined;
   const readiness = readinessProbe(deps, () => tunnel?.status());

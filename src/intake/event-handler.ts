@@ -1,5 +1,6 @@
 import { type Decision, decide, type IgnoreCode, type ServePolicy } from "../core/event-decision.js";
 import { type JobEvent, repoFullName, targetOf } from "../core/job-event.js";
+import { classOfRunner } from "../core/runner-class.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Provisioner } from "../provisioning/provisioner.js";
 import { releaseRunner, releaseSpentRunner } from "../teardown/release.js";
@@ -21,8 +22,10 @@ export type EventOutcome =
 export interface EventObserver {
   /** A job this service does not serve, by why (bounded values). */
   notServed?(code: IgnoreCode): void;
-  /** Our runner of `cls` picked up a job GitHub queued `seconds` earlier. */
-  started?(cls: string, seconds: number): void;
+  /** Our runner of `cls` picked up a job GitHub queued `seconds` earlier (undefined: the event lacks a time). */
+  started?(cls: string, seconds: number | undefined): void;
+  /** A job our runner of `cls` ran ended with GitHub's `conclusion`. */
+  completed?(cls: string, conclusion: string | null): void;
 }
 
 /**
@@ -53,6 +56,9 @@ export class JobEventHandler {
     const decision = decide(event, this.policy);
     if (decision.kind === "ignore" || decision.kind === "observe") return this.answer(event, decision);
     if (decision.kind === "release") {
+      // The job ran on a runner of ours (the first one named spent is the one GitHub reported).
+      const ranOn = classOfRunner(this.deps.settings.classes, decision.spent[0])?.cls;
+      if (ranOn) this.observer.completed?.(ranOn.name, event.job.conclusion ?? null);
       const nothingToDo = this.releaseNothingDispatched(event, decision);
       if (nothingToDo) return nothingToDo;
     }
@@ -73,7 +79,7 @@ export class JobEventHandler {
     const outcome: EventOutcome =
       decision.kind === "ignore" ? { outcome: "ignored", reason: decision.reason } : { outcome: "observed", runner: decision.runnerName };
     if (decision.kind === "ignore" && decision.code) this.observer.notServed?.(decision.code);
-    if (decision.kind === "observe" && decision.startupSeconds !== undefined) this.observer.started?.(decision.cls.name, decision.startupSeconds);
+    if (decision.kind === "observe") this.observer.started?.(decision.cls.name, decision.startupSeconds);
     // Debug, and its context built only when wanted: on a busy organisation these are most events.
     const { log } = this.deps;
     if (log.isLevelEnabled("debug")) {

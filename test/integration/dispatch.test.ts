@@ -248,6 +248,10 @@ describe("metrics", () => {
     expect(text).toMatch(/^ngd_dispatch_latency_seconds_count\{class="default"\} 1$/m);
     // GitHub's own queued -> started figure, from the in_progress event of our runner's job.
     expect(text).toMatch(/^ngd_job_startup_seconds_count\{class="default"\} 1$/m);
+    // ARC's started/completed pair: jobs our runners ran, by class and GitHub's conclusion.
+    expect(text).toMatch(/^ngd_jobs_started_total\{class="default"\} 1$/m);
+    expect(text).toMatch(/^ngd_jobs_completed_total\{class="default",result="success"\} 1$/m);
+    expect(text).toMatch(/^ngd_build_info\{version="\d+\.\d+\.\d+[^"]*",node="v\d+\.\d+\.\d+"\} 1$/m);
     expect(text).toMatch(/^ngd_process_cpu_user_seconds_total /m);
     // Never on the public listener the tunnel routes to.
     expect((await fetch(`${w.service.url}/metrics`)).status).toBe(404);

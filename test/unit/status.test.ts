@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { RunnerChild } from "../../src/core/reconcile-plan.js";
 import { githubHealth, RecentFailures, renderStatusText, runnerStates, type StatusReport } from "../../src/core/status.js";
 import { renderStatusPage } from "../../src/http/status-page.js";
+import { resultLabel } from "../../src/metrics.js";
 import { defaultStatusUrl } from "../../src/status-command.js";
 
 // Issue 15 (2): the operators' status page and `status` command, over one plain report.
@@ -127,5 +128,13 @@ describe("defaultStatusUrl", () => {
     expect(defaultStatusUrl({})).toBe("http://127.0.0.1:9102/status.json");
     expect(defaultStatusUrl({ HOST: "0.0.0.0", METRICS_PORT: "9200" })).toBe("http://127.0.0.1:9200/status.json");
     expect(defaultStatusUrl({ HOST: "::1", METRICS_PORT: "off" })).toBe("http://[::1]:9102/status.json");
+  });
+});
+
+describe("resultLabel", () => {
+  it("keeps GitHub's conclusions and folds anything else into 'other' (bounded series)", () => {
+    for (const c of ["success", "failure", "cancelled", "skipped", "timed_out", "neutral", "action_required"]) expect(resultLabel(c)).toBe(c);
+    expect(resultLabel(null)).toBe("other");
+    expect(resultLabel("<script>")).toBe("other");
   });
 });
