@@ -1,6 +1,5 @@
 import type { Dispatcher } from "undici";
 import { DependencyError } from "../core/errors.js";
-import type { NomadVariable, VariableMeta } from "../ports/index.js";
 import { z } from "../validation.js";
 import { type NomadClientOptions, nomadAgent, nomadOk, nomadRequest } from "./http.js";
 
@@ -12,6 +11,15 @@ const variableShape = z.object({
   Items: z.optional(z.record(z.string(), z.string())),
 });
 type VariableWire = z.infer<typeof variableShape>;
+
+export interface Variable {
+  path: string;
+  items: Record<string, string>;
+  modifyIndex: number;
+  modifyTimeNs: number;
+}
+
+export type VariableMetadata = Omit<Variable, "items">;
 
 /**
  * Nomad Variables (`/v1/var/<path>`, `/v1/vars`) in the service's namespace, for coordinating
@@ -26,17 +34,13 @@ export class NomadVariables {
     this.dispatcher = nomadAgent(opts.tls);
   }
 
-  async read(path: string): Promise<NomadVariable | undefined> {
+  async read(path: string): Promise<Variable | undefined> {
     const res = await this.call("GET", `/v1/var/${path}`);
     if (res.status === 404) return undefined;
     return toVariable(this.expectOk(res, "GET", path));
   }
 
-  async compareAndSet(
-    path: string,
-    items: Record<string, string>,
-    index: number,
-  ): Promise<{ written: NomadVariable } | { conflict: NomadVariable | undefined }> {
+  async compareAndSet(path: string, items: Record<string, string>, index: number): Promise<{ written: Variable } | { conflict: Variable | undefined }> {
     const res = await this.call("PUT", `/v1/var/${path}`, { Items: items }, { cas: String(index) });
     if (res.status === 409) {
       const current = parseVariable(res.text, "PUT", path);
@@ -49,11 +53,11 @@ export class NomadVariables {
     return { written: toVariable(this.expectOk(res, "PUT", path)) };
   }
 
-  async put(path: string, items: Record<string, string>): Promise<NomadVariable> {
+  async put(path: string, items: Record<string, string>): Promise<Variable> {
     return toVariable(this.expectOk(await this.call("PUT", `/v1/var/${path}`, { Items: items }), "PUT", path));
   }
 
-  async list(prefix: string): Promise<VariableMeta[]> {
+  async list(prefix: string): Promise<VariableMetadata[]> {
     const res = await this.call("GET", "/v1/vars", undefined, { prefix });
     const parsed = z.array(variableShape).safeParse(JSON.parse(this.okText(res, "GET", "/v1/vars")));
     if (!parsed.success) throw new DependencyError("nomad", "Nomad GET /v1/vars: unexpected answer", res.status, false);
@@ -92,6 +96,6 @@ function parseVariable(text: string, method: string, path: string): VariableWire
   return parsed.data;
 }
 
-function toVariable(v: VariableWire): NomadVariable {
+function toVariable(v: VariableWire): Variable {
   return { path: v.Path, items: v.Items ?? {}, modifyIndex: v.ModifyIndex, modifyTimeNs: v.ModifyTime };
 }
