@@ -39,5 +39,39 @@ export function runnerOfDispatchedJob(parentJobId: string, prefix: string, child
   if (!childId.startsWith(head)) return undefined;
   const match = /^(.+)-\d+-[0-9a-f]{8}$/.exec(childId.slice(head.length));
   const runnerName = match?.[1];
-  return runnerName !== undefined && jobIdOfRunner(prefix, runnerName) !== undefined ? runnerName : undefined;
+  const ours = jobIdOfRunner(prefix, runnerName) !== undefined || poolSeatOfRunner(prefix, runnerName) !== undefined;
+  return runnerName !== undefined && ours ? runnerName : undefined;
+}
+
+/**
+ * Warm pool runners (core/warm-pool) are not made for a job: `<prefix>-pool-<scope tag>-<seat>`.
+ * The tag (a hash of the organisation or repository the pool registers in) keeps the names of
+ * two pools of one class apart in Vault and Nomad, which key by runner name alone; the seat is
+ * the lowest number no runner of ours uses, so replicas that see the same world fill a pool
+ * with the same names, which Nomad's idempotent dispatch and GitHub's unique runner names dedupe.
+ */
+export function poolRunnerName(prefix: string, poolRepo: string, seat: number): string {
+  return `${prefix}-pool-${scopeTag(poolRepo)}-${seat}`;
+}
+
+/** The seat of a pool runner of `prefix`, or undefined when the name is not one. */
+export function poolSeatOfRunner(prefix: string, runnerName: string | null | undefined): { tag: string; seat: number } | undefined {
+  if (!runnerName?.startsWith(`${prefix}-pool-`)) return undefined;
+  const match = /^([0-9a-f]{8})-(0|[1-9]\d{0,4})$/.exec(runnerName.slice(prefix.length + 6));
+  return match ? { tag: match[1]!, seat: Number(match[2]) } : undefined;
+}
+
+/** A pool runner's dispatch idempotency token (a job's runner has `idempotencyTokenFor`). */
+export function poolIdempotencyTokenFor(dispatcherId: string, runnerName: string): string {
+  return `${dispatcherId}-pool-${runnerName}`;
+}
+
+/** Eight hex digits of FNV-1a over the lower-cased scope: short, stable across processes and versions. */
+export function scopeTag(poolRepo: string): string {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(poolRepo.toLowerCase())) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(16).padStart(8, "0");
 }

@@ -2,6 +2,7 @@ import { type Cap, type Limits, Occupancy } from "./capacity.js";
 import type { WorkflowJob } from "./job-event.js";
 import { repoFullName } from "./job-event.js";
 import { type RunnerClass, runnerForJob } from "./runner-class.js";
+import { freeSeats, type IdleRunner, inPool, isOrgPoolRepo, keepIdle, poolKey, poolRepoOf, poolsOf, type RegistrationScope } from "./warm-pool.js";
 
 export type { Limits } from "./capacity.js";
 
@@ -34,6 +35,8 @@ export interface World {
   inFlight: string[];
   /** Our runner registrations at GitHub (by name prefix), with the repository they serve. */
   registered: Array<{ id: number; name: string; repo: string; busy: boolean; online: boolean }>;
+  /** `owner/repo` of every repository served (listed or not this pass): where warm pools live. */
+  served?: string[];
 }
 
 export interface ReconcileSettings extends Limits {
@@ -43,6 +46,8 @@ export interface ReconcileSettings extends Limits {
   retentionMs: number;
   /** How long something may look half-done before we treat it as abandoned. */
   graceMs: number;
+  /** RUNNER_SCOPE: a class's warm pool is per organisation or per repository (default). */
+  registrationScope?: RegistrationScope;
 }
 
 export type ReconcileAction =
@@ -59,7 +64,9 @@ export type ReconcileAction =
   /** Registered at GitHub, never got a credential (a crash mid-way): start over. */
   | { kind: "abandon"; runnerName: string; repo: string }
   /** A queued job the limits leave without a runner for now, and which cap holds it. */
-  | { kind: "wait"; job: WorkflowJob; runnerName: string; cap: Cap };
+  | { kind: "wait"; job: WorkflowJob; runnerName: string; cap: Cap }
+  /** A new idle runner for the warm pool of `cls` in `repo` (`owner/*`: the organisation's). */
+  | { kind: "fill"; cls: string; repo: string; runnerName: string };
 
 /**
  * `firstSeen` remembers when each half-done thing was first observed, so that something is only
@@ -127,7 +134,7 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
   // The grace period runs per registration (id), not per name: a provisioning under way looks
   // the same for a moment (registered, credential and runner job not there yet), and a runner
   // is registered again under the same name each time its job needs a new one.
-  const handled = new Set(actions.flatMap((a) => (a.kind === "clean" || a.kind === "abandon" ? [a.runnerName] : [])));
+  const handled = new Set<string>(actions.flatMap((a) => (a.kind === "clean" || a.kind === "abandon" ? [a.runnerName] : [])));
   const secrets = new Set(world.secrets);
   for (const runner of world.registered) {
     if (runner.busy || runner.online || aliveRunners.has(runner.name) || secrets.has(runner.name) || handled.has(runner.name)) continue;
@@ -144,6 +151,7 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
       alive,
       (job) => served.get(job)!,
       (c) => stale(`spare:${c.runnerName}`),
+      new Set([...world.children.map((c) => c.runnerName), ...world.registered.map((r) => r.name), ...world.secrets, ...world.inFlight]),
     ),
   );
   memory.firstSeen = seen;
@@ -152,20 +160,25 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
 
 /**
  * Per repository and class, idle runners whose own job is gone can serve other queued jobs of
- * that repository and class (GitHub hands a job to any idle runner with its labels). Only the
- * shortfall is dispatched, only the surplus is released, and dispatches respect the global and
- * the class's limits: oldest job first, one repository and class at a time in turn, so one busy
- * repository (or class) cannot starve the others.
+ * that repository and class (GitHub hands a job to any idle runner with its labels); so can an
+ * organisation's warm pool runners, for any of its repositories. Only the shortfall is
+ * dispatched; of the idle runners left over, warm pools keep theirs and the rest are released.
+ * Dispatches respect the global and the class's limits: oldest job first, one repository and
+ * class at a time in turn, so one busy repository (or class) cannot starve the others; pools are
+ * filled last, with what the jobs left.
  */
 function planCapacity(
   world: World,
-  limits: Limits,
+  settings: ReconcileSettings,
   alive: RunnerChild[],
   servedBy: (job: WorkflowJob) => { cls: RunnerClass; runnerName: string },
   /** A spare must stay spare for the grace period: its job may have been queued just now. */
-  staleSpare: (child: RunnerChild) => boolean,
+  staleSpare: (child: Pick<RunnerChild, "runnerName">) => boolean,
+  /** Runner names in use (runner jobs alive or dead, registrations, secrets): not for new pool runners. */
+  taken: ReadonlySet<string>,
 ): ReconcileAction[] {
   const actions: ReconcileAction[] = [];
+  const scope = settings.registrationScope ?? "repo";
   const runnerFor = (job: WorkflowJob) => servedBy(job).runnerName;
   const queuedRunners = new Set(world.queued.map(runnerFor));
   // A runner takes only jobs of its own labels: spares and needs are matched per repository and class.
@@ -173,32 +186,66 @@ function planCapacity(
   const jobLane = (job: WorkflowJob) => laneOf(repoFullName(job), servedBy(job).cls.name);
   const lanes = new Set([...world.queued.map(jobLane), ...alive.map((c) => laneOf(c.repo, c.cls))]);
   const waiting = new Map<string, WorkflowJob[]>();
+  const leftover = new Map<string, RunnerChild[]>();
 
   for (const lane of lanes) {
     const laneAlive = alive.filter((c) => laneOf(c.repo, c.cls) === lane);
     const spare = laneAlive.filter((c) => !queuedRunners.has(c.runnerName) && !world.busyRunners.has(c.runnerName));
     const needy = world.queued.filter((j) => jobLane(j) === lane && !laneAlive.some((c) => c.runnerName === runnerFor(j))).sort(byAge);
     const covered = Math.min(spare.length, needy.length);
-    // Release the spares beyond what the needy jobs can use.
-    for (const child of spare.slice(covered)) {
-      if (staleSpare(child)) actions.push({ kind: "release", runnerName: child.runnerName, repo: child.repo });
-    }
+    leftover.set(lane, spare.slice(covered));
     waiting.set(lane, needy.slice(covered));
   }
+  // An organisation's pool runners register at the organisation: they take any of its repositories' jobs.
+  for (const [lane, spares] of leftover) {
+    const poolSpare = spares[0];
+    if (!poolSpare || !isOrgPoolRepo(poolSpare.repo)) continue;
+    const needy = [...waiting.entries()]
+      .filter(([other]) => other !== lane)
+      .flatMap(([other, jobs]) => jobs.map((job) => ({ other, job })))
+      .filter(({ job }) => servedBy(job).cls.name === poolSpare.cls && inPool(scope, poolSpare.repo, repoFullName(job)))
+      .sort((a, b) => byAge(a.job, b.job));
+    for (const { other, job } of needy.slice(0, spares.length)) {
+      waiting.set(
+        other,
+        waiting.get(other)!.filter((j) => j !== job),
+      );
+      spares.shift();
+    }
+  }
 
-  const occupancy = new Occupancy(alive.map((c) => ({ repo: c.repo, cls: c.cls })));
-  const blocked = (job: WorkflowJob) => {
-    const { cls } = servedBy(job);
-    return occupancy.blockedBy(repoFullName(job), limits, { name: cls.name, limits: cls.limits });
+  // Warm pools keep some of the idle runners left over; the rest go once they stayed spare for
+  // the grace period (a runner idle past the pool's TTL goes at once).
+  const idle = [...leftover.values()].flat();
+  const verdict = keepIdle(idle, settings.classes, scope, world.now);
+  const released = new Set<string>();
+  const release = (child: IdleRunner) => {
+    actions.push({ kind: "release", runnerName: child.runnerName, repo: child.repo });
+    released.add(child.runnerName);
   };
+  for (const child of verdict.unwanted) if (child.why === "idle-ttl" || staleSpare(child)) release(child);
+  // A pool never holds runners beyond a cap (one lowered since they started): its oldest go first.
+  const kept = [...verdict.kept.values()].flat().sort((a, b) => a.changedAt - b.changedAt);
+  const count = (cls?: string) => alive.filter((c) => !released.has(c.runnerName) && (cls === undefined || c.cls === cls)).length;
+  for (const child of kept) {
+    const cls = settings.classes.find((c) => c.name === child.cls);
+    if (count() > settings.maxRunners || count(child.cls) > (cls?.limits.maxRunners ?? Number.POSITIVE_INFINITY)) {
+      release(child);
+      const members = verdict.kept.get(poolKey(child.cls, poolRepoOf(scope, child.repo)));
+      members?.splice(members.indexOf(child), 1);
+    }
+  }
+
+  const occupancy = new Occupancy(alive.filter((c) => !released.has(c.runnerName)).map((c) => ({ repo: c.repo, cls: c.cls })));
+  const blocked = (repo: string, cls: RunnerClass) => occupancy.blockedBy(repo, settings, { name: cls.name, limits: cls.limits });
   const order = [...waiting.keys()].sort((a, b) => byAge(waiting.get(a)![0]!, waiting.get(b)![0]!) || a.localeCompare(b));
   let progressed = true;
-  while (progressed && occupancy.total < limits.maxRunners) {
+  while (progressed && occupancy.total < settings.maxRunners) {
     progressed = false;
     for (const lane of order) {
       const queue = waiting.get(lane)!;
       const job = queue[0];
-      if (!job || blocked(job) !== undefined) continue;
+      if (!job || blocked(repoFullName(job), servedBy(job).cls) !== undefined) continue;
       queue.shift();
       actions.push({ kind: "provision", job, runnerName: runnerFor(job) });
       occupancy.add(repoFullName(job), servedBy(job).cls.name);
@@ -207,7 +254,24 @@ function planCapacity(
   }
   // What is left waits, each job for the first cap that holds it now.
   for (const job of order.flatMap((lane) => waiting.get(lane)!)) {
-    actions.push({ kind: "wait", job, runnerName: runnerFor(job), cap: blocked(job) ?? "max-runners" });
+    actions.push({ kind: "wait", job, runnerName: runnerFor(job), cap: blocked(repoFullName(job), servedBy(job).cls) ?? "max-runners" });
+  }
+
+  // Pools are filled with what the jobs left, one runner per pool in turn.
+  const served = world.served ?? [...world.queued.map(repoFullName), ...alive.map((c) => c.repo)];
+  const shortfall = poolsOf(settings.classes, scope, served).map(({ cls, repo }) => {
+    const missing = (cls.pool?.minIdle ?? 0) - (verdict.kept.get(poolKey(cls.name, repo))?.length ?? 0);
+    return { cls, repo, names: freeSeats(cls, repo, Math.max(0, missing), taken) };
+  });
+  progressed = true;
+  while (progressed) {
+    progressed = false;
+    for (const pool of shortfall) {
+      if (pool.names.length === 0 || blocked(pool.repo, pool.cls) !== undefined) continue;
+      actions.push({ kind: "fill", cls: pool.cls.name, repo: pool.repo, runnerName: pool.names.shift()! });
+      occupancy.add(pool.repo, pool.cls.name);
+      progressed = true;
+    }
   }
   return actions;
 }

@@ -1,6 +1,6 @@
 import type { Limits } from "./capacity.js";
 import type { WorkflowJob } from "./job-event.js";
-import { jobIdOfRunner, runnerNameFor } from "./naming.js";
+import { jobIdOfRunner, poolSeatOfRunner, runnerNameFor } from "./naming.js";
 
 /**
  * One kind of runner (RUNNER_CLASSES_FILE, or the one class built from RUNNER_LABELS and
@@ -22,6 +22,14 @@ export interface RunnerClass {
   runnerPrefix: string;
   /** max_runners / max_runners_per_repo (Infinity: none), on top of the global ones. */
   limits: Limits;
+  /** min_idle / idle_ttl: runners kept registered and idle (core/warm-pool); none when absent. */
+  pool?: WarmPool;
+}
+
+/** A class's warm pool: `minIdle` idle runners per registration scope, none idle longer than `idleTtlMs`. */
+export interface WarmPool {
+  minIdle: number;
+  idleTtlMs: number;
 }
 
 /** A label set as one comparable key: lower-cased, unique, sorted (GitHub matches labels case-insensitively). */
@@ -49,14 +57,18 @@ export function classForLabels(classes: readonly RunnerClass[], labels: readonly
   return cls ? { ok: true, cls } : { ok: false, reason: "no-class" };
 }
 
-/** The class a runner name belongs to (and the GitHub job it was made for), or undefined: not ours. */
+/**
+ * The class a runner name belongs to and the GitHub job it was made for (none for a warm pool's
+ * runner), or undefined: not ours.
+ */
 export function classOfRunner<C extends Pick<RunnerClass, "runnerPrefix">>(
   classes: readonly C[],
   runnerName: string | null | undefined,
-): { cls: C; jobId: number } | undefined {
+): { cls: C; jobId?: number } | undefined {
   for (const cls of classes) {
     const jobId = jobIdOfRunner(cls.runnerPrefix, runnerName);
     if (jobId !== undefined) return { cls, jobId };
+    if (poolSeatOfRunner(cls.runnerPrefix, runnerName)) return { cls };
   }
   return undefined;
 }

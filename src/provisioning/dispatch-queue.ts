@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type AttemptRecord, afterFailure, type BackoffPolicy, DEFAULT_ATTEMPT_BACKOFF, waitBeforeAttempt } from "../core/attempt-backoff.js";
 import { type BookLimits, DispatchBook } from "../core/dispatch-book.js";
-import { repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
+import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
 import type { WaitingJob } from "../core/waiting.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { AttemptMemory } from "./credential.js";
-import { CREDENTIAL_POINTS, type ProvisionOptions, type ProvisionOutcome, provisionRunner } from "./provision.js";
+import { CREDENTIAL_POINTS, type ProvisionOptions, type ProvisionOutcome, provisionPoolRunner, provisionRunner } from "./provision.js";
 
 export interface DispatchQueueOptions extends BookLimits {
   /**
@@ -179,6 +179,15 @@ export class DispatchQueue {
     if (!item) return false;
     this.settle(item, { outcome: { status: "cancelled", reason } });
     return true;
+  }
+
+  /**
+   * A warm pool's runner, provisioned right away (the reconciler's plan asks for a few per pass,
+   * after its jobs'): its GitHub calls wait for the budget like every other request.
+   */
+  async provisionPool(target: RunnerTarget, poolRepo: string, runnerName: string, beforeDispatch?: () => Promise<void>) {
+    if (this.closed) throw new Error("dispatch queue closed: shutting down");
+    return provisionPoolRunner(this.deps, target, poolRepo, runnerName, { beforeDispatch });
   }
 
   /**

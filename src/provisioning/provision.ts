@@ -1,5 +1,5 @@
 import { type RunnerTarget, repoFullName, targetOf, type WorkflowJob } from "../core/job-event.js";
-import { dispatchedJobPrefix, idempotencyTokenFor } from "../core/naming.js";
+import { dispatchedJobPrefix, idempotencyTokenFor, poolIdempotencyTokenFor } from "../core/naming.js";
 import { type JobStatusAtGitHub, replayGuard } from "../core/replay-guard.js";
 import { probeRegistrationFirst } from "../core/resume.js";
 import { classOfRunner, type RunnerClass } from "../core/runner-class.js";
@@ -80,7 +80,77 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
     if (jobStatus !== "queued") return { status: "not-queued", jobStatus };
   }
 
-  const stored = await storeCredential(deps, job, target, runnerName, cls, opts);
+  const memory = opts.memory ?? {};
+  const heard = memory.firstHeard ?? { at: Date.now(), seenQueued: opts.seenQueued ?? false };
+  const probe = () =>
+    probeRegistrationFirst({
+      now: heard.at,
+      createdAt: job.createdAt,
+      seenQueued: heard.seenQueued,
+      attemptedHere: memory.attemptedHere === true || memory.held !== undefined,
+    });
+  return credentialThenDispatch(deps, {
+    target,
+    runnerName,
+    cls,
+    probe,
+    memory,
+    beforeDispatch: opts.beforeDispatch,
+    meta: { github_repo: repoFullName(job), github_job_id: String(job.id), github_run_id: String(job.runId) },
+    idempotencyToken: idempotencyTokenFor(settings.dispatcherId, job.id),
+  });
+}
+
+/**
+ * Makes sure the warm pool runner `runnerName` exists: the same credential -> Vault -> dispatch,
+ * for no job. Its repository is the pool's (`owner/*`: the organisation's) and its job id 0; its
+ * name is a pool seat (core/warm-pool), so a repeat, by this replica or another, dispatches nothing twice.
+ */
+export async function provisionPoolRunner(
+  deps: RunnerDeps,
+  target: RunnerTarget,
+  poolRepo: string,
+  runnerName: string,
+  opts: Pick<ProvisionOptions, "beforeDispatch"> = {},
+): Promise<Exclude<ProvisionOutcome, { status: "not-queued" }>> {
+  const { nomad, settings } = deps;
+  const cls = classOfRunner(settings.classes, runnerName)?.cls;
+  if (!cls) throw new Error(`runner ${runnerName} belongs to no runner class`);
+  const existing = await withRetry(() => nomad.listJobs(dispatchedJobPrefix(cls.job, runnerName)), settings.retry);
+  if (existing[0]) return { status: "duplicate", nomadJobId: existing[0].ID };
+  return credentialThenDispatch(deps, {
+    target,
+    runnerName,
+    cls,
+    // A seat is reused once its runner is gone: its name may still be registered (a runner that
+    // never started), which one read finds cheaper than a refused registration.
+    probe: () => true,
+    memory: {},
+    beforeDispatch: opts.beforeDispatch,
+    meta: { github_repo: poolRepo, github_job_id: "0", github_run_id: "0" },
+    idempotencyToken: poolIdempotencyTokenFor(settings.dispatcherId, runnerName),
+  });
+}
+
+interface DispatchRequest {
+  target: RunnerTarget;
+  runnerName: string;
+  cls: RunnerClass;
+  /** Look at GitHub's registration before registering (see probeRegistrationFirst). */
+  probe: () => boolean;
+  memory: AttemptMemory;
+  beforeDispatch?: () => Promise<void>;
+  /** What the runner job's meta says of the GitHub job it is for. */
+  meta: { github_repo: string; github_job_id: string; github_run_id: string };
+  idempotencyToken: string;
+}
+
+/** The credential into Vault, then the dispatch: what a job's runner and a pool's share. */
+async function credentialThenDispatch(deps: RunnerDeps, req: DispatchRequest): Promise<Exclude<ProvisionOutcome, { status: "not-queued" }>> {
+  const { nomad, settings } = deps;
+  const { runnerName, cls, target } = req;
+  const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
+  const stored = await storeCredential(deps, req);
   if (stored === "in-flight") return { status: "in-flight" };
 
   // With workload identity the allocation reads the secret itself; the dispatch carries nothing
@@ -92,19 +162,17 @@ export async function provisionRunner(deps: RunnerDeps, job: WorkflowJob, runner
   }
   deps.runnerIndex?.dispatching(runnerName);
   const result = await retry(async () => {
-    await opts.beforeDispatch?.();
+    await req.beforeDispatch?.();
     return nomad.dispatch(cls.job, {
       meta: {
-        github_repo: repoFullName(job),
-        github_job_id: String(job.id),
-        github_run_id: String(job.runId),
+        ...req.meta,
         runner_name: runnerName,
         runner_labels: runnerLabelsFor(cls).join(","),
         runner_scope_url: deps.github.scopeUrl(target),
         ...credential,
         dispatcher_id: settings.dispatcherId,
       },
-      idempotencyToken: idempotencyTokenFor(settings.dispatcherId, job.id),
+      idempotencyToken: req.idempotencyToken,
       idPrefixTemplate: runnerName,
     });
   });
@@ -127,32 +195,18 @@ function registrationFor(deps: RunnerDeps, target: RunnerTarget): { kind: "jit";
 }
 
 /** Gets a credential from GitHub and writes it to Vault; "resumed" when an earlier attempt did. */
-async function storeCredential(
-  deps: RunnerDeps,
-  job: WorkflowJob,
-  target: RunnerTarget,
-  runnerName: string,
-  cls: RunnerClass,
-  opts: ProvisionOptions,
-): Promise<StoreOutcome> {
+async function storeCredential(deps: RunnerDeps, req: DispatchRequest): Promise<StoreOutcome> {
   const { github, vault, settings, log } = deps;
+  const { target, runnerName, memory } = req;
   const registration = registrationFor(deps, target);
   if (registration.kind === "jit") {
-    const memory = opts.memory ?? {};
-    const heard = memory.firstHeard ?? { at: Date.now(), seenQueued: opts.seenQueued ?? false };
-    const probe = probeRegistrationFirst({
-      now: heard.at,
-      createdAt: job.createdAt,
-      seenQueued: heard.seenQueued,
-      attemptedHere: memory.attemptedHere === true || memory.held !== undefined,
-    });
-    const labels = runnerLabelsFor(cls);
-    return storeJitCredential(deps, { target, runnerName, labels, claim: registration.claim, probe, memory });
+    const labels = runnerLabelsFor(req.cls);
+    return storeJitCredential(deps, { target, runnerName, labels, claim: registration.claim, probe: req.probe(), memory });
   }
   const retry = <T>(fn: () => Promise<T>) => withRetry(fn, settings.retry);
   // A registration token is the repository's, not the runner's: writing it again is harmless.
   const secret: RunnerSecret = { kind: "token", registration_token: await retry(() => github.registrationToken(target)) };
-  log.info({ runner: runnerName, job: job.id }, "credential obtained: registration token");
+  log.info({ runner: runnerName, job: req.meta.github_job_id }, "credential obtained: registration token");
   await retry(() => vault.putRunnerSecret(runnerName, secret));
   log.info({ runner: runnerName, path: vault.secretPath(runnerName) }, "credential stored in Vault");
   return "stored";

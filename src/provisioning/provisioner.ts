@@ -124,6 +124,24 @@ export class Provisioner {
     return this.queue.answer(runnerName, ticket);
   }
 
+  /**
+   * A new runner for the warm pool of `poolRepo` (the reconciler's plan): it takes a slot like
+   * any runner, so a pool never pushes live runners past a cap, in this replica or across them.
+   */
+  async fillPool(target: RunnerTarget, poolRepo: string, runnerName: string): Promise<"dispatched" | "duplicate" | "in-flight" | "over-capacity"> {
+    if (!(await this.gate.reserve(poolRepo, runnerName))) return "over-capacity";
+    let dispatched = false;
+    try {
+      const outcome = await this.queue.provisionPool(target, poolRepo, runnerName, this.gate.fence?.bind(this.gate, runnerName));
+      dispatched = outcome.status !== "in-flight";
+      if (outcome.status === "dispatched") this.deps.log.info({ runner: runnerName, pool: poolRepo }, "warm pool runner dispatched");
+      if (outcome.status === "in-flight") this.backlog?.recheckInFlight(runnerName);
+      return outcome.status;
+    } finally {
+      this.gate.settle(runnerName, dispatched);
+    }
+  }
+
   /** The job ended: a dispatch for it that has not started is taken out (it costs nothing then). */
   noLongerNeeded(runnerName: string, reason: string): void {
     this.room.leave(runnerName);

@@ -9,10 +9,10 @@ import { forEachLimited } from "./for-each-limited.js";
 import type { ReconcileReport } from "./report.js";
 
 /** How the reconciler asks for a runner: the same entry point as the webhooks (the Provisioner). */
-export type RunnerDemand = Pick<Provisioner, "needsRunner" | "waitsForCapacity" | "stillQueued">;
+export type RunnerDemand = Pick<Provisioner, "needsRunner" | "waitsForCapacity" | "stillQueued" | "fillPool">;
 
-/** Clean-up first (it frees capacity and idempotency tokens), then purges, then dispatches. */
-const PHASES: Array<Exclude<ReconcileAction["kind"], "wait">[]> = [["clean", "abandon", "release", "delete-secret"], ["purge"], ["provision"]];
+/** Clean-up first (it frees capacity and idempotency tokens), then purges, then dispatches: jobs' first, then pools'. */
+const PHASES: Array<Exclude<ReconcileAction["kind"], "wait">[]> = [["clean", "abandon", "release", "delete-secret"], ["purge"], ["provision"], ["fill"]];
 
 /** Applies a plan, counting what was done and what failed in `report`; one failure stops nothing. */
 export async function applyPlan(
@@ -26,7 +26,9 @@ export async function applyPlan(
     const known = targets.get(repo.toLowerCase());
     if (known) return known;
     const [owner = "", name = ""] = repo.split("/");
-    return { owner, repo: name };
+    // An organisation's pool (`owner/*`) registers at the organisation: any of its repositories' installation will do.
+    const installationId = [...targets.values()].find((t) => t.owner.toLowerCase() === owner.toLowerCase())?.installationId;
+    return { owner, repo: name, installationId };
   };
   for (const action of actions) if (action.kind === "wait") demand.waitsForCapacity(action.job, action.runnerName, action.cap);
   for (const kinds of PHASES) {
@@ -72,5 +74,8 @@ async function apply(
       if (need.status === "queue-full") throw new Error(`dispatch queue full or closed (${need.waiting} waiting); next pass`);
       return;
     }
+    case "fill":
+      await demand.fillPool(targetOf(action.repo), action.repo, action.runnerName);
+      return;
   }
 }

@@ -18,7 +18,7 @@ export interface ReconcileReport {
 
 export function emptyReport(): ReconcileReport {
   return {
-    actions: { purge: 0, provision: 0, release: 0, clean: 0, "delete-secret": 0, abandon: 0 },
+    actions: { purge: 0, provision: 0, release: 0, clean: 0, "delete-secret": 0, abandon: 0, fill: 0 },
     queued: 0,
     scanned: 0,
     alive: 0,

@@ -32,6 +32,12 @@ class RecordingDemand {
   stillQueued(repo: string, runnerNames: ReadonlySet<string>): void {
     this.listed.push({ repo, runnerNames: [...runnerNames] });
   }
+
+  readonly fills: Array<{ poolRepo: string; runnerName: string }> = [];
+  async fillPool(_target: unknown, poolRepo: string, runnerName: string): Promise<"dispatched"> {
+    this.fills.push({ poolRepo, runnerName });
+    return "dispatched";
+  }
 }
 
 function setup(deps: FakeDeps = fakeDeps(), opts: Partial<ReconcilerOptions> = {}) {
