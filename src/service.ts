@@ -102,6 +102,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       retentionMs: config.reconcile.retentionSeconds * 1000,
       graceMs: config.reconcile.graceSeconds * 1000,
       classes: config.runner.classes,
+      registrationScope: config.runner.scope,
       staticRepos: config.allowedRepos,
       owners: config.allowedOwners,
       redeliverWindowMs: 60 * 60_000,

@@ -34,7 +34,10 @@ export interface ClassEnv {
   registerRunnerJob: boolean;
 }
 
-const KEYS = ["name", "labels", "job", "job_file", "job_vars", "max_runners", "max_runners_per_repo", "min_idle"];
+const KEYS = ["name", "labels", "job", "job_file", "job_vars", "max_runners", "max_runners_per_repo", "min_idle", "idle_ttl"];
+
+/** A pool runner idle this long is replaced by a fresh one (current image, fresh registration). */
+const DEFAULT_IDLE_TTL_S = 3600;
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 const JOB_ID = /^[a-zA-Z0-9_-]+$/;
 /** GitHub allows runner names of 64 characters; a job id has at most 18 digits. */
@@ -127,8 +130,11 @@ export function parseRunnerClasses(
     };
     const maxRunners = limit("max_runners");
     const maxRunnersPerRepo = limit("max_runners_per_repo");
-    // Warm pools (issue 14, section 3) are not built yet: a pool silently not kept is worse than a refusal.
-    if (limit("min_idle") > 0) problem("min_idle (warm pools) is not supported yet: set 0 or remove it");
+    const minIdle = limit("min_idle");
+    const idleTtl = raw.idle_ttl === undefined ? DEFAULT_IDLE_TTL_S : limit("idle_ttl");
+    if (raw.idle_ttl !== undefined && minIdle === 0) problem("idle_ttl is set without min_idle: it applies to a warm pool's idle runners");
+    if (minIdle > 0 && idleTtl < 60) problem("idle_ttl must be at least 60 (seconds): a pool would replace its runners before they start");
+    if (minIdle > 0 && maxRunners > 0 && minIdle > maxRunners) problem(`min_idle ${minIdle} is above max_runners ${maxRunners}: the pool could never be full`);
 
     const jobVars = checkVars(raw.job_vars, problem);
     let jobFile: string | undefined;
@@ -148,6 +154,7 @@ export function parseRunnerClasses(
       job,
       runnerPrefix,
       limits: { maxRunners: maxRunners || UNLIMITED, maxRunnersPerRepo: maxRunnersPerRepo || UNLIMITED },
+      ...(minIdle > 0 ? { pool: { minIdle, idleTtlMs: idleTtl * 1000 } } : {}),
       jobFile,
       jobVars,
     });

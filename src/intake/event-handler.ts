@@ -79,7 +79,11 @@ export class JobEventHandler {
     const outcome: EventOutcome =
       decision.kind === "ignore" ? { outcome: "ignored", reason: decision.reason } : { outcome: "observed", runner: decision.runnerName };
     if (decision.kind === "ignore" && decision.code) this.observer.notServed?.(decision.code);
-    if (decision.kind === "observe") this.observer.started?.(decision.cls.name, decision.startupSeconds);
+    if (decision.kind === "observe") {
+      this.observer.started?.(decision.cls.name, decision.startupSeconds);
+      // A warm pool runner took a job: the pool is one short until a pass refills it.
+      if (classOfRunner(this.deps.settings.classes, decision.runnerName)?.jobId === undefined) this.provisioner.poolRunnerTaken();
+    }
     // Debug, and its context built only when wanted: on a busy organisation these are most events.
     const { log } = this.deps;
     if (log.isLevelEnabled("debug")) {

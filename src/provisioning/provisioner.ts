@@ -148,6 +148,11 @@ export class Provisioner {
     this.queue.cancel(runnerName, reason);
   }
 
+  /** A warm pool's runner took a job: a pass soon puts another in its place. */
+  poolRunnerTaken(): void {
+    this.backlog?.passSoon();
+  }
+
   /** A runner went: the oldest job waiting for capacity, which only the backlog knows, may go. */
   capacityFreed(): void {
     if (!this.gate.unlimited) this.backlog?.passSoon();

@@ -2,6 +2,7 @@ import { matchesPolicy, type ServePolicy, servesRepo } from "../core/event-decis
 import type { RunnerTarget, WorkflowJob } from "../core/job-event.js";
 import type { World } from "../core/reconcile-plan.js";
 import { availablePoints, INITIAL_POINTS_PER_REPO, inWindow, nextCostEstimate, planScan, type Spend } from "../core/scan-plan.js";
+import { isOrgPoolRepo } from "../core/warm-pool.js";
 import type { RunnerDeps } from "../ports/index.js";
 import { withRetry } from "../ports/retry.js";
 import { listRunnerJobs } from "../ports/runner-jobs.js";
@@ -88,6 +89,8 @@ export class Discovery {
     const [children, secrets, targets] = listed.result;
     const now = Date.now();
     for (const child of children) {
+      // A warm pool of an organisation (`owner/*`) is no repository to list.
+      if (isOrgPoolRepo(child.repo)) continue;
       const [owner = "", repo = ""] = child.repo.split("/");
       this.addTarget(targets, owner, repo);
       // A repository with a live runner of ours is busy: its queue is the likeliest to hold more.
@@ -135,7 +138,8 @@ export class Discovery {
 
     const inFlight = [...this.inFlight];
     this.inFlight.clear();
-    return { world: { now: Date.now(), queued, busyRunners, children, secrets, inFlight, registered }, targets, scanned };
+    const served = [...targets.values()].map((t) => `${t.owner}/${t.repo}`);
+    return { world: { now: Date.now(), queued, busyRunners, children, secrets, inFlight, registered, served }, targets, scanned };
   }
 
   /** Every repository without a share; otherwise what the share affords, in scan-plan's order. */

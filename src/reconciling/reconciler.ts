@@ -4,6 +4,7 @@ import { type RunnerTarget, repoFullName } from "../core/job-event.js";
 import { type Memory, planReconcile, type ReconcileSettings, type World } from "../core/reconcile-plan.js";
 import { runnerForJob } from "../core/runner-class.js";
 import { runnerStates } from "../core/status.js";
+import { isOrgPoolRepo } from "../core/warm-pool.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Backlog } from "../provisioning/provisioner.js";
 import { applyPlan, type RunnerDemand } from "./apply.js";
@@ -130,7 +131,7 @@ export class Reconciler implements Backlog {
       // A repository whose queue this pass did not list may still want its idle runners: only a
       // listing can tell a spare runner from one whose job is still queued.
       const before = this.memory.firstSeen;
-      const actions = planReconcile(world, this.opts, this.memory).filter((a) => a.kind !== "release" || scanned.has(a.repo.toLowerCase()));
+      const actions = planReconcile(world, this.opts, this.memory).filter((a) => a.kind !== "release" || listedFor(a.repo, scanned));
       keepUnlistedRegistrations(before, this.memory, world);
       await applyPlan(this.deps, this.demand, actions, targets, report);
     } catch (err) {
@@ -141,6 +142,18 @@ export class Reconciler implements Backlog {
     this.onReport?.(report);
     return report;
   }
+}
+
+/**
+ * Was what says a runner of `repo` is idle listed this pass: its repository's queue, or for an
+ * organisation's warm pool (`owner/*`, no job of its own) the organisation's registrations,
+ * listed with any of its repositories.
+ */
+function listedFor(repo: string, scanned: ReadonlySet<string>): boolean {
+  const key = repo.toLowerCase();
+  if (!isOrgPoolRepo(key)) return scanned.has(key);
+  const owner = key.slice(0, key.indexOf("/") + 1);
+  return [...scanned].some((r) => r.startsWith(owner));
 }
 
 /** Points a redelivery run's listings of the delivery logs take (a page per hook, usually). */

@@ -72,7 +72,7 @@ describe("RUNNER_CLASSES_FILE", () => {
     [
       "unknown key",
       "  - { name: a, labels: [x], job: j, max_runner: 3 }",
-      [`${W} classes[0] (a): unknown key "max_runner" (known: name, labels, job, job_file, job_vars, max_runners, max_runners_per_repo, min_idle)`],
+      [`${W} classes[0] (a): unknown key "max_runner" (known: name, labels, job, job_file, job_vars, max_runners, max_runners_per_repo, min_idle, idle_ttl)`],
     ],
     ["duplicate name", "  - { name: a, labels: [x], job: j }\n  - { name: a, labels: [y], job: k }", [`${W} classes[1] (a): duplicate name "a"`]],
     [
@@ -118,7 +118,22 @@ describe("RUNNER_CLASSES_FILE", () => {
       [`${W} classes[0] (a): job_vars needs job_file: they are variables of the job file the service registers`],
     ],
     ["negative cap", "  - { name: a, labels: [x], job: j, max_runners: -1 }", [`${W} classes[0] (a): max_runners must be a whole number, 0 or more`]],
-    ["warm pool", "  - { name: a, labels: [x], job: j, min_idle: 2 }", [`${W} classes[0] (a): min_idle (warm pools) is not supported yet: set 0 or remove it`]],
+    ["fractional pool", "  - { name: a, labels: [x], job: j, min_idle: 1.5 }", [`${W} classes[0] (a): min_idle must be a whole number, 0 or more`]],
+    [
+      "TTL without a pool",
+      "  - { name: a, labels: [x], job: j, idle_ttl: 600 }",
+      [`${W} classes[0] (a): idle_ttl is set without min_idle: it applies to a warm pool's idle runners`],
+    ],
+    [
+      "TTL too short",
+      "  - { name: a, labels: [x], job: j, min_idle: 1, idle_ttl: 30 }",
+      [`${W} classes[0] (a): idle_ttl must be at least 60 (seconds): a pool would replace its runners before they start`],
+    ],
+    [
+      "pool above its cap",
+      "  - { name: a, labels: [x], job: j, min_idle: 3, max_runners: 2 }",
+      [`${W} classes[0] (a): min_idle 3 is above max_runners 2: the pool could never be full`],
+    ],
     [
       "name too long for GitHub",
       `  - { name: ${"a".repeat(44)}, labels: [x], job: j }`,
@@ -127,6 +142,14 @@ describe("RUNNER_CLASSES_FILE", () => {
   ];
   it.each(bad)("refuses a file with a %s, in one line", (_what, yaml, expected) => {
     expect(one(yaml)).toEqual(expected);
+  });
+
+  it("keeps a warm pool's size and idle TTL (seconds; an hour by default), and no pool at min_idle 0", () => {
+    const { classes, problems } = parse(
+      "classes:\n  - { name: a, labels: [x], job: j, min_idle: 2 }\n  - { name: b, labels: [y], job: k, min_idle: 1, idle_ttl: 900 }\n  - { name: c, labels: [z], job: l, min_idle: 0 }",
+    );
+    expect(problems).toEqual([]);
+    expect(classes.map((c) => c.pool)).toEqual([{ minIdle: 2, idleTtlMs: 3_600_000 }, { minIdle: 1, idleTtlMs: 900_000 }, undefined]);
   });
 
   it("refuses what is not YAML, or has no classes, in one line each", () => {
