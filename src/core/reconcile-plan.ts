@@ -217,7 +217,9 @@ function planCapacity(
   // Warm pools keep some of the idle runners left over; the rest go once they stayed spare for
   // the grace period (a runner idle past the pool's TTL goes at once).
   const idle = [...leftover.values()].flat();
-  const verdict = keepIdle(idle, settings.classes, scope, world.now);
+  const served = world.served ?? [...world.queued.map(repoFullName), ...alive.map((c) => c.repo)];
+  const pools = poolsOf(settings.classes, scope, served);
+  const verdict = keepIdle(idle, pools, scope, world.now);
   const released = new Set<string>();
   const release = (child: IdleRunner) => {
     actions.push({ kind: "release", runnerName: child.runnerName, repo: child.repo });
@@ -258,8 +260,7 @@ function planCapacity(
   }
 
   // Pools are filled with what the jobs left, one runner per pool in turn.
-  const served = world.served ?? [...world.queued.map(repoFullName), ...alive.map((c) => c.repo)];
-  const shortfall = poolsOf(settings.classes, scope, served).map(({ cls, repo }) => {
+  const shortfall = pools.map(({ cls, repo }) => {
     const missing = (cls.pool?.minIdle ?? 0) - (verdict.kept.get(poolKey(cls.name, repo))?.length ?? 0);
     return { cls, repo, names: freeSeats(cls, repo, Math.max(0, missing), taken) };
   });

@@ -59,17 +59,23 @@ export interface PoolVerdict {
 export const poolKey = (cls: string, poolRepo: string) => `${cls}\0${poolRepo.toLowerCase()}`;
 
 /**
- * Which idle runners each pool keeps: the youngest up to `min_idle`, none idle past the class's
- * TTL (a runner idle for hours is recycled: a fresh one has the current image and registration).
- * Runners of a class without a pool, or of a scope no longer served, are all unwanted.
+ * Which idle runners each of `pools` keeps: the youngest up to `min_idle`, none idle past the
+ * class's TTL (a runner idle for hours is recycled: a fresh one has the current image and
+ * registration). Runners of no pool (a class without one, a scope no longer served) are unwanted.
  */
-export function keepIdle(idle: readonly IdleRunner[], classes: readonly RunnerClass[], scope: RegistrationScope, now: number): PoolVerdict {
+export function keepIdle(
+  idle: readonly IdleRunner[],
+  pools: ReadonlyArray<{ cls: RunnerClass; repo: string }>,
+  scope: RegistrationScope,
+  now: number,
+): PoolVerdict {
+  const poolOf = new Map(pools.map((p) => [poolKey(p.cls.name, p.repo), p.cls.pool]));
   const kept = new Map<string, IdleRunner[]>();
   const unwanted: PoolVerdict["unwanted"] = [];
   const youngestFirst = [...idle].sort((a, b) => b.changedAt - a.changedAt || a.runnerName.localeCompare(b.runnerName));
   for (const runner of youngestFirst) {
-    const pool = classes.find((c) => c.name === runner.cls)?.pool;
     const key = poolKey(runner.cls, poolRepoOf(scope, runner.repo));
+    const pool = poolOf.get(key);
     const members = kept.get(key) ?? [];
     if (!pool || members.length >= pool.minIdle) unwanted.push({ ...runner, why: "surplus" });
     else if (now - runner.changedAt >= pool.idleTtlMs) unwanted.push({ ...runner, why: "idle-ttl" });
