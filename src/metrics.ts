@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { RunnerCounts } from "./core/status.js";
 import { WAIT_REASONS, type WaitingSummary } from "./core/waiting.js";
 
 /**
@@ -70,15 +71,51 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly runners = new Gauge({
+  /** Where the runner gauges read the live runners at each scrape (the service's RunnerBoard). */
+  private runnerSource: (() => RunnerCounts) | undefined;
+
+  readonly runners: Gauge<"state"> = new Gauge({
     name: "ngd_runners",
     help:
-      "As of the last reconcile pass: queued (jobs queued at GitHub that this service serves, in the repositories listed), " +
-      "alive (runner jobs pending or running in Nomad), and those alive by runner state: starting (not online at GitHub yet), " +
-      "idle (online, no job), busy (running a job)",
+      "queued (jobs queued at GitHub that this service serves, in the repositories listed) and alive (runner jobs pending or running in Nomad) " +
+      "as of the last reconcile pass; and live runner jobs by state as of the scrape (the last pass's look moved on by dispatches and " +
+      "in_progress/completed events since): starting (not seen online at GitHub yet), idle (online, no job), busy (running a job)",
     labelNames: ["state"] as const,
     registers: [this.registry],
+    collect: (): void => {
+      const counts = this.runnerSource?.();
+      if (counts) for (const [state, n] of Object.entries(counts.byState)) this.runners.set({ state }, n);
+    },
   });
+
+  readonly classRunners: Gauge<"class" | "state"> = new Gauge({
+    name: "ngd_class_runners",
+    help: "Live runner jobs by runner class and state (starting, idle, busy), as of the scrape, like ngd_runners",
+    labelNames: ["class", "state"] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const counts = this.runnerSource?.();
+      if (!counts) return;
+      this.classRunners.reset();
+      for (const [cls, c] of Object.entries(counts.byClass)) for (const state of STATES) this.classRunners.set({ class: cls, state }, c[state]);
+    },
+  });
+
+  readonly poolTarget: Gauge<"class"> = new Gauge({
+    name: "ngd_warm_pool_target_runners",
+    help: "Idle runners a runner class's warm pools keep in all: min_idle times its pools (organisations or repositories served); 0 without a pool. As of the last reconcile pass",
+    labelNames: ["class"] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const counts = this.runnerSource?.();
+      if (counts) for (const [cls, c] of Object.entries(counts.byClass)) this.poolTarget.set({ class: cls }, c.poolTarget);
+    },
+  });
+
+  /** The runner gauges read `source` when scraped. */
+  watchRunners(source: () => RunnerCounts): void {
+    this.runnerSource = source;
+  }
 
   readonly reconcileActions = new Counter({
     name: "ngd_reconcile_actions_total",
@@ -180,6 +217,8 @@ export class Metrics {
  * A completed workflow_job's conclusions (@octokit/openapi-webhooks, webhook-workflow-job-completed):
  * the only values the `result` label takes, so the series stay bounded.
  */
+const STATES = ["starting", "idle", "busy"] as const;
+
 const CONCLUSIONS = new Set(["success", "failure", "cancelled", "skipped", "timed_out", "neutral", "action_required"]);
 
 export function resultLabel(conclusion: string | null): string {

@@ -6,7 +6,8 @@ import { configSummary } from "./config/summary.js";
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage } from "./core/errors.js";
 import { statusLabel } from "./core/replay-guard.js";
-import { githubHealth, RecentFailures, type RunnerCounts, type StatusReport } from "./core/status.js";
+import { classOfRunner } from "./core/runner-class.js";
+import { githubHealth, RecentFailures, type StatusReport } from "./core/status.js";
 import type { WaitingSummary } from "./core/waiting.js";
 import { createDeps, type ServiceDeps, servePolicy } from "./deps.js";
 import { paceMs } from "./github/budget.js";
@@ -22,6 +23,7 @@ import { DEFAULT_DISPATCH_QUEUE, DispatchQueue } from "./provisioning/dispatch-q
 import { Provisioner } from "./provisioning/provisioner.js";
 import { SharedCapacityGate } from "./provisioning/shared-capacity.js";
 import { type ReconcileReport, Reconciler } from "./reconciling/reconciler.js";
+import { RunnerBoard } from "./runner-board.js";
 import { type ClosableListener, shutDown } from "./shutdown.js";
 import { readinessProbe, StartupError, startupChecks } from "./startup.js";
 import { CloudflaredSupervisor } from "./tunnel/cloudflared.js";
@@ -75,7 +77,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
   await startupChecks(config, deps);
 
   const policy = servePolicy(config);
-  let lastRunners: RunnerCounts = { byState: { starting: 0, idle: 0, busy: 0 } };
+  // The live runners by class and state, for the status page and the gauges: each pass's look, moved on by what is heard between passes.
+  const board = new RunnerBoard();
   // Jobs accepted from webhooks (and found by the reconciler) wait in the queue for GitHub's rate limit.
   // What failed lately, for the status page: the logs say more, this says what to look for.
   const failures = new RecentFailures();
@@ -86,12 +89,16 @@ export async function startService(config: Config, log: Logger): Promise<Running
   await shared?.start();
   const gate = shared ?? new CapacityGate(deps, config.limits);
   const provisioner = new Provisioner(deps, gate, new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), {
-    dispatched: (seconds, cls) => metrics.dispatchLatency.observe({ class: cls }, seconds),
+    dispatched: (seconds, cls, runner) => {
+      if (seconds !== undefined) metrics.dispatchLatency.observe({ class: cls }, seconds);
+      board.heard({ at: Date.now(), kind: "dispatched", runner, cls });
+    },
     notQueued: (jobStatus) => metrics.replaysRefused.inc({ job_status: statusLabel(jobStatus) }),
     failed: (err) => failed("dispatch", err),
   });
   const queue = provisioner.queue;
   metrics.watchWaiting((limit) => provisioner.waiting(limit));
+  metrics.watchRunners(() => board.counts());
   const pollPointsPerMinute = config.github.budget.pointsPerMinute * RECONCILE_POLL_SHARE;
   const reconciler = new Reconciler(
     deps,
@@ -115,7 +122,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     provisioner,
     (report) => {
       recordReconcile(metrics, report);
-      if (report.runners) lastRunners = { byState: report.runners, asOf: Date.now() };
+      if (report.runners) board.passed(report.runners.board, report.runners.lookedAt, report.runners.poolTargets);
       for (const message of report.errors.slice(0, 5)) failures.add({ at: Date.now(), source: "reconcile", message });
     },
   );
@@ -123,11 +130,16 @@ export async function startService(config: Config, log: Logger): Promise<Running
   provisioner.followUpWith(reconciler);
   const handler = new JobEventHandler(deps, policy, provisioner, {
     notServed: (reason) => metrics.notServed.inc({ reason }),
-    started: (cls, seconds) => {
+    started: (cls, seconds, runner) => {
       metrics.jobsStarted.inc({ class: cls });
       if (seconds !== undefined) metrics.jobStartup.observe({ class: cls }, seconds);
+      const ranOn = classOfRunner(config.runner.classes, runner)?.cls.name;
+      if (ranOn) board.heard({ at: Date.now(), kind: "busy", runner, cls: ranOn });
     },
-    completed: (cls, conclusion) => metrics.jobsCompleted.inc({ class: cls, result: resultLabel(conclusion) }),
+    completed: (cls, conclusion, runner) => {
+      metrics.jobsCompleted.inc({ class: cls, result: resultLabel(conclusion) });
+      board.heard({ at: Date.now(), kind: "gone", runner });
+    },
   });
   let tunnel: CloudflaredSupervisor | undefined;
   const readiness = readinessProbe(deps, () => tunnel?.status());
@@ -162,7 +174,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       const credentials = report.checks.github;
       const github = credentials && !credentials.ok ? credentials : { ok: seen.ok, detail: [credentials?.detail, seen.detail].filter(Boolean).join("; ") };
       const health = { ...report.checks, github };
-      return { generatedAt: now, ready: report.ready, health, waiting: provisioner.waiting(), runners: lastRunners, budgets, failures: recent };
+      return { generatedAt: now, ready: report.ready, health, waiting: provisioner.waiting(), runners: board.counts(), budgets, failures: recent };
     };
     metricsServer = await listen(metricsApp(metrics, readiness, () => provisioner.waiting(), status).fetch, config.host, config.metricsPort);
     metricsUrl = `${urlOf(metricsServer, config.host)}/metrics`;
@@ -248,7 +260,6 @@ function metricsApp(metrics: Metrics, readiness: () => Promise<ReadinessReport>,
 function recordReconcile(metrics: Metrics, report: ReconcileReport): void {
   metrics.runners.set({ state: "queued" }, report.queued);
   metrics.runners.set({ state: "alive" }, report.alive);
-  for (const [state, count] of Object.entries(report.runners ?? {})) metrics.runners.set({ state }, count);
   for (const [action, count] of Object.entries(report.actions)) if (count > 0) metrics.reconcileActions.inc({ action }, count);
   if (report.errors.length > 0) metrics.reconcileErrors.inc(report.errors.length);
   if (report.credentialsRefused > 0) metrics.credentialsRefused.inc(report.credentialsRefused);

@@ -33,6 +33,8 @@ export interface Failure {
 
 export interface RunnerCounts {
   byState: Record<RunnerState, number>;
+  /** The same per runner class (a class with no live runner is absent), and each class's warm pool target. */
+  byClass: Record<string, Record<RunnerState, number> & { poolTarget: number }>;
   /** When the reconciler last looked (ms since epoch); undefined before its first pass. */
   asOf?: number;
 }
@@ -47,19 +49,62 @@ export interface StatusReport {
   failures: Failure[];
 }
 
+/** A live runner as the status page counts it. */
+export interface BoardEntry {
+  cls: string;
+  state: RunnerState;
+}
+
 /**
- * The state of each live runner job: busy (GitHub says it runs a job), idle (registered and
- * online, waiting for one), starting (Nomad placing it, the runner configuring or connecting).
+ * The state of each live runner job, by runner name: busy (GitHub says it runs a job), idle
+ * (registered and online, waiting for one), starting (Nomad placing it, the runner configuring or
+ * connecting).
  */
-export function runnerStates(world: Pick<World, "children" | "busyRunners" | "registered">): Record<RunnerState, number> {
+export function runnerStates(world: Pick<World, "children" | "busyRunners" | "registered">): Map<string, BoardEntry> {
   const online = new Set(world.registered.filter((r) => r.online).map((r) => r.name));
-  const counts: Record<RunnerState, number> = { starting: 0, idle: 0, busy: 0 };
+  const board = new Map<string, BoardEntry>();
   for (const child of world.children.filter((c: RunnerChild) => c.alive)) {
-    if (world.busyRunners.has(child.runnerName)) counts.busy += 1;
-    else if (online.has(child.runnerName)) counts.idle += 1;
-    else counts.starting += 1;
+    const state = world.busyRunners.has(child.runnerName) ? "busy" : online.has(child.runnerName) ? "idle" : "starting";
+    board.set(child.runnerName, { cls: child.cls, state });
   }
-  return counts;
+  return board;
+}
+
+/**
+ * What happened to a runner since the reconciler last looked, as the service hears it: its
+ * dispatch, the `in_progress` event of the job it took, the `completed` event of that job.
+ * (Coming online has no event: a runner counts as starting until the next pass sees it idle.)
+ */
+export type RunnerEvent = { at: number; runner: string } & ({ kind: "dispatched"; cls: string } | { kind: "busy"; cls: string } | { kind: "gone" });
+
+/**
+ * The runners now: the last pass's board (taken at `asOf`), with every event heard since the
+ * pass began to look applied in order, so the counts move within seconds, not once a pass.
+ */
+export function currentBoard(snapshot: ReadonlyMap<string, BoardEntry>, asOf: number, events: readonly RunnerEvent[]): Map<string, BoardEntry> {
+  const board = new Map(snapshot);
+  for (const event of events) {
+    if (event.at < asOf) continue;
+    if (event.kind === "gone") board.delete(event.runner);
+    else if (event.kind === "busy") board.set(event.runner, { cls: event.cls, state: "busy" });
+    // A repeated dispatch of a runner the board has (a duplicate) changes nothing.
+    else if (!board.has(event.runner)) board.set(event.runner, { cls: event.cls, state: "starting" });
+  }
+  return board;
+}
+
+/** Counts by state, in total and per class (with each class's pool target, 0 without a pool). */
+export function countRunners(board: ReadonlyMap<string, BoardEntry>, poolTargets: Readonly<Record<string, number>> = {}): Omit<RunnerCounts, "asOf"> {
+  const empty = () => ({ starting: 0, idle: 0, busy: 0 });
+  const byState: Record<RunnerState, number> = empty();
+  const byClass: RunnerCounts["byClass"] = {};
+  for (const [cls, poolTarget] of Object.entries(poolTargets)) byClass[cls] = { ...empty(), poolTarget };
+  for (const { cls, state } of board.values()) {
+    byState[state] += 1;
+    byClass[cls] ??= { ...empty(), poolTarget: 0 };
+    byClass[cls][state] += 1;
+  }
+  return { byState, byClass };
 }
 
 /** GitHub's health, from what the service saw: recent failures and paused budgets. */
@@ -114,6 +159,10 @@ export function renderStatusText(r: StatusReport): string {
   const s = r.runners.byState;
   const asOf = r.runners.asOf === undefined ? "no reconcile pass yet" : `as of ${ago(r.generatedAt, r.runners.asOf)}`;
   lines.push(`runners: ${s.starting} starting, ${s.idle} idle, ${s.busy} busy (${asOf})`);
+  for (const [cls, c] of Object.entries(r.runners.byClass)) {
+    const pool = c.poolTarget > 0 ? `, warm pool ${c.idle}/${c.poolTarget} idle` : "";
+    lines.push(`  ${cls}: ${c.starting} starting, ${c.idle} idle, ${c.busy} busy${pool}`);
+  }
   lines.push("");
   const reasons = Object.entries(r.waiting.byReason).map(([reason, n]) => `${n} ${reason}`);
   lines.push(`waiting for a runner: ${r.waiting.count}${reasons.length > 0 ? ` (${reasons.join(", ")})` : ""}`);

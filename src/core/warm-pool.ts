@@ -40,6 +40,13 @@ export function poolsOf(classes: readonly RunnerClass[], scope: RegistrationScop
   return classes.filter((cls) => (cls.pool?.minIdle ?? 0) > 0).flatMap((cls) => sorted.map((repo) => ({ cls, repo })));
 }
 
+/** Idle runners each class's pools want in all (min_idle times its pools), for the status page and metrics. */
+export function poolTargets(classes: readonly RunnerClass[], scope: RegistrationScope, served: Iterable<string>): Record<string, number> {
+  const targets: Record<string, number> = {};
+  for (const { cls } of poolsOf(classes, scope, served)) targets[cls.name] = (targets[cls.name] ?? 0) + (cls.pool?.minIdle ?? 0);
+  return targets;
+}
+
 /** An idle runner of ours that no queued job needs: the pool may keep it. */
 export interface IdleRunner {
   runnerName: string;

@@ -44,7 +44,17 @@ ${Object.entries(r.health).map(
 <div class="tile"><b>${s.starting}</b>starting</div><div class="tile"><b>${s.idle}</b>idle</div><div class="tile"><b>${s.busy}</b>busy</div>
 <div class="tile"><b>${r.waiting.count}</b>jobs waiting</div>
 </div>
-<div class="muted">${r.runners.asOf === undefined ? "no reconcile pass yet" : `runners as of the last reconcile pass, ${ago(now, r.runners.asOf)}`}</div>
+<table id="classes"><tr><th>Class</th><th>Starting</th><th>Idle</th><th>Busy</th><th>Warm pool</th></tr>
+${Object.entries(r.runners.byClass).map(
+  ([cls, c]) =>
+    html`<tr><td>${cls}</td><td>${c.starting}</td><td>${c.idle}</td><td>${c.busy}</td><td>${c.poolTarget > 0 ? `${c.idle} of ${c.poolTarget} idle` : "none"}</td></tr>`,
+)}
+</table>
+<div class="muted">${
+    r.runners.asOf === undefined
+      ? "no reconcile pass yet"
+      : `as of the last reconcile pass (${ago(now, r.runners.asOf)}), moved on by the dispatches and job events heard since; a runner counts as starting until a pass sees it online`
+  }</div>
 
 <h2>Jobs waiting for a runner</h2>
 ${

@@ -22,10 +22,13 @@ export type EventOutcome =
 export interface EventObserver {
   /** A job this service does not serve, by why (bounded values). */
   notServed?(code: IgnoreCode): void;
-  /** Our runner of `cls` picked up a job GitHub queued `seconds` earlier (undefined: the event lacks a time). */
-  started?(cls: string, seconds: number | undefined): void;
-  /** A job our runner of `cls` ran ended with GitHub's `conclusion`. */
-  completed?(cls: string, conclusion: string | null): void;
+  /**
+   * Our runner `runner` picked up a job of class `cls` (its labels') that GitHub queued `seconds`
+   * earlier (undefined: the event lacks a time).
+   */
+  started?(cls: string, seconds: number | undefined, runner: string): void;
+  /** A job our runner `runner` of class `cls` ran ended with GitHub's `conclusion`. */
+  completed?(cls: string, conclusion: string | null, runner: string): void;
 }
 
 /**
@@ -58,7 +61,7 @@ export class JobEventHandler {
     if (decision.kind === "release") {
       // The job ran on a runner of ours (the first one named spent is the one GitHub reported).
       const ranOn = classOfRunner(this.deps.settings.classes, decision.spent[0])?.cls;
-      if (ranOn) this.observer.completed?.(ranOn.name, event.job.conclusion ?? null);
+      if (ranOn) this.observer.completed?.(ranOn.name, event.job.conclusion ?? null, decision.spent[0]!);
       const nothingToDo = this.releaseNothingDispatched(event, decision);
       if (nothingToDo) return nothingToDo;
     }
@@ -80,7 +83,7 @@ export class JobEventHandler {
       decision.kind === "ignore" ? { outcome: "ignored", reason: decision.reason } : { outcome: "observed", runner: decision.runnerName };
     if (decision.kind === "ignore" && decision.code) this.observer.notServed?.(decision.code);
     if (decision.kind === "observe") {
-      this.observer.started?.(decision.cls.name, decision.startupSeconds);
+      this.observer.started?.(decision.cls.name, decision.startupSeconds, decision.runnerName);
       // A warm pool runner took a job: the pool is one short until a pass refills it.
       if (classOfRunner(this.deps.settings.classes, decision.runnerName)?.jobId === undefined) this.provisioner.poolRunnerTaken();
     }

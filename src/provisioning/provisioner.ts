@@ -41,8 +41,11 @@ export interface NeedOptions {
 
 /** What became of provisionings, for the metrics. */
 export interface ProvisionObserver {
-  /** A runner of class `cls` was dispatched, `seconds` after its job was queued at GitHub. */
-  dispatched?(seconds: number, cls: string): void;
+  /**
+   * The runner `runner` of class `cls` was dispatched, `seconds` after its job was queued at
+   * GitHub (undefined: a warm pool's runner, or a job without a queued time).
+   */
+  dispatched?(seconds: number | undefined, cls: string, runner: string): void;
   /** A `queued` delivery was refused: GitHub says the job is not queued (a replay). */
   notQueued?(jobStatus: JobStatusAtGitHub): void;
   /** An attempt failed (the job waits; see the waiting room). */
@@ -134,7 +137,10 @@ export class Provisioner {
     try {
       const outcome = await this.queue.provisionPool(target, poolRepo, runnerName, this.gate.fence?.bind(this.gate, runnerName));
       dispatched = outcome.status !== "in-flight";
-      if (outcome.status === "dispatched") this.deps.log.info({ runner: runnerName, pool: poolRepo }, "warm pool runner dispatched");
+      if (outcome.status === "dispatched") {
+        this.deps.log.info({ runner: runnerName, pool: poolRepo }, "warm pool runner dispatched");
+        this.observer.dispatched?.(undefined, classOfRunner(this.deps.settings.classes, runnerName)?.cls.name ?? "", runnerName);
+      }
       if (outcome.status === "in-flight") this.backlog?.recheckInFlight(runnerName);
       return outcome.status;
     } finally {
@@ -192,7 +198,8 @@ export class Provisioner {
         log.info({ ...context, nomadJob: outcome.nomadJobId }, outcome.status === "dispatched" ? "runner dispatched" : "runner already dispatched");
         const queuedAt = Date.parse(job.createdAt);
         const cls = classOfRunner(this.deps.settings.classes, runner)?.cls.name ?? "";
-        if (outcome.status === "dispatched" && Number.isFinite(queuedAt)) this.observer.dispatched?.(Math.max(0, (Date.now() - queuedAt) / 1000), cls);
+        if (outcome.status === "dispatched")
+          this.observer.dispatched?.(Number.isFinite(queuedAt) ? Math.max(0, (Date.now() - queuedAt) / 1000) : undefined, cls, runner);
         return;
       }
     }

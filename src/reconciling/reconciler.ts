@@ -4,7 +4,7 @@ import { type RunnerTarget, repoFullName } from "../core/job-event.js";
 import { type Memory, planReconcile, type ReconcileSettings, type World } from "../core/reconcile-plan.js";
 import { runnerForJob } from "../core/runner-class.js";
 import { runnerStates } from "../core/status.js";
-import { isOrgPoolRepo } from "../core/warm-pool.js";
+import { isOrgPoolRepo, poolTargets } from "../core/warm-pool.js";
 import type { RunnerDeps } from "../ports/index.js";
 import type { Backlog } from "../provisioning/provisioner.js";
 import { applyPlan, type RunnerDemand } from "./apply.js";
@@ -116,11 +116,16 @@ export class Reconciler implements Backlog {
     const report = emptyReport();
     try {
       await this.redeliver(report);
+      const lookedAt = Date.now();
       const { world, targets, scanned } = await this.discovery.discover();
       report.queued = world.queued.length;
       report.alive = world.children.filter((c) => c.alive).length;
       report.scanned = scanned.size;
-      report.runners = runnerStates(world);
+      report.runners = {
+        board: runnerStates(world),
+        lookedAt,
+        poolTargets: poolTargets(this.opts.classes, this.opts.registrationScope ?? "repo", world.served ?? []),
+      };
       // Jobs of a listed repository that are no longer queued there wait no more.
       const queuedIn = new Map<string, Set<string>>([...scanned].map((repo) => [repo, new Set<string>()]));
       for (const job of world.queued) {

@@ -1,5 +1,5 @@
 import type { ReconcileAction } from "../core/reconcile-plan.js";
-import type { RunnerState } from "../core/status.js";
+import type { BoardEntry } from "../core/status.js";
 
 /** What one pass did: metrics and logs are made from it. */
 export interface ReconcileReport {
@@ -9,8 +9,11 @@ export interface ReconcileReport {
   /** Repositories whose queued jobs this pass listed (the backstop scan's slice). */
   scanned: number;
   alive: number;
-  /** The live runner jobs by state, as this pass saw them (undefined: it could not look). */
-  runners?: Record<RunnerState, number>;
+  /**
+   * The live runner jobs and their states, as this pass saw them from `lookedAt` on (undefined:
+   * it could not look), and each class's warm pool target (idle runners over all its pools).
+   */
+  runners?: { board: Map<string, BoardEntry>; lookedAt: number; poolTargets: Record<string, number> };
   /** Runners cleaned up because their allocation was refused its credential (possible theft). */
   credentialsRefused: number;
   errors: string[];

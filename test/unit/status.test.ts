@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { RunnerChild } from "../../src/core/reconcile-plan.js";
-import { githubHealth, RecentFailures, renderStatusText, runnerStates, type StatusReport } from "../../src/core/status.js";
+import { countRunners, currentBoard, githubHealth, RecentFailures, renderStatusText, runnerStates, type StatusReport } from "../../src/core/status.js";
 import { renderStatusPage } from "../../src/http/status-page.js";
 import { resultLabel } from "../../src/metrics.js";
 import { defaultStatusUrl } from "../../src/status-command.js";
@@ -8,12 +8,12 @@ import { defaultStatusUrl } from "../../src/status-command.js";
 // Issue 15 (2): the operators' status page and `status` command, over one plain report.
 
 const NOW = Date.parse("2026-12-02T12:00:00Z");
-const child = (name: string, alive = true): RunnerChild => ({
+const child = (name: string, alive = true, cls = "default"): RunnerChild => ({
   id: `c-${name}`,
   runnerName: name,
   jobId: 1,
   repo: "acme/app",
-  cls: "default",
+  cls,
   alive,
   changedAt: NOW,
 });
@@ -32,7 +32,11 @@ function report(overrides: Partial<StatusReport> = {}): StatusReport {
       byReason: { vault: 1 },
       jobs: [{ job: 42, repo: "acme/app", runner: "r-42", reason: "vault", waitingSeconds: 75, reasonSeconds: 70 }],
     },
-    runners: { byState: { starting: 1, idle: 2, busy: 3 }, asOf: NOW - 20_000 },
+    runners: {
+      byState: { starting: 1, idle: 2, busy: 3 },
+      byClass: { small: { starting: 1, idle: 1, busy: 3, poolTarget: 0 }, large: { starting: 0, idle: 1, busy: 0, poolTarget: 2 } },
+      asOf: NOW - 20_000,
+    },
     budgets: [{ key: "pat", pointsPerMinute: 900, available: 880, waiting: 0, pausedSeconds: 0 }],
     failures: [{ at: NOW - 5_000, source: "dispatch", dependency: "vault", message: "Vault PUT secret/data/x: 503 Vault is sealed" }],
     ...overrides,
@@ -55,7 +59,40 @@ describe("runnerStates", () => {
         { id: 4, name: "d", repo: "acme/app", busy: false, online: true },
       ],
     };
-    expect(runnerStates(world)).toEqual({ busy: 1, idle: 1, starting: 1 });
+    expect(countRunners(runnerStates(world)).byState).toEqual({ busy: 1, idle: 1, starting: 1 });
+  });
+
+  it("counts per class, every class with a pool listed even with no runner, with its pool target", () => {
+    const world = { children: [child("a", true, "small"), child("b", true, "large")], busyRunners: new Set(["a"]), registered: [] };
+    expect(countRunners(runnerStates(world), { large: 2, gpu: 1 }).byClass).toEqual({
+      small: { starting: 0, idle: 0, busy: 1, poolTarget: 0 },
+      large: { starting: 1, idle: 0, busy: 0, poolTarget: 2 },
+      gpu: { starting: 0, idle: 0, busy: 0, poolTarget: 1 },
+    });
+  });
+});
+
+describe("currentBoard: the runners between passes", () => {
+  const pass = new Map([
+    ["r-1", { cls: "small", state: "idle" as const }],
+    ["r-2", { cls: "small", state: "starting" as const }],
+  ]);
+  it("moves the last pass's look on by what was heard since it began to look", () => {
+    const board = currentBoard(pass, NOW, [
+      { at: NOW + 1, kind: "busy", runner: "r-1", cls: "small" },
+      { at: NOW + 2, kind: "dispatched", runner: "r-3", cls: "large" },
+      { at: NOW + 3, kind: "gone", runner: "r-2" },
+    ]);
+    expect(countRunners(board).byState).toEqual({ starting: 1, idle: 0, busy: 1 });
+    expect(countRunners(board).byClass.large).toEqual({ starting: 1, idle: 0, busy: 0, poolTarget: 0 });
+  });
+
+  it("ignores what the pass already saw, and a repeated dispatch of a runner it has", () => {
+    const board = currentBoard(pass, NOW, [
+      { at: NOW - 1, kind: "gone", runner: "r-1" },
+      { at: NOW + 1, kind: "dispatched", runner: "r-1", cls: "small" },
+    ]);
+    expect(countRunners(board).byState).toEqual({ starting: 1, idle: 1, busy: 0 });
   });
 });
 
