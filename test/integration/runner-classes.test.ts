@@ -134,7 +134,7 @@ describe("runner classes (twins)", () => {
     await expect(startTestWorld({ env: { RUNNER_CLASSES_FILE: file } })).rejects.toThrow(
       [
         "invalid configuration:",
-        `  - RUNNER_CLASSES_FILE ${file} classes[0] (a): unknown key "bogus" (known: name, labels, job, job_file, job_vars, max_runners, max_runners_per_repo, min_idle)`,
+        `  - RUNNER_CLASSES_FILE ${file} classes[0] (a): unknown key "bogus" (known: name, labels, job, job_file, job_vars, max_runners, max_runners_per_repo, min_idle, idle_ttl)`,
         `  - RUNNER_CLASSES_FILE ${file} classes[1] (a): duplicate name "a"`,
         `  - RUNNER_CLASSES_FILE ${file} classes[1] (a): duplicate label set [x] (also class a): a job could not tell which class serves it`,
         `  - RUNNER_CLASSES_FILE ${file} classes[1] (a): missing job (the parameterized Nomad job this class dispatches)`,
