@@ -342,11 +342,11 @@ locals {
     ALLOWED_REPOS       = var.allowed_repos
     RUNNER_REGISTRATION = var.runner_registration
     RUNNER_SCOPE        = var.runner_scope
-    RUNNER_GROUP_ID     = var.runner_group_id
+    RUNNER_GROUP_ID     = "${var.runner_group_id}"
     RUNNER_NAME_PREFIX  = var.runner_name_prefix
 
-    MAX_RUNNERS          = var.max_runners
-    MAX_RUNNERS_PER_REPO = var.max_runners_per_repo
+    MAX_RUNNERS          = "${var.max_runners}"
+    MAX_RUNNERS_PER_REPO = "${var.max_runners_per_repo}"
     CAPACITY_SCOPE       = var.capacity_scope
 
     # The Nomad agent on this node unless nomad_addr says otherwise, with the NOMAD_TOKEN from
