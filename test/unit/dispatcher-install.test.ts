@@ -147,7 +147,7 @@ const EVERY: Record<string, { value: () => string; arrives: (s: Seen) => void }>
   memory: { value: () => "384", arrives: (s) => expect(s.task.Resources.MemoryMB).toBe(384) },
   log_level: { value: () => '"debug"', arrives: (s) => expect(s.config.logLevel).toBe("debug") },
   dispatcher_id: { value: () => '"ci-two"', arrives: (s) => expect(s.config.dispatcherId).toBe("ci-two") },
-  tunnel: { value: () => '"named"', arrives: (s) => expect(s.config.tunnel.mode).toBe("named") },
+  tunnel: { value: () => '"off"', arrives: (s) => expect(s.config.tunnel.mode).toBe("off") },
   github_api_url: { value: () => '"https://ghe.example.com/api/v3"', arrives: (s) => expect(s.config.github.apiUrl).toBe("https://ghe.example.com/api/v3") },
   github_url: { value: () => '"https://ghe.example.com"', arrives: (s) => expect(s.config.github.webUrl).toBe("https://ghe.example.com") },
   webhook_url: {
@@ -168,7 +168,7 @@ const EVERY: Record<string, { value: () => string; arrives: (s: Seen) => void }>
   nomad_ca_pem: { value: () => `<<-EOT\n${pem()}EOT\n`, arrives: (s) => expect(s.config.nomad.tls.ca).toEqual([pem().trim()]) },
   nomad_tls_server_name: { value: () => '"client.global.nomad"', arrives: (s) => expect(s.config.nomad.tls.servername).toBe("client.global.nomad") },
   runner_namespace: { value: () => '"ci-runners"', arrives: (s) => expect(s.config.nomad.namespace).toBe("ci-runners") },
-  register_runner_job: { value: () => '"true"', arrives: (s) => expect(s.config.nomad.registerRunnerJob).toBe(true) },
+  register_runner_job: { value: () => '"false"', arrives: (s) => expect(s.config.nomad.registerRunnerJob).toBe(false) },
   vault_addr: { value: () => '"https://vault.internal:8200"', arrives: (s) => expect(s.config.vault.addr).toBe("https://vault.internal:8200") },
   vault_role: { value: () => '"dispatcher-two"', arrives: (s) => expect((s.task.Vault as { Role: string }).Role).toBe("dispatcher-two") },
   vault_namespace: { value: () => '"ci/ns"', arrives: (s) => expect(s.config.vault.namespace).toBe("ci/ns") },
@@ -223,7 +223,9 @@ describe("every variable of jobs/dispatcher.nomad.hcl", () => {
       .map(([name, { value }]) => `${name} = ${value()}`)
       .join("\n");
     const client = ca.client("dispatcher");
-    const installed = await installWith(vars, { ...SECRETS, NOMAD_CLIENT_CERT: client.certPem, NOMAD_CLIENT_KEY: client.keyPem });
+    // Without a tunnel token (tunnel = "off") or a registration token (register_runner_job = "false").
+    const { TUNNEL_TOKEN: _tunnel, NOMAD_REGISTER_TOKEN: _register, ...secrets } = SECRETS;
+    const installed = await installWith(vars, { ...secrets, NOMAD_CLIENT_CERT: client.certPem, NOMAD_CLIENT_KEY: client.keyPem });
     const runner = await runnerTask(installed.files["local/runner.vars.hcl"] ?? "");
     const seen: Seen = { ...installed, runner };
     for (const [name, { arrives }] of Object.entries(EVERY)) {
