@@ -379,7 +379,7 @@ locals {
   }
 
   # Files rendered from variables: not secret, but read by the dispatcher (as the image's user).
-  # An empty variable renders no file (its environment variable above stays empty).
+  # An empty one leaves its environment variable above empty, and the service reads no file.
   files = {
     "local/nomad-ca.pem"          = var.nomad_ca_pem
     "local/vault-ca.pem"          = var.vault_ca_pem
