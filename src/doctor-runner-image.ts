@@ -98,9 +98,9 @@ function varsHint(config: Config, cls: RunnerClassConfig): string {
   const where =
     // A class of RUNNER_CLASSES_FILE: its runner names carry its name.
     cls.runnerPrefix !== config.runner.namePrefix
-      ? `in the job_vars of class ${cls.name} in RUNNER_CLASSES_FILE`
+      ? `in the job_vars of class ${cls.name} in RUNNER_CLASSES_FILE (under jobs/dispatcher.nomad.hcl: its variable runner_classes)`
       : cls.varsFile
-        ? `in ${cls.varsFile}`
+        ? `in ${cls.varsFile} (under jobs/dispatcher.nomad.hcl: its variable runner_image, set in the vars file, then the job run again)`
         : "in a file named by NOMAD_RUNNER_JOB_VARS_FILE";
   return config.nomad.registerRunnerJob
     ? `${where}; the service registers the changed job when it starts`

@@ -210,6 +210,10 @@ const FUNCTIONS: Record<string, (args: Json[]) => Json> = {
   length: ([v]) => (Array.isArray(v) ? v.length : isObject(v) ? Object.keys(v).length : String(v).length),
   tostring: ([v]) => stringifyForTemplate(v ?? null),
   tonumber: ([v]) => Number(v),
+  // go-cty stdlib MergeFunc: later objects win.
+  merge: (objects) => Object.assign({}, ...objects.filter(isObject)) as JsonObject,
+  // go-cty stdlib JSONEncodeFunc marshals with encoding/json, which escapes <, > and &.
+  jsonencode: ([v]) => JSON.stringify(v ?? null).replace(/[<>&]/g, (ch) => `\\u00${ch.charCodeAt(0).toString(16)}`),
   format: ([fmt, ...args]) => {
     let n = 0;
     return String(fmt).replace(/%[sdv]/g, () => stringifyForTemplate(args[n++] ?? null));
@@ -228,12 +232,40 @@ class ExpressionParser {
   ) {}
 
   parseComplete(): Value {
-    const value = this.parseValue();
+    const value = this.parseConditional();
     this.skipSpace();
     if (this.pos < this.src.length) {
       throw diagnostic("Unsupported expression", `The Nomad twin cannot evaluate "${this.src}".`);
     }
     return value;
+  }
+
+  /** `cond ? a : b` (right-associative); a condition only the client knows keeps the whole expression. */
+  private parseConditional(): Value {
+    const condition = this.parseEquality();
+    this.skipSpace();
+    if (this.src[this.pos] !== "?") return condition;
+    this.pos += 1;
+    const whenTrue = this.parseConditional();
+    this.skipSpace();
+    if (this.src[this.pos] !== ":") throw diagnostic("Missing false expression in conditional", `Expected ":" in "${this.src}".`);
+    this.pos += 1;
+    const whenFalse = this.parseConditional();
+    if (condition instanceof RuntimeReference) return new RuntimeReference(this.src);
+    if (typeof condition !== "boolean") throw diagnostic("Incorrect condition type", "The condition expression must be of type bool.");
+    return condition ? whenTrue : whenFalse;
+  }
+
+  /** `a == b`, `a != b`: equal values of the same type. */
+  private parseEquality(): Value {
+    const left = this.parseValue();
+    this.skipSpace();
+    const op = this.src.slice(this.pos, this.pos + 2);
+    if (op !== "==" && op !== "!=") return left;
+    this.pos += 2;
+    const right = this.parseValue();
+    if (left instanceof RuntimeReference || right instanceof RuntimeReference) return new RuntimeReference(this.src);
+    return (JSON.stringify(left) === JSON.stringify(right)) === (op === "==");
   }
 
   private parseValue(): Value {
@@ -257,11 +289,13 @@ class ExpressionParser {
     return match[0];
   }
 
-  private parseString(): string {
+  /** A quoted template: its interpolations are evaluated, runtime references kept as written. */
+  private parseString(): Json {
     const match = /^"((?:[^"\\]|\\.)*)"/.exec(this.src.slice(this.pos));
     if (!match) throw diagnostic("Invalid string", `Unterminated string in "${this.src}".`);
     this.pos += match[0].length;
-    return JSON.parse(`"${match[1] ?? ""}"`) as string;
+    const text = JSON.parse(`"${match[1] ?? ""}"`) as string;
+    return /\$\{|%\{/.test(text) ? evaluateTemplate(text, this.scope) : text;
   }
 
   private parseNumber(): number {
@@ -308,7 +342,7 @@ class ExpressionParser {
         this.pos += 1;
         return items;
       }
-      items.push(this.parseValue());
+      items.push(this.parseConditional());
       this.skipSpace();
       if (this.src[this.pos] === ",") this.pos += 1;
       else if (this.src[this.pos] !== close) {

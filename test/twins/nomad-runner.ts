@@ -464,7 +464,7 @@ function interpolateEnv(value: string, env: Record<string, string>, meta: Record
 }
 
 /** A template with `env = true` is read as an env file (KEY=value lines, values may be quoted). */
-function parseEnvFile(text: string): Record<string, string> {
+export function parseEnvFile(text: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const line of text.split("\n")) {
     const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import hcl2json from "@cdktf/hcl2json";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SHUTDOWN_MARGIN_MS, shutdownBudgetTotalMs } from "../../src/shutdown.js";
+import { type DispatcherSpec, parseDispatcherJob } from "../harness/dispatcher-install.js";
 import { AllocDir, IS_ROOT } from "../twins/nomad-alloc-dir.js";
 import { renderTemplateFile } from "../twins/nomad-template.js";
 
@@ -52,6 +53,10 @@ function seconds(duration: Json | undefined): number {
   if (!m) throw new Error(`not a duration: ${String(duration)}`);
   return Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as "s" | "m" | "h"];
 }
+
+/** The dispatcher job as Nomad parses it with its required variables and the defaults. */
+let spec: Promise<DispatcherSpec> | undefined;
+const parsed = () => (spec ??= parseDispatcherJob('image = "ghcr.io/acme/nomad-gha-dispatcher:0.1.0"\nvault_addr = "https://vault.example.com:8200"\n'));
 
 /** Nomad client's max_kill_timeout default (hashicorp/nomad command/agent/config.go, DefaultConfig). */
 const NOMAD_DEFAULT_MAX_KILL_TIMEOUT_SECONDS = 30;
@@ -149,20 +154,28 @@ describe("jobs/dispatcher.nomad.hcl", () => {
     expect(killTimeout * 1000).toBeGreaterThanOrEqual(shutdownBudgetTotalMs() + SHUTDOWN_MARGIN_MS);
   });
 
-  it("renders every file the dispatcher reads owned by the image's user, and keeps them private", () => {
+  it("renders every file the dispatcher reads owned by the image's user, and keeps them private", async () => {
     const user = imageUser();
-    const templates = blocks(task, "template");
-    const readByTask = templates.filter((t) => t.env !== true);
-    expect(readByTask.map((t) => t.destination)).toContain("secrets/github-app.pem");
+    const templates = (await parsed()).task.Templates ?? [];
+    const readByTask = templates.filter((t) => t.Envvars !== true);
+    expect(readByTask.map((t) => t.DestPath)).toEqual(
+      expect.arrayContaining([
+        "secrets/github-app.pem",
+        "local/runner.vars.hcl",
+        "local/runner-classes.yaml",
+        "local/nomad-ca.pem",
+        "secrets/nomad-client-key.pem",
+      ]),
+    );
     for (const t of readByTask) {
       // Without uid/gid Nomad renders the file owned by root (perms default 0644): with 0400
       // the dispatcher, running as the image's user, gets EACCES.
-      expect({ destination: t.destination, uid: t.uid, gid: t.gid }).toEqual({ destination: t.destination, uid: user.uid, gid: user.gid });
-      expect(t.perms, String(t.destination)).toBe("0400");
+      expect({ destination: t.DestPath, uid: t.Uid, gid: t.Gid }).toEqual({ destination: t.DestPath, uid: user.uid, gid: user.gid });
+      expect(t.Perms, t.DestPath).toBe("0400");
     }
     // Env templates are read by the Nomad client (root) to build the environment, never by the
     // task: they stay root's.
-    for (const t of templates.filter((t) => t.env === true)) expect(t).not.toHaveProperty("uid");
+    for (const t of templates.filter((t) => t.Envvars === true)) expect(t.Uid ?? null).toBeNull();
   });
 
   // What the client does with those blocks, for real: the file rendered with the owner and mode
@@ -170,7 +183,7 @@ describe("jobs/dispatcher.nomad.hcl", () => {
   // client's, then read by node running as the image's user, as the service reads its key.
   it.skipIf(!IS_ROOT)("renders the GitHub App key so that the image's user can read it, and no one else", async () => {
     const user = imageUser();
-    const pem = blocks(task, "template").find((t) => t.destination === "secrets/github-app.pem")!;
+    const pem = (await parsed()).task.Templates!.find((t) => t.DestPath === "secrets/github-app.pem")!;
     const key = "-----BEGIN RSA PRIVATE KEY-----\nnot-a-real-key\n-----END RSA PRIVATE KEY-----";
     const secret = async () => ({ Data: { data: { GITHUB_APP_PRIVATE_KEY: key }, metadata: { version: 1 } } }); // a KV v2 read, as consul-template sees it
     const asUser = (path: string, uid: number, gid: number) =>
@@ -191,15 +204,7 @@ describe("jobs/dispatcher.nomad.hcl", () => {
     try {
       const alloc = await AllocDir.build(dataDir, "alloc", [taskName]);
       const taskDir = alloc.task(taskName).dir;
-      const template = (fields: Obj) => ({
-        SourcePath: "",
-        DestPath: String(fields.destination),
-        EmbeddedTmpl: String(fields.data),
-        Perms: String(fields.perms ?? "0644"),
-        Uid: fields.uid,
-        Gid: fields.gid,
-      });
-      const rendered = await renderTemplateFile(template(pem), taskDir, { env: () => "", secret });
+      const rendered = await renderTemplateFile(pem, taskDir, { env: () => "", secret });
       expect(rendered.trim()).toBe(key);
       const path = join(taskDir, "secrets/github-app.pem");
       const read = asUser(path, user.uid, user.gid);
@@ -208,8 +213,7 @@ describe("jobs/dispatcher.nomad.hcl", () => {
       expect(asUser(path, user.uid + 1, user.gid + 1).stderr).toContain("EACCES");
 
       // The same block without uid/gid (the file root's, as Nomad leaves it) locks the dispatcher out.
-      const { uid: _uid, gid: _gid, ...withoutOwner } = pem;
-      await renderTemplateFile(template(withoutOwner), taskDir, { env: () => "", secret });
+      await renderTemplateFile({ ...pem, Uid: undefined, Gid: undefined }, taskDir, { env: () => "", secret });
       expect(asUser(path, user.uid, user.gid).stderr).toContain("EACCES");
     } finally {
       await rm(dataDir, { recursive: true, force: true });
@@ -222,35 +226,35 @@ describe("jobs/dispatcher.nomad.hcl", () => {
     expect(block(task, "identity")).toMatchObject({ name: "vault_default", aud: ["vault.io"] });
   });
 
-  it("takes every secret from Vault templates into secrets/, the env file with env = true", () => {
-    const templates = blocks(task, "template");
-    const fromVault = templates.filter((t) => String(t.data).includes("with secret "));
+  it("takes every secret from Vault templates into secrets/, the env file with env = true", async () => {
+    const templates = (await parsed()).task.Templates ?? [];
+    const fromVault = templates.filter((t) => t.EmbeddedTmpl.includes("with secret "));
     expect(fromVault.length).toBeGreaterThan(0);
     for (const t of fromVault) {
-      expect(String(t.destination)).toMatch(/^secrets\//);
-      expect(t.change_mode).toBe("restart");
+      expect(t.DestPath).toMatch(/^secrets\//);
+      expect(t.ChangeMode).toBe("restart");
     }
-    const envFile = fromVault.find((t) => t.env === true);
-    expect(envFile?.destination).toBe("secrets/dispatcher.env");
-    const data = String(envFile?.data);
+    const envFile = fromVault.find((t) => t.Envvars === true);
+    expect(envFile?.DestPath).toBe("secrets/dispatcher.env");
+    const data = String(envFile?.EmbeddedTmpl);
     expect(data).toContain('with secret "secret/data/nomad-gha-dispatcher/config"');
     for (const name of ["GITHUB_WEBHOOK_SECRET", "TUNNEL_TOKEN", "NOMAD_TOKEN", "NOMAD_REGISTER_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_ID"]) {
       expect(data).toMatch(new RegExp(`^${name}=\\{\\{ \\. \\| toJSON \\}\\}$`, "m"));
     }
   });
 
-  it("has no literal secrets: plain env holds only addresses and settings", () => {
-    const env = block(task, "env");
+  it("has no literal secrets: plain env holds only addresses and settings", async () => {
+    const env = (await parsed()).task.Env ?? {};
     for (const key of Object.keys(env)) expect(key).not.toMatch(/TOKEN|SECRET|PRIVATE_KEY|PASSWORD/);
     expect(env).toMatchObject({
       TUNNEL: "named",
-      NOMAD_NAMESPACE: "${var.runner_namespace}",
-      NOMAD_REGISTER_RUNNER_JOB: "${var.register_runner_job}",
-      VAULT_ADDR: "${var.vault_addr}",
+      NOMAD_NAMESPACE: "github-runners",
+      NOMAD_REGISTER_RUNNER_JOB: "true",
+      VAULT_ADDR: "https://vault.example.com:8200",
       VAULT_KV_MOUNT: "secret",
       VAULT_KV_PREFIX: "nomad-gha-dispatcher",
     });
-    expect(String(env.NOMAD_ADDR)).toContain("attr.unique.network.ip-address");
+    expect(String(env.NOMAD_ADDR)).toContain("${attr.unique.network.ip-address}");
     expect(env).toHaveProperty("NOMAD_RUNNER_JOB");
     // Nothing that looks like a credential anywhere in the file.
     expect(read("jobs/dispatcher.nomad.hcl")).not.toMatch(/ghp_|github_pat_|hvs\.|s\.[A-Za-z0-9]{24}|BEGIN [A-Z ]*PRIVATE KEY/);
@@ -333,8 +337,8 @@ describe("Vault policies and JWT role", () => {
   it("config policy: read-only on the one config secret the job's templates read", async () => {
     const policy = await capabilities("policies/vault-dispatcher-config.policy.hcl");
     expect(policy).toEqual({ "secret/data/nomad-gha-dispatcher/config": ["read"] });
-    const job = read("jobs/dispatcher.nomad.hcl");
-    const templatePaths = new Set([...job.matchAll(/with secret "([^"]+)"/g)].map((m) => m[1]));
+    const templates = (await parsed()).task.Templates ?? [];
+    const templatePaths = new Set(templates.flatMap((t) => [...t.EmbeddedTmpl.matchAll(/with secret "([^"]+)"/g)].map((m) => m[1])));
     expect([...templatePaths]).toEqual(Object.keys(policy));
   });
 
