@@ -254,9 +254,17 @@ function planCapacity(
       progressed = true;
     }
   }
-  // What is left waits, each job for the first cap that holds it now.
+  // What is left waits, each job for the first cap that holds it now. An idle pool runner that
+  // cannot take it (another repository's, or organisation's) gives its slot up to it: a pool
+  // speeds jobs up, it never keeps one waiting. The slot is the job's on the next pass, which
+  // serves jobs before it fills pools.
+  const yielding = kept.filter((c) => !released.has(c.runnerName));
   for (const job of order.flatMap((lane) => waiting.get(lane)!)) {
-    actions.push({ kind: "wait", job, runnerName: runnerFor(job), cap: blocked(repoFullName(job), servedBy(job).cls) ?? "max-runners" });
+    const cls = servedBy(job).cls;
+    const cap = blocked(repoFullName(job), cls) ?? "max-runners";
+    actions.push({ kind: "wait", job, runnerName: runnerFor(job), cap });
+    const giver = yielding.findIndex((c) => cap === "max-runners" || (cap === "class-max-runners" && c.cls === cls.name));
+    if (giver >= 0 && (cap === "max-runners" || cap === "class-max-runners")) release(yielding.splice(giver, 1)[0]!);
   }
 
   // Pools are filled with what the jobs left, one runner per pool in turn.

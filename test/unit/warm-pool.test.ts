@@ -157,6 +157,21 @@ describe("planReconcile with warm pools", () => {
     expect(plan(world(), { maxRunnersPerRepo: 1 })).toEqual([`fill:${seat("acme/app", 0)}`]);
   });
 
+  it("gives an idle pool runner's slot up to a job it cannot take that waits for the same cap", () => {
+    // MAX_RUNNERS=2, both slots idle pool runners of acme/app; a job of acme/web waits: one pool runner goes.
+    const w = world({
+      queued: [job(7, "acme/web")],
+      children: [child(seat("acme/app", 0), { changedAt: NOW - 5000 }), child(seat("acme/app", 1))],
+      served: ["acme/app", "acme/web"],
+    });
+    expect(plan(w, { maxRunners: 2 }, { firstSeen: new Map() })).toEqual(["wait:r-7", `release:${seat("acme/app", 0)}`]);
+    // The next pass: the freed slot goes to the job, not back to the pool.
+    const next = world({ queued: [job(7, "acme/web")], children: [child(seat("acme/app", 1))], served: ["acme/app", "acme/web"] });
+    expect(plan(next, { maxRunners: 2 }, { firstSeen: new Map() })).toEqual(["provision:r-7"]);
+    // A job held by its own repository's cap gains nothing from another repository's slot.
+    expect(plan(w, { maxRunnersPerRepo: 0 }, { firstSeen: new Map() })).toEqual(["wait:r-7"]);
+  });
+
   it("lets go of kept runners above a cap lowered since they started, oldest first", () => {
     const w = world({ children: [child(seat("acme/app", 0), { changedAt: NOW - 5000 }), child(seat("acme/app", 1))] });
     expect(plan(w, { maxRunners: 1 }, { firstSeen: new Map() })).toEqual([`release:${seat("acme/app", 0)}`]);
