@@ -48,7 +48,8 @@ export async function startServerChild(kind: "service" | "floor", env: Record<st
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "",
       NODE_ENV: "production",
-      NOMAD_RUNNER_JOB_FILE: RUNNER_JOB_FILE,
+      // The classes file names each class's job file itself.
+      ...(env.RUNNER_CLASSES_FILE === undefined && { NOMAD_RUNNER_JOB_FILE: RUNNER_JOB_FILE }),
       ...shippedMallocEnv(),
       ...env,
       // BENCH_CHILD_ENV="MALLOC_ARENA_MAX=2 ...": extra environment of the server processes.

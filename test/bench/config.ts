@@ -11,6 +11,8 @@ export interface BenchConfig {
   idle: { repos: number; seconds: number; reconcileIntervalSeconds: number };
   /** Scenario 6: jobs over `repos` repositories for `seconds`, `dropShare` of queued deliveries failed; then up to `waitSeconds` for them. */
   recovery: { repos: number; jobsPerSecond: number; seconds: number; dropShare: number; waitSeconds: number };
+  /** Scenario 7: `jobs` per class arriving over `seconds`, each running `jobSeconds`, cold and with a warm pool of `minIdle`. */
+  startup: { jobs: number; seconds: number; jobSeconds: number; minIdle: number; modelScale: number };
 }
 
 type Mode = "jit" | "token" | "auto";
@@ -29,7 +31,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   // BENCH_INGEST_KINDS=completed: a subset of the delivery kinds for scenario 1.
   const kinds = subset(env.BENCH_INGEST_KINDS, INGEST_KINDS);
   const quick = ["1", "true", "yes"].includes((env.BENCH_QUICK ?? "").toLowerCase());
-  const scenarios = new Set(subset(env.BENCH_SCENARIOS, [1, 2, 3, 4, 6]));
+  const scenarios = new Set(subset(env.BENCH_SCENARIOS, [1, 2, 3, 4, 6, 7]));
   const cfg: BenchConfig = quick
     ? {
         quick,
@@ -40,6 +42,8 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
         burst: { jobs: 20, repos: 5, spreadMs: 200, modes },
         idle: { repos: 5, seconds: 6, reconcileIntervalSeconds: 2 },
         recovery: { repos: 100, jobsPerSecond: 2, seconds: 10, dropShare: 0.05, waitSeconds: 60 },
+        // Modelled times at a tenth, so the smoke test takes seconds.
+        startup: { jobs: 3, seconds: 6, jobSeconds: 1, minIdle: 2, modelScale: 0.1 },
       }
     : {
         quick,
@@ -49,6 +53,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
         burst: { jobs: 1_000, repos: 50, spreadMs: 1_000, modes },
         idle: { repos: 50, seconds: 300, reconcileIntervalSeconds: 60 },
         recovery: { repos: 1_000, jobsPerSecond: 1, seconds: 120, dropShare: 0.05, waitSeconds: 300 },
+        startup: { jobs: 20, seconds: 120, jobSeconds: 20, minIdle: 3, modelScale: 1 },
       };
   // Sizes can be changed for a shorter or a comparison run.
   const int = (name: string) => (env[name] && Number.isInteger(Number(env[name])) ? Number(env[name]) : undefined);

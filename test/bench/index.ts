@@ -1,5 +1,5 @@
 // `npm run bench`: the service against its twins, one line per figure. Not part of `npm test`.
-//   BENCH_SCENARIOS=1,2   run only these (1 ingest, 2 dispatch latency, 3 burst, 4 idle, 6 recovery)
+//   BENCH_SCENARIOS=1,2   run only these (1 ingest, 2 dispatch latency, 3 burst, 4 idle, 6 recovery, 7 startup)
 //   npm run bench -- vault-client   run the scenarios named (ingest, latency, burst, idle, vault-client);
 //                         5 vault-client (plain Vault client vs node-vault, see vault-client.ts) runs only when named
 //   BENCH_QUICK=1         seconds instead of minutes: a smoke test of the bench itself
@@ -19,6 +19,7 @@ import { idleScenario } from "./idle.js";
 import { ingestScenario } from "./ingest.js";
 import { latencyScenario } from "./latency.js";
 import { recoveryScenario } from "./recovery.js";
+import { startupScenario } from "./startup.js";
 import { fmt } from "./stats.js";
 import { vaultClientScenario } from "./vault-client.js";
 
@@ -42,8 +43,9 @@ async function main(): Promise<number> {
     [4, "idle", "idle", idleScenario],
     [5, "vault-client", "dispatch path's Vault calls, plain client vs node-vault", vaultClientScenario],
     [6, "recovery", "recovery at 1,000 repositories", recoveryScenario],
+    [7, "startup", "start latency, cold versus warm pool, per class", startupScenario],
   ];
-  // Scenarios named on the command line run alone; otherwise BENCH_SCENARIOS (1-4, 6) picks.
+  // Scenarios named on the command line run alone; otherwise BENCH_SCENARIOS (1-4, 6, 7) picks.
   const named = process.argv.slice(2);
   const unknown = named.filter((arg) => !scenarios.some(([, key]) => key === arg));
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")}: one of ${scenarios.map(([, key]) => key).join(", ")}`);

@@ -17,6 +17,10 @@ export interface BenchWorldOptions {
   latencies?: Latencies;
   /** Nomad allocations run at once; 0 keeps every runner job pending (dispatch only). */
   nomadSlots?: number;
+  /** Placement, image pull and boot before a runner's tasks start, by Nomad job ID (scenario 7). */
+  nomadStartDelayMs?: number | ((jobId: string) => number);
+  /** Runner jobs the runners' Vault role accepts (one per runner class). */
+  runnerJobs?: string[];
   github?: GitHubTwinOptions;
 }
 
@@ -31,7 +35,13 @@ export interface BenchWorld extends BenchTwins {
 
 export async function startBenchTwins(opts: BenchWorldOptions): Promise<BenchTwins> {
   // OpenAPI validation of every exchange would cost the twins (sharing 2 cores) more than the service.
-  const twins = await startTwins({ repos: opts.repos, nomadSlots: opts.nomadSlots, github: { validate: false, ...opts.github } });
+  const twins = await startTwins({
+    repos: opts.repos,
+    nomadSlots: opts.nomadSlots,
+    nomadStartDelayMs: opts.nomadStartDelayMs,
+    runnerJobs: opts.runnerJobs,
+    github: { validate: false, ...opts.github },
+  });
   const l = opts.latencies;
   if (l) {
     twins.github.faults.intercept = () => ({ delayMs: l.githubMs });

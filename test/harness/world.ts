@@ -16,8 +16,8 @@ export interface WorldOptions {
   github?: GitHubTwinOptions;
   vaultAudit?: boolean;
   nomadSlots?: number;
-  /** How long the Nomad twin's client waits before it starts an allocation's tasks. */
-  nomadStartDelayMs?: number;
+  /** How long the Nomad twin's client waits before it starts an allocation's tasks (per job ID, when a function). */
+  nomadStartDelayMs?: number | ((jobId: string) => number);
   /** Authenticate as a GitHub App instead of a PAT. */
   app?: boolean;
   /** The service's webhook is an organization (`org`) or repository (`repo`) hook rather than a catch-all one. */

@@ -41,8 +41,8 @@ export interface AllocRunnerHost {
   takeMainCrash(): boolean;
   /** How long a crashing runner lives before it dies. */
   crashAfterMs: number;
-  /** Scheduling and image pull before the tasks start. */
-  startDelayMs: number;
+  /** Scheduling and image pull before the tasks start, by job ID. */
+  startDelayMs: (jobId: string) => number;
   /** Delivers the client's view of the allocation to the server. */
   report(allocId: string, update: RunnerReport): void;
 }
@@ -156,7 +156,7 @@ export class AllocRunner {
   // The lifecycle
 
   private async run(): Promise<void> {
-    await abortableSleep(this.host.startDelayMs, this.startGate.signal);
+    await abortableSleep(this.host.startDelayMs(this.alloc.JobID), this.startGate.signal);
     if (this.killed()) return this.finishUnstarted();
     this.allocDir = await AllocDir.build(
       join(this.host.dataDir, "alloc"),

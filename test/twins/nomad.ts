@@ -39,8 +39,11 @@ export interface NomadTwinOptions {
   acl?: boolean;
   /** Allocations the "cluster" runs at once (default unlimited); more wait, FIFO, with their job pending. */
   slots?: number;
-  /** Scheduling and image pull time before an allocation's tasks start (default 5 ms). */
-  startDelayMs?: number;
+  /**
+   * Scheduling and image pull time before an allocation's tasks start (default 5 ms); a function
+   * of the job ID models it per job (a runner class with a larger image, a busier node pool).
+   */
+  startDelayMs?: number | ((jobId: string) => number);
   /** Serve the HTTP API over TLS (nomad-http.ts). */
   tls?: AgentTls;
   /** The client node's pool, attributes and meta, and the node pools the cluster has. */
@@ -111,7 +114,8 @@ export class NomadTwin {
   static async start(opts: NomadTwinOptions): Promise<NomadTwin> {
     const state = new NomadState();
     const taskFaults = new TaskFaults();
-    const startDelayMs = opts.startDelayMs ?? 5;
+    const delay = opts.startDelayMs ?? 5;
+    const startDelayMs = typeof delay === "number" ? () => delay : delay;
     const dataDir = mkdtempSync(join(tmpdir(), "nomad-twin-"));
     const signer = new IdentitySigner();
     const scheduler = new Scheduler(state, {
@@ -122,7 +126,7 @@ export class NomadTwin {
       signer,
       slots: opts.slots ?? Number.POSITIVE_INFINITY,
       startDelayMs,
-      crashAfterMs: Math.max(startDelayMs, 5),
+      crashAfterMs: Math.max(typeof delay === "number" ? delay : 5, 5),
       takePrestartFailure: () => taskFaults.takePrestartFailure(),
       takeMainCrash: () => taskFaults.takeMainCrash(),
     });
