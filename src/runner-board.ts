@@ -9,9 +9,14 @@ const MAX_EVENTS = 10_000;
  */
 export class RunnerBoard {
   private snapshot: ReadonlyMap<string, BoardEntry> = new Map();
-  private poolTargets: Record<string, number> = {};
+  private poolTargets: Record<string, number>;
   private asOf: number | undefined;
   private events: RunnerEvent[] = [];
+
+  /** Every class is listed, with no runner and no pool until a pass says otherwise. */
+  constructor(private readonly classes: readonly string[]) {
+    this.poolTargets = Object.fromEntries(classes.map((c) => [c, 0]));
+  }
 
   heard(event: RunnerEvent): void {
     this.events.push(event);
@@ -21,7 +26,7 @@ export class RunnerBoard {
   /** A pass's board, looked at from `lookedAt` on: events from before then are in it. */
   passed(board: ReadonlyMap<string, BoardEntry>, lookedAt: number, poolTargets: Record<string, number>): void {
     this.snapshot = board;
-    this.poolTargets = poolTargets;
+    this.poolTargets = { ...Object.fromEntries(this.classes.map((c) => [c, 0])), ...poolTargets };
     this.asOf = lookedAt;
     this.events = this.events.filter((e) => e.at >= lookedAt);
   }

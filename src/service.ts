@@ -78,7 +78,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
 
   const policy = servePolicy(config);
   // The live runners by class and state, for the status page and the gauges: each pass's look, moved on by what is heard between passes.
-  const board = new RunnerBoard();
+  const board = new RunnerBoard(config.runner.classes.map((c) => c.name));
   // Jobs accepted from webhooks (and found by the reconciler) wait in the queue for GitHub's rate limit.
   // What failed lately, for the status page: the logs say more, this says what to look for.
   const failures = new RecentFailures();

@@ -69,7 +69,8 @@ async function runMode(cfg: BenchConfig, pools: Record<ClassName, number>): Prom
     small: { startups: [], dispatched: 0, idleRunnerSeconds: 0 },
     large: { startups: [], dispatched: 0, idleRunnerSeconds: 0 },
   };
-  const classOf = (name: string): ClassName | undefined => (name.startsWith("nomad-gha-small-") ? "small" : name.startsWith("nomad-gha-large-") ? "large" : undefined);
+  const classOf = (name: string): ClassName | undefined =>
+    name.startsWith("nomad-gha-small-") ? "small" : name.startsWith("nomad-gha-large-") ? "large" : undefined;
   try {
     // The pools fill before the first job (a deployment's steady state).
     const idleOf = (cls: ClassName) => world.github.runners().filter((r) => classOf(r.name) === cls && r.status === "online" && !r.busy).length;
@@ -123,7 +124,8 @@ async function runMode(cfg: BenchConfig, pools: Record<ClassName, number>): Prom
 
 export async function startupScenario(cfg: BenchConfig, print: (line: string) => void): Promise<void> {
   const c = cfg.startup;
-  const model = (cls: ClassName) => `${cls} ${fmt(modelled(cls) * c.modelScale, 1)} s (placement ${MODEL[cls].placementS}, image ${MODEL[cls].imageS}, boot ${MODEL[cls].bootS})`;
+  const model = (cls: ClassName) =>
+    `${cls} ${fmt(modelled(cls) * c.modelScale, 1)} s (placement ${MODEL[cls].placementS}, image ${MODEL[cls].imageS}, boot ${MODEL[cls].bootS})`;
   print(
     `[7] startup: ${c.jobs} jobs per class over ${c.seconds} s, each running ${c.jobSeconds} s; modelled dispatch -> runner up: ${model("small")}, ${model("large")}${c.modelScale === 1 ? "" : ` scaled by ${c.modelScale}`}`,
   );

@@ -62,6 +62,23 @@ describe("the status page (twins)", () => {
     expect(back.text).toContain("waiting for a runner: 0");
   });
 
+  it("counts runners by class and state within seconds of a dispatch and a job's events, between reconcile passes", async () => {
+    // One pass at start, then none for an hour: what moves the counts is what the service hears.
+    const w = await startTestWorld({ env: { RECONCILE_INTERVAL: "3600" }, github: { jobDurationMs: 3_000 } });
+    await eventually(async () => (await status(w)).runners.asOf !== undefined, "the start-up pass counted the runners");
+    const asOf = (await status(w)).runners.asOf;
+    const job = await w.github.queueJob({ repo: "octo-org/app", labels });
+    await eventually(async () => (await status(w)).runners.byClass.default?.busy === 1, "the runner busy, from its in_progress event", 10_000);
+    const metrics = await (await fetch(w.service.metricsUrl!)).text();
+    expect(metrics).toContain('ngd_class_runners{class="default",state="busy"} 1');
+    expect(metrics).toContain('ngd_runners{state="busy"} 1');
+    expect(metrics).toContain('ngd_warm_pool_target_runners{class="default"} 0');
+    await eventually(() => w.github.jobs().find((j) => j.id === job.id)?.status === "completed", "job completed", 10_000);
+    await eventually(async () => (await status(w)).runners.byState.busy === 0, "gone with its completed event", 10_000);
+    expect((await status(w)).runners.asOf).toBe(asOf);
+    expect((await statusCommand(w)).text).toContain("  default: 0 starting, 0 idle, 0 busy");
+  });
+
   it("`status` without a service says so in one line", async () => {
     const lines: string[] = [];
     expect(
@@ -89,6 +106,7 @@ describe("the status page (twins)", () => {
     expect(await page.locator("#health tr", { hasText: "vault" }).textContent()).toContain("failing");
     const row = page.locator("#waiting tr", { hasText: String(jobId) });
     expect(await row.textContent()).toContain("vault");
+    expect(await page.locator("#classes tr", { hasText: "default" }).textContent()).toContain("none");
     // One request: the page needs nothing else (no script, style sheet, font or image).
     expect(requested).toEqual([statusUrl(w, "/status")]);
     if (process.env.STATUS_SCREENSHOT) await page.screenshot({ path: process.env.STATUS_SCREENSHOT, fullPage: true });
