@@ -2,9 +2,11 @@ import { jobVarsText, type RunnerClassConfig } from "./config/runner-classes.js"
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage, isTransient } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
+import { dockerOptionsAtStart } from "./doctor-placement.js";
 import type { ReadinessReport } from "./http/app.js";
 import type { Logger } from "./log.js";
 import { ensureRunnerJob, type RunnerJobSource, runnerJobProblems } from "./nomad/runner-job.js";
+import type { NomadJob } from "./nomad/types.js";
 import { gitHubCredentialsCheck } from "./readiness-github.js";
 import type { TunnelStatus } from "./tunnel/cloudflared.js";
 
@@ -53,7 +55,6 @@ async function checkClassJob(
     try {
       const result = await available("Nomad", () => ensureRunnerJob(deps.nomadRegistrar, runnerJobSource(config, cls, cls.jobFile!)));
       deps.log.info({ job: cls.job, class: cls.name, result }, "runner job checked");
-      return undefined;
     } catch (err) {
       return `cannot register Nomad job ${cls.job}${of}: ${errorMessage(err)}`;
     }
@@ -64,10 +65,38 @@ async function checkClassJob(
   } catch (err) {
     return `cannot read Nomad job ${cls.job}${of}: ${errorMessage(err)}`;
   }
-  const why = config.nomad.registerRunnerJob ? "the class has no job_file" : "NOMAD_REGISTER_RUNNER_JOB=false";
-  if (!job) return `Nomad job ${cls.job}${of} does not exist and ${why}`;
-  const problems = runnerJobProblems(job, config.vault.credentialDelivery);
-  return problems.length > 0 ? `Nomad job ${cls.job}${of} is not a usable runner job: ${problems.join("; ")}` : undefined;
+  if (cls.jobFile === undefined) {
+    const why = config.nomad.registerRunnerJob ? "the class has no job_file" : "NOMAD_REGISTER_RUNNER_JOB=false";
+    if (!job) return `Nomad job ${cls.job}${of} does not exist and ${why}`;
+    const problems = runnerJobProblems(job, config.vault.credentialDelivery);
+    if (problems.length > 0) return `Nomad job ${cls.job}${of} is not a usable runner job: ${problems.join("; ")}`;
+  }
+  return job ? checkDockerOptions(deps, cls, job, available) : undefined;
+}
+
+/**
+ * A job whose docker tasks need what no client of its pool allows (a dind sidecar's privileged
+ * container) would be dispatched and fail its first job: refused here, one line with the fix.
+ */
+async function checkDockerOptions(
+  deps: ServiceDeps,
+  cls: RunnerClassConfig,
+  job: NomadJob,
+  available: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
+): Promise<string | undefined> {
+  let found: Awaited<ReturnType<typeof dockerOptionsAtStart>>;
+  try {
+    found = await available("Nomad", () => dockerOptionsAtStart(deps.nomad, job, cls.name));
+  } catch (err) {
+    return `cannot read the nodes of Nomad job ${cls.job}'s pool (class ${cls.name}): ${errorMessage(err)}`;
+  }
+  if (found.unchecked) {
+    deps.log.warn(
+      { class: cls.name, job: cls.job },
+      `not checked whether the pool's clients allow what the runner job's docker tasks need: ${found.unchecked} (\`doctor\` with a token that has node read checks it)`,
+    );
+  }
+  return found.problems.map((p) => `${p.problem}: ${p.fix}`).join("\n") || undefined;
 }
 
 /** What registering a class's runner job needs: its file and variables, and how runners reach Vault. */

@@ -33,6 +33,26 @@ describe("Nomad twin: nodes and node pools", () => {
     expect(await api(twin, "GET", "/v1/node/00000000-0000-0000-0000-000000000000")).toMatchObject({ status: 404, text: "node not found" });
   });
 
+  it("fingerprints the docker driver's privileged and volumes options only when the client's plugin config allows them", async () => {
+    const attributesOf = async (docker?: { allowPrivileged?: boolean; volumesEnabled?: boolean }) => {
+      twin = await NomadTwin.start({ images: twinImage, node: { docker } });
+      const [stub] = (await api(twin, "GET", "/v1/node/pool/default/nodes")).json<Array<{ ID: string }>>();
+      const node = (await api(twin, "GET", `/v1/node/${stub!.ID}`)).json<{ Attributes: Record<string, string> }>();
+      await twin.close();
+      twin = undefined;
+      return Object.fromEntries(Object.entries(node.Attributes).filter(([k]) => k.startsWith("driver.docker")));
+    };
+    // Nomad's defaults: allow_privileged = false, volumes { enabled = false }: neither attribute.
+    const defaults = await attributesOf();
+    expect(defaults).toMatchObject({ "driver.docker": "1", "driver.docker.os_type": "linux" });
+    expect(defaults).not.toHaveProperty("driver.docker.privileged.enabled");
+    expect(defaults).not.toHaveProperty("driver.docker.volumes.enabled");
+    expect(await attributesOf({ allowPrivileged: true, volumesEnabled: true })).toMatchObject({
+      "driver.docker.privileged.enabled": "true",
+      "driver.docker.volumes.enabled": "true",
+    });
+  });
+
   it("refuses a token without node read", async () => {
     twin = await NomadTwin.start({ images: twinImage, acl: true });
     const token = twin.createToken('namespace "default" { policy = "read" }');

@@ -63,17 +63,17 @@ describe("checkPlacement (doctor)", () => {
   });
 
   it("is ok when some node of the pool fits, and fails, naming the constraints, when none does", async () => {
-    expect(await checkPlacement(nomad([node]), job)).toMatchObject({ level: "ok", detail: expect.stringContaining("1 node(s) fit") as string });
+    expect(await checkPlacement(nomad([node]), job, "small")).toMatchObject({ level: "ok", detail: expect.stringContaining("1 node(s) fit") as string });
     const amd = { ...node, Attributes: { "cpu.arch": "amd64" } };
-    expect(await checkPlacement(nomad([amd]), job)).toMatchObject({
+    expect(await checkPlacement(nomad([amd]), job, "small")).toMatchObject({
       level: "fail",
       detail: 'no node fits (pool "arm", constraints ${attr.cpu.arch} = arm64; 1 of its 1 ready node(s) read)',
     });
   });
 
   it("fails a pool that does not exist or has no ready node", async () => {
-    expect(await checkPlacement(nomad([node], ["default"]), job)).toMatchObject({ level: "fail", detail: 'node pool "arm" does not exist' });
-    expect(await checkPlacement(nomad([{ ...node, Status: "down" }]), job)).toMatchObject({
+    expect(await checkPlacement(nomad([node], ["default"]), job, "small")).toMatchObject({ level: "fail", detail: 'node pool "arm" does not exist' });
+    expect(await checkPlacement(nomad([{ ...node, Status: "down" }]), job, "small")).toMatchObject({
       level: "fail",
       detail: 'node pool "arm" has no ready, eligible node (1 in all)',
     });
@@ -84,7 +84,7 @@ describe("checkPlacement (doctor)", () => {
       ...nomad([node]),
       nodePool: async () => Promise.reject(new DependencyError("nomad", "Nomad read node pool: 403 Permission denied", 403, false)),
     };
-    expect(await checkPlacement(denied, job)).toMatchObject({
+    expect(await checkPlacement(denied, job, "small")).toMatchObject({
       level: "ok",
       detail: expect.stringMatching(/^not checked: the Nomad token may not read node pool arm/) as string,
     });

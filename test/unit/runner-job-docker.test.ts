@@ -52,7 +52,11 @@ describe('docker = "none" (the default)', () => {
     expect(group.Networks ?? null).toBeNull();
     expect(group.EphemeralDisk.SizeMB).toBe(300);
     const { runner } = tasksOf(job);
-    expect(runner!.Config).toEqual({ image: expect.stringMatching(/^ghcr\.io\/actions\/actions-runner:/) as string, entrypoint: ["/bin/bash"], args: ["${NOMAD_TASK_DIR}/run-runner.sh"] });
+    expect(runner!.Config).toEqual({
+      image: expect.stringMatching(/^ghcr\.io\/actions\/actions-runner:/) as string,
+      entrypoint: ["/bin/bash"],
+      args: ["${NOMAD_TASK_DIR}/run-runner.sh"],
+    });
     expect(runner!.Env).toBeNull();
     const settings = group.Tasks.map((t) => JSON.stringify([t.Config, t.Env]));
     for (const text of settings) expect(text).not.toMatch(/privileged|docker\.sock|DOCKER_/);
@@ -129,7 +133,9 @@ describe('docker = "host-socket"', () => {
 
 describe("any other docker value", () => {
   it("is refused by the variable's validation, as Nomad's parse refuses it (jobspec2/types.variables.go validateValue)", async () => {
-    await expect(render('docker = "true"\n')).rejects.toThrow(/Invalid value for varfile variable; The docker variable must be "none", "dind" or "host-socket"/);
+    await expect(render('docker = "true"\n')).rejects.toThrow(
+      /Invalid value for varfile variable; The docker variable must be "none", "dind" or "host-socket"/,
+    );
   });
 });
 
@@ -152,7 +158,24 @@ describe("run-runner.sh with a Docker daemon", () => {
     ] as const) {
       openssl(dir, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${sub}/key.pem`, "-out", `${sub}/csr.pem`, "-subj", `/CN=${sub}`);
       writeFileSync(join(dir, sub, "ext.cnf"), `${ext}\n`);
-      openssl(dir, "x509", "-req", "-in", `${sub}/csr.pem`, "-CA", "ca/cert.pem", "-CAkey", "ca/key.pem", "-CAcreateserial", "-out", `${sub}/cert.pem`, "-days", "1", "-extfile", `${sub}/ext.cnf`);
+      openssl(
+        dir,
+        "x509",
+        "-req",
+        "-in",
+        `${sub}/csr.pem`,
+        "-CA",
+        "ca/cert.pem",
+        "-CAkey",
+        "ca/key.pem",
+        "-CAcreateserial",
+        "-out",
+        `${sub}/cert.pem`,
+        "-days",
+        "1",
+        "-extfile",
+        `${sub}/ext.cnf`,
+      );
       writeFileSync(join(dir, sub, "ca.pem"), readFileSync(join(dir, "ca/cert.pem")));
     }
   }
@@ -265,6 +288,8 @@ describe("run-runner.sh with a Docker daemon", () => {
       RUNNER_DOCKER_WAIT_SECONDS: "1",
     });
     expect(code).toBe(1);
-    expect(err).toMatch(/^runner: no Docker daemon answers at unix:\/\/.*no-such\.sock after 1 s \(uid \d+ must be able to use the socket: set the job variable docker_socket_gid to its group id\)\n$/);
+    expect(err).toMatch(
+      /^runner: no Docker daemon answers at unix:\/\/.*no-such\.sock after 1 s \(uid \d+ must be able to use the socket: set the job variable docker_socket_gid to its group id\)\n$/,
+    );
   });
 });
