@@ -19,7 +19,7 @@ export class StartupError extends Error {
  * credential flow, so a Vault without an audit device is refused unless explicitly allowed.
  */
 export async function startupChecks(config: Config, deps: ServiceDeps): Promise<void> {
-  const available = <T>(what: string, fn: () => Promise<T>) => whenAvailable(what, fn, deps.log, STARTUP_WAIT_MS);
+  const available: Available = (what, fn) => whenAvailable(what, fn, deps.log, STARTUP_WAIT_MS);
   if (config.vault.requireAudit) {
     let devices: string[];
     try {
@@ -43,13 +43,11 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
   if (found.length > 0) throw new StartupError(found.join("\n"));
 }
 
+/** Runs a request to `what`, waiting out a passing outage (whenAvailable). */
+type Available = <T>(what: string, fn: () => Promise<T>) => Promise<T>;
+
 /** Registers (or checks) one class's runner job; the problem as one line, or undefined. */
-async function checkClassJob(
-  config: Config,
-  deps: ServiceDeps,
-  cls: RunnerClassConfig,
-  available: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
-): Promise<string | undefined> {
+async function checkClassJob(config: Config, deps: ServiceDeps, cls: RunnerClassConfig, available: Available): Promise<string | undefined> {
   const of = config.runner.classes.length > 1 ? ` (class ${cls.name})` : "";
   if (cls.jobFile !== undefined) {
     try {
@@ -78,12 +76,7 @@ async function checkClassJob(
  * A job whose docker tasks need what no client of its pool allows (a dind sidecar's privileged
  * container) would be dispatched and fail its first job: refused here, one line with the fix.
  */
-async function checkDockerOptions(
-  deps: ServiceDeps,
-  cls: RunnerClassConfig,
-  job: NomadJob,
-  available: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
-): Promise<string | undefined> {
+async function checkDockerOptions(deps: ServiceDeps, cls: RunnerClassConfig, job: NomadJob, available: Available): Promise<string | undefined> {
   let found: Awaited<ReturnType<typeof dockerOptionsAtStart>>;
   try {
     found = await available("Nomad", () => dockerOptionsAtStart(deps.nomad, job, cls.name));
