@@ -59,7 +59,9 @@ async function checkClassJob(config: Config, deps: ServiceDeps, cls: RunnerClass
   }
   let job: Awaited<ReturnType<ServiceDeps["nomad"]["readJob"]>>;
   try {
-    job = await available("Nomad", () => deps.nomad.readJob(cls.job));
+    // A job start-up registers is read with the token that registered it, as ensureRunnerJob does.
+    const reader = cls.jobFile !== undefined ? deps.nomadRegistrar : deps.nomad;
+    job = await available("Nomad", () => reader.readJob(cls.job));
   } catch (err) {
     return `cannot read Nomad job ${cls.job}${of}: ${errorMessage(err)}`;
   }
@@ -79,14 +81,16 @@ async function checkClassJob(config: Config, deps: ServiceDeps, cls: RunnerClass
 async function checkDockerOptions(deps: ServiceDeps, cls: RunnerClassConfig, job: NomadJob, available: Available): Promise<string | undefined> {
   let found: Awaited<ReturnType<typeof dockerOptionsAtStart>>;
   try {
-    found = await available("Nomad", () => dockerOptionsAtStart(deps.nomad, job, cls.name));
+    // With the registration token when there is one: the run-time token needs no node read.
+    found = await available("Nomad", () => dockerOptionsAtStart(deps.nomadRegistrar, job, cls.name));
   } catch (err) {
     return `cannot read the nodes of Nomad job ${cls.job}'s pool (class ${cls.name}): ${errorMessage(err)}`;
   }
   if (found.unchecked) {
     deps.log.warn(
       { class: cls.name, job: cls.job },
-      `not checked whether the pool's clients allow what the runner job's docker tasks need: ${found.unchecked} (\`doctor\` with a token that has node read checks it)`,
+      `not checked whether the pool's clients allow what the runner job's docker tasks need: ${found.unchecked} ` +
+        '(give NOMAD_REGISTER_TOKEN\'s policy node { policy = "read" } and node_pool read, or run `doctor` with such a token)',
     );
   }
   return found.problems.map((p) => `${p.problem}: ${p.fix}`).join("\n") || undefined;
