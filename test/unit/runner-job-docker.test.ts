@@ -5,7 +5,7 @@
 // client's socket; anything else is refused by the variable's validation block.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:https";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -15,7 +15,7 @@ import { describe, expect, it } from "vitest";
 import { runnerJobProblems } from "../../src/nomad/runner-job.js";
 import type { NomadJob } from "../../src/nomad/types.js";
 import { canonicalizeJob, validateJob } from "../twins/nomad-canonical.js";
-import { RUNNER_JOB_HCL } from "../twins/nomad-fakes.js";
+import { IS_ROOT, RUNNER_JOB_HCL, RUNNER_UID } from "../twins/nomad-fakes.js";
 import { parseJobspec } from "../twins/nomad-jobspec.js";
 import type { TwinNomadJob, TwinTask } from "../twins/nomad-types.js";
 
@@ -139,7 +139,8 @@ describe("any other docker value", () => {
   });
 });
 
-// run-runner.sh with Docker, run under bash: the settings files taken as without Docker, then
+// run-runner.sh with Docker, run under bash as the image's user (uid 1001, when the test runs as
+// root, as the twin client's tests do): the settings files taken as without Docker, then
 // (dind) _work and a copy of externals in the shared directory, and the runner started only once
 // the daemon answers /_ping over TLS with the client certificate the docker task generated.
 describe("run-runner.sh with a Docker daemon", () => {
@@ -194,9 +195,20 @@ describe("run-runner.sh with a Docker daemon", () => {
     return { home, alloc, certs };
   }
 
+  function chownTree(path: string, id: number): void {
+    chownSync(path, id, id);
+    if (!lstatSync(path).isDirectory()) return;
+    for (const name of readdirSync(path)) chownTree(join(path, name), id);
+  }
+
   function runScript(home: string, env: Record<string, string>): Promise<{ code: number | null; out: string; err: string }> {
     return new Promise((resolve) => {
-      const child = spawn("bash", [RUN_RUNNER], { cwd: home, env: { PATH: process.env.PATH ?? "", ...env } });
+      // As Nomad runs it: the rendered template (0644) with bash, as the image's user when the test can switch users.
+      const script = join(home, "..", "run-runner.sh");
+      copyFileSync(RUN_RUNNER, script);
+      if (IS_ROOT) chownTree(join(home, ".."), RUNNER_UID);
+      const user = IS_ROOT ? { uid: RUNNER_UID, gid: RUNNER_UID } : {};
+      const child = spawn("bash", [script], { cwd: home, env: { PATH: process.env.PATH ?? "", ...env }, ...user });
       let out = "";
       let err = "";
       child.stdout.on("data", (d: Buffer) => (out += d.toString()));
