@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { twinImage } from "./images.js";
+import type { TwinAllocation } from "./nomad.js";
 import { NomadTwin } from "./nomad.js";
-import { api } from "./nomad-fakes.js";
+import { api, RUNNER_IMAGE, runHcl, waitForAllocations } from "./nomad-fakes.js";
 
 // The node and node pool reads a placement check makes, as hashicorp/nomad answers them
 // (command/agent/node_endpoint.go, command/agent/node_pool_endpoint.go, nomad/node_pool_endpoint.go).
@@ -51,6 +52,50 @@ describe("Nomad twin: nodes and node pools", () => {
       "driver.docker.privileged.enabled": "true",
       "driver.docker.volumes.enabled": "true",
     });
+  });
+
+  it("a client fails a privileged task, or one with a host path volume, unless its docker plugin allows it (drivers/docker/driver.go)", async () => {
+    const job = (config: string) => `job "opts" {
+  type = "batch"
+  group "g" {
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+    task "t" {
+      driver = "docker"
+      config {
+        image      = "${RUNNER_IMAGE}"
+        entrypoint = ["/bin/bash", "-c"]
+        args       = ["exit 0"]
+        ${config}
+      }
+    }
+  }
+}`;
+    const outcome = async (docker: { allowPrivileged?: boolean; volumesEnabled?: boolean } | undefined, config: string) => {
+      twin = await NomadTwin.start({ images: twinImage, node: { docker }, startDelayMs: 1 });
+      const id = await runHcl(twin, job(config));
+      const done = (a: TwinAllocation[]) => a.length > 0 && a.every((x) => x.ClientStatus === "complete" || x.ClientStatus === "failed");
+      const [alloc] = await waitForAllocations(twin, id, done);
+      await twin.close();
+      twin = undefined;
+      const failure = alloc!.TaskStates.t?.Events.find((e) => e.Type === "Driver Failure");
+      return [alloc!.ClientStatus, failure?.DisplayMessage ?? failure?.Message ?? ""];
+    };
+    expect(await outcome(undefined, "privileged = true")).toEqual(["failed", "Docker privileged mode is disabled on this Nomad agent"]);
+    expect(await outcome({ allowPrivileged: true }, "privileged = true")).toEqual(["complete", ""]);
+    const socket = 'volumes = ["/var/run/docker.sock:/var/run/docker.sock"]';
+    expect(await outcome(undefined, socket)).toEqual([
+      "failed",
+      'volumes are not enabled; cannot mount host path: "/var/run/docker.sock:/var/run/docker.sock"',
+    ]);
+    // Relative to the task directory: inside the allocation, allowed with volumes disabled.
+    expect(await outcome(undefined, 'volumes = ["local/docker:/var/lib/docker"]')).toEqual(["complete", ""]);
   });
 
   it("refuses a token without node read", async () => {
