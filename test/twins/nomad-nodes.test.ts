@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { twinImage } from "./images.js";
 import type { TwinAllocation } from "./nomad.js";
 import { NomadTwin } from "./nomad.js";
-import { api, RUNNER_IMAGE, runHcl, waitForAllocations } from "./nomad-fakes.js";
+import { api, bashTask, group, runHcl, waitForAllocations } from "./nomad-fakes.js";
 
 // The node and node pool reads a placement check makes, as hashicorp/nomad answers them
 // (command/agent/node_endpoint.go, command/agent/node_pool_endpoint.go, nomad/node_pool_endpoint.go).
@@ -55,28 +55,7 @@ describe("Nomad twin: nodes and node pools", () => {
   });
 
   it("a client fails a privileged task, or one with a host path volume, unless its docker plugin allows it (drivers/docker/driver.go)", async () => {
-    const job = (config: string) => `job "opts" {
-  type = "batch"
-  group "g" {
-    restart {
-      attempts = 0
-      mode     = "fail"
-    }
-    reschedule {
-      attempts  = 0
-      unlimited = false
-    }
-    task "t" {
-      driver = "docker"
-      config {
-        image      = "${RUNNER_IMAGE}"
-        entrypoint = ["/bin/bash", "-c"]
-        args       = ["exit 0"]
-        ${config}
-      }
-    }
-  }
-}`;
+    const job = (config: string) => `job "opts" {\n  type = "batch"\n${group("g", bashTask("exit 0", "", config))}\n}`;
     const outcome = async (docker: { allowPrivileged?: boolean; volumesEnabled?: boolean } | undefined, config: string) => {
       twin = await NomadTwin.start({ images: twinImage, node: { docker }, startDelayMs: 1 });
       const id = await runHcl(twin, job(config));
