@@ -180,10 +180,12 @@ job "github-runner" {
       size = var.docker == "dind" ? var.dind_disk : 300
     }
 
-    # docker = "dind": the tasks share one network namespace (hashicorp/nomad: a group's bridge
-    # network is the allocation's own namespace, which every task joins; without a network block
-    # each docker task gets a namespace of its own), so the runner reaches the daemon on
-    # 127.0.0.1 and nothing outside the allocation does. Nomad needs the CNI plugins for it.
+    # docker = "dind": the tasks share one network namespace, so the runner reaches the daemon on
+    # 127.0.0.1. Without a network block the group's mode is "host" and each docker task gets a
+    # namespace of its own from the driver; "bridge" isolates the group: the client creates one
+    # namespace for the allocation, which every task joins (hashicorp/nomad
+    # client/allocrunner/network_manager_linux.go newNetworkManager, network_hook.go), set up by
+    # the CNI bridge plugins (networking_bridge_linux.go), which the client needs in /opt/cni/bin.
     dynamic "network" {
       for_each = var.docker == "dind" ? ["bridge"] : []
       content {
@@ -267,7 +269,11 @@ job "github-runner" {
     # root's. The daemon's storage is this task's own directory, gone with the allocation. It
     # sees the allocation directory at /home/runner, the runner's working directory, so the paths
     # the runner bind-mounts into job containers (its _work and externals, run-runner.sh puts them
-    # there) are the same files for both.
+    # there) are the same files for both. Both volumes are relative, inside the allocation
+    # directory, which the docker driver allows without `volumes { enabled = true }`
+    # (hashicorp/nomad drivers/docker/driver.go containerBinds). The dynamic blocks are expanded
+    # by Nomad's parser (jobspec2/types.config.go, dynblock.Expand); with docker = "none" they
+    # render nothing, so the job is the one without Docker.
     dynamic "task" {
       for_each = var.docker == "dind" ? [var.dind_image] : []
       labels   = ["docker"]
