@@ -75,6 +75,55 @@ variable "image" {
   default     = "ghcr.io/actions/actions-runner:2.336.0"
 }
 
+# Docker for the workflow's steps (`container:`, `services:`, `docker build`). "none" renders the job
+# exactly as without this variable. "dind": a docker:dind sidecar task with its own daemon,
+# privileged, TLS between runner and daemon, its storage in its own task directory; its clients
+# need `plugin "docker" { config { allow_privileged = true } }` and bridge networking (CNI
+# plugins). "host-socket": the client's own daemon through /var/run/docker.sock, which makes every
+# workflow root on the client; its clients need `volumes { enabled = true }`. README: "Container jobs".
+variable "docker" {
+  type        = string
+  description = "Docker for the workflow's steps: none, dind (a privileged docker:dind sidecar) or host-socket (the client's daemon: root on the client for every workflow)."
+  default     = "none"
+
+  validation {
+    condition     = contains(["none", "dind", "host-socket"], var.docker)
+    error_message = "The docker variable must be \"none\", \"dind\" or \"host-socket\"."
+  }
+}
+
+variable "dind_image" {
+  type        = string
+  description = "Image of the docker = \"dind\" sidecar: docker-library's docker:<version>-dind, pinned."
+  default     = "docker:29.4.3-dind"
+}
+
+# The daemon's containers (a `container:` job's steps, its services, a build) run in the docker
+# task's cgroup: these are their resources, on top of the runner's cpu and memory.
+variable "dind_cpu" {
+  type    = number
+  default = 2000
+}
+
+variable "dind_memory" {
+  type    = number
+  default = 4096
+}
+
+# The daemon's images and containers live in the docker task's own directory: this much disk is
+# reserved for the allocation (ephemeral_disk) with docker = "dind".
+variable "dind_disk" {
+  type    = number
+  default = 20480
+}
+
+# With docker = "host-socket": the group id the client's /var/run/docker.sock belongs to (`stat -c
+# %g /var/run/docker.sock` on the client), added to the runner's user so it may use the socket.
+variable "docker_socket_gid" {
+  type    = string
+  default = ""
+}
+
 variable "cpu" {
   type    = number
   default = 2000
@@ -128,7 +177,20 @@ job "github-runner" {
     }
 
     ephemeral_disk {
-      size = 300
+      size = var.docker == "dind" ? var.dind_disk : 300
+    }
+
+    # docker = "dind": the tasks share one network namespace, so the runner reaches the daemon on
+    # 127.0.0.1. Without a network block the group's mode is "host" and each docker task gets a
+    # namespace of its own from the driver; "bridge" isolates the group: the client creates one
+    # namespace for the allocation, which every task joins (hashicorp/nomad
+    # client/allocrunner/network_manager_linux.go newNetworkManager, network_hook.go), set up by
+    # the CNI bridge plugins (networking_bridge_linux.go), which the client needs in /opt/cni/bin.
+    dynamic "network" {
+      for_each = var.docker == "dind" ? ["bridge"] : []
+      content {
+        mode = network.value
+      }
     }
 
     task "configure-runner" {
@@ -199,13 +261,91 @@ job "github-runner" {
       }
     }
 
+    # docker = "dind": the daemon, started before the runner and running beside it (a prestart
+    # sidecar). The entrypoint of docker-library's image generates a CA, a server and a client
+    # certificate into DOCKER_TLS_CERTDIR and serves tcp://0.0.0.0:2376 with --tlsverify
+    # (docker-library/docker 29/dind/dockerd-entrypoint.sh): the certificates are written to the
+    # allocation's shared directory, where the runner reads the client's; the CA's key stays
+    # root's. The daemon's storage is this task's own directory, gone with the allocation. It
+    # sees the allocation directory at /home/runner, the runner's working directory, so the paths
+    # the runner bind-mounts into job containers (its _work and externals, run-runner.sh puts them
+    # there) are the same files for both. Both volumes are relative, inside the allocation
+    # directory, which the docker driver allows without `volumes { enabled = true }`
+    # (hashicorp/nomad drivers/docker/driver.go containerBinds). The dynamic blocks are expanded
+    # by Nomad's parser (jobspec2/types.config.go, dynblock.Expand); with docker = "none" they
+    # render nothing, so the job is the one without Docker.
+    dynamic "task" {
+      for_each = var.docker == "dind" ? [var.dind_image] : []
+      labels   = ["docker"]
+
+      content {
+        driver = "docker"
+
+        lifecycle {
+          hook    = "prestart"
+          sidecar = true
+        }
+
+        config {
+          image      = task.value
+          privileged = true
+          volumes    = ["../alloc:/home/runner", "local/docker:/var/lib/docker"]
+        }
+
+        env {
+          DOCKER_TLS_CERTDIR = "${NOMAD_ALLOC_DIR}/docker-certs"
+        }
+
+        resources {
+          cpu    = var.dind_cpu
+          memory = var.dind_memory
+        }
+      }
+    }
+
     task "runner" {
       driver = "docker"
 
-      config {
-        image      = var.image
-        entrypoint = ["/bin/bash"]
-        args       = ["${NOMAD_TASK_DIR}/run-runner.sh"]
+      # The same config for every docker value but "host-socket", which adds the client's socket.
+      dynamic "config" {
+        for_each = var.docker == "host-socket" ? [] : [var.image]
+        content {
+          image      = config.value
+          entrypoint = ["/bin/bash"]
+          args       = ["${NOMAD_TASK_DIR}/run-runner.sh"]
+        }
+      }
+
+      dynamic "config" {
+        for_each = var.docker == "host-socket" ? [var.image] : []
+        content {
+          image      = config.value
+          entrypoint = ["/bin/bash"]
+          args       = ["${NOMAD_TASK_DIR}/run-runner.sh"]
+          volumes    = ["/var/run/docker.sock:/var/run/docker.sock"]
+          group_add  = compact([var.docker_socket_gid])
+        }
+      }
+
+      # How the runner and its job containers reach a daemon; run-runner.sh waits until it answers.
+      dynamic "env" {
+        for_each = var.docker == "dind" ? ["dind"] : []
+        content {
+          RUNNER_DOCKER     = env.value
+          DOCKER_HOST       = "tcp://127.0.0.1:2376"
+          DOCKER_TLS_VERIFY = "1"
+          DOCKER_CERT_PATH  = "${NOMAD_ALLOC_DIR}/docker-certs/client"
+          # Where the docker task sees the shared directory: the runner must run from there.
+          RUNNER_DOCKER_SHARED_AT = "/home/runner"
+        }
+      }
+
+      dynamic "env" {
+        for_each = var.docker == "host-socket" ? ["host-socket"] : []
+        content {
+          RUNNER_DOCKER = env.value
+          DOCKER_HOST   = "unix:///var/run/docker.sock"
+        }
       }
 
       template {

@@ -1,107 +1,30 @@
 import { DependencyError, errorMessage } from "./core/errors.js";
+import { constraintsOf, type DockerOptionsProblem, dockerOptionsProblems, dockerOptionsUsed, meets, nodeFits } from "./core/placement.js";
 import type { CheckOutcome } from "./doctor.js";
 import type { NomadClient } from "./nomad/client.js";
-import type { NomadConstraint, NomadJob, NomadNode } from "./nomad/types.js";
+import type { NomadJob, NomadNode } from "./nomad/types.js";
 
-// doctor: can a class's runner job be placed at all? Its node pool must exist, and some ready,
-// eligible node of it must be in one of its datacenters and meet its constraints, as Nomad's
-// scheduler judges them (hashicorp/nomad scheduler/feasible/feasible.go resolveTarget and
-// checkConstraint). Version, semver and ordering operands are not judged here: a node is then
-// "undecided", never counted as fitting.
+type NodeReader = Pick<NomadClient, "nodePool" | "nodePoolNodes" | "readNode">;
 
-/** Every constraint of the job, its groups and its tasks (all must hold on one node). */
-export function constraintsOf(job: NomadJob): NomadConstraint[] {
-  const groups = job.TaskGroups ?? [];
-  return [...(job.Constraints ?? []), ...groups.flatMap((g) => [...(g.Constraints ?? []), ...(g.Tasks ?? []).flatMap((t) => t.Constraints ?? [])])];
-}
+// doctor and start-up: can a class's runner job be placed, and run, at all? Its node pool must
+// exist, and some ready, eligible node of it must be in one of its datacenters, meet its
+// constraints and allow the docker options its tasks use; the decisions are core/placement's.
 
-/** resolveTarget: a literal, or a node field, attribute or meta value (found or not). */
-function resolve(target: string, node: NomadNode): { value: string; found: boolean } {
-  if (!target.startsWith("${")) return { value: target, found: true };
-  const fields: Record<string, string | undefined> = {
-    "${node.unique.id}": node.ID,
-    "${node.datacenter}": node.Datacenter,
-    "${node.unique.name}": node.Name,
-    "${node.class}": node.NodeClass ?? "",
-    "${node.pool}": node.NodePool,
-  };
-  if (target in fields) return { value: fields[target] ?? "", found: true };
-  const within = (prefix: string, map: Record<string, string> | null | undefined) => {
-    const value = map?.[target.slice(prefix.length, -1)];
-    return { value: value ?? "", found: value !== undefined };
-  };
-  if (target.startsWith("${attr.")) return within("${attr.", node.Attributes);
-  if (target.startsWith("${meta.")) return within("${meta.", node.Meta);
-  return { value: "", found: false };
-}
-
-const set = (csv: string) => new Set(csv.split(",").map((s) => s.trim()));
-
-/** checkConstraint; undefined for operands this check does not judge. */
-export function meets(node: NomadNode, c: NomadConstraint): boolean | undefined {
-  const l = resolve(c.LTarget ?? "", node);
-  const r = resolve(c.RTarget ?? "", node);
-  switch (c.Operand ?? "=") {
-    case "distinct_hosts":
-    case "distinct_property":
-      return true;
-    case "=":
-    case "==":
-    case "is":
-      return l.found && r.found && l.value === r.value;
-    case "!=":
-    case "not":
-      // reflect.DeepEqual of the two values: a missing one is nil, unequal to any string.
-      return !(l.found === r.found && l.value === r.value);
-    case "is_set":
-      return l.found;
-    case "is_not_set":
-      return !l.found;
-    case "regexp":
-      return l.found && r.found && safeRegExp(r.value)?.test(l.value) === true;
-    case "set_contains":
-    case "set_contains_all": {
-      const have = set(l.value);
-      return l.found && r.found && [...set(r.value)].every((v) => have.has(v));
-    }
-    case "set_contains_any": {
-      const have = set(l.value);
-      return l.found && r.found && [...set(r.value)].some((v) => have.has(v));
-    }
-    default:
-      return undefined;
-  }
-}
-
-function safeRegExp(source: string): RegExp | undefined {
-  try {
-    return new RegExp(source);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Does the node fit the job: in one of its datacenters (globs) and meeting every constraint? undefined: cannot tell. */
-export function nodeFits(node: NomadNode, job: NomadJob): boolean | undefined {
-  const dcs = job.Datacenters ?? ["*"];
-  const inDc = dcs.some((dc) => new RegExp(`^${dc.split("*").map(escapeRegExp).join(".*")}$`).test(node.Datacenter));
-  if (!inDc || node.Status !== "ready" || node.SchedulingEligibility !== "eligible") return false;
-  let undecided = false;
-  for (const c of constraintsOf(job)) {
-    const ok = meets(node, c);
-    if (ok === false) return false;
-    if (ok === undefined) undecided = true;
-  }
-  return undecided ? undefined : true;
-}
-
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+export { constraintsOf, meets, nodeFits };
 
 /** How many nodes a look reads at most: enough to find fitting ones, bounded on big clusters. */
 const NODES_READ = 25;
 
-/** doctor: the class's node pool exists and has nodes its job can be placed on. */
-export async function checkPlacement(nomad: Pick<NomadClient, "nodePool" | "nodePoolNodes" | "readNode">, job: NomadJob): Promise<CheckOutcome> {
+/** The pool's ready, eligible nodes, the first NODES_READ of them read in full. */
+async function readyNodes(nomad: NodeReader, poolName: string): Promise<{ all: number; ready: number; read: NomadNode[] }> {
+  const nodes = await nomad.nodePoolNodes(poolName);
+  const ready = nodes.filter((n) => n.Status === "ready" && n.SchedulingEligibility === "eligible");
+  const read = await Promise.all(ready.slice(0, NODES_READ).map((n) => nomad.readNode(n.ID)));
+  return { all: nodes.length, ready: ready.length, read: read.filter((n) => n !== undefined) };
+}
+
+/** doctor: the class's node pool exists and has nodes its job can be placed on and its docker tasks run on. */
+export async function checkPlacement(nomad: NodeReader, job: NomadJob, className: string): Promise<CheckOutcome> {
   const poolName = job.NodePool || "default";
   let pool: { Name: string } | undefined;
   try {
@@ -115,24 +38,60 @@ export async function checkPlacement(nomad: Pick<NomadClient, "nodePool" | "node
       detail: `node pool "${poolName}" does not exist`,
       fix: `create it (\`nomad node pool apply\`) or set the job's node_pool variable`,
     };
-  let nodes: Awaited<ReturnType<typeof nomad.nodePoolNodes>>;
+  let nodes: Awaited<ReturnType<typeof readyNodes>>;
   try {
-    nodes = await nomad.nodePoolNodes(poolName);
+    nodes = await readyNodes(nomad, poolName);
   } catch (err) {
     return cannotTell(err, `the nodes of pool ${poolName}`);
   }
-  const ready = nodes.filter((n) => n.Status === "ready" && n.SchedulingEligibility === "eligible");
-  if (ready.length === 0) return { level: "fail", detail: `node pool "${poolName}" has no ready, eligible node (${nodes.length} in all)` };
-  const read = await Promise.all(ready.slice(0, NODES_READ).map((n) => nomad.readNode(n.ID)));
-  const verdicts = read.flatMap((n) => (n ? [nodeFits(n, job)] : []));
+  const { read } = nodes;
+  if (nodes.ready === 0) return { level: "fail", detail: `node pool "${poolName}" has no ready, eligible node (${nodes.all} in all)` };
+  const verdicts = read.map((n) => nodeFits(n, job));
   const fit = verdicts.filter((v) => v === true).length;
   const undecided = verdicts.filter((v) => v === undefined).length;
   const constraints = constraintsOf(job).map((c) => `${c.LTarget ?? ""} ${c.Operand ?? "="} ${c.RTarget ?? ""}`.trim());
   const what = `pool "${poolName}"${constraints.length > 0 ? `, constraints ${constraints.join("; ")}` : ""}`;
-  const of = `${read.length} of its ${ready.length} ready node(s) read`;
+  const of = `${read.length} of its ${nodes.ready} ready node(s) read`;
+  if (fit === 0 && undecided === 0)
+    return { level: "fail", detail: `no node fits (${what}; ${of})`, fix: "add nodes that meet the constraints to the pool, or change the class's job_vars" };
+  const [docker] = dockerOptionsProblems(
+    className,
+    poolName,
+    job,
+    read.filter((_, i) => verdicts[i] !== false),
+  );
+  if (docker) return { level: "fail", detail: docker.problem, fix: docker.fix };
   if (fit > 0) return { level: "ok", detail: `${fit} node(s) fit (${what}; ${of})` };
-  if (undecided > 0) return { level: "warn", detail: `no node certainly fits, ${undecided} undecided: doctor does not judge some operands (${what}; ${of})` };
-  return { level: "fail", detail: `no node fits (${what}; ${of})`, fix: "add nodes that meet the constraints to the pool, or change the class's job_vars" };
+  return { level: "warn", detail: `no node certainly fits, ${undecided} undecided: doctor does not judge some operands (${what}; ${of})` };
+}
+
+/**
+ * Start-up: the docker options of the class's job (privileged, host volumes) that no node of its
+ * pool allows, as problems; nothing to read when the job uses none. `unchecked` says why the
+ * nodes could not be read (a token without node read: the least-privilege tokens have none).
+ */
+export async function dockerOptionsAtStart(
+  nomad: NodeReader,
+  job: NomadJob,
+  className: string,
+): Promise<{ problems: DockerOptionsProblem[]; unchecked?: string }> {
+  if (dockerOptionsUsed(job).length === 0) return { problems: [] };
+  const poolName = job.NodePool || "default";
+  let nodes: NomadNode[];
+  try {
+    nodes = (await nomad.nodePool(poolName)) ? (await readyNodes(nomad, poolName)).read : [];
+  } catch (err) {
+    if (err instanceof DependencyError && err.status === 403) return { problems: [], unchecked: `the Nomad token may not read the nodes of pool ${poolName}` };
+    throw err;
+  }
+  return {
+    problems: dockerOptionsProblems(
+      className,
+      poolName,
+      job,
+      nodes.filter((n) => nodeFits(n, job) !== false),
+    ),
+  };
 }
 
 function cannotTell(err: unknown, what: string): CheckOutcome {

@@ -208,7 +208,7 @@ async function classJob(config: Config, deps: ServiceDeps, cls: RunnerClassConfi
 async function checkClassPlacement(config: Config, deps: ServiceDeps, cls: RunnerClassConfig): Promise<CheckOutcome> {
   const job = await classJob(config, deps, cls);
   if (!job) return { level: "warn", detail: `not checked: job ${cls.job} is not registered` };
-  return checkPlacement(deps.nomad, job);
+  return checkPlacement(deps.nomad, job, cls.name);
 }
 
 /** Every variable a class's vars file sets must be declared by its job file; Nomad's HTTP parse ignores the rest. */

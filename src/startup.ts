@@ -2,9 +2,11 @@ import { jobVarsText, type RunnerClassConfig } from "./config/runner-classes.js"
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage, isTransient } from "./core/errors.js";
 import type { ServiceDeps } from "./deps.js";
+import { dockerOptionsAtStart } from "./doctor-placement.js";
 import type { ReadinessReport } from "./http/app.js";
 import type { Logger } from "./log.js";
 import { ensureRunnerJob, type RunnerJobSource, runnerJobProblems } from "./nomad/runner-job.js";
+import type { NomadJob } from "./nomad/types.js";
 import { gitHubCredentialsCheck } from "./readiness-github.js";
 import type { TunnelStatus } from "./tunnel/cloudflared.js";
 
@@ -17,7 +19,7 @@ export class StartupError extends Error {
  * credential flow, so a Vault without an audit device is refused unless explicitly allowed.
  */
 export async function startupChecks(config: Config, deps: ServiceDeps): Promise<void> {
-  const available = <T>(what: string, fn: () => Promise<T>) => whenAvailable(what, fn, deps.log, STARTUP_WAIT_MS);
+  const available: Available = (what, fn) => whenAvailable(what, fn, deps.log, STARTUP_WAIT_MS);
   if (config.vault.requireAudit) {
     let devices: string[];
     try {
@@ -41,33 +43,57 @@ export async function startupChecks(config: Config, deps: ServiceDeps): Promise<
   if (found.length > 0) throw new StartupError(found.join("\n"));
 }
 
+/** Runs a request to `what`, waiting out a passing outage (whenAvailable). */
+type Available = <T>(what: string, fn: () => Promise<T>) => Promise<T>;
+
 /** Registers (or checks) one class's runner job; the problem as one line, or undefined. */
-async function checkClassJob(
-  config: Config,
-  deps: ServiceDeps,
-  cls: RunnerClassConfig,
-  available: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
-): Promise<string | undefined> {
+async function checkClassJob(config: Config, deps: ServiceDeps, cls: RunnerClassConfig, available: Available): Promise<string | undefined> {
   const of = config.runner.classes.length > 1 ? ` (class ${cls.name})` : "";
   if (cls.jobFile !== undefined) {
     try {
       const result = await available("Nomad", () => ensureRunnerJob(deps.nomadRegistrar, runnerJobSource(config, cls, cls.jobFile!)));
       deps.log.info({ job: cls.job, class: cls.name, result }, "runner job checked");
-      return undefined;
     } catch (err) {
       return `cannot register Nomad job ${cls.job}${of}: ${errorMessage(err)}`;
     }
   }
   let job: Awaited<ReturnType<ServiceDeps["nomad"]["readJob"]>>;
   try {
-    job = await available("Nomad", () => deps.nomad.readJob(cls.job));
+    // A job start-up registers is read with the token that registered it, as ensureRunnerJob does.
+    const reader = cls.jobFile !== undefined ? deps.nomadRegistrar : deps.nomad;
+    job = await available("Nomad", () => reader.readJob(cls.job));
   } catch (err) {
     return `cannot read Nomad job ${cls.job}${of}: ${errorMessage(err)}`;
   }
-  const why = config.nomad.registerRunnerJob ? "the class has no job_file" : "NOMAD_REGISTER_RUNNER_JOB=false";
-  if (!job) return `Nomad job ${cls.job}${of} does not exist and ${why}`;
-  const problems = runnerJobProblems(job, config.vault.credentialDelivery);
-  return problems.length > 0 ? `Nomad job ${cls.job}${of} is not a usable runner job: ${problems.join("; ")}` : undefined;
+  if (cls.jobFile === undefined) {
+    const why = config.nomad.registerRunnerJob ? "the class has no job_file" : "NOMAD_REGISTER_RUNNER_JOB=false";
+    if (!job) return `Nomad job ${cls.job}${of} does not exist and ${why}`;
+    const problems = runnerJobProblems(job, config.vault.credentialDelivery);
+    if (problems.length > 0) return `Nomad job ${cls.job}${of} is not a usable runner job: ${problems.join("; ")}`;
+  }
+  return job ? checkDockerOptions(deps, cls, job, available) : undefined;
+}
+
+/**
+ * A job whose docker tasks need what no client of its pool allows (a dind sidecar's privileged
+ * container) would be dispatched and fail its first job: refused here, one line with the fix.
+ */
+async function checkDockerOptions(deps: ServiceDeps, cls: RunnerClassConfig, job: NomadJob, available: Available): Promise<string | undefined> {
+  let found: Awaited<ReturnType<typeof dockerOptionsAtStart>>;
+  try {
+    // With the registration token when there is one: the run-time token needs no node read.
+    found = await available("Nomad", () => dockerOptionsAtStart(deps.nomadRegistrar, job, cls.name));
+  } catch (err) {
+    return `cannot read the nodes of Nomad job ${cls.job}'s pool (class ${cls.name}): ${errorMessage(err)}`;
+  }
+  if (found.unchecked) {
+    deps.log.warn(
+      { class: cls.name, job: cls.job },
+      `not checked whether the pool's clients allow what the runner job's docker tasks need: ${found.unchecked} ` +
+        '(give NOMAD_REGISTER_TOKEN\'s policy node { policy = "read" } and node_pool read, or run `doctor` with such a token)',
+    );
+  }
+  return found.problems.map((p) => `${p.problem}: ${p.fix}`).join("\n") || undefined;
 }
 
 /** What registering a class's runner job needs: its file and variables, and how runners reach Vault. */

@@ -1,24 +1,12 @@
 // The subset of Nomad's API shapes the dispatcher reads; field names as Nomad sends them.
 
-/** structs.Constraint: `LTarget Operand RTarget`, targets often `${attr.cpu.arch}` and the like. */
-export interface NomadConstraint {
-  LTarget?: string;
-  RTarget?: string;
-  Operand?: string;
-}
+import type { PlacementConstraint, PlacementNode } from "../core/placement.js";
 
-/** structs.Node, the fields a placement check reads (GET /v1/node/:id). */
-export interface NomadNode {
-  ID: string;
-  Name: string;
-  Datacenter: string;
-  NodeClass?: string;
-  NodePool: string;
-  Status: string;
-  SchedulingEligibility: string;
-  Attributes?: Record<string, string> | null;
-  Meta?: Record<string, string> | null;
-}
+/** structs.Constraint: `LTarget Operand RTarget`, targets often `${attr.cpu.arch}` and the like. */
+export type NomadConstraint = PlacementConstraint;
+
+/** structs.Node, the fields a placement check reads (GET /v1/node/:id); core/placement judges them. */
+export type NomadNode = PlacementNode;
 
 export interface NomadJob {
   ID: string;

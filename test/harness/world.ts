@@ -6,6 +6,7 @@ import { type RunningService, startService } from "../../src/service.js";
 import { GitHubTwin, type GitHubTwinOptions } from "../twins/github.js";
 import { twinImage } from "../twins/images.js";
 import { NomadTwin } from "../twins/nomad.js";
+import type { TwinNodeOptions } from "../twins/nomad-nodes.js";
 import { VaultTwin } from "../twins/vault.js";
 import { grantRunnerIdentity } from "./runner-identity.js";
 import { type CertificateFiles, type PrivateCa, privateCa } from "./tls.js";
@@ -35,6 +36,8 @@ export interface WorldOptions {
    * VAULT_CACERT, NOMAD_CACERT, NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY.
    */
   tls?: boolean;
+  /** The Nomad twin's client node: its pool, attributes, docker plugin options (default: Nomad's). */
+  nomadNode?: TwinNodeOptions;
   /** The runner jobs the runners' Vault role accepts (one per runner class); default: the shipped role's. */
   runnerJobs?: string[];
   /** Log lines also go to this function (the demo prints them). */
@@ -68,6 +71,7 @@ export async function startTwins(opts: WorldOptions = {}) {
     vault: { addr: vault.url, ...(ca && { caPem: ca.certPem }) },
     slots: opts.nomadSlots,
     startDelayMs: opts.nomadStartDelayMs,
+    ...(opts.nomadNode && { node: opts.nomadNode }),
     ...(ca && listener && { tls: { ...listener, caPem: ca.certPem, verifyHttpsClient: true } }),
   });
   if (opts.vaultNamespace !== undefined) vault.createNamespace(opts.vaultNamespace);

@@ -264,6 +264,7 @@ describe("doctor", () => {
         `  - { name: small, labels: [self-hosted, nomad], job: runner-small, job_file: ${job} }`,
         `  - { name: arm, labels: [self-hosted, nomad, arm64], job: runner-arm, job_file: ${job}, job_vars: { node_pool: arm } }`,
         `  - { name: gpu, labels: [self-hosted, nomad, gpu], job: runner-gpu, job_file: ${job}, job_vars: { node_pool: gpu } }`,
+        `  - { name: docker, labels: [self-hosted, nomad, docker], job: runner-docker, job_file: ${job}, job_vars: { docker: dind } }`,
       ].join("\n"),
     );
     try {
@@ -276,6 +277,10 @@ describe("doctor", () => {
       expect(line(text, "Nomad node pool (class arm)")).toMatch(/^\[FAIL\] Nomad node pool \(class arm\): node pool "arm" does not exist/);
       expect(line(text, "Nomad node pool (class gpu)")).toMatch(
         /^\[FAIL\] Nomad node pool \(class gpu\): node pool "gpu" has no ready, eligible node \(0 in all\)/,
+      );
+      // docker = "dind" on a client whose docker plugin keeps Nomad's allow_privileged = false.
+      expect(line(text, "Nomad node pool (class docker)")).toBe(
+        '[FAIL] Nomad node pool (class docker): class docker: its runner job\'s task "docker" needs privileged containers, but no ready node of pool "default" allows them (none of the 1 ready node(s) it fits has driver.docker.privileged.enabled)',
       );
       expect(code).toBe(1);
     } finally {

@@ -2,8 +2,9 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BUNDLED_RUNNER_JOB_FILE, loadConfig } from "../../src/config.js";
 import { DependencyError } from "../../src/core/errors.js";
+import { dockerOptionsAtStart } from "../../src/doctor-placement.js";
 import { NomadClient } from "../../src/nomad/client.js";
-import { ensureRunnerJob, type RunnerJobSource } from "../../src/nomad/runner-job.js";
+import { ensureRunnerJob, parsedRunnerJob, type RunnerJobSource } from "../../src/nomad/runner-job.js";
 import { createDeps, startupChecks } from "../../src/service.js";
 import { RUNTIME_TOKEN_REGISTERS } from "../../src/startup.js";
 import { captureLogger, serviceEnv } from "../harness/world.js";
@@ -137,5 +138,24 @@ describe("shipped Nomad policies", () => {
     } finally {
       await Promise.all([github.close(), vault.close()]);
     }
+  });
+
+  // README, Container jobs: start-up reads the pool's nodes with the registration token; the
+  // shipped policy cannot, so start-up only warns; with node and node_pool read added, it checks.
+  it("the registration token may not read nodes, so a dind class's docker options are not checked; with node and node_pool read they are", async () => {
+    const dind = await parsedRunnerJob(client(adminToken), { ...source, vars: 'docker = "dind"\n' });
+    expect(await dockerOptionsAtStart(client(adminToken), dind, "docker")).toEqual({
+      problems: [],
+      unchecked: "the Nomad token may not read the nodes of pool default",
+    });
+    const reader = nomad.createToken(
+      `${policy("nomad-runner-job-admin.policy.hcl")}\nnode {\n  policy = "read"\n}\nnode_pool "*" {\n  policy = "read"\n}\n`,
+      "register-and-read-nodes",
+    );
+    const checked = await dockerOptionsAtStart(client(reader), dind, "docker");
+    expect(checked.unchecked).toBeUndefined();
+    expect(checked.problems.map((p) => p.problem)).toEqual([
+      expect.stringContaining('needs privileged containers, but no ready node of pool "default" allows them'),
+    ]);
   });
 });

@@ -128,6 +128,52 @@ describe("runner classes (twins)", () => {
     ]);
   });
 
+  // Issue 14 (2): a class with docker = "dind" runs a privileged sidecar, which a client whose
+  // docker plugin does not allow privileged containers (Nomad's default) would fail at the first
+  // job; start-up reads that from the pool's nodes (driver.docker.privileged.enabled) and refuses.
+  describe('a class with docker = "dind"', () => {
+    function dindClasses(): string {
+      const file = join(mkdtempSync(join(tmpdir(), "ngd-classes-")), "classes.yaml");
+      writeFileSync(
+        file,
+        `classes:
+  - { name: small, labels: [${SMALL.join(", ")}], job: runner-small, job_file: ${BUNDLED_RUNNER_JOB_FILE} }
+  - { name: docker, labels: [self-hosted, nomad, docker], job: runner-docker, job_file: ${BUNDLED_RUNNER_JOB_FILE}, job_vars: { docker: dind } }
+`,
+      );
+      return file;
+    }
+
+    it("refuses to start, in one line naming the class, the pool and the fix, when no node of its pool allows privileged containers", async () => {
+      const refused = await startTestWorld({ env: { RUNNER_CLASSES_FILE: dindClasses() }, runnerJobs: ["runner-small", "runner-docker"] }).catch(
+        (err: unknown) => err,
+      );
+      expect((refused as Error).message.split("\n")).toEqual([
+        'class docker: its runner job\'s task "docker" needs privileged containers, but no ready node of pool "default" allows them ' +
+          "(none of the 1 ready node(s) it fits has driver.docker.privileged.enabled): " +
+          "set plugin \"docker\" { config { allow_privileged = true } } on the pool's clients and restart them, or change the class's docker job_var",
+      ]);
+    });
+
+    it("starts when a node of its pool allows them, with the sidecar in the class's job and none in the other's", async () => {
+      const w = await startTestWorld({
+        env: { RUNNER_CLASSES_FILE: dindClasses() },
+        runnerJobs: ["runner-small", "runner-docker"],
+        nomadNode: { docker: { allowPrivileged: true } },
+      });
+      try {
+        const tasks = (id: string) => w.nomad.jobs().find((j) => j.ID === id)?.TaskGroups[0]?.Tasks ?? [];
+        expect(tasks("runner-docker").find((t) => t.Name === "docker")).toMatchObject({
+          Lifecycle: { Hook: "prestart", Sidecar: true },
+          Config: { privileged: true },
+        });
+        expect(tasks("runner-small").map((t) => t.Name)).toEqual(["configure-runner", "runner", "scrub"]);
+      } finally {
+        await w.close();
+      }
+    });
+  });
+
   it("refuses to start on a bad classes file, one line per problem", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "ngd-classes-")), "classes.yaml");
     writeFileSync(file, `classes:\n  - { name: a, labels: [x], job: j, bogus: 1 }\n  - { name: a, labels: [X] }\n`);

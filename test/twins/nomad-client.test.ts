@@ -19,10 +19,12 @@ import { NomadTwin, type NomadTwinOptions, type TwinAllocation } from "./nomad.j
 import {
   allCommandLines,
   api,
+  bashTask,
   descendantProcesses,
   eventTypes,
   exitCodeOf,
   FakeActions,
+  group,
   IS_ROOT,
   jitConfig,
   nobodyIds,
@@ -268,36 +270,6 @@ function oneAlloc(allocs: TwinAllocation[], group: string): TwinAllocation {
   const alloc = allocs.find((a) => a.TaskGroup === group);
   if (!alloc) throw new Error(`no allocation of group ${group}`);
   return alloc;
-}
-
-/** A group of a batch job: one docker task of the fake runner image, no restarts or reschedules. */
-function group(name: string, task: string, extra = ""): string {
-  return `
-  group "${name}" {
-    restart {
-      attempts = 0
-      mode     = "fail"
-    }
-    reschedule {
-      attempts  = 0
-      unlimited = false
-    }
-    ${extra}
-    task "t" {
-      driver = "docker"
-      ${task}
-    }
-  }`;
-}
-
-function bashTask(script: string, extra = ""): string {
-  return `
-      config {
-        image      = "${RUNNER_IMAGE}"
-        entrypoint = ["/bin/bash", "-c"]
-        args       = [${JSON.stringify(script)}]
-      }
-      ${extra}`;
 }
 
 // ---------------------------------------------------------------------------------------------

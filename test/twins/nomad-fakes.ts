@@ -407,3 +407,35 @@ export async function startRunnerVault(): Promise<{ vault: VaultTwin; store: Vau
   });
   return { vault, store };
 }
+
+/** A group of a batch job: one docker task of the fake runner image, no restarts or reschedules. */
+export function group(name: string, task: string, extra = ""): string {
+  return `
+  group "${name}" {
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+    ${extra}
+    task "t" {
+      driver = "docker"
+      ${task}
+    }
+  }`;
+}
+
+/** A task body running `script` with bash in the fake runner image; `config` adds to its config block. */
+export function bashTask(script: string, extra = "", config = ""): string {
+  return `
+      config {
+        image      = "${RUNNER_IMAGE}"
+        entrypoint = ["/bin/bash", "-c"]
+        args       = [${JSON.stringify(script)}]
+        ${config}
+      }
+      ${extra}`;
+}

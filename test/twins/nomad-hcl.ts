@@ -80,7 +80,8 @@ export function evaluate(value: Json, scope: EvalScope): Json {
  * ext/dynblock expands it (Nomad's jobspec2/parse.go runs dynblock.Expand over the job body):
  * one `<type>` block per element of for_each, in order, with `<iterator>.key` (list index or map
  * key) and `<iterator>.value` in scope; the iterator is named after the block type by default.
- * The generated blocks come after the static blocks of the same type.
+ * The generated blocks come after the static blocks of the same type. `labels = [...]` names each
+ * generated block of a labeled type (`dynamic "task" { labels = ["docker"] ... }`).
  */
 function expandDynamicBlocks(dynamic: JsonObject, scope: EvalScope, out: JsonObject): void {
   for (const [type, specs] of Object.entries(dynamic)) {
@@ -97,11 +98,24 @@ function expandDynamicBlocks(dynamic: JsonObject, scope: EvalScope, out: JsonObj
       const iterator = typeof spec.iterator === "string" ? spec.iterator.replace(/^\$\{|\}$/g, "") : type;
       const content = Array.isArray(spec.content) ? spec.content[0] : spec.content;
       if (!isObject(content)) throw diagnostic("Missing content block", `A dynamic "${type}" block must have a content block.`);
+      const scopeOf = (key: Json, item: Json): EvalScope => ({ ...scope, iterators: { ...scope.iterators, [iterator]: { key, value: item } } });
+      if (spec.labels !== undefined) {
+        // A labeled block type (`task`, `group`): hcl2json keys those by their label.
+        const statics = out[type];
+        const byLabel: JsonObject = isObject(statics) ? statics : {};
+        for (const [key, item] of entries) {
+          const labels = evaluate(spec.labels, scopeOf(key, item));
+          const label = Array.isArray(labels) ? labels[0] : undefined;
+          if (typeof label !== "string") throw diagnostic("Invalid dynamic block label", "Cannot use this value as a dynamic block label: string required.");
+          const existing = byLabel[label];
+          byLabel[label] = [...(Array.isArray(existing) ? existing : []), evaluate(content, scopeOf(key, item))];
+        }
+        if (Object.keys(byLabel).length > 0) out[type] = byLabel;
+        continue;
+      }
       const statics = out[type];
       const blocks: Json[] = Array.isArray(statics) ? statics : statics === undefined ? [] : [statics];
-      for (const [key, item] of entries) {
-        blocks.push(evaluate(content, { ...scope, iterators: { ...scope.iterators, [iterator]: { key, value: item } } }));
-      }
+      for (const [key, item] of entries) blocks.push(evaluate(content, scopeOf(key, item)));
       if (blocks.length > 0) out[type] = blocks; // no element, no block: as if none were written
     }
   }
@@ -214,11 +228,27 @@ const FUNCTIONS: Record<string, (args: Json[]) => Json> = {
   merge: (objects) => Object.assign({}, ...objects.filter(isObject)) as JsonObject,
   // go-cty stdlib JSONEncodeFunc marshals with encoding/json, which escapes <, > and &.
   jsonencode: ([v]) => JSON.stringify(v ?? null).replace(/[<>&]/g, (ch) => `\\u00${ch.charCodeAt(0).toString(16)}`),
+  // go-cty stdlib KeysFunc: a map's keys, in lexicographic order.
+  keys: ([v]) => (isObject(v) ? Object.keys(v).sort() : []),
+  // go-cty stdlib SetIntersectionFunc: the elements every set has (a set: no order, no repeats).
+  setintersection: ([first, ...rest]) =>
+    Array.isArray(first)
+      ? [...new Set(first.map((item) => JSON.stringify(item)))]
+          .map((item) => JSON.parse(item) as Json)
+          .filter((item) => rest.every((set) => Array.isArray(set) && set.some((other) => sameValue(other, item))))
+      : [],
+  // go-cty stdlib ContainsFunc: is the value an element of the list?
+  contains: ([list, v]) => Array.isArray(list) && list.some((item) => sameValue(item, v ?? null)),
   format: ([fmt, ...args]) => {
     let n = 0;
     return String(fmt).replace(/%[sdv]/g, () => stringifyForTemplate(args[n++] ?? null));
   },
 };
+
+/** cty equality of two plain values (`==`, `contains`). */
+function sameValue(a: Json, b: Json): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
 
 /** jobspec2/functions.go wraps these in guardFS. */
 const FILESYSTEM_FUNCTIONS = new Set(["abspath", "basename", "dirname", "file", "filebase64", "fileexists", "fileset", "pathexpand"]);
@@ -232,7 +262,7 @@ class ExpressionParser {
   ) {}
 
   parseComplete(): Value {
-    const value = this.parseConditional();
+    const value = this.parseExpression();
     this.skipSpace();
     if (this.pos < this.src.length) {
       throw diagnostic("Unsupported expression", `The Nomad twin cannot evaluate "${this.src}".`);
@@ -240,32 +270,70 @@ class ExpressionParser {
     return value;
   }
 
-  /** `cond ? a : b` (right-associative); a condition only the client knows keeps the whole expression. */
-  private parseConditional(): Value {
-    const condition = this.parseEquality();
+  /**
+   * hashicorp/hcl hclsyntax's operators, the few a jobspec uses: `c ? a : b` (both sides are
+   * evaluated, the condition must be a bool), `||`, `&&`, `==`, `!=` and `!`. Any operand the
+   * client resolves makes the whole expression the client's.
+   */
+  parseExpression(): Value {
+    const condition = this.parseBinary(0);
     this.skipSpace();
     if (this.src[this.pos] !== "?") return condition;
     this.pos += 1;
-    const whenTrue = this.parseConditional();
+    const whenTrue = this.parseExpression();
     this.skipSpace();
     if (this.src[this.pos] !== ":") throw diagnostic("Missing false expression in conditional", `Expected ":" in "${this.src}".`);
     this.pos += 1;
-    const whenFalse = this.parseConditional();
+    const whenFalse = this.parseExpression();
     if (condition instanceof RuntimeReference) return new RuntimeReference(this.src);
     if (typeof condition !== "boolean") throw diagnostic("Incorrect condition type", "The condition expression must be of type bool.");
     return condition ? whenTrue : whenFalse;
   }
 
-  /** `a == b`, `a != b`: equal values of the same type. */
-  private parseEquality(): Value {
-    const left = this.parseValue();
+  private static readonly BINARY: Array<Array<[string, (a: Json, b: Json) => Json]>> = [
+    [["||", (a, b) => a === true || b === true]],
+    [["&&", (a, b) => a === true && b === true]],
+    [
+      ["==", (a, b) => sameValue(a, b)],
+      ["!=", (a, b) => !sameValue(a, b)],
+    ],
+  ];
+
+  private parseBinary(level: number): Value {
+    const operators = ExpressionParser.BINARY[level];
+    if (!operators) return this.parseUnary();
+    let left = this.parseBinary(level + 1);
+    for (;;) {
+      this.skipSpace();
+      const found = operators.find(([op]) => this.src.startsWith(op, this.pos));
+      if (!found) return left;
+      this.pos += found[0].length;
+      const right = this.parseBinary(level + 1);
+      if (left instanceof RuntimeReference || right instanceof RuntimeReference) left = new RuntimeReference(this.src);
+      else if (found[0].length === 2 && /[|&]/.test(found[0]) && (typeof left !== "boolean" || typeof right !== "boolean")) {
+        throw diagnostic("Invalid operand", `Unsuitable value for the "${found[0]}" operand: bool required.`);
+      } else left = found[1](left, right);
+    }
+  }
+
+  private parseUnary(): Value {
     this.skipSpace();
-    const op = this.src.slice(this.pos, this.pos + 2);
-    if (op !== "==" && op !== "!=") return left;
-    this.pos += 2;
-    const right = this.parseValue();
-    if (left instanceof RuntimeReference || right instanceof RuntimeReference) return new RuntimeReference(this.src);
-    return (JSON.stringify(left) === JSON.stringify(right)) === (op === "==");
+    if (this.src[this.pos] === "!" && this.src[this.pos + 1] !== "=") {
+      this.pos += 1;
+      const operand = this.parseUnary();
+      if (operand instanceof RuntimeReference) return operand;
+      if (typeof operand !== "boolean") throw diagnostic("Invalid operand", 'Unsuitable value for the "!" operand: bool required.');
+      return !operand;
+    }
+    if (this.src[this.pos] === "(") {
+      this.pos += 1;
+      const inner = this.parseExpression();
+      this.skipSpace();
+      if (this.src[this.pos] !== ")") throw diagnostic("Unbalanced parentheses", `Expected ")" in "${this.src}".`);
+      this.pos += 1;
+      return inner;
+    }
+    return this.parseValue();
   }
 
   private parseValue(): Value {
@@ -342,7 +410,7 @@ class ExpressionParser {
         this.pos += 1;
         return items;
       }
-      items.push(this.parseConditional());
+      items.push(this.parseExpression());
       this.skipSpace();
       if (this.src[this.pos] === ",") this.pos += 1;
       else if (this.src[this.pos] !== close) {

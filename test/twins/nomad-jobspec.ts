@@ -91,8 +91,10 @@ function resolveVariables(declarations: Json | undefined, assignments: JsonObjec
     const type = parseTypeConstraint(decl.type);
     if (Object.hasOwn(assignments, name)) {
       values[name] = convertVariable(name, evaluate(assignments[name] ?? null, EMPTY_SCOPE), type, "Invalid value for variable");
+      validateVariable(name, values[name] ?? null, decl.validation, "varfile");
     } else if (Object.hasOwn(decl, "default")) {
       values[name] = convertVariable(name, evaluate(decl.default ?? null, EMPTY_SCOPE), type, "Invalid default value for variable");
+      validateVariable(name, values[name] ?? null, decl.validation, "default");
     } else {
       throw diagnostic(
         `Unset variable "${name}"`,
@@ -101,6 +103,32 @@ function resolveVariables(declarations: Json | undefined, assignments: JsonObjec
     }
   }
   return values;
+}
+
+/**
+ * A variable's `validation` blocks, as hashicorp/nomad jobspec2/types.variables.go validateValue
+ * checks them: each condition sees only `var.<name>` (and the jobspec functions); a false one
+ * fails the parse with its error_message. `from` is where the value came from: "varfile" for the
+ * Variables content /v1/jobs/parse gets, "default" for the declaration's.
+ */
+function validateVariable(name: string, value: Json, validations: Json | undefined, from: string): void {
+  const rules = Array.isArray(validations) ? validations : validations === undefined ? [] : [validations];
+  for (const rule of rules) {
+    if (!isObject(rule) || rule.condition === undefined) {
+      throw diagnostic("Invalid variable validation specification", "validation requires a condition.", SOURCE_NAME);
+    }
+    const result = evaluate(rule.condition, { vars: { [name]: value }, locals: {} });
+    if (typeof result !== "boolean") {
+      throw diagnostic("Invalid variable validation result", "Validation condition expression must return either true or false.", SOURCE_NAME);
+    }
+    if (!result) {
+      throw diagnostic(
+        `Invalid value for ${from} variable`,
+        `${String(rule.error_message ?? "")}\n\nThis was checked by the validation rule at ${SOURCE_NAME}.`,
+        SOURCE_NAME,
+      );
+    }
+  }
 }
 
 function convertVariable(name: string, value: Json, type: ReturnType<typeof parseTypeConstraint>, summary: string): Json {

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { twinImage } from "./images.js";
+import type { TwinAllocation } from "./nomad.js";
 import { NomadTwin } from "./nomad.js";
-import { api } from "./nomad-fakes.js";
+import { api, bashTask, group, runHcl, waitForAllocations } from "./nomad-fakes.js";
 
 // The node and node pool reads a placement check makes, as hashicorp/nomad answers them
 // (command/agent/node_endpoint.go, command/agent/node_pool_endpoint.go, nomad/node_pool_endpoint.go).
@@ -31,6 +32,49 @@ describe("Nomad twin: nodes and node pools", () => {
     const node = (await api(twin, "GET", `/v1/node/${stub!.ID}`)).json<{ NodePool: string; Attributes: Record<string, string> }>();
     expect(node).toMatchObject({ NodePool: "arm", Attributes: { "cpu.arch": "arm64", "kernel.name": "linux" } });
     expect(await api(twin, "GET", "/v1/node/00000000-0000-0000-0000-000000000000")).toMatchObject({ status: 404, text: "node not found" });
+  });
+
+  it("fingerprints the docker driver's privileged and volumes options only when the client's plugin config allows them", async () => {
+    const attributesOf = async (docker?: { allowPrivileged?: boolean; volumesEnabled?: boolean }) => {
+      twin = await NomadTwin.start({ images: twinImage, node: { docker } });
+      const [stub] = (await api(twin, "GET", "/v1/node/pool/default/nodes")).json<Array<{ ID: string }>>();
+      const node = (await api(twin, "GET", `/v1/node/${stub!.ID}`)).json<{ Attributes: Record<string, string> }>();
+      await twin.close();
+      twin = undefined;
+      return Object.fromEntries(Object.entries(node.Attributes).filter(([k]) => k.startsWith("driver.docker")));
+    };
+    // Nomad's defaults: allow_privileged = false, volumes { enabled = false }: neither attribute.
+    const defaults = await attributesOf();
+    expect(defaults).toMatchObject({ "driver.docker": "1", "driver.docker.os_type": "linux" });
+    expect(defaults).not.toHaveProperty("driver.docker.privileged.enabled");
+    expect(defaults).not.toHaveProperty("driver.docker.volumes.enabled");
+    expect(await attributesOf({ allowPrivileged: true, volumesEnabled: true })).toMatchObject({
+      "driver.docker.privileged.enabled": "true",
+      "driver.docker.volumes.enabled": "true",
+    });
+  });
+
+  it("a client fails a privileged task, or one with a host path volume, unless its docker plugin allows it (drivers/docker/driver.go)", async () => {
+    const job = (config: string) => `job "opts" {\n  type = "batch"\n${group("g", bashTask("exit 0", "", config))}\n}`;
+    const outcome = async (docker: { allowPrivileged?: boolean; volumesEnabled?: boolean } | undefined, config: string) => {
+      twin = await NomadTwin.start({ images: twinImage, node: { docker }, startDelayMs: 1 });
+      const id = await runHcl(twin, job(config));
+      const done = (a: TwinAllocation[]) => a.length > 0 && a.every((x) => x.ClientStatus === "complete" || x.ClientStatus === "failed");
+      const [alloc] = await waitForAllocations(twin, id, done);
+      await twin.close();
+      twin = undefined;
+      const failure = alloc!.TaskStates.t?.Events.find((e) => e.Type === "Driver Failure");
+      return [alloc!.ClientStatus, failure?.DisplayMessage ?? failure?.Message ?? ""];
+    };
+    expect(await outcome(undefined, "privileged = true")).toEqual(["failed", "Docker privileged mode is disabled on this Nomad agent"]);
+    expect(await outcome({ allowPrivileged: true }, "privileged = true")).toEqual(["complete", ""]);
+    const socket = 'volumes = ["/var/run/docker.sock:/var/run/docker.sock"]';
+    expect(await outcome(undefined, socket)).toEqual([
+      "failed",
+      'volumes are not enabled; cannot mount host path: "/var/run/docker.sock:/var/run/docker.sock"',
+    ]);
+    // Relative to the task directory: inside the allocation, allowed with volumes disabled.
+    expect(await outcome(undefined, 'volumes = ["local/docker:/var/lib/docker"]')).toEqual(["complete", ""]);
   });
 
   it("refuses a token without node read", async () => {

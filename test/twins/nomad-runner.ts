@@ -33,6 +33,8 @@ export interface AllocRunnerHost {
   dataDir: string;
   /** The client's `max_kill_timeout` in ns: caps a task's kill_timeout (default 30 s). */
   maxKillTimeoutNs: number;
+  /** The client's docker plugin options (Nomad's defaults: neither). */
+  docker: { allowPrivileged?: boolean; volumesEnabled?: boolean };
   /** The client's vault block; without it a task with a vault block cannot start. */
   vault?: ClientVaultConfig;
   signer: IdentitySigner;
@@ -45,6 +47,19 @@ export interface AllocRunnerHost {
   startDelayMs: (jobId: string) => number;
   /** Delivers the client's view of the allocation to the server. */
   report(allocId: string, update: RunnerReport): void;
+}
+
+/**
+ * What the docker driver refuses after pulling the image, as hashicorp/nomad
+ * drivers/docker/driver.go does: a privileged task on a client whose plugin keeps
+ * allow_privileged = false (createContainerConfig), a volume from a host path outside the
+ * allocation directory while volumes are disabled (containerBinds; a relative path is inside it).
+ */
+function refuseDockerOptions(config: Record<string, unknown>, docker: AllocRunnerHost["docker"]): void {
+  if (config.privileged === true && !docker.allowPrivileged) throw new Error("Docker privileged mode is disabled on this Nomad agent");
+  const volumes = Array.isArray(config.volumes) ? config.volumes.map(String) : [];
+  const hostPath = volumes.find((v) => v.startsWith("/"));
+  if (hostPath !== undefined && !docker.volumesEnabled) throw new Error(`volumes are not enabled; cannot mount host path: "${hostPath}"`);
 }
 
 type KillReason = { kind: "stop" } | { kind: "sibling"; failedTask: string } | { kind: "lost" };
@@ -227,6 +242,7 @@ export class AllocRunner {
     const imageName = typeof config.image === "string" ? config.image : "";
     const image = this.host.image(imageName);
     if (!image) throw new Error(`Failed to pull \`${imageName}\`: the Nomad twin has no such image`);
+    refuseDockerOptions(config, this.host.docker);
     const env = this.environmentFor(run.task, taskPaths(taskDir, allocDir.shared));
     const vault = await this.vaultFor(run.task, taskDir.secrets, taskDir.private);
     if (vault?.env) env.VAULT_TOKEN = vault.token;

@@ -211,6 +211,48 @@ describe("POST /v1/jobs/parse with the real runner job", () => {
     expect(prestart?.Templates[1]?.EmbeddedTmpl).toBe(pem);
   });
 
+  it("evaluates conditionals and comparisons, names dynamic blocks by their labels, and checks variable validation blocks", async () => {
+    // hashicorp/nomad jobspec2/parse_test.go TestParseDynamic (labeled dynamic blocks) and
+    // jobspec2/types.variables.go validateValue (a false condition fails the parse).
+    const hcl = `variable "mode" {
+  type    = string
+  default = "one"
+  validation {
+    condition     = contains(["one", "two"], var.mode)
+    error_message = "mode is one or two."
+  }
+}
+job "j" {
+  group "g" {
+    dynamic "task" {
+      for_each = var.mode == "two" ? ["a", "b"] : ["a"]
+      labels   = [task.value]
+      content {
+        driver = "docker"
+        config {
+          image      = "x:\${task.value}"
+          privileged = !(var.mode == "one") && true
+          args       = [var.mode != "one" || false ? "two" : "one", "\${NOMAD_TASK_DIR}/run.sh"]
+        }
+      }
+    }
+  }
+}`;
+    const parse = (Variables = "") => api(twin, "POST", "/v1/jobs/parse", { JobHCL: hcl, Variables });
+    type Parsed = { TaskGroups: Array<{ Tasks: Array<{ Name: string; Config: Record<string, unknown> }> }> };
+    const tasks = async (vars?: string) => (await parse(vars)).json<Parsed>().TaskGroups[0]!.Tasks;
+    expect(await tasks()).toEqual([
+      expect.objectContaining({ Name: "a", Config: { image: "x:a", privileged: false, args: ["one", "${NOMAD_TASK_DIR}/run.sh"] } }),
+    ]);
+    const two = await tasks('mode = "two"');
+    expect(two.map((t) => [t.Name, t.Config.image, t.Config.privileged, (t.Config.args as string[])[0]])).toEqual([
+      ["a", "x:a", true, "two"],
+      ["b", "x:b", true, "two"],
+    ]);
+    const refused = await parse('mode = "three"');
+    expect([refused.status, refused.text]).toEqual([400, expect.stringContaining("Invalid value for varfile variable; mode is one or two.")]);
+  });
+
   it("fills Nomad's defaults when asked to canonicalize", async () => {
     const job = await parseRunnerJob(twin, 'vault_addr = "http://vault.internal:8200"');
     expect(job).toMatchObject({ Namespace: "default", Region: "global", Priority: 50, Datacenters: ["*"], Stop: false, ParentID: "" });

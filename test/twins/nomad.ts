@@ -123,6 +123,7 @@ export class NomadTwin {
       dataDir,
       maxKillTimeoutNs: (opts.maxKillTimeoutMs ?? 30_000) * 1e6,
       vault: opts.vault,
+      docker: opts.node?.docker ?? {},
       signer,
       slots: opts.slots ?? Number.POSITIVE_INFINITY,
       startDelayMs,

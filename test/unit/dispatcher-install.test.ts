@@ -265,6 +265,13 @@ describe("every variable of jobs/dispatcher.nomad.hcl", () => {
     expect(config.runner.classes[0]?.jobVars).toEqual({ image: "ghcr.io/actions/actions-runner:2.399.0", cpu: 1000 });
   });
 
+  it("refuses, at `nomad job run`, extra_env naming a setting with its own variable or a secret, and a runner_classes with a template directive", async () => {
+    await expect(parseDispatcherJob(`${REQUIRED}extra_env = { GITHUB_TOKEN = "ghp_x" }\n`)).rejects.toThrow(/extra_env/);
+    await expect(parseDispatcherJob(`${REQUIRED}extra_env = { MAX_RUNNERS = "3" }\n`)).rejects.toThrow(/extra_env/);
+    await expect(parseDispatcherJob(`${REQUIRED}extra_env = { RECONCILE_INTERVAL = "30" }\n`)).resolves.toBeDefined();
+    await expect(parseDispatcherJob(`${REQUIRED}runner_classes = "classes: {{ key \\"x\\" }}"\n`)).rejects.toThrow(/runner_classes must not contain/);
+  });
+
   it("nomad_ca_pem without nomad_addr means the local agent over https", async () => {
     const { config } = await installWith(`${REQUIRED}nomad_ca_pem = <<-EOT\n${pem()}EOT\n`);
     expect(config.nomad.addr).toBe(`https://${NODE_IP}:4646`);

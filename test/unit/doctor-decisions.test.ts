@@ -32,6 +32,12 @@ describe("variables a job declares and a vars file sets", () => {
       "datacenters",
       "node_pool",
       "image",
+      "docker",
+      "dind_image",
+      "dind_cpu",
+      "dind_memory",
+      "dind_disk",
+      "docker_socket_gid",
       "cpu",
       "memory",
     ]);
@@ -62,7 +68,7 @@ describe("variables a job declares and a vars file sets", () => {
 
   it("names the misspelt variables and what the job declares", () => {
     expect(varsFileProblem(RUNNER_JOB, 'imgae = "x"\ncpu = 1\n', "/etc/runner.vars.hcl")).toBe(
-      '/etc/runner.vars.hcl sets "imgae", which the runner job does not declare (Nomad would ignore it); it declares vault_addr, vault_namespace, vault_ca_pem, vault_role, vault_kv_mount, vault_kv_prefix, datacenters, node_pool, image, cpu, memory',
+      '/etc/runner.vars.hcl sets "imgae", which the runner job does not declare (Nomad would ignore it); it declares vault_addr, vault_namespace, vault_ca_pem, vault_role, vault_kv_mount, vault_kv_prefix, datacenters, node_pool, image, docker, dind_image, dind_cpu, dind_memory, dind_disk, docker_socket_gid, cpu, memory',
     );
     expect(varsFileProblem(RUNNER_JOB, 'image = "x"\n', "f")).toBeUndefined();
   });

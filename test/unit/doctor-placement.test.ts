@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DependencyError } from "../../src/core/errors.js";
-import { checkPlacement, constraintsOf, meets, nodeFits } from "../../src/doctor-placement.js";
+import { checkPlacement, constraintsOf, dockerOptionsAtStart, meets, nodeFits } from "../../src/doctor-placement.js";
 import type { NomadJob, NomadNode } from "../../src/nomad/types.js";
 
 const node: NomadNode = {
@@ -63,17 +63,17 @@ describe("checkPlacement (doctor)", () => {
   });
 
   it("is ok when some node of the pool fits, and fails, naming the constraints, when none does", async () => {
-    expect(await checkPlacement(nomad([node]), job)).toMatchObject({ level: "ok", detail: expect.stringContaining("1 node(s) fit") as string });
+    expect(await checkPlacement(nomad([node]), job, "small")).toMatchObject({ level: "ok", detail: expect.stringContaining("1 node(s) fit") as string });
     const amd = { ...node, Attributes: { "cpu.arch": "amd64" } };
-    expect(await checkPlacement(nomad([amd]), job)).toMatchObject({
+    expect(await checkPlacement(nomad([amd]), job, "small")).toMatchObject({
       level: "fail",
       detail: 'no node fits (pool "arm", constraints ${attr.cpu.arch} = arm64; 1 of its 1 ready node(s) read)',
     });
   });
 
   it("fails a pool that does not exist or has no ready node", async () => {
-    expect(await checkPlacement(nomad([node], ["default"]), job)).toMatchObject({ level: "fail", detail: 'node pool "arm" does not exist' });
-    expect(await checkPlacement(nomad([{ ...node, Status: "down" }]), job)).toMatchObject({
+    expect(await checkPlacement(nomad([node], ["default"]), job, "small")).toMatchObject({ level: "fail", detail: 'node pool "arm" does not exist' });
+    expect(await checkPlacement(nomad([{ ...node, Status: "down" }]), job, "small")).toMatchObject({
       level: "fail",
       detail: 'node pool "arm" has no ready, eligible node (1 in all)',
     });
@@ -84,9 +84,62 @@ describe("checkPlacement (doctor)", () => {
       ...nomad([node]),
       nodePool: async () => Promise.reject(new DependencyError("nomad", "Nomad read node pool: 403 Permission denied", 403, false)),
     };
-    expect(await checkPlacement(denied, job)).toMatchObject({
+    expect(await checkPlacement(denied, job, "small")).toMatchObject({
       level: "ok",
       detail: expect.stringMatching(/^not checked: the Nomad token may not read node pool arm/) as string,
     });
+  });
+
+  const dind: NomadJob = {
+    ...job,
+    TaskGroups: [
+      { Name: "runner", Tasks: [{ Name: "docker", Driver: "docker", Config: { privileged: true }, Lifecycle: { Hook: "prestart", Sidecar: true } }] },
+    ],
+  };
+
+  it("fails a job with a privileged task when no fitting node allows privileged containers, naming the class, the pool and the fix", async () => {
+    expect(await checkPlacement(nomad([node]), dind, "large")).toEqual({
+      level: "fail",
+      detail:
+        'class large: its runner job\'s task "docker" needs privileged containers, but no ready node of pool "arm" allows them (none of the 1 ready node(s) it fits has driver.docker.privileged.enabled)',
+      fix: "set plugin \"docker\" { config { allow_privileged = true } } on the pool's clients and restart them, or change the class's docker job_var",
+    });
+    // A node that allows them but does not fit the job's constraints does not count.
+    const amdPrivileged = { ...node, ID: "n2", Attributes: { "cpu.arch": "amd64", "driver.docker.privileged.enabled": "true" } };
+    expect(await checkPlacement(nomad([node, amdPrivileged]), dind, "large")).toMatchObject({ level: "fail" });
+    const privileged = { ...node, Attributes: { ...node.Attributes, "driver.docker.privileged.enabled": "true" } };
+    expect(await checkPlacement(nomad([privileged]), dind, "large")).toMatchObject({ level: "ok" });
+  });
+});
+
+describe("dockerOptionsAtStart (start-up)", () => {
+  const job: NomadJob = { ID: "j", NodePool: "arm" };
+  const dind: NomadJob = { ...job, TaskGroups: [{ Name: "g", Tasks: [{ Name: "docker", Driver: "docker", Config: { privileged: true } }] }] };
+  const nomad = (nodes: NomadNode[], pools = ["arm"]) => ({
+    nodePool: async (name: string) => (pools.includes(name) ? { Name: name } : undefined),
+    nodePoolNodes: async (name: string) => nodes.filter((n) => n.NodePool === name),
+    readNode: async (id: string) => nodes.find((n) => n.ID === id),
+  });
+  const untouchable = {
+    nodePool: () => Promise.reject(new Error("read")),
+    nodePoolNodes: () => Promise.reject(new Error("read")),
+    readNode: () => Promise.reject(new Error("read")),
+  };
+
+  it("reads no node for a job that uses no docker option", async () => {
+    expect(await dockerOptionsAtStart(untouchable, job, "small")).toEqual({ problems: [] });
+  });
+
+  it("finds the problem on a pool without such a node, or on a pool that does not exist", async () => {
+    expect((await dockerOptionsAtStart(nomad([node]), dind, "large")).problems).toHaveLength(1);
+    expect((await dockerOptionsAtStart(nomad([node], []), dind, "large")).problems[0]?.problem).toMatch(/none of the 0 ready node\(s\)/);
+    const privileged = { ...node, Attributes: { "driver.docker.privileged.enabled": "true" } };
+    expect(await dockerOptionsAtStart(nomad([privileged]), dind, "large")).toEqual({ problems: [] });
+  });
+
+  it("says it could not check when the token may not read nodes, and passes other errors on", async () => {
+    const denied = { ...untouchable, nodePool: () => Promise.reject(new DependencyError("nomad", "403 Permission denied", 403, false)) };
+    expect(await dockerOptionsAtStart(denied, dind, "large")).toEqual({ problems: [], unchecked: "the Nomad token may not read the nodes of pool arm" });
+    await expect(dockerOptionsAtStart(untouchable, dind, "large")).rejects.toThrow("read");
   });
 });
