@@ -18,9 +18,19 @@ export class Metrics {
 
   readonly dispatchLatency = new Histogram({
     name: "ngd_dispatch_latency_seconds",
-    help: "From the job being queued at GitHub to the Nomad dispatch being accepted, by runner class",
+    help: "From the job being queued at GitHub to the Nomad dispatch being accepted, by runner class (GitHub's delivery included)",
     labelNames: ["class"] as const,
     buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900],
+    registers: [this.registry],
+  });
+
+  readonly ownDispatchLatency = new Histogram({
+    name: "ngd_dispatch_own_seconds",
+    help:
+      "The service's own share of a runner's start, by runner class: from this process first hearing of the job (its webhook, or the reconciler finding it) " +
+      "to the Nomad dispatch being accepted; waits for capacity, GitHub's budget and failing systems included",
+    labelNames: ["class"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
     registers: [this.registry],
   });
 

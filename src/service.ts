@@ -89,8 +89,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
   await shared?.start();
   const gate = shared ?? new CapacityGate(deps, config.limits);
   const provisioner = new Provisioner(deps, gate, new DispatchQueue(deps, DEFAULT_DISPATCH_QUEUE), {
-    dispatched: (seconds, cls, runner) => {
-      if (seconds !== undefined) metrics.dispatchLatency.observe({ class: cls }, seconds);
+    dispatched: ({ sinceQueued, ownSeconds }, cls, runner) => {
+      if (sinceQueued !== undefined) metrics.dispatchLatency.observe({ class: cls }, sinceQueued);
+      if (ownSeconds !== undefined) metrics.ownDispatchLatency.observe({ class: cls }, ownSeconds);
       board.heard({ at: Date.now(), kind: "dispatched", runner, cls });
     },
     notQueued: (jobStatus) => metrics.replaysRefused.inc({ job_status: statusLabel(jobStatus) }),

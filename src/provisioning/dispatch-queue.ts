@@ -42,8 +42,11 @@ export interface Ticket {
   joined: boolean;
 }
 
-/** Called once per job that leaves the queue, whoever queued it. */
-export type SettledHook = (job: WorkflowJob, runnerName: string, result: { outcome: QueueOutcome } | { error: unknown }) => void;
+/**
+ * Called once per job that leaves the queue, whoever queued it; `heardAt`: when this process
+ * first heard of the job (a webhook, or the reconciler finding it), ms since epoch.
+ */
+export type SettledHook = (job: WorkflowJob, runnerName: string, result: { outcome: QueueOutcome } | { error: unknown }, heardAt: number) => void;
 
 interface Item {
   job: WorkflowJob;
@@ -211,6 +214,7 @@ export class DispatchQueue {
 
   private async run(key: string, item: Item): Promise<void> {
     const attempts = this.attemptsOf(item.runnerName);
+    const heardAt = attempts.memory.firstHeard?.at ?? item.since;
     let result: { outcome: QueueOutcome } | { error: unknown };
     try {
       // A job whose last attempt failed waits out its backoff: a redelivery or a reconcile pass
@@ -235,7 +239,7 @@ export class DispatchQueue {
       this.attempts.delete(item.runnerName);
     }
     this.book.finish(key);
-    this.settle(item, result);
+    this.settle(item, result, heardAt);
     this.pump();
   }
 
@@ -255,11 +259,11 @@ export class DispatchQueue {
     for (const [name, attempts] of this.attempts) if (attempts.touchedAt < cutoff) this.attempts.delete(name);
   }
 
-  private settle(item: Item, result: { outcome: QueueOutcome } | { error: unknown }): void {
+  private settle(item: Item, result: { outcome: QueueOutcome } | { error: unknown }, heardAt = item.since): void {
     this.items.delete(item.runnerName);
     for (const hook of this.hooks) {
       try {
-        hook(item.job, item.runnerName, result);
+        hook(item.job, item.runnerName, result, heardAt);
       } catch (err) {
         this.deps.log.error({ runner: item.runnerName, err: String(err) }, "dispatch queue hook failed");
       }

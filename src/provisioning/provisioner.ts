@@ -42,10 +42,11 @@ export interface NeedOptions {
 /** What became of provisionings, for the metrics. */
 export interface ProvisionObserver {
   /**
-   * The runner `runner` of class `cls` was dispatched, `seconds` after its job was queued at
-   * GitHub (undefined: a warm pool's runner, or a job without a queued time).
+   * The runner `runner` of class `cls` was dispatched: `sinceQueued` seconds after its job was
+   * queued at GitHub (undefined: a job without a queued time), `ownSeconds` after this process
+   * heard of the job (its own share); both undefined for a warm pool's runner.
    */
-  dispatched?(seconds: number | undefined, cls: string, runner: string): void;
+  dispatched?(timing: { sinceQueued?: number; ownSeconds?: number }, cls: string, runner: string): void;
   /** A `queued` delivery was refused: GitHub says the job is not queued (a replay). */
   notQueued?(jobStatus: JobStatusAtGitHub): void;
   /** An attempt failed (the job waits; see the waiting room). */
@@ -69,7 +70,7 @@ export class Provisioner {
     private readonly observer: ProvisionObserver = {},
   ) {
     this.room = new WaitingRoom(deps.log);
-    this.queue.onSettled((job, runner, result) => this.settled(job, runner, result));
+    this.queue.onSettled((job, runner, result, heardAt) => this.settled(job, runner, result, heardAt));
   }
 
   /** Which jobs wait for a runner, and why. */
@@ -139,7 +140,7 @@ export class Provisioner {
       dispatched = outcome.status !== "in-flight";
       if (outcome.status === "dispatched") {
         this.deps.log.info({ runner: runnerName, pool: poolRepo }, "warm pool runner dispatched");
-        this.observer.dispatched?.(undefined, classOfRunner(this.deps.settings.classes, runnerName)?.cls.name ?? "", runnerName);
+        this.observer.dispatched?.({}, classOfRunner(this.deps.settings.classes, runnerName)?.cls.name ?? "", runnerName);
       }
       if (outcome.status === "in-flight") this.backlog?.recheckInFlight(runnerName);
       return outcome.status;
@@ -165,7 +166,7 @@ export class Provisioner {
   }
 
   /** What became of a queued job, whoever queued it. */
-  private settled(job: WorkflowJob, runner: string, result: { outcome: QueueOutcome } | { error: unknown }): void {
+  private settled(job: WorkflowJob, runner: string, result: { outcome: QueueOutcome } | { error: unknown }, heardAt: number): void {
     const { log } = this.deps;
     const context = { job: job.id, repo: repoFullName(job), runner };
     if ("error" in result) {
@@ -198,8 +199,9 @@ export class Provisioner {
         log.info({ ...context, nomadJob: outcome.nomadJobId }, outcome.status === "dispatched" ? "runner dispatched" : "runner already dispatched");
         const queuedAt = Date.parse(job.createdAt);
         const cls = classOfRunner(this.deps.settings.classes, runner)?.cls.name ?? "";
-        if (outcome.status === "dispatched")
-          this.observer.dispatched?.(Number.isFinite(queuedAt) ? Math.max(0, (Date.now() - queuedAt) / 1000) : undefined, cls, runner);
+        const now = Date.now();
+        const sinceQueued = Number.isFinite(queuedAt) ? Math.max(0, (now - queuedAt) / 1000) : undefined;
+        if (outcome.status === "dispatched") this.observer.dispatched?.({ sinceQueued, ownSeconds: Math.max(0, (now - heardAt) / 1000) }, cls, runner);
         return;
       }
     }

@@ -101,6 +101,11 @@ describe("runner classes (twins)", () => {
       expect(await metric(w, 'ngd_job_startup_seconds_count{class="large"}')).toBe(2);
       expect(await metric(w, 'ngd_job_startup_seconds_count{class="small"}')).toBe(1);
       expect(await metric(w, 'ngd_dispatch_latency_seconds_count{class="small"}')).toBe(1);
+      // The service's own share beside it: from hearing of the job to the dispatch, never more than GitHub's whole figure.
+      expect(await metric(w, 'ngd_dispatch_own_seconds_count{class="small"}')).toBe(1);
+      expect(await metric(w, 'ngd_dispatch_own_seconds_sum{class="small"}')).toBeLessThanOrEqual(
+        (await metric(w, 'ngd_dispatch_latency_seconds_sum{class="small"}')) + 0.001,
+      );
     } finally {
       clearInterval(watch);
       clearInterval(watchCap);
