@@ -11,8 +11,23 @@
 #   submit-job  Job.Register -> doRegister (nomad/job_endpoint.go): AllowNsOpAnyOf(ns,
 #               submit-job, register-job); on Nomad >= 2.0 register-job is enough.
 #
-# The runner namespace only, as for the run-time token.
+#   node, node_pool read
+#               Node.List and NodePool.List/Nodes (nomad/node_endpoint.go, node_pool_endpoint.go):
+#               at start the service checks that a runner class's node pool has a ready node that
+#               fits its job and allows its docker options (a dind sidecar is privileged), so a
+#               cluster that forbids them refuses the start instead of failing each runner. Read
+#               only, and only at start: the run-time token has no node rule (doctor warns if it does).
+#
+# Jobs: the runner namespace only, as for the run-time token.
 
 namespace "github-runners" {
   capabilities = ["parse-job", "read-job", "submit-job"]
+}
+
+node {
+  policy = "read"
+}
+
+node_pool "*" {
+  policy = "read"
 }

@@ -140,22 +140,25 @@ describe("shipped Nomad policies", () => {
     }
   });
 
-  // README, Container jobs: start-up reads the pool's nodes with the registration token; the
-  // shipped policy cannot, so start-up only warns; with node and node_pool read added, it checks.
-  it("the registration token may not read nodes, so a dind class's docker options are not checked; with node and node_pool read they are", async () => {
+  // README, Container jobs: start-up reads the pool's nodes with the registration token, which the
+  // shipped policy lets read nodes and node pools (nothing else on them); without that rule start-up only warns.
+  it("the registration token reads the nodes, so a dind class's docker options are checked at start; without node read they are not", async () => {
     const dind = await parsedRunnerJob(client(adminToken), { ...source, vars: 'docker = "dind"\n' });
-    expect(await dockerOptionsAtStart(client(adminToken), dind, "docker")).toEqual({
-      problems: [],
-      unchecked: "the Nomad token may not read the nodes of pool default",
-    });
-    const reader = nomad.createToken(
-      `${policy("nomad-runner-job-admin.policy.hcl")}\nnode {\n  policy = "read"\n}\nnode_pool "*" {\n  policy = "read"\n}\n`,
-      "register-and-read-nodes",
-    );
-    const checked = await dockerOptionsAtStart(client(reader), dind, "docker");
+    const checked = await dockerOptionsAtStart(client(adminToken), dind, "docker");
     expect(checked.unchecked).toBeUndefined();
     expect(checked.problems.map((p) => p.problem)).toEqual([
       expect.stringContaining('needs privileged containers, but no ready node of pool "default" allows them'),
     ]);
+    const shipped = policy("nomad-runner-job-admin.policy.hcl");
+    const withoutNodes = shipped.slice(0, shipped.indexOf("\nnode {"));
+    expect(withoutNodes).toContain('namespace "github-runners"');
+    const blind = nomad.createToken(withoutNodes, "register-only");
+    expect(await dockerOptionsAtStart(client(blind), dind, "docker")).toEqual({
+      problems: [],
+      unchecked: "the Nomad token may not read the nodes of pool default",
+    });
+    // Nodes and node pools only: still nothing on the agent or the operator.
+    expect(await client(adminToken).mayRead("/v1/nodes")).toBe(true);
+    for (const path of ["/v1/agent/self", "/v1/operator/scheduler/configuration"]) expect(await client(adminToken).mayRead(path), path).toBe(false);
   });
 });

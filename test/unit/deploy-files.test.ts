@@ -265,9 +265,15 @@ describe("jobs/dispatcher.nomad.hcl", () => {
  * The one namespace a Nomad policy file has rules for, its capabilities and its variables paths
  * (path -> capabilities); nothing else in the file.
  */
-async function onlyNamespaceRule(path: string): Promise<{ name: string; capabilities: string[]; variables?: Record<string, string[]> }> {
+async function onlyNamespaceRule(
+  path: string,
+  readOnly: string[] = [],
+): Promise<{ name: string; capabilities: string[]; variables?: Record<string, string[]> }> {
   const policy = await parseHcl(path);
-  expect(Object.keys(policy)).toEqual(["namespace"]); // no node, agent, operator, quota, plugin rules
+  // No node, agent, operator, quota or plugin rules, but the read-only ones asserted.
+  expect(Object.keys(policy)).toEqual(["namespace", ...readOnly]);
+  const expected: Record<string, string> = { node: '[{"policy":"read"}]', node_pool: '{"*":[{"policy":"read"}]}' };
+  for (const rule of readOnly) expect(JSON.stringify(policy[rule]), rule).toBe(expected[rule]);
   const namespaces = labelled(policy, "namespace");
   expect(namespaces).toHaveLength(1);
   const [name, rules] = namespaces[0]!;
@@ -303,8 +309,8 @@ describe("Nomad policies and the runner namespace", () => {
     });
   });
 
-  it("registration policy: parse, read and submit the runner job, in github-runners alone", async () => {
-    expect(await onlyNamespaceRule("policies/nomad-runner-job-admin.policy.hcl")).toEqual({
+  it("registration policy: parse, read and submit the runner job, in github-runners alone; read nodes and node pools (the start-up placement check)", async () => {
+    expect(await onlyNamespaceRule("policies/nomad-runner-job-admin.policy.hcl", ["node", "node_pool"])).toEqual({
       name: "github-runners",
       capabilities: ["parse-job", "read-job", "submit-job"],
     });
