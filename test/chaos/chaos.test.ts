@@ -19,10 +19,11 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 // random choices (the summary line prints the seed); CHAOS_DEBUG=1 prints the peak of runner jobs.
 
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { BUNDLED_RUNNER_JOB_FILE } from "../../src/config.js";
 import { isLiveChild } from "../../src/ports/runner-jobs.js";
 import { grantRunnerIdentity } from "../harness/runner-identity.js";
 import { GitHubTwin } from "../twins/github.js";
@@ -59,6 +60,12 @@ const REPLICAS: Record<Auth, number> = process.env.CHAOS_REPLICAS
   ? { pat: Number(process.env.CHAOS_REPLICAS), app: Number(process.env.CHAOS_REPLICAS) }
   : { pat: 2, app: 3 };
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+/**
+ * CHAOS_POOL=<n>: the runners are a class with a warm pool of n per repository (issue 14 (3));
+ * then "nothing left" means the pools and nothing else: n idle runners per repository, each with
+ * its runner job (not part of CI: measured by hand, see the README).
+ */
+const POOL = Number(process.env.CHAOS_POOL ?? 0);
 
 /** mulberry32: small, seedable, good enough to make a run's choices replayable. */
 function prng(s: number): () => number {
@@ -158,6 +165,14 @@ describe("chaos", () => {
         GITHUB_POINTS_PER_MINUTE: "100000",
         GITHUB_MAX_CONCURRENT: "200",
       };
+      if (POOL > 0) {
+        const file = join(logDir, "classes.yaml");
+        writeFileSync(
+          file,
+          `classes:\n  - { name: warm, labels: [${LABELS.join(", ")}], job: github-runner, job_file: ${BUNDLED_RUNNER_JOB_FILE}, min_idle: ${POOL} }\n`,
+        );
+        env.RUNNER_CLASSES_FILE = file;
+      }
       const replicas = Array.from({ length: replicaCount }, (_, i) => `replica-${"abcdefgh"[i]}`).map(
         (name) => new Replica({ name, env, logDir, cwd: process.cwd() }),
       );
@@ -365,7 +380,8 @@ describe("chaos", () => {
         peakProcesses = Math.max(peakProcesses, recorder.alive().length);
         const byJob = new Map<string, string[]>();
         for (const child of alive) {
-          const id = child.Meta?.github_job_id ?? "?";
+          // A warm pool's runners are for no job (github_job_id 0): each its own.
+          const id = child.Meta?.github_job_id === "0" ? (child.Meta?.runner_name ?? "?") : (child.Meta?.github_job_id ?? "?");
           byJob.set(id, [...(byJob.get(id) ?? []), child.ID]);
         }
         for (const [id, ids] of byJob) if (ids.length > 1) doubleDispatch.set(id, ids);
@@ -406,6 +422,17 @@ describe("chaos", () => {
       const everyJob = new Set([...jobIds, ...cancelledIds]);
       const converged = () => {
         const jobs = github.jobs().filter((j) => everyJob.has(j.id));
+        if (POOL > 0) {
+          // Only the pools are left: n idle runners per repository, each with its runner job and at most its secret.
+          const runners = github.runners();
+          return (
+            jobs.every((j) => j.status === "completed") &&
+            runners.length === POOL * REPOS &&
+            runners.every((r) => r.status === "online" && !r.busy) &&
+            nomad.runningRunnerJobs().length === runners.length &&
+            vault.kvKeys().length <= runners.length
+          );
+        }
         return (
           jobs.every((j) => j.status === "completed") && github.runners().length === 0 && vault.kvKeys().length === 0 && nomad.runningRunnerJobs().length === 0
         );
@@ -495,7 +522,7 @@ describe("chaos", () => {
         if (r.method !== "POST" || !r.url.includes("/dispatch") || r.status !== 200) continue;
         if ((JSON.parse(r.response) as { EvalID?: string }).EvalID === "") continue;
         const id = (JSON.parse(r.body) as { Meta?: Record<string, string> }).Meta?.github_job_id ?? "?";
-        dispatchesPerJob.set(id, (dispatchesPerJob.get(id) ?? 0) + 1);
+        if (id !== "0") dispatchesPerJob.set(id, (dispatchesPerJob.get(id) ?? 0) + 1);
       }
       const maxDispatches = Math.max(0, ...dispatchesPerJob.values());
       if (process.env.CHAOS_DEBUG) {
@@ -512,15 +539,17 @@ describe("chaos", () => {
         }
       }
 
-      const runnersLeft = github.runners().length;
-      const secretsLeft = vault.kvKeys().length;
-      const nomadRunning = nomad.runningRunnerJobs().length;
+      // With pools, what is left beyond them.
+      const pools = POOL * REPOS;
+      const runnersLeft = github.runners().length - pools;
+      const secretsLeft = Math.max(0, vault.kvKeys().length - pools);
+      const nomadRunning = nomad.runningRunnerJobs().length - pools;
       const delivered = balancer.deliveries.length;
       // Replicas that found another's reservations stale and took them back (the victim's, at least
       // when it died holding some and the others were refused meanwhile).
       const reclaims = (logText.match(/reclaiming the reservations of replicas that stopped beating/g) ?? []).length;
       console.log(
-        `chaos: auth=${mode} seed=${SEED} jobs=${jobs.length} served=${served} lost=${lost} failed=${failed} failed_by_fault=${failedByFault} cancelled=${cancelledIds.length} duplicate_runners=${duplicateRunners} ` +
+        `chaos: auth=${mode} seed=${SEED} pool=${POOL} jobs=${jobs.length} served=${served} lost=${lost} failed=${failed} failed_by_fault=${failedByFault} cancelled=${cancelledIds.length} duplicate_runners=${duplicateRunners} ` +
           `github_runners_left=${runnersLeft} vault_secrets_left=${secretsLeft} nomad_runner_jobs_running=${nomadRunning} ` +
           `converge_s=${convergeSeconds.toFixed(1)} jobs_done_s=${allCompletedSeconds.toFixed(1)} github_requests=${github.requests.length} leaked=${leaked.length} runner_processes=${processes.length} jit_configs=${jitCalls.length} ` +
           `replicas=${replicaCount} max_runners=${MAX_RUNNERS} peak_live_runner_jobs=${peakChildren} victim_reservations_at_kill=${victimHeldAtKill} reclaims=${reclaims} ` +
