@@ -1,17 +1,23 @@
 import { type BoardEntry, countRunners, currentBoard, type RunnerCounts, type RunnerEvent } from "./core/status.js";
 
-/** Events kept between passes; a pass that never comes (GitHub down) must not grow memory. */
-const MAX_EVENTS = 10_000;
+/**
+ * Runners remembered between passes. Each runner's last event is enough (core/status
+ * `currentBoard`); the oldest are forgotten beyond this, so a pass that never comes (GitHub down)
+ * or a flood of events cannot grow memory.
+ */
+const MAX_RUNNERS_HEARD = 10_000;
 
 /**
  * The live runners for the status page and the `ngd_runners` gauges: the reconciler's last look,
- * moved on by what the service hears between passes (core/status `currentBoard`).
+ * moved on by what the service hears between passes. O(1) per event: events arrive with every
+ * `in_progress` and `completed` delivery, the board is read only when scraped.
  */
 export class RunnerBoard {
   private snapshot: ReadonlyMap<string, BoardEntry> = new Map();
   private poolTargets: Record<string, number>;
   private asOf: number | undefined;
-  private events: RunnerEvent[] = [];
+  /** The last event heard of each runner, oldest first. */
+  private readonly lastHeard = new Map<string, RunnerEvent>();
 
   /** Every class is listed, with no runner and no pool until a pass says otherwise. */
   constructor(private readonly classes: readonly string[]) {
@@ -19,8 +25,9 @@ export class RunnerBoard {
   }
 
   heard(event: RunnerEvent): void {
-    this.events.push(event);
-    if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS);
+    this.lastHeard.delete(event.runner);
+    this.lastHeard.set(event.runner, event);
+    if (this.lastHeard.size > MAX_RUNNERS_HEARD) this.lastHeard.delete(this.lastHeard.keys().next().value!);
   }
 
   /** A pass's board, looked at from `lookedAt` on: events from before then are in it. */
@@ -28,11 +35,11 @@ export class RunnerBoard {
     this.snapshot = board;
     this.poolTargets = { ...Object.fromEntries(this.classes.map((c) => [c, 0])), ...poolTargets };
     this.asOf = lookedAt;
-    this.events = this.events.filter((e) => e.at >= lookedAt);
+    for (const [runner, event] of this.lastHeard) if (event.at < lookedAt) this.lastHeard.delete(runner);
   }
 
   counts(): RunnerCounts {
-    const board = currentBoard(this.snapshot, this.asOf ?? 0, this.events);
-    return { ...countRunners(board, this.poolTargets), asOf: this.asOf };
+    const events = [...this.lastHeard.values()].sort((a, b) => a.at - b.at);
+    return { ...countRunners(currentBoard(this.snapshot, this.asOf ?? 0, events), this.poolTargets), asOf: this.asOf };
   }
 }

@@ -3,6 +3,7 @@ import type { RunnerChild } from "../../src/core/reconcile-plan.js";
 import { countRunners, currentBoard, githubHealth, RecentFailures, renderStatusText, runnerStates, type StatusReport } from "../../src/core/status.js";
 import { renderStatusPage } from "../../src/http/status-page.js";
 import { resultLabel } from "../../src/metrics.js";
+import { RunnerBoard } from "../../src/runner-board.js";
 import { defaultStatusUrl } from "../../src/status-command.js";
 
 // Issue 15 (2): the operators' status page and `status` command, over one plain report.
@@ -173,5 +174,20 @@ describe("resultLabel", () => {
     for (const c of ["success", "failure", "cancelled", "skipped", "timed_out", "neutral", "action_required"]) expect(resultLabel(c)).toBe(c);
     expect(resultLabel(null)).toBe("other");
     expect(resultLabel("<script>")).toBe("other");
+  });
+});
+
+describe("RunnerBoard", () => {
+  it("keeps each runner's last event only, forgets those a pass has seen, and stays bounded", () => {
+    const board = new RunnerBoard(["small"]);
+    board.passed(new Map(), NOW, {});
+    board.heard({ at: NOW + 1, kind: "dispatched", runner: "r-1", cls: "small" });
+    board.heard({ at: NOW + 2, kind: "busy", runner: "r-1", cls: "small" });
+    expect(board.counts().byClass.small).toEqual({ starting: 0, idle: 0, busy: 1, poolTarget: 0 });
+    // The next pass looked after the events: its look is the truth.
+    board.passed(new Map([["r-1", { cls: "small", state: "idle" as const }]]), NOW + 10, { small: 2 });
+    expect(board.counts().byClass.small).toEqual({ starting: 0, idle: 1, busy: 0, poolTarget: 2 });
+    for (let i = 0; i < 20_000; i++) board.heard({ at: NOW + 20 + i, kind: "busy", runner: `x-${i}`, cls: "small" });
+    expect(board.counts().byState.busy).toBe(10_000);
   });
 });
