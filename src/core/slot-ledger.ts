@@ -153,9 +153,15 @@ export function planSlots(input: PlanInput): SlotPlan {
     granted.push(request.runnerName);
   }
   const othersHold = [...entries.values()].some((e) => e.holder !== holder);
+  // Every grant that rests on an entry is written, even when the entries read the same: the entry
+  // may be from before a lapse of this holder's lease (given back and taken again, or kept), and a
+  // replica that judged it dead meanwhile may be about to drop it by check-and-set on the version
+  // both read. The new version fails that write; that replica reads again, and its judgment, now
+  // older than its ledger, is not used (found by the model in test/unit/slot-ledger.test.ts, seed 950855528).
+  const rests = granted.some((name) => entries.get(name)?.holder === holder);
   return {
     entries,
-    changed: !sameEntries(ledger.entries, entries),
+    changed: rests || !sameEntries(ledger.entries, entries),
     granted,
     refused,
     askHolders: refused.length > 0 && dead === undefined && othersHold,

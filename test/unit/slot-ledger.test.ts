@@ -84,7 +84,7 @@ describe("planSlots", () => {
     expect(plan.changed).toBe(true);
   });
 
-  it("a runner already counted is granted without a new entry, but not one another replica is reserving", () => {
+  it("a runner already counted is granted without a new entry (its own entry written again), but not one another replica is reserving", () => {
     const plan = planSlots({
       ...base,
       ledger: ledgerOf(3, { mine: { repo: "o/x", holder: "a" } }),
@@ -95,7 +95,16 @@ describe("planSlots", () => {
       ],
     });
     expect(plan.granted).toEqual(["mine", "running"]);
-    expect(plan.changed).toBe(false);
+    expect([...plan.entries.keys()]).toEqual(["mine"]);
+    // Written again: "mine" may date from before a lapse of a's lease, which another replica may be reclaiming.
+    expect(plan.changed).toBe(true);
+    const listedOnly = planSlots({
+      ...base,
+      ledger: ledgerOf(3, {}),
+      listed: [{ runnerName: "running", repo: "o/x", alive: true }],
+      requests: [{ runnerName: "running", repo: "o/x" }],
+    });
+    expect(listedOnly.changed).toBe(false);
     // b is dispatching "theirs": not a second time here (b's failure would free the slot under it).
     const theirs = planSlots({
       ...base,
@@ -550,7 +559,7 @@ const steps = fc.array(fc.tuple(fc.nat(2), action, fc.nat(1000)), { minLength: 2
  * Fixed seeds first: 1110795639 and 29768172 found the reclaim on a listing older than the
  * judgment (issue 16); then fresh ones, so every run also looks somewhere new.
  */
-const SEEDS = [1110795639, 29768172, 42, 20261202, 7, Date.now() % 2 ** 31];
+const SEEDS = [1110795639, 29768172, 42, 20261202, 7, 950855528, Date.now() % 2 ** 31];
 const RUNS_PER_SEED = 250;
 
 describe("planSlots under interleaved replicas (CAS on one variable)", () => {
