@@ -14,15 +14,12 @@ const MAX_RUNNERS_HEARD = 10_000;
  */
 export class RunnerBoard {
   private snapshot: ReadonlyMap<string, BoardEntry> = new Map();
-  private poolTargets: Record<string, number>;
   private asOf: number | undefined;
   /** The last event heard of each runner, oldest first. */
   private readonly lastHeard = new Map<string, RunnerEvent>();
 
-  /** Every class is listed, with no runner and no pool until a pass says otherwise. */
-  constructor(private readonly classes: readonly string[]) {
-    this.poolTargets = Object.fromEntries(classes.map((c) => [c, 0]));
-  }
+  /** `poolTargets` names every class (core/warm-pool `poolTargets`), before any pass too. */
+  constructor(private poolTargets: Record<string, number>) {}
 
   heard(event: RunnerEvent): void {
     this.lastHeard.delete(event.runner);
@@ -38,7 +35,7 @@ export class RunnerBoard {
   /** A pass's board, looked at from `lookedAt` on: events from before then are in it. */
   passed(board: ReadonlyMap<string, BoardEntry>, lookedAt: number, poolTargets: Record<string, number>): void {
     this.snapshot = board;
-    this.poolTargets = { ...Object.fromEntries(this.classes.map((c) => [c, 0])), ...poolTargets };
+    this.poolTargets = poolTargets;
     this.asOf = lookedAt;
     for (const [runner, event] of this.lastHeard) if (event.at < lookedAt) this.lastHeard.delete(runner);
   }

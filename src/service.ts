@@ -6,9 +6,9 @@ import { configSummary } from "./config/summary.js";
 import type { Config } from "./config.js";
 import { DependencyError, errorMessage } from "./core/errors.js";
 import { statusLabel } from "./core/replay-guard.js";
-import { classOfRunner } from "./core/runner-class.js";
 import { githubHealth, RecentFailures, type StatusReport } from "./core/status.js";
 import type { WaitingSummary } from "./core/waiting.js";
+import { poolTargets } from "./core/warm-pool.js";
 import { createDeps, type ServiceDeps, servePolicy } from "./deps.js";
 import { paceMs } from "./github/budget.js";
 import { WebhookVerifier } from "./github/webhook.js";
@@ -78,7 +78,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
 
   const policy = servePolicy(config);
   // The live runners by class and state, for the status page and the gauges: each pass's look, moved on by what is heard between passes.
-  const board = new RunnerBoard(config.runner.classes.map((c) => c.name));
+  const board = new RunnerBoard(poolTargets(config.runner.classes, config.runner.scope, []));
   // Jobs accepted from webhooks (and found by the reconciler) wait in the queue for GitHub's rate limit.
   // What failed lately, for the status page: the logs say more, this says what to look for.
   const failures = new RecentFailures();
@@ -134,8 +134,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     started: (cls, seconds, runner) => {
       metrics.jobsStarted.inc({ class: cls });
       if (seconds !== undefined) metrics.jobStartup.observe({ class: cls }, seconds);
-      const ranOn = classOfRunner(config.runner.classes, runner)?.cls.name;
-      if (ranOn) board.heard({ at: Date.now(), kind: "busy", runner, cls: ranOn });
+      board.heard({ at: Date.now(), kind: "busy", runner: runner.name, cls: runner.cls });
     },
     completed: (cls, conclusion, runner) => {
       metrics.jobsCompleted.inc({ class: cls, result: resultLabel(conclusion) });

@@ -28,8 +28,9 @@ export type Decision =
   /**
    * Our runner picked up a job of class `cls` (its labels'): nothing to change, worth a log line and a metric. `startupSeconds`:
    * GitHub's own queued -> started time (`started_at - created_at`), when the delivery has both.
+   * `runnerClass`: the runner's own class (a wider one may take the job); `pooled`: a warm pool's runner.
    */
-  | { kind: "observe"; job: WorkflowJob; runnerName: string; cls: RunnerClass; startupSeconds?: number };
+  | { kind: "observe"; job: WorkflowJob; runnerName: string; cls: RunnerClass; runnerClass: RunnerClass; pooled: boolean; startupSeconds?: number };
 
 export type PolicyMatch = { ok: true; cls: RunnerClass } | { ok: false; reason: string; code: IgnoreCode };
 
@@ -80,7 +81,18 @@ export function decide(event: JobEvent, policy: ServePolicy): Decision {
       const servedBy = job.runnerName;
       // Ours when its name is one of our classes'. Counted under the job's class (its labels'): a
       // runner of a wider class may take it (GitHub gives a job to any runner with its labels).
-      if (servedBy && classOfRunner(policy.classes, servedBy)) return { kind: "observe", job, runnerName: servedBy, cls, startupSeconds: startupSeconds(job) };
+      const ours = classOfRunner(policy.classes, servedBy);
+      if (servedBy && ours) {
+        return {
+          kind: "observe",
+          job,
+          runnerName: servedBy,
+          cls,
+          runnerClass: ours.cls,
+          pooled: ours.jobId === undefined,
+          startupSeconds: startupSeconds(job),
+        };
+      }
       return { kind: "ignore", reason: `job runs on a runner we did not create (${servedBy ?? "none"})` };
     }
     case "completed": {

@@ -228,11 +228,19 @@ function planCapacity(
   for (const child of verdict.unwanted) if (child.why === "idle-ttl" || staleSpare(child)) release(child);
   // A pool never holds runners beyond a cap (one lowered since they started): its oldest go first.
   const kept = [...verdict.kept.values()].flat().sort((a, b) => a.changedAt - b.changedAt);
-  const count = (cls?: string) => alive.filter((c) => !released.has(c.runnerName) && (cls === undefined || c.cls === cls)).length;
+  let total = 0;
+  const inClass = new Map<string, number>();
+  for (const c of alive.filter((c) => !released.has(c.runnerName))) {
+    total += 1;
+    inClass.set(c.cls, (inClass.get(c.cls) ?? 0) + 1);
+  }
   for (const child of kept) {
-    const cls = settings.classes.find((c) => c.name === child.cls);
-    if (count() > settings.maxRunners || count(child.cls) > (cls?.limits.maxRunners ?? Number.POSITIVE_INFINITY)) {
+    const cap = settings.classes.find((c) => c.name === child.cls)?.limits.maxRunners ?? Number.POSITIVE_INFINITY;
+    const ofClass = inClass.get(child.cls) ?? 0;
+    if (total > settings.maxRunners || ofClass > cap) {
       release(child);
+      total -= 1;
+      inClass.set(child.cls, ofClass - 1);
       const members = verdict.kept.get(poolKey(child.cls, poolRepoOf(scope, child.repo)));
       members?.splice(members.indexOf(child), 1);
     }

@@ -40,9 +40,9 @@ export function poolsOf(classes: readonly RunnerClass[], scope: RegistrationScop
   return classes.filter((cls) => (cls.pool?.minIdle ?? 0) > 0).flatMap((cls) => sorted.map((repo) => ({ cls, repo })));
 }
 
-/** Idle runners each class's pools want in all (min_idle times its pools), for the status page and metrics. */
+/** Idle runners each class's pools want in all (min_idle times its pools; 0 without), for the status page and metrics. */
 export function poolTargets(classes: readonly RunnerClass[], scope: RegistrationScope, served: Iterable<string>): Record<string, number> {
-  const targets: Record<string, number> = {};
+  const targets: Record<string, number> = Object.fromEntries(classes.map((cls) => [cls.name, 0]));
   for (const { cls } of poolsOf(classes, scope, served)) targets[cls.name] = (targets[cls.name] ?? 0) + (cls.pool?.minIdle ?? 0);
   return targets;
 }

@@ -23,10 +23,10 @@ export interface EventObserver {
   /** A job this service does not serve, by why (bounded values). */
   notServed?(code: IgnoreCode): void;
   /**
-   * Our runner `runner` picked up a job of class `cls` (its labels') that GitHub queued `seconds`
-   * earlier (undefined: the event lacks a time).
+   * Our runner `runner` (of class `runnerClass`) picked up a job of class `cls` (its labels') that
+   * GitHub queued `seconds` earlier (undefined: the event lacks a time).
    */
-  started?(cls: string, seconds: number | undefined, runner: string): void;
+  started?(cls: string, seconds: number | undefined, runner: { name: string; cls: string }): void;
   /** A job our runner `runner` of class `cls` ran ended with GitHub's `conclusion`. */
   completed?(cls: string, conclusion: string | null, runner: string): void;
 }
@@ -83,9 +83,9 @@ export class JobEventHandler {
       decision.kind === "ignore" ? { outcome: "ignored", reason: decision.reason } : { outcome: "observed", runner: decision.runnerName };
     if (decision.kind === "ignore" && decision.code) this.observer.notServed?.(decision.code);
     if (decision.kind === "observe") {
-      this.observer.started?.(decision.cls.name, decision.startupSeconds, decision.runnerName);
+      this.observer.started?.(decision.cls.name, decision.startupSeconds, { name: decision.runnerName, cls: decision.runnerClass.name });
       // A warm pool runner took a job: the pool is one short until a pass refills it.
-      if (classOfRunner(this.deps.settings.classes, decision.runnerName)?.jobId === undefined) this.provisioner.poolRunnerTaken();
+      if (decision.pooled) this.provisioner.poolRunnerTaken();
     }
     // Debug, and its context built only when wanted: on a busy organisation these are most events.
     const { log } = this.deps;

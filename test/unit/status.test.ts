@@ -179,8 +179,8 @@ describe("resultLabel", () => {
 
 describe("RunnerBoard", () => {
   it("keeps each runner's last event only, forgets those a pass has seen, and stays bounded", () => {
-    const board = new RunnerBoard(["small"]);
-    board.passed(new Map(), NOW, {});
+    const board = new RunnerBoard({ small: 0 });
+    board.passed(new Map(), NOW, { small: 0 });
     board.heard({ at: NOW + 1, kind: "dispatched", runner: "r-1", cls: "small" });
     board.heard({ at: NOW + 2, kind: "busy", runner: "r-1", cls: "small" });
     expect(board.counts().byClass.small).toEqual({ starting: 0, idle: 0, busy: 1, poolTarget: 0 });
