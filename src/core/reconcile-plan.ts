@@ -6,6 +6,12 @@ import { freeSeats, type IdleRunner, inPool, isOrgPoolRepo, keepIdle, poolKey, p
 
 export type { Limits } from "./capacity.js";
 
+/**
+ * How long a warm pool stays short before the plan fills it (at most RECONCILE_GRACE): longer
+ * than a dispatch takes to land (the Nomad client's 10 s request timeout, plus margin).
+ */
+export const POOL_FILL_DELAY_MS = 15_000;
+
 /** One dispatched runner job in Nomad, reduced to what reconciliation needs. */
 export interface RunnerChild {
   id: string;
@@ -83,11 +89,12 @@ export interface Memory {
 export function planReconcile(world: World, settings: ReconcileSettings, memory: Memory): ReconcileAction[] {
   const actions: ReconcileAction[] = [];
   const seen = new Map<string, number>();
-  const stale = (key: string) => {
+  const lasted = (key: string, ms: number) => {
     const first = memory.firstSeen.get(key) ?? world.now;
     seen.set(key, first);
-    return world.now - first >= settings.graceMs;
+    return world.now - first >= ms;
   };
+  const stale = (key: string) => lasted(key, settings.graceMs);
 
   // Discovery keeps only jobs some class serves; one that none does has no runner to plan.
   const served = new Map(
@@ -151,6 +158,7 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
       alive,
       (job) => served.get(job)!,
       (c) => stale(`spare:${c.runnerName}`),
+      (pool) => lasted(`shortfall:${pool}`, Math.min(settings.graceMs, POOL_FILL_DELAY_MS)),
       new Set([...world.children.map((c) => c.runnerName), ...world.registered.map((r) => r.name), ...world.secrets, ...world.inFlight]),
     ),
   );
@@ -174,6 +182,8 @@ function planCapacity(
   servedBy: (job: WorkflowJob) => { cls: RunnerClass; runnerName: string },
   /** A spare must stay spare for the grace period: its job may have been queued just now. */
   staleSpare: (child: Pick<RunnerChild, "runnerName">) => boolean,
+  /** A pool has been short for the fill delay (its key: core/warm-pool `poolKey`). */
+  shortLongEnough: (pool: string) => boolean,
   /** Runner names in use (runner jobs alive or dead, registrations, secrets): not for new pool runners. */
   taken: ReadonlySet<string>,
 ): ReconcileAction[] {
@@ -276,9 +286,13 @@ function planCapacity(
   }
 
   // Pools are filled with what the jobs left, one runner per pool in turn.
+  // A shortfall is filled once it has lasted: the usual replacement of a pool runner that took a
+  // job is that job's own runner, whose dispatch may not be listed yet on the pass the pool
+  // runner's in_progress asked for (filling then made two replicas run 7 runner jobs for 5).
   const shortfall = pools.map(({ cls, repo }) => {
     const missing = (cls.pool?.minIdle ?? 0) - (verdict.kept.get(poolKey(cls.name, repo))?.length ?? 0);
-    return { cls, repo, names: freeSeats(cls, repo, Math.max(0, missing), taken) };
+    const due = missing > 0 && shortLongEnough(poolKey(cls.name, repo));
+    return { cls, repo, names: due ? freeSeats(cls, repo, missing, taken) : [] };
   });
   progressed = true;
   while (progressed) {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { WorkflowJob } from "../../src/core/job-event.js";
 import { poolRunnerName, poolSeatOfRunner, runnerOfDispatchedJob, scopeTag } from "../../src/core/naming.js";
-import { type Memory, planReconcile, type ReconcileSettings, type RunnerChild, type World } from "../../src/core/reconcile-plan.js";
+import { type Memory, POOL_FILL_DELAY_MS, planReconcile, type ReconcileSettings, type RunnerChild, type World } from "../../src/core/reconcile-plan.js";
 import { classOfRunner } from "../../src/core/runner-class.js";
-import { poolRepoOf, poolsOf } from "../../src/core/warm-pool.js";
+import { poolKey, poolRepoOf, poolsOf } from "../../src/core/warm-pool.js";
 import { runnerClass } from "../fakes/deps.js";
 import { workflowJob } from "../harness/fixtures.js";
 
@@ -45,9 +45,14 @@ function world(overrides: Partial<World> = {}): World {
   return { now: NOW, queued: [], busyRunners: new Set(), children: [], secrets: [], inFlight: [], registered: [], served: ["acme/app"], ...overrides };
 }
 
-/** A memory in which every spare has been spare for longer than the grace period. */
-const graceOver = (w: World): Memory => ({ firstSeen: new Map(w.children.map((c) => [`spare:${c.runnerName}`, NOW - 120_000])) });
-const plan = (w: World, s: Partial<ReconcileSettings> = {}, memory = graceOver(w)) =>
+/** A memory in which every spare has been spare, and every pool short, for longer than the grace period. */
+const graceOver = (w: World, s: ReconcileSettings): Memory => ({
+  firstSeen: new Map([
+    ...w.children.map((c) => [`spare:${c.runnerName}`, NOW - 120_000] as const),
+    ...poolsOf(s.classes, s.registrationScope ?? "repo", w.served ?? []).map((p) => [`shortfall:${poolKey(p.cls.name, p.repo)}`, NOW - 120_000] as const),
+  ]),
+});
+const plan = (w: World, s: Partial<ReconcileSettings> = {}, memory = graceOver(w, { ...base, ...s })) =>
   planReconcile(w, { ...base, ...s }, memory).map((a) => `${a.kind}:${"runnerName" in a ? a.runnerName : ""}`);
 
 describe("pool runner names", () => {
@@ -138,9 +143,33 @@ describe("planReconcile with warm pools", () => {
     expect(plan(w, {}, { firstSeen: new Map() })).toEqual([]);
   });
 
-  it("recycles a runner idle past the TTL at once, and fills its place", () => {
+  it("recycles a runner idle past the TTL at once, and fills its place once the pool stayed short for the fill delay", () => {
+    const memory: Memory = { firstSeen: new Map() };
     const w = world({ children: [child(seat("acme/app", 0), { changedAt: NOW - TTL - 1 }), child(seat("acme/app", 1))] });
-    expect(plan(w, {}, { firstSeen: new Map() })).toEqual([`release:${seat("acme/app", 0)}`, `fill:${seat("acme/app", 2)}`]);
+    expect(plan(w, {}, memory)).toEqual([`release:${seat("acme/app", 0)}`]);
+    const later = world({ now: NOW + POOL_FILL_DELAY_MS, children: [child(seat("acme/app", 1))] });
+    expect(plan(later, {}, memory)).toEqual([`fill:${seat("acme/app", 0)}`]);
+  });
+
+  it("fills a shortfall only once it lasted: a job's own runner, not listed yet, is the usual replacement", () => {
+    // A pool runner took a job; the pass its in_progress asks for sees the pool one short.
+    const memory: Memory = { firstSeen: new Map() };
+    const taken = world({ children: [child(seat("acme/app", 0)), child(seat("acme/app", 1))], busyRunners: new Set([seat("acme/app", 0)]) });
+    expect(plan(taken, {}, memory)).toEqual([]);
+    // The job's own runner is listed on the next pass: nothing to fill, and the shortfall is forgotten.
+    const replaced = world({
+      now: NOW + 2_000,
+      children: [...taken.children, child("r-5", { jobId: 5, changedAt: NOW + 1_000 })],
+      busyRunners: taken.busyRunners,
+    });
+    expect(plan(replaced, {}, memory)).toEqual([]);
+    expect([...memory.firstSeen.keys()].some((k) => k.startsWith("shortfall:"))).toBe(false);
+    // Still short after the delay (its own runner never came): filled. Never later than RECONCILE_GRACE.
+    expect(plan({ ...taken, now: NOW + 2_000 }, {}, { firstSeen: new Map() })).toEqual([]);
+    const stillShort = { firstSeen: new Map([[`shortfall:${poolKey("default", "acme/app")}`, NOW - POOL_FILL_DELAY_MS]]) };
+    expect(plan(taken, {}, stillShort)).toEqual([`fill:${seat("acme/app", 2)}`]);
+    const shortGrace = { firstSeen: new Map([[`shortfall:${poolKey("default", "acme/app")}`, NOW - 1_000]]) };
+    expect(plan(taken, { graceMs: 1_000 }, shortGrace)).toEqual([`fill:${seat("acme/app", 2)}`]);
   });
 
   it("serves queued jobs before pools, and never fills past MAX_RUNNERS", () => {
