@@ -2,7 +2,7 @@ import { type Cap, type Limits, Occupancy } from "./capacity.js";
 import type { WorkflowJob } from "./job-event.js";
 import { repoFullName } from "./job-event.js";
 import { type RunnerClass, runnerForJob } from "./runner-class.js";
-import { freeSeats, type IdleRunner, inPool, isOrgPoolRepo, keepIdle, poolKey, poolRepoOf, poolsOf, type RegistrationScope } from "./warm-pool.js";
+import { freeSeats, type IdleRunner, inPool, isOrgPoolRepo, keepIdle, poolKey, poolRepoOf, poolsOf, type RegistrationScope, seatsUnderWay } from "./warm-pool.js";
 
 export type { Limits } from "./capacity.js";
 
@@ -160,6 +160,7 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
       (c) => stale(`spare:${c.runnerName}`),
       (pool) => lasted(`shortfall:${pool}`, Math.min(settings.graceMs, POOL_FILL_DELAY_MS)),
       new Set([...world.children.map((c) => c.runnerName), ...world.registered.map((r) => r.name), ...world.secrets, ...world.inFlight]),
+      new Set([...world.secrets, ...world.inFlight, ...world.registered.map((r) => r.name)].filter((name) => !anyChild.has(name))),
     ),
   );
   memory.firstSeen = seen;
@@ -186,6 +187,8 @@ function planCapacity(
   shortLongEnough: (pool: string) => boolean,
   /** Runner names in use (runner jobs alive or dead, registrations, secrets): not for new pool runners. */
   taken: ReadonlySet<string>,
+  /** Runner names with a credential, registration or provisioning but no runner job: pool seats being filled count as filled. */
+  unlisted: ReadonlySet<string>,
 ): ReconcileAction[] {
   const actions: ReconcileAction[] = [];
   const scope = settings.registrationScope ?? "repo";
@@ -289,8 +292,10 @@ function planCapacity(
   // A shortfall is filled once it has lasted: the usual replacement of a pool runner that took a
   // job is that job's own runner, whose dispatch may not be listed yet on the pass the pool
   // runner's in_progress asked for (filling then made two replicas run 7 runner jobs for 5).
+  // Seats being filled (by another replica too) count as the pool's.
   const shortfall = pools.map(({ cls, repo }) => {
-    const missing = (cls.pool?.minIdle ?? 0) - (verdict.kept.get(poolKey(cls.name, repo))?.length ?? 0);
+    const have = (verdict.kept.get(poolKey(cls.name, repo))?.length ?? 0) + seatsUnderWay(cls, repo, unlisted);
+    const missing = (cls.pool?.minIdle ?? 0) - have;
     const due = missing > 0 && shortLongEnough(poolKey(cls.name, repo));
     return { cls, repo, names: due ? freeSeats(cls, repo, missing, taken) : [] };
   });

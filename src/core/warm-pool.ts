@@ -1,4 +1,4 @@
-import { poolRunnerName } from "./naming.js";
+import { poolRunnerName, poolSeatOfRunner, scopeTag } from "./naming.js";
 import type { RunnerClass } from "./runner-class.js";
 
 // Warm pools: `min_idle` runners of a class kept registered and idle where runners register, so a
@@ -102,4 +102,17 @@ export function freeSeats(cls: Pick<RunnerClass, "runnerPrefix">, poolRepo: stri
     if (!taken.has(name)) names.push(name);
   }
   return names;
+}
+
+/**
+ * How many of a pool's seats are being filled: names of the pool with a credential, a
+ * registration or a provisioning in flight, but no runner job listed (yet). They are the pool's:
+ * a replica that saw another's credential before its runner job, and filled the next seats,
+ * doubled the pool.
+ */
+export function seatsUnderWay(cls: Pick<RunnerClass, "runnerPrefix">, poolRepo: string, unlisted: Iterable<string>): number {
+  const tag = scopeTag(poolRepo);
+  let count = 0;
+  for (const name of unlisted) if (poolSeatOfRunner(cls.runnerPrefix, name)?.tag === tag) count += 1;
+  return count;
 }

@@ -121,7 +121,9 @@ describe("planReconcile with warm pools", () => {
       registered: [{ id: 7, name: seat("acme/app", 1), repo: "acme/app", busy: false, online: true }],
       secrets: [seat("acme/app", 2)],
     });
-    expect(plan(w).filter((a) => a.startsWith("fill:"))).toEqual([`fill:${seat("acme/app", 3)}`, `fill:${seat("acme/app", 4)}`]);
+    // Seats 1 and 2 are being filled (a registration, a credential): a pool of 4 needs two more.
+    const four = { ...pooled, pool: { minIdle: 4, idleTtlMs: TTL } };
+    expect(plan(w, { classes: [four] }).filter((a) => a.startsWith("fill:"))).toEqual([`fill:${seat("acme/app", 3)}`, `fill:${seat("acme/app", 4)}`]);
   });
 
   it("counts the runner dispatched for a job another runner took as a pool member, and asks for nothing", () => {
@@ -170,6 +172,18 @@ describe("planReconcile with warm pools", () => {
     expect(plan(taken, {}, stillShort)).toEqual([`fill:${seat("acme/app", 2)}`]);
     const shortGrace = { firstSeen: new Map([[`shortfall:${poolKey("default", "acme/app")}`, NOW - 1_000]]) };
     expect(plan(taken, { graceMs: 1_000 }, shortGrace)).toEqual([`fill:${seat("acme/app", 2)}`]);
+  });
+
+  it("counts seats another replica is filling (credential or registration, runner job not listed yet): never fills the next ones", () => {
+    // Replica A wrote the credentials of seats 0 and 1; replica B lists them before A's dispatches land.
+    expect(plan(world({ secrets: [seat("acme/app", 0), seat("acme/app", 1)] }))).toEqual([]);
+    expect(plan(world({ secrets: [seat("acme/app", 0)] }))).toEqual([`fill:${seat("acme/app", 1)}`]);
+    const registered = (name: string) => ({ id: 1, name, repo: "acme/app", busy: false, online: false });
+    expect(plan(world({ registered: [registered(seat("acme/app", 1))], inFlight: [seat("acme/app", 0)] }))).toEqual([]);
+    // Another pool's seat, or a seat whose runner job is dead, fills nothing of this pool.
+    expect(plan(world({ secrets: [seat("acme/web", 0), seat("acme/web", 1)] }))).toEqual([`fill:${seat("acme/app", 0)}`, `fill:${seat("acme/app", 1)}`]);
+    const dead = child(seat("acme/app", 0), { alive: false, changedAt: NOW });
+    expect(plan(world({ children: [dead], secrets: [seat("acme/app", 0)] }))).toEqual([`clean:${seat("acme/app", 0)}`, `fill:${seat("acme/app", 1)}`, `fill:${seat("acme/app", 2)}`]);
   });
 
   it("serves queued jobs before pools, and never fills past MAX_RUNNERS", () => {
