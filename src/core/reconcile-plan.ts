@@ -2,7 +2,18 @@ import { type Cap, type Limits, Occupancy } from "./capacity.js";
 import type { WorkflowJob } from "./job-event.js";
 import { repoFullName } from "./job-event.js";
 import { type RunnerClass, runnerForJob } from "./runner-class.js";
-import { freeSeats, type IdleRunner, inPool, isOrgPoolRepo, keepIdle, poolKey, poolRepoOf, poolsOf, type RegistrationScope, seatsUnderWay } from "./warm-pool.js";
+import {
+  freeSeats,
+  type IdleRunner,
+  inPool,
+  isOrgPoolRepo,
+  keepIdle,
+  poolKey,
+  poolRepoOf,
+  poolsOf,
+  type RegistrationScope,
+  seatsUnderWay,
+} from "./warm-pool.js";
 
 export type { Limits } from "./capacity.js";
 

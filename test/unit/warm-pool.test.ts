@@ -183,7 +183,11 @@ describe("planReconcile with warm pools", () => {
     // Another pool's seat, or a seat whose runner job is dead, fills nothing of this pool.
     expect(plan(world({ secrets: [seat("acme/web", 0), seat("acme/web", 1)] }))).toEqual([`fill:${seat("acme/app", 0)}`, `fill:${seat("acme/app", 1)}`]);
     const dead = child(seat("acme/app", 0), { alive: false, changedAt: NOW });
-    expect(plan(world({ children: [dead], secrets: [seat("acme/app", 0)] }))).toEqual([`clean:${seat("acme/app", 0)}`, `fill:${seat("acme/app", 1)}`, `fill:${seat("acme/app", 2)}`]);
+    expect(plan(world({ children: [dead], secrets: [seat("acme/app", 0)] }))).toEqual([
+      `clean:${seat("acme/app", 0)}`,
+      `fill:${seat("acme/app", 1)}`,
+      `fill:${seat("acme/app", 2)}`,
+    ]);
   });
 
   it("serves queued jobs before pools, and never fills past MAX_RUNNERS", () => {
