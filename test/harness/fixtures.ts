@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { onTestFinished } from "vitest";
 import type { WorkflowJob } from "../../src/core/job-event.js";
 
 /** When the fixture's jobs were queued: as the test file loads, so every job of a file is equal. */
@@ -17,4 +21,11 @@ export function workflowJob(overrides: Partial<WorkflowJob> = {}): WorkflowJob {
     createdAt: QUEUED_JUST_NOW,
     ...overrides,
   };
+}
+
+/** A fresh directory under the system's temporary one, removed when the calling test ends. */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

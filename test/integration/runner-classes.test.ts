@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BUNDLED_RUNNER_JOB_FILE } from "../../src/config.js";
+import { scratchDir } from "../harness/fixtures.js";
 import { startTestWorld } from "../harness/test-world.js";
 import { eventually, type World } from "../harness/world.js";
 
@@ -15,7 +15,7 @@ const SMALL = ["self-hosted", "nomad"];
 const LARGE = ["self-hosted", "nomad", "large"];
 
 function classesFile(): string {
-  const file = join(mkdtempSync(join(tmpdir(), "ngd-classes-")), "classes.yaml");
+  const file = join(scratchDir("ngd-classes-"), "classes.yaml");
   writeFileSync(
     file,
     `classes:
@@ -113,7 +113,7 @@ describe("runner classes (twins)", () => {
   });
 
   it("refuses to start when classes' runner jobs are missing or unusable, one line per class", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ngd-classes-"));
+    const dir = scratchDir("ngd-classes-");
     const file = join(dir, "classes.yaml");
     const notParameterized = join(dir, "plain.nomad.hcl");
     writeFileSync(
@@ -138,7 +138,7 @@ describe("runner classes (twins)", () => {
   // job; start-up reads that from the pool's nodes (driver.docker.privileged.enabled) and refuses.
   describe('a class with docker = "dind"', () => {
     function dindClasses(): string {
-      const file = join(mkdtempSync(join(tmpdir(), "ngd-classes-")), "classes.yaml");
+      const file = join(scratchDir("ngd-classes-"), "classes.yaml");
       writeFileSync(
         file,
         `classes:
@@ -180,7 +180,7 @@ describe("runner classes (twins)", () => {
   });
 
   it("refuses to start on a bad classes file, one line per problem", async () => {
-    const file = join(mkdtempSync(join(tmpdir(), "ngd-classes-")), "classes.yaml");
+    const file = join(scratchDir("ngd-classes-"), "classes.yaml");
     writeFileSync(file, `classes:\n  - { name: a, labels: [x], job: j, bogus: 1 }\n  - { name: a, labels: [X] }\n`);
     await expect(startTestWorld({ env: { RUNNER_CLASSES_FILE: file } })).rejects.toThrow(
       [

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { BUNDLED_RUNNER_JOB_FILE } from "../../src/config.js";
 import { startService } from "../../src/service.js";
 import { LoadBalancer } from "../chaos/balancer.js";
+import { scratchDir } from "../harness/fixtures.js";
 import { startTestWorld } from "../harness/test-world.js";
 import { captureLogger, eventually, type World } from "../harness/world.js";
 
@@ -17,7 +17,7 @@ const LABELS = ["self-hosted", "nomad"];
 const PLACEMENT_MS = 1_500;
 
 function classesFile(extra = ""): string {
-  const file = join(mkdtempSync(join(tmpdir(), "ngd-pool-")), "classes.yaml");
+  const file = join(scratchDir("ngd-pool-"), "classes.yaml");
   writeFileSync(
     file,
     `classes:
