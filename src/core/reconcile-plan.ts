@@ -171,7 +171,6 @@ export function planReconcile(world: World, settings: ReconcileSettings, memory:
       (c) => stale(`spare:${c.runnerName}`),
       (pool) => lasted(`shortfall:${pool}`, Math.min(settings.graceMs, POOL_FILL_DELAY_MS)),
       new Set([...world.children.map((c) => c.runnerName), ...world.registered.map((r) => r.name), ...world.secrets, ...world.inFlight]),
-      new Set([...world.secrets, ...world.inFlight, ...world.registered.map((r) => r.name)].filter((name) => !anyChild.has(name))),
     ),
   );
   memory.firstSeen = seen;
@@ -198,8 +197,6 @@ function planCapacity(
   shortLongEnough: (pool: string) => boolean,
   /** Runner names in use (runner jobs alive or dead, registrations, secrets): not for new pool runners. */
   taken: ReadonlySet<string>,
-  /** Runner names with a credential, registration or provisioning but no runner job: pool seats being filled count as filled. */
-  unlisted: ReadonlySet<string>,
 ): ReconcileAction[] {
   const actions: ReconcileAction[] = [];
   const scope = settings.registrationScope ?? "repo";
@@ -303,7 +300,10 @@ function planCapacity(
   // A shortfall is filled once it has lasted: the usual replacement of a pool runner that took a
   // job is that job's own runner, whose dispatch may not be listed yet on the pass the pool
   // runner's in_progress asked for (filling then made two replicas run 7 runner jobs for 5).
-  // Seats being filled (by another replica too) count as the pool's.
+  // Seats being filled (by another replica too): a name taken by no runner job, only a credential,
+  // registration or provisioning. They count as the pool's.
+  const listed = new Set(world.children.map((c) => c.runnerName));
+  const unlisted = [...taken].filter((name) => !listed.has(name));
   const shortfall = pools.map(({ cls, repo }) => {
     const have = (verdict.kept.get(poolKey(cls.name, repo))?.length ?? 0) + seatsUnderWay(cls, repo, unlisted);
     const missing = (cls.pool?.minIdle ?? 0) - have;
